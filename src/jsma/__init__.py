@@ -1,0 +1,48 @@
+"""jsma: the Jacobian-based Saliency Map Attack and the evaluation of
+Papernot et al., "The Limitations of Deep Learning in Adversarial Settings"
+(EuroS&P 2016).
+
+The public API is what `__all__` lists; modules whose names start with an
+underscore are private.
+"""
+
+from importlib import metadata as _metadata
+
+from jsma.data import Dataset, Split, load_mnist
+from jsma.errors import CheckpointError, DataError, JSMAError, MissingDependencyError
+from jsma.models import (
+    AndNet,
+    CheckpointInfo,
+    LeNet,
+    ModelSpec,
+    evaluate,
+    frozen_eval,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
+
+try:
+    __version__ = _metadata.version("jsma")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AndNet",
+    "CheckpointError",
+    "CheckpointInfo",
+    "DataError",
+    "Dataset",
+    "JSMAError",
+    "LeNet",
+    "MissingDependencyError",
+    "ModelSpec",
+    "Split",
+    "__version__",
+    "evaluate",
+    "frozen_eval",
+    "load_checkpoint",
+    "load_mnist",
+    "save_checkpoint",
+    "train",
+]

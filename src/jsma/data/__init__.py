@@ -1,0 +1,33 @@
+"""MNIST in the paper's split, from the embedded copy, IDX files or a download."""
+
+from jsma.data._idx import read_idx, write_idx
+from jsma.data.dataset import PIXEL_SCALE, Dataset, Split, SplitName
+from jsma.data.sources import (
+    CACHE_ENV_VAR,
+    STANDARD_FILES,
+    STANDARD_MIRRORS,
+    DownloadSource,
+    EmbeddedSource,
+    IdxDirectorySource,
+    MnistSource,
+    default_cache_dir,
+    load_mnist,
+)
+
+__all__ = [
+    "CACHE_ENV_VAR",
+    "PIXEL_SCALE",
+    "STANDARD_FILES",
+    "STANDARD_MIRRORS",
+    "Dataset",
+    "DownloadSource",
+    "EmbeddedSource",
+    "IdxDirectorySource",
+    "MnistSource",
+    "Split",
+    "SplitName",
+    "default_cache_dir",
+    "load_mnist",
+    "read_idx",
+    "write_idx",
+]

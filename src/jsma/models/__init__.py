@@ -1,0 +1,50 @@
+"""The paper's networks, training recipes, checkpoints and evaluation."""
+
+from jsma.models.checkpoint import (
+    CheckpointInfo,
+    LoadedModel,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from jsma.models.context import frozen_eval
+from jsma.models.evaluation import Evaluation, evaluate, predict
+from jsma.models.networks import MLP, Activation, AndNet, LeNet
+from jsma.models.registry import ARCHITECTURES, ModelSpec, build_model
+from jsma.models.training import (
+    RECIPES,
+    EpochRecord,
+    Recipe,
+    TrainingResult,
+    cached_model,
+    cached_model_path,
+    get_recipe,
+    train,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "MLP",
+    "RECIPES",
+    "Activation",
+    "AndNet",
+    "CheckpointInfo",
+    "EpochRecord",
+    "Evaluation",
+    "LeNet",
+    "LoadedModel",
+    "ModelSpec",
+    "Recipe",
+    "TrainingResult",
+    "build_model",
+    "cached_model",
+    "cached_model_path",
+    "evaluate",
+    "frozen_eval",
+    "get_recipe",
+    "load_checkpoint",
+    "load_weights",
+    "predict",
+    "save_checkpoint",
+    "train",
+]

@@ -1,0 +1,41 @@
+"""The public API is a promise: changing it must be a deliberate edit here."""
+
+from __future__ import annotations
+
+import jsma
+import jsma.data
+import jsma.models
+
+
+def test_top_level_api() -> None:
+    assert sorted(jsma.__all__) == [
+        "AndNet",
+        "CheckpointError",
+        "CheckpointInfo",
+        "DataError",
+        "Dataset",
+        "JSMAError",
+        "LeNet",
+        "MissingDependencyError",
+        "ModelSpec",
+        "Split",
+        "__version__",
+        "evaluate",
+        "frozen_eval",
+        "load_checkpoint",
+        "load_mnist",
+        "save_checkpoint",
+        "train",
+    ]
+
+
+def test_every_exported_name_exists() -> None:
+    for module in (jsma, jsma.data, jsma.models):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_errors_share_one_base() -> None:
+    for error in (jsma.DataError, jsma.CheckpointError, jsma.MissingDependencyError):
+        assert issubclass(error, jsma.JSMAError)
+    assert issubclass(jsma.DataError, ValueError)

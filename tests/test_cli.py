@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jsma.cli import main
+
+
+def test_data_info(idx_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 120 training images cannot give 10,000 validation ones: a clear error.
+    code = main(["data", "info", "--source", "idx", "--data-dir", str(idx_dir)])
+    assert code == 2
+    assert "cannot hold out 10000 validation images" in capsys.readouterr().err
+
+
+def test_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import write_idx_directory
+
+    # 10,000 validation images are held out, so make just over that many.
+    data = write_idx_directory(tmp_path / "idx", train=10_100, test=50)
+    common = ["--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache")]
+    assert main(["data", "info", *common]) == 0
+    out = capsys.readouterr().out
+    assert "train     100" in out
+    assert "validation   10000" in out
+    checkpoint = tmp_path / "model.safetensors"
+    assert main(["-q", "train", *common, "--epochs", "1", "--out", str(checkpoint)]) == 0
+    assert checkpoint.is_file()
+    assert f"checkpoint: {checkpoint}" in capsys.readouterr().out
+    assert main(["eval", *common, "--model", str(checkpoint), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "test: accuracy" in out
+    assert "confusion matrix on test" in out
+
+
+def test_model_errors_exit_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(tmp_path / "absent.safetensors"),
+            "--source",
+            "idx",
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_data_dir_without_idx_source(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "info", "--data-dir", "/somewhere"]) == 2
+    assert "--data-dir is only used with --source idx" in capsys.readouterr().err

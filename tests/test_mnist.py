@@ -1,0 +1,46 @@
+"""Tests on the real MNIST data (the `mnist` extra): marked, and not skipped silently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jsma.data import Dataset, EmbeddedSource, load_mnist
+from jsma.models import cached_model, evaluate, load_checkpoint, save_checkpoint, train
+
+pytestmark = pytest.mark.mnist
+
+
+@pytest.fixture(scope="module")
+def mnist(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    return load_mnist(EmbeddedSource(), cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def test_embedded_split_is_the_papers(mnist: Dataset) -> None:
+    assert [len(s) for s in mnist.splits()] == [50_000, 10_000, 10_000]
+    assert mnist.input_shape == (1, 28, 28)
+    assert mnist.num_classes == 10
+    np.testing.assert_array_equal(
+        mnist.test.class_counts(10), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    )
+    x, _ = mnist.train.tensors(slice(0, 100))
+    assert float(x.max()) <= 255 / 256
+
+
+@pytest.mark.slow
+def test_one_epoch_reaches_97_percent_and_round_trips(mnist: Dataset, tmp_path: Path) -> None:
+    result = train(mnist, "default", seed=0, epochs=1)
+    assert result.info.accuracies["test"] >= 0.97
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, result.model, result.info)
+    loaded = load_checkpoint(path)
+    again = evaluate(loaded.model, mnist.test, mnist.num_classes)
+    assert again.accuracy == result.info.accuracies["test"]
+    # The model cache reads an existing checkpoint instead of training again.
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    path.rename(cache / "models" / "lenet-default-seed0.safetensors")
+    cached = cached_model(mnist, cache, "default")
+    assert cached.info.accuracies == result.info.accuracies
