@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jsma
+import jsma.attacks
 import jsma.data
 import jsma.models
 
@@ -10,27 +11,37 @@ import jsma.models
 def test_top_level_api() -> None:
     assert sorted(jsma.__all__) == [
         "AndNet",
+        "AttackResult",
         "CheckpointError",
         "CheckpointInfo",
         "DataError",
         "Dataset",
+        "JSMA",
         "JSMAError",
         "LeNet",
         "MissingDependencyError",
         "ModelSpec",
+        "SampleResult",
         "Split",
+        "StopReason",
+        "TorchattacksJSMA",
         "__version__",
+        "attack",
         "evaluate",
+        "forward_derivative",
         "frozen_eval",
         "load_checkpoint",
         "load_mnist",
+        "saliency_map",
         "save_checkpoint",
+        "select_pair",
+        "target_derivatives",
         "train",
     ]
 
 
 def test_every_exported_name_exists() -> None:
-    for module in (jsma, jsma.data, jsma.models):
+    for module in (jsma, jsma.attacks, jsma.data, jsma.models):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
 

@@ -8,6 +8,18 @@ underscore are private.
 
 from importlib import metadata as _metadata
 
+from jsma.attacks import (
+    JSMA,
+    AttackResult,
+    SampleResult,
+    StopReason,
+    TorchattacksJSMA,
+    attack,
+    forward_derivative,
+    saliency_map,
+    select_pair,
+    target_derivatives,
+)
 from jsma.data import Dataset, Split, load_mnist
 from jsma.errors import CheckpointError, DataError, JSMAError, MissingDependencyError
 from jsma.models import (
@@ -28,7 +40,9 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0.0.0"
 
 __all__ = [
+    "JSMA",
     "AndNet",
+    "AttackResult",
     "CheckpointError",
     "CheckpointInfo",
     "DataError",
@@ -37,12 +51,20 @@ __all__ = [
     "LeNet",
     "MissingDependencyError",
     "ModelSpec",
+    "SampleResult",
     "Split",
+    "StopReason",
+    "TorchattacksJSMA",
     "__version__",
+    "attack",
     "evaluate",
+    "forward_derivative",
     "frozen_eval",
     "load_checkpoint",
     "load_mnist",
+    "saliency_map",
     "save_checkpoint",
+    "select_pair",
+    "target_derivatives",
     "train",
 ]

@@ -1,0 +1,38 @@
+"""The attack: forward derivative, saliency maps, pair search and crafting."""
+
+from jsma.attacks.compat import TorchattacksJSMA
+from jsma.attacks.crafting import JSMA, AttackResult, SampleResult, StopReason, Variant, attack
+from jsma.attacks.derivatives import (
+    Output,
+    TargetDerivatives,
+    forward_derivative,
+    target_derivatives,
+)
+from jsma.attacks.saliency import (
+    FeatureChoice,
+    PairChoice,
+    pareto_front,
+    saliency_map,
+    select_feature,
+    select_pair,
+)
+
+__all__ = [
+    "JSMA",
+    "AttackResult",
+    "FeatureChoice",
+    "Output",
+    "PairChoice",
+    "SampleResult",
+    "StopReason",
+    "TargetDerivatives",
+    "TorchattacksJSMA",
+    "Variant",
+    "attack",
+    "forward_derivative",
+    "pareto_front",
+    "saliency_map",
+    "select_feature",
+    "select_pair",
+    "target_derivatives",
+]

@@ -1,0 +1,78 @@
+"""The forward derivative of a network: its Jacobian with respect to the input.
+
+Papernot et al. (Section III) differentiate the network function, not a
+training loss, and with respect to the input, not the parameters. For MNIST
+they take it of the logits Z (softmax squashes the variations); both are
+offered here and logits are the default.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+from jsma.models.context import frozen_eval
+
+__all__ = ["Output", "TargetDerivatives", "forward_derivative", "target_derivatives"]
+
+Output = Literal["logits", "probabilities"]
+
+
+def _outputs(model: nn.Module, x: torch.Tensor, output: Output) -> torch.Tensor:
+    logits = model(x)
+    if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"the model must return (batch, classes) logits; for a batch of {x.shape[0]} "
+            f"it returned shape {tuple(logits.shape)}"
+        )
+    return logits.softmax(dim=1) if output == "probabilities" else logits
+
+
+def forward_derivative(
+    model: nn.Module, x: torch.Tensor, *, output: Output = "logits"
+) -> torch.Tensor:
+    """The full Jacobian dF_j / dx_i for every sample of a batch.
+
+    x: (batch, *input_shape). Returns (batch, classes, *input_shape), with
+    F the logits or the softmax probabilities. One batched forward and one
+    backward over `classes` copies of the batch; the model's mode and
+    parameters are left as they were.
+    """
+    with frozen_eval(model), torch.enable_grad():
+        batch = x.shape[0]
+        classes = _outputs(model, x[:1].detach(), output).shape[1]
+        # Copy k of sample b is differentiated along output k.
+        copies = x.detach().repeat_interleave(classes, dim=0).requires_grad_(True)
+        outputs = _outputs(model, copies, output).view(batch, classes, classes)
+        (gradient,) = torch.autograd.grad(outputs.diagonal(dim1=1, dim2=2).sum(), copies)
+    return gradient.view(batch, classes, *x.shape[1:])
+
+
+class TargetDerivatives(NamedTuple):
+    """See `target_derivatives`."""
+
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    outputs: torch.Tensor
+
+
+def target_derivatives(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, output: Output = "logits"
+) -> TargetDerivatives:
+    """alpha_i = dF_t / dx_i and beta_i = sum over j != t of dF_j / dx_i, per sample.
+
+    x: (batch, *input_shape); targets: (batch,) class indices. Returns alpha
+    and beta shaped like x, and the outputs F(x) (batch, classes) of the same
+    forward pass. Two vector-Jacobian products of one forward pass replace the
+    `classes` products of the full Jacobian (paper Section III, Equation 9).
+    The caller is expected to hold the model in `frozen_eval`.
+    """
+    with torch.enable_grad():
+        inputs = x.detach().requires_grad_(True)
+        outputs = _outputs(model, inputs, output)
+        target_mask = torch.nn.functional.one_hot(targets, outputs.shape[1]).to(outputs.dtype)
+        (alpha,) = torch.autograd.grad(outputs, inputs, target_mask, retain_graph=True)
+        (beta,) = torch.autograd.grad(outputs, inputs, 1 - target_mask)
+    return TargetDerivatives(alpha, beta, outputs.detach())

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from jsma.attacks import pareto_front, saliency_map, select_feature, select_pair
+from jsma.attacks.reference import select_pair_brute_force
+
+
+def test_saliency_maps_follow_the_paper() -> None:
+    alpha = torch.tensor([[2.0, -1.0, 3.0, 0.5, -2.0, 0.0]])
+    beta = torch.tensor([[-1.0, -4.0, 2.0, -3.0, 5.0, -1.0]])
+    increasing = saliency_map(alpha, beta, increasing=True)
+    decreasing = saliency_map(alpha, beta, increasing=False)
+    # S+ = alpha |beta| where alpha >= 0 and beta <= 0 (Equation 10).
+    np.testing.assert_allclose(increasing.numpy(), [[2.0, 0, 0, 1.5, 0, 0]])
+    # S- = |alpha| beta where alpha <= 0 and beta >= 0 (Equation 11).
+    np.testing.assert_allclose(decreasing.numpy(), [[0, 0, 0, 0, 10.0, 0]])
+
+
+def _feature_reference(alpha: np.ndarray, beta: np.ndarray, domain: np.ndarray, increasing: bool):  # type: ignore[no-untyped-def]
+    chosen, found = [], []
+    for a_row, b_row, d_row in zip(alpha, beta, domain, strict=True):
+        best, best_index = 0.0, 0
+        for i, (a, b, d) in enumerate(zip(a_row, b_row, d_row, strict=True)):
+            ok = (a >= 0 and b <= 0) if increasing else (a <= 0 and b >= 0)
+            score = abs(a) * abs(b) if ok and d else 0.0
+            if score > best:
+                best, best_index = score, i
+        chosen.append(best_index)
+        found.append(best > 0)
+    return np.array(chosen), np.array(found)
+
+
+@pytest.mark.parametrize("increasing", [True, False])
+def test_select_feature_matches_a_loop(increasing: bool) -> None:
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        alpha = torch.randint(-2, 3, (6, 9), generator=generator).float()
+        beta = torch.randint(-2, 3, (6, 9), generator=generator).float()
+        domain = torch.rand(6, 9, generator=generator) < 0.6
+        index, found = select_feature(alpha, beta, domain, increasing=increasing)
+        ref_index, ref_found = _feature_reference(
+            alpha.numpy(), beta.numpy(), domain.numpy(), increasing
+        )
+        np.testing.assert_array_equal(found.numpy(), ref_found)
+        np.testing.assert_array_equal(index.numpy()[ref_found], ref_index[ref_found])
+
+
+def test_pareto_front_matches_the_definition() -> None:
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(100):
+        gain = torch.randint(-3, 4, (3, 12), generator=generator).double()
+        push = torch.randint(-3, 4, (3, 12), generator=generator).double()
+        valid = torch.rand(3, 12, generator=generator) < 0.8
+        front = pareto_front(gain, push, valid)
+        for b in range(3):
+            for i in range(12):
+                dominated = any(
+                    valid[b, j]
+                    and gain[b, j] >= gain[b, i]
+                    and push[b, j] >= push[b, i]
+                    and (gain[b, j] > gain[b, i] or push[b, j] > push[b, i])
+                    for j in range(12)
+                )
+                assert bool(front[b, i]) == (bool(valid[b, i]) and not dominated)
+
+
+def _assert_same_pair(alpha, beta, domain, increasing, block=1 << 22) -> None:  # type: ignore[no-untyped-def]
+    fast = select_pair(alpha, beta, domain, increasing=increasing, max_block_elements=block)
+    slow = select_pair_brute_force(alpha, beta, domain, increasing=increasing)
+    torch.testing.assert_close(fast.found, slow.found)
+    found = slow.found
+    torch.testing.assert_close(fast.first[found], slow.first[found])
+    torch.testing.assert_close(fast.second[found], slow.second[found])
+    assert bool((fast.first[found] < fast.second[found]).all())
+    rows = torch.arange(len(found))[found]
+    assert bool(domain[rows, fast.first[found]].all() and domain[rows, fast.second[found]].all())
+
+
+@st.composite
+def _pair_problems(draw):  # type: ignore[no-untyped-def]
+    shape = (draw(st.integers(1, 4)), draw(st.integers(1, 24)))
+    # A coarse grid makes exact ties common; floats cover the general case,
+    # with exponents far enough apart that sums round.
+    if draw(st.booleans()):
+        values = st.integers(-4, 4).map(lambda v: v / 4)
+    else:
+        values = st.floats(-10, 10, allow_nan=False, width=32)
+    alpha = draw(arrays(np.float32, shape, elements=values))
+    beta = draw(arrays(np.float32, shape, elements=values))
+    density = draw(st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+    domain = draw(arrays(np.float64, shape, elements=st.floats(0, 1))) < density
+    return (
+        torch.from_numpy(alpha),
+        torch.from_numpy(beta),
+        torch.from_numpy(domain),
+        draw(st.booleans()),
+        draw(st.sampled_from([1, 5, 64, 1 << 22])),
+    )
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_pair_problems())
+def test_fast_pair_search_equals_brute_force(problem) -> None:  # type: ignore[no-untyped-def]
+    alpha, beta, domain, increasing, block = problem
+    _assert_same_pair(alpha, beta, domain, increasing, block)
+
+
+@pytest.mark.parametrize("increasing", [True, False])
+def test_fast_pair_search_on_mnist_sized_random_inputs(increasing: bool) -> None:
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(10):
+        alpha = torch.randn(8, 784, generator=generator) * torch.rand(8, 1, generator=generator)
+        beta = torch.randn(8, 784, generator=generator)
+        domain = torch.rand(8, 784, generator=generator) < 0.9
+        _assert_same_pair(alpha, beta, domain, increasing)
+
+
+def test_no_admissible_pair_is_reported() -> None:
+    alpha = torch.tensor([[-1.0, -2.0, -0.5]])
+    beta = torch.tensor([[1.0, 1.0, 1.0]])
+    assert not bool(select_pair(alpha, beta, torch.ones(1, 3, dtype=torch.bool)).found[0])
+    # The same features are all admissible when decreasing.
+    assert bool(
+        select_pair(alpha, beta, torch.ones(1, 3, dtype=torch.bool), increasing=False).found[0]
+    )
+
+
+def test_empty_domain() -> None:
+    alpha, beta = torch.ones(2, 5), -torch.ones(2, 5)
+    choice = select_pair(alpha, beta, torch.zeros(2, 5, dtype=torch.bool))
+    assert not bool(choice.found.any())
