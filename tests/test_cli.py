@@ -15,7 +15,7 @@ def test_data_info(idx_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.conftest import write_idx_directory
+    from tests.conftest import NUM_CLASSES, write_idx_directory
 
     # 10,000 validation images are held out, so make just over that many.
     data = write_idx_directory(tmp_path / "idx", train=10_100, test=50)
@@ -32,6 +32,25 @@ def test_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "test: accuracy" in out
     assert "confusion matrix on test" in out
+
+    model = ["--model", str(checkpoint)]
+    single = tmp_path / "single.png"
+    target = "2"  # sample 0 of the synthetic test split has label 0
+    assert (
+        main(["attack", *common, *model, "--index", "0", "--target", target, "--out", str(single)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "source 0 -> target 2:" in out
+    assert single.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grid = tmp_path / "grid.png"
+    assert main(["attack", *common, *model, "--all-targets", "--out", str(grid)]) == 0
+    assert capsys.readouterr().out.count("source 0 -> target") == NUM_CLASSES - 1
+    assert grid.is_file()
+    assert main(["attack", *common, *model, "--target", "0"]) == 2
+    assert "equals the source class" in capsys.readouterr().err
+    assert main(["attack", *common, *model, "--index", "99"]) == 2
+    assert "--index 99 is outside the test split" in capsys.readouterr().err
 
 
 def test_model_errors_exit_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

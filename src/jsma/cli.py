@@ -11,7 +11,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from jsma import __version__
+from jsma.attacks import JSMA, AttackResult
+from jsma.campaign import (
+    AttackSettings,
+    CampaignSpec,
+    CampaignStatus,
+    campaign_status,
+    run_campaign,
+)
+from jsma.campaign.store import read_manifest
 from jsma.data import (
     DownloadSource,
     EmbeddedSource,
@@ -22,6 +34,7 @@ from jsma.data import (
 )
 from jsma.data.dataset import Dataset
 from jsma.errors import JSMAError
+from jsma.figures import attack_figure, save_figure, targets_figure
 from jsma.models import (
     RECIPES,
     Evaluation,
@@ -70,6 +83,21 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="recipe of the cached model, trained on first use (default: default)",
     )
+
+
+def _attack_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("attack")
+    group.add_argument(
+        "--theta", type=float, default=1.0, help="change per step; negative decreases (default 1)"
+    )
+    group.add_argument(
+        "--max-distortion",
+        type=float,
+        default=0.145,
+        help="budget as a fraction of the features (default 0.145, the paper's 14.5%%)",
+    )
+    group.add_argument("--variant", choices=("pairs", "single"), default="pairs")
+    group.add_argument("--output", choices=("logits", "probabilities"), default="logits")
 
 
 def _source(args: argparse.Namespace) -> MnistSource:
@@ -149,6 +177,142 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_attack(result: AttackResult) -> None:
+    for sample in result.samples():
+        target = "untargeted" if sample.target is None else f"target {sample.target}"
+        outcome = "success" if sample.success else f"failure ({sample.stop_reason.name.lower()})"
+        print(
+            f"source {sample.source} -> {target}: {outcome}, "
+            f"{sample.iterations} iterations, {sample.features_changed} features "
+            f"({sample.distortion:.2f}%), L2 {sample.l2:.2f}, "
+            f"predicted {sample.prediction} ({sample.probability:.1%})"
+        )
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    dataset = _dataset(args)
+    split = dataset.split(args.split)
+    if not 0 <= args.index < len(split):
+        raise JSMAError(
+            f"--index {args.index} is outside the {args.split} split (0 to {len(split) - 1})"
+        )
+    model = _model(args, dataset).model
+    image, label = split.tensors(np.array([args.index]))
+    config = JSMA(
+        theta=args.theta,
+        max_distortion=args.max_distortion,
+        variant=args.variant,
+        output=args.output,
+        clip_min=dataset.bounds[0],
+        clip_max=dataset.bounds[1],
+    )
+    name = f"attack-{args.split}-{args.index}"
+    if args.all_targets:
+        others = torch.tensor([c for c in range(dataset.num_classes) if c != int(label)])
+        result = config(
+            model,
+            image.expand(len(others), *image.shape[1:]),
+            others,
+            sources=label.expand(len(others)),
+        )
+        figure = targets_figure(image[0], result, bounds=dataset.bounds)
+        name += "-all-targets"
+    else:
+        targets = None if args.target is None else torch.tensor([args.target])
+        result = config(model, image, targets, sources=label)
+        with torch.no_grad():
+            probabilities = model(image).softmax(dim=1)[0]
+        predicted = int(probabilities.argmax())
+        figure = attack_figure(
+            image,
+            result,
+            original_prediction=(predicted, float(probabilities[predicted])),
+            bounds=dataset.bounds,
+        )
+        name += "-untargeted" if args.target is None else f"-to-{args.target}"
+    _print_attack(result)
+    out = save_figure(figure, args.out or Path(f"{name}.png"))
+    print(f"figure: {out}")
+    return 0
+
+
+def _spec(args: argparse.Namespace) -> CampaignSpec:
+    return CampaignSpec(
+        splits=tuple(args.splits),
+        samples=args.samples,
+        targets=args.targets,
+        attack=AttackSettings(
+            theta=args.theta,
+            max_distortion=args.max_distortion,
+            variant=args.variant,
+            output=args.output,
+        ),
+        unit_size=args.unit_size,
+        seed=args.seed,
+    )
+
+
+def _print_status(status: CampaignStatus) -> None:
+    print(f"campaign:   {status.directory}")
+    print(f"units:      {status.units_done} / {status.units_total}")
+    print(f"attacks:    {status.attacks_done} / {status.attacks_total}")
+    if status.attacks_done:
+        per_attack = 1e3 / status.throughput
+        print(f"throughput: {status.throughput:.1f} attacks/s ({per_attack:.1f} ms per attack)")
+        if not status.complete:
+            print(f"eta:        {status.eta_seconds / 60:.1f} minutes")
+    print(
+        "state:      " + ("complete" if status.complete else "incomplete: jsma campaign resume DIR")
+    )
+
+
+def _campaign_model(
+    args: argparse.Namespace, dataset: Dataset
+) -> tuple[LoadedModel, dict[str, str]]:
+    if args.model is not None:
+        return load_checkpoint(args.model), {"checkpoint": str(args.model.resolve())}
+    loaded = cached_model(dataset, _cache_dir(args), args.recipe, progress=True)
+    return loaded, {"recipe": args.recipe}
+
+
+def _cmd_campaign_run(args: argparse.Namespace) -> int:
+    dataset = _dataset(args)
+    loaded, description = _campaign_model(args, dataset)
+    status = run_campaign(
+        args.directory,
+        _spec(args),
+        loaded.model,
+        dataset,
+        model_description=description,
+        progress=True,
+    )
+    _print_status(status)
+    return 0
+
+
+def _cmd_campaign_resume(args: argparse.Namespace) -> int:
+    manifest = read_manifest(args.directory)
+    if manifest is None:
+        raise JSMAError(f"{args.directory}: no campaign here (no campaign.json)")
+    spec = CampaignSpec.from_json(manifest["spec"])
+    dataset = _dataset(args)
+    if args.model is None and "checkpoint" in manifest["model"]:
+        args.model = Path(manifest["model"]["checkpoint"])
+    elif args.model is None and "recipe" in manifest["model"]:
+        args.recipe = manifest["model"]["recipe"]
+    loaded, description = _campaign_model(args, dataset)
+    status = run_campaign(
+        args.directory, spec, loaded.model, dataset, model_description=description, progress=True
+    )
+    _print_status(status)
+    return 0
+
+
+def _cmd_campaign_status(args: argparse.Namespace) -> int:
+    _print_status(campaign_status(args.directory))
+    return 0
+
+
 def _cmd_replicate(args: argparse.Namespace) -> int:
     # The campaigns and the report join this command as they land; for now it
     # prepares the data and the paper's LeNet and reports its accuracy.
@@ -195,6 +359,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eval_parser.set_defaults(handler=_cmd_eval)
 
+    attack_parser = commands.add_parser(
+        "attack", help="attack one sample and draw it (one target, all targets, or untargeted)"
+    )
+    _data_options(attack_parser)
+    _model_options(attack_parser)
+    attack_parser.add_argument("--split", choices=("train", "validation", "test"), default="test")
+    attack_parser.add_argument("--index", type=int, default=0, help="sample index in the split")
+    which = attack_parser.add_mutually_exclusive_group()
+    which.add_argument("--target", type=int, help="target class (default: untargeted)")
+    which.add_argument(
+        "--all-targets", action="store_true", help="craft towards every other class (Figure 1)"
+    )
+    _attack_options(attack_parser)
+    attack_parser.add_argument("--out", type=Path, help="PNG path (default: in this directory)")
+    attack_parser.set_defaults(handler=_cmd_attack)
+
+    campaign = commands.add_parser("campaign", help="run, resume and inspect attack campaigns")
+    campaign_commands = campaign.add_subparsers(
+        dest="campaign_command", required=True, metavar="COMMAND"
+    )
+    run_parser = campaign_commands.add_parser("run", help="start (or continue) a campaign in DIR")
+    run_parser.add_argument("directory", type=Path, metavar="DIR")
+    _data_options(run_parser)
+    _model_options(run_parser)
+    run_parser.add_argument(
+        "--splits", nargs="+", choices=("train", "validation", "test"), default=["test"]
+    )
+    run_parser.add_argument(
+        "--samples", type=int, help="first N samples of each split (default: all)"
+    )
+    run_parser.add_argument(
+        "--targets",
+        choices=("all-others", "random", "least-likely", "untargeted"),
+        default="all-others",
+        help="target rule (default: each of the other classes)",
+    )
+    _attack_options(run_parser)
+    run_parser.add_argument("--unit-size", type=int, default=100, help="samples per work unit")
+    run_parser.add_argument("--seed", type=int, default=0, help="seed of the random target rule")
+    run_parser.set_defaults(handler=_cmd_campaign_run)
+    resume_parser = campaign_commands.add_parser("resume", help="finish an interrupted campaign")
+    resume_parser.add_argument("directory", type=Path, metavar="DIR")
+    _data_options(resume_parser)
+    _model_options(resume_parser)
+    resume_parser.set_defaults(handler=_cmd_campaign_resume)
+    status_parser = campaign_commands.add_parser("status", help="done / total, throughput, ETA")
+    status_parser.add_argument("directory", type=Path, metavar="DIR")
+    status_parser.set_defaults(handler=_cmd_campaign_status)
+
     replicate = commands.add_parser("replicate", help="run the paper's evaluation end to end")
     _data_options(replicate)
     _model_options(replicate)
@@ -210,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.handler(args)
-    except JSMAError as error:
+    except (JSMAError, ValueError) as error:
         print(f"jsma: error: {error}", file=sys.stderr)
         return 2
     return code

@@ -11,6 +11,7 @@ from jsma.attacks.derivatives import (
 from jsma.attacks.saliency import (
     FeatureChoice,
     PairChoice,
+    adversarial_distance,
     pareto_front,
     saliency_map,
     select_feature,
@@ -28,6 +29,7 @@ __all__ = [
     "TargetDerivatives",
     "TorchattacksJSMA",
     "Variant",
+    "adversarial_distance",
     "attack",
     "forward_derivative",
     "pareto_front",

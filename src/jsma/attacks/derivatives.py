@@ -58,6 +58,20 @@ class TargetDerivatives(NamedTuple):
     outputs: torch.Tensor
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """A copy of a (batch, channels, height, width) batch with channels-last strides.
+
+    Convolutions (and their input gradients, the attack's main cost) run
+    about 1.5x faster on the CPU in that layout. `Tensor.contiguous` cannot be
+    used: with one channel it sees both layouts as the same and copies nothing.
+    """
+    if x.ndim != 4:
+        return x.detach().clone()
+    batch, channels, height, width = x.shape
+    strides = (channels * height * width, 1, width * channels, channels)
+    return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device).copy_(x)
+
+
 def target_derivatives(
     model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, output: Output = "logits"
 ) -> TargetDerivatives:
@@ -70,7 +84,7 @@ def target_derivatives(
     The caller is expected to hold the model in `frozen_eval`.
     """
     with torch.enable_grad():
-        inputs = x.detach().requires_grad_(True)
+        inputs = _channels_last(x.detach()).requires_grad_(True)
         outputs = _outputs(model, inputs, output)
         target_mask = torch.nn.functional.one_hot(targets, outputs.shape[1]).to(outputs.dtype)
         (alpha,) = torch.autograd.grad(outputs, inputs, target_mask, retain_graph=True)

@@ -30,6 +30,7 @@ __all__ = [
     "FeatureChoice",
     "PairChoice",
     "pareto_front",
+    "pareto_layers",
     "saliency_map",
     "select_feature",
     "select_pair",
@@ -56,6 +57,19 @@ def saliency_map(
     return torch.where((gain >= 0) & (push >= 0), gain * push, torch.zeros_like(gain))
 
 
+def adversarial_distance(
+    alpha: torch.Tensor, beta: torch.Tensor, *, increasing: bool = True
+) -> torch.Tensor:
+    """A(X, t) = 1 - (1/M) #{i : S(X, t)[i] > 0}, per sample (paper Section V-C).
+
+    alpha, beta: (batch, *input_shape) at the original input. The share of
+    features whose saliency is zero: close to 1 means few features help
+    towards t, so t is hard to reach. Returns (batch,) float64.
+    """
+    salient = saliency_map(alpha, beta, increasing=increasing).flatten(1) > 0
+    return 1.0 - salient.double().mean(dim=1)
+
+
 class FeatureChoice(NamedTuple):
     """feature: (batch,) the chosen feature; found: (batch,) whether any scored > 0."""
 
@@ -77,32 +91,47 @@ def select_feature(
     return FeatureChoice(index, best > 0)
 
 
-def pareto_front(gain: torch.Tensor, push: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mask of the valid points (gain_i, push_i) that no valid point dominates.
+def pareto_layers(
+    gain: torch.Tensor, push: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of the first two Pareto layers of the valid points (gain_i, push_i).
 
     j dominates i when gain_j >= gain_i and push_j >= push_i, one of them
-    strictly. Points are sorted by gain then push, both descending; a point is
-    on the front when its push exceeds every push of a strictly larger gain and
-    is the largest push of its own gain. All shapes (batch, features).
+    strictly. The first layer holds the valid points that no valid point
+    dominates; the second, those that only first-layer points dominate. One
+    sort by gain: a point is on a layer when its push exceeds every push of
+    a strictly larger gain (a running maximum) and is the largest push of its
+    own gain (a group maximum). All shapes (batch, features).
     """
     low = torch.finfo(gain.dtype).min
-    gain = torch.where(valid, gain, low)
-    push = torch.where(valid, push, low)
-    by_push = torch.argsort(push, dim=1, descending=True, stable=True)
-    order = by_push.gather(
-        1, torch.argsort(gain.gather(1, by_push), dim=1, descending=True, stable=True)
-    )
-    sorted_gain, sorted_push = gain.gather(1, order), push.gather(1, order)
+    order = torch.argsort(torch.where(valid, gain, low), dim=1, descending=True, stable=True)
+    sorted_gain = torch.where(valid, gain, low).gather(1, order)
+    sorted_valid = valid.gather(1, order)
     positions = torch.arange(gain.shape[1], device=gain.device).expand_as(order)
-    starts_group = torch.ones_like(valid)
-    starts_group[:, 1:] = sorted_gain[:, 1:] != sorted_gain[:, :-1]
-    group_start = torch.where(starts_group, positions, 0).cummax(dim=1).values
-    running_max = sorted_push.cummax(dim=1).values
-    before_group = torch.where(
-        group_start > 0, running_max.gather(1, (group_start - 1).clamp(min=0)), float("-inf")
-    )
-    on_front = (sorted_push > before_group) & (sorted_push == sorted_push.gather(1, group_start))
-    return torch.zeros_like(valid).scatter(1, order, on_front) & valid
+    starts = torch.ones_like(sorted_valid)
+    starts[:, 1:] = sorted_gain[:, 1:] != sorted_gain[:, :-1]
+    group = starts.cumsum(dim=1) - 1
+    group_start = torch.where(starts, positions, 0).cummax(dim=1).values
+    earlier = (group_start - 1).clamp(min=0)
+
+    def layer(included: torch.Tensor) -> torch.Tensor:
+        sorted_push = torch.where(included, push.gather(1, order), low)
+        running = sorted_push.cummax(dim=1).values
+        before = torch.where(group_start > 0, running.gather(1, earlier), float("-inf"))
+        group_max = torch.full_like(sorted_push, low).scatter_reduce(
+            1, group, sorted_push, reduce="amax"
+        )
+        return included & (sorted_push > before) & (sorted_push == group_max.gather(1, group))
+
+    first = layer(sorted_valid)
+    second = layer(sorted_valid & ~first)
+    unsorted = torch.zeros_like(valid)
+    return unsorted.scatter(1, order, first), unsorted.scatter(1, order, second)
+
+
+def pareto_front(gain: torch.Tensor, push: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mask of the valid points that no valid point dominates (the first Pareto layer)."""
+    return pareto_layers(gain, push, valid)[0]
 
 
 class PairChoice(NamedTuple):
@@ -124,6 +153,55 @@ def _pair_scores(
     pair_gain, pair_push = gain_p + gain_q, push_p + push_q
     admissible = allowed & (pair_gain > 0) & (pair_push > 0)
     return torch.where(admissible, pair_gain * pair_push, -1.0)
+
+
+def _compact(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The indices of each row's True entries, in increasing order, padded to a common width.
+
+    Returns (index, present), both (batch, width); padding has present = False.
+    """
+    counts = mask.sum(dim=1)
+    width = max(int(counts.max()), 1)
+    index = torch.sort(mask.to(torch.int8), dim=1, descending=True, stable=True).indices
+    present = torch.arange(width, device=mask.device) < counts[:, None]
+    return index[:, :width], present
+
+
+def _best_partner_scores(
+    gain: torch.Tensor,
+    push: torch.Tensor,
+    rows: torch.Tensor,
+    row_present: torch.Tensor,
+    partners: torch.Tensor,
+    partner_present: torch.Tensor,
+    max_block_elements: int,
+) -> torch.Tensor:
+    """For each row feature, its best score with any partner feature other than itself.
+
+    rows: (batch, R) and partners: (batch, K) feature indices. Returns (batch, R),
+    -1 where nothing is admissible. Works in blocks of rows to bound memory.
+    """
+    batch, width = rows.shape
+    partner_gain = gain.gather(1, partners)[:, None, :]
+    partner_push = push.gather(1, partners)[:, None, :]
+    best = torch.full((batch, width), -1.0, dtype=gain.dtype, device=gain.device)
+    block = max(1, max_block_elements // max(batch * partners.shape[1], 1))
+    for start in range(0, width, block):
+        chunk = rows[:, start : start + block]
+        allowed = (
+            row_present[:, start : start + block, None]
+            & partner_present[:, None, :]
+            & (chunk[:, :, None] != partners[:, None, :])
+        )
+        scores = _pair_scores(
+            gain.gather(1, chunk)[:, :, None],
+            push.gather(1, chunk)[:, :, None],
+            partner_gain,
+            partner_push,
+            allowed,
+        )
+        best[:, start : start + block] = scores.amax(dim=2)
+    return best
 
 
 def select_pair(
@@ -148,49 +226,67 @@ def select_pair(
     point is on the Pareto front, or is dominated only by p; then p is on the
     front (whatever dominated p would dominate q too) and the point lies on
     the front of the rest: the second layer. So every feature's best partner
-    is among the first two Pareto layers of the domain (tens of points for
-    MNIST), and the search scores each feature against those candidates only,
-    in blocks of at most `max_block_elements` scores: O(M * K), not O(M^2).
+    lies in the first two Pareto layers C of the domain (about 13 points for
+    MNIST), and doing the same to p shows that the best score s* is reached
+    within C x C.
 
-    The tie-break of the brute force (smallest p, then smallest q) follows:
-    p is the smallest feature whose best score is the maximum, q the smallest
-    larger feature that reaches it with p.
+    The brute force's tie-break (smallest p, then smallest q) needs the
+    smallest feature p that reaches s* with some partner, which rounding may
+    put outside C. Only a feature before the first candidate that reaches s*,
+    whose upper bound (gain_p + max gain) * (push_p + max push) reaches s*,
+    can; each of those is scored against C. q is then the smallest feature
+    after p that reaches s* with it. Cost O(M + K^2 + S K) for K candidates
+    and S such features, in blocks of at most `max_block_elements` scores.
 
     alpha, beta, domain: (batch, features). Samples with found = False have
     no admissible pair; their first/second are meaningless.
     """
     gain, push = _oriented(alpha, beta, increasing)
-    batch, features = gain.shape
-    device = gain.device
-    front = pareto_front(gain, push, domain)
-    candidates = front | pareto_front(gain, push, domain & ~front)
-    counts = candidates.sum(dim=1)
-    width = max(int(counts.max()), 1)
-    # Candidates first, each sample's in increasing feature order.
-    index = torch.sort(candidates.to(torch.int8), dim=1, descending=True, stable=True).indices
-    index = index[:, :width]
-    present = torch.arange(width, device=device) < counts[:, None]
-    cand_gain, cand_push = gain.gather(1, index)[:, None, :], push.gather(1, index)[:, None, :]
+    features = gain.shape[1]
+    first_layer, second_layer = pareto_layers(gain, push, domain)
+    candidates, candidate_present = _compact(first_layer | second_layer)
+    # s*, reached within the candidates; p_C, the first candidate that reaches it.
+    candidate_best = _best_partner_scores(
+        gain, push, candidates, candidate_present, candidates, candidate_present,
+        max_block_elements,
+    )  # fmt: skip
+    top = candidate_best.amax(dim=1)
+    first_candidate = candidates.gather(
+        1, (candidate_best == top[:, None]).to(torch.int8).argmax(dim=1, keepdim=True)
+    ).squeeze(1)
 
-    # Each feature's best score against the candidates (never itself).
-    best = torch.empty(batch, features, dtype=torch.float64, device=device)
-    block = max(1, max_block_elements // max(batch * width, 1))
-    for start in range(0, features, block):
-        rows = torch.arange(start, min(start + block, features), device=device)
-        allowed = (
-            domain[:, rows, None] & present[:, None, :] & (rows[None, :, None] != index[:, None, :])
-        )
-        scores = _pair_scores(
-            gain[:, rows, None], push[:, rows, None], cand_gain, cand_push, allowed
-        )
-        best[:, rows] = scores.max(dim=2).values
-    top, first = best.max(dim=1)  # the first maximum: the smallest p
-
-    # The smallest partner q > p that reaches the top score with p.
-    columns = torch.arange(features, device=device)
-    allowed = domain & (columns[None, :] > first[:, None])
-    row = _pair_scores(
-        gain.gather(1, first[:, None]), push.gather(1, first[:, None]), gain, push, allowed
+    # Other features before p_C whose upper bound (gain + max gain) * (push + max push)
+    # reaches s*: only rounding lets them tie. Scored against the candidates, flat.
+    low = torch.finfo(gain.dtype).min
+    max_gain = torch.where(domain, gain, low).amax(dim=1, keepdim=True)
+    max_push = torch.where(domain, push, low).amax(dim=1, keepdim=True)
+    bound = _pair_scores(gain, push, max_gain, max_push, domain)
+    positions = torch.arange(features, device=gain.device)
+    contenders = (
+        (bound >= top[:, None])
+        & (top[:, None] > 0)
+        & ~(first_layer | second_layer)
+        & (positions[None, :] < first_candidate[:, None])
     )
+    first = first_candidate.clone()
+    sample, feature = contenders.nonzero(as_tuple=True)  # ordered by sample, then feature
+    block = max(1, max_block_elements // candidates.shape[1])
+    for start in range(0, len(sample), block):
+        b, f = sample[start : start + block], feature[start : start + block]
+        partners = candidates[b]
+        scores = _pair_scores(
+            gain[b, f, None],
+            push[b, f, None],
+            gain.gather(1, candidates)[b],
+            push.gather(1, candidates)[b],
+            candidate_present[b] & (partners != f[:, None]),
+        )
+        reached = scores.amax(dim=1) == top[b]
+        first = first.scatter_reduce(0, b[reached], f[reached], reduce="amin")
+    first = first[:, None]
+
+    # The smallest partner q > p that reaches s* with p.
+    after = torch.arange(gain.shape[1], device=gain.device)[None, :] > first
+    row = _pair_scores(gain.gather(1, first), push.gather(1, first), gain, push, domain & after)
     second = (row == top[:, None]).to(torch.int8).argmax(dim=1)
-    return PairChoice(first, second, top > 0)
+    return PairChoice(first.squeeze(1), second, top > 0)

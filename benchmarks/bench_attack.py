@@ -1,0 +1,214 @@
+"""Speed and memory of the attack: the fast pair search against the brute force.
+
+Run on demand (needs the `mnist` extra; trains the default LeNet on first use):
+
+    .venv/bin/python benchmarks/bench_attack.py [--samples 112] [--repeats 3] [--model PATH]
+
+On the paper's LeNet and real MNIST test samples (theta = +1, Upsilon =
+14.5%, each sample towards each of the other classes), prints milliseconds per
+attack for the fast path and the brute-force reference at batch 1 and batch
+100, their ratio, the average over at least 1,000 attacks with the projected
+time of the paper's 270,000-attack campaign, and, in a child process, the time
+per iteration and peak memory of one attack on a 3x224x224 input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+import jsma.attacks.crafting as crafting
+from jsma.attacks import JSMA, AttackResult
+from jsma.attacks.reference import select_pair_brute_force
+from jsma.data import default_cache_dir, load_mnist
+from jsma.models import cached_model, load_checkpoint
+
+
+@contextmanager
+def brute_force() -> Iterator[None]:
+    """Swap the exact fast search for the M x M reference inside the attack loop."""
+    fast = crafting.select_pair
+    crafting.select_pair = select_pair_brute_force  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        crafting.select_pair = fast
+
+
+def workload(samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every (sample, other class) pair of the first test samples: images, sources, targets."""
+    data = load_mnist()
+    images, labels = data.test.tensors(slice(0, samples))
+    classes = data.num_classes
+    offsets = torch.arange(1, classes)
+    targets = ((labels[:, None] + offsets[None, :]) % classes).flatten()
+    return images.repeat_interleave(classes - 1, 0), labels.repeat_interleave(classes - 1), targets
+
+
+class Measured(NamedTuple):
+    seconds: float
+    adversarial: torch.Tensor
+    success: torch.Tensor
+    distortion: torch.Tensor
+    passes: int  # forward-derivative passes: one per iteration plus the final check
+
+
+def timed(
+    run: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], AttackResult],
+    x: torch.Tensor,
+    sources: torch.Tensor,
+    targets: torch.Tensor,
+    batch: int,
+) -> Measured:
+    """Attack everything in batches of `batch`; time it and keep what is compared."""
+    parts = []
+    start = time.perf_counter()
+    for at in range(0, len(x), batch):
+        chunk = slice(at, at + batch)
+        parts.append(run(x[chunk], sources[chunk], targets[chunk]))
+    seconds = time.perf_counter() - start
+    return Measured(
+        seconds,
+        torch.cat([p.adversarial for p in parts]),
+        torch.cat([p.success for p in parts]),
+        torch.cat([p.distortion for p in parts]),
+        sum(int(p.iterations.sum()) + len(p) for p in parts),
+    )
+
+
+def _peak_rss_gib() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss, not inherited on exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def large_input_child(max_iterations: int) -> None:
+    """Attack one 3x224x224 input with a small CNN; print time per iteration and peak RSS."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 5, stride=2), nn.ReLU(),
+        nn.Conv2d(16, 32, 5, stride=2), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(32 * 16, 10),
+    )  # fmt: skip
+    x = torch.rand(1, 3, 224, 224) * 0.5
+    features = x[0].numel()
+    with torch.no_grad():
+        target = (model(x).argmax(1) + 1) % 10
+    before = _peak_rss_gib()
+    # A budget of exactly `max_iterations` pair steps; the target is far away.
+    attack = JSMA(max_distortion=(2 * max_iterations + 0.5) / features)
+    start = time.perf_counter()
+    result = attack(model, x, target)
+    seconds = time.perf_counter() - start
+    peak = _peak_rss_gib()
+    print(
+        json.dumps(
+            {
+                "features": features,
+                "iterations": int(result.iterations[0]),
+                "seconds_per_iteration": seconds / max(int(result.iterations[0]), 1),
+                "peak_rss_gib": peak,
+                "rss_before_attack_gib": before,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=112, help="test samples (x 9 targets)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of each fast timing")
+    parser.add_argument(
+        "--brute-repeats", type=int, default=1, help="repeats of each (slow) brute-force timing"
+    )
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--large-iterations", type=int, default=20)
+    parser.add_argument("--large-input-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.large_input_child:
+        large_input_child(args.large_iterations)
+        return
+
+    data = load_mnist()
+    loaded = (
+        load_checkpoint(args.model)
+        if args.model
+        else cached_model(data, default_cache_dir(), "default", progress=True)
+    )
+    model = loaded.model
+    x, sources, targets = workload(args.samples)
+    attack = JSMA(theta=1.0, max_distortion=0.145)
+
+    def run(xs: torch.Tensor, ss: torch.Tensor, ts: torch.Tensor) -> AttackResult:
+        return attack(model, xs, ts, sources=ss)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    print(f"model: LeNet, recipe {loaded.info.recipe.get('name')!r}")
+
+    rows = []
+    # The brute force costs ~1 s per iteration at batch 100: keep its workload small.
+    for batch, count in ((1, 27), (100, 200)):
+        count = min(count, len(x))
+        work = (x[:count], sources[:count], targets[:count])
+        fast_runs = [timed(run, *work, batch) for _ in range(args.repeats)]
+        with brute_force():
+            slow_runs = [timed(run, *work, batch) for _ in range(args.brute_repeats)]
+        if not torch.equal(fast_runs[0].adversarial, slow_runs[0].adversarial):
+            raise SystemExit("the fast path and the brute force disagree: a bug")
+        fast_ms = statistics.median(r.seconds for r in fast_runs) / count * 1e3
+        slow_ms = statistics.median(r.seconds for r in slow_runs) / count * 1e3
+        rows.append((batch, count, fast_ms, slow_ms))
+
+    print("\nms per attack (median of repeats), identical adversarial samples from both paths")
+    print(f"{'batch':>6} {'attacks':>8} {'fast':>9} {'brute':>9} {'brute/fast':>11}")
+    for batch, count, fast_ms, slow_ms in rows:
+        print(f"{batch:>6} {count:>8} {fast_ms:>9.2f} {slow_ms:>9.2f} {slow_ms / fast_ms:>11.1f}")
+
+    # The campaign's view: at least 1,000 attacks at the campaign batch size.
+    runs = [timed(run, x, sources, targets, 100) for _ in range(args.repeats)]
+    per_attack = statistics.median(r.seconds for r in runs) / len(x)
+    last = runs[-1]
+    print(f"\n{len(x)} attacks, batch 100: {per_attack * 1e3:.2f} ms per attack (median)")
+    print(
+        f"  success {float(last.success.float().mean()):.2%}, mean distortion of successes "
+        f"{float(last.distortion[last.success].mean()):.2f}%, "
+        f"{last.passes / len(x):.1f} forward-derivative passes per attack"
+    )
+    print(f"  projected 270,000-attack campaign: {270_000 * per_attack / 60:.1f} minutes")
+
+    # A 3x224x224 input, in a child process so that its peak memory is its own.
+    features = 3 * 224 * 224
+    print(
+        f"\n3x224x224 input ({features} features), small CNN, {args.large_iterations} pair steps:"
+    )
+    print(f"  a float32 M x M pair matrix would take {features**2 * 4 / 2**30:.0f} GiB")
+    child = subprocess.run(
+        [sys.executable, __file__, "--large-input-child",
+         "--large-iterations", str(args.large_iterations)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    print(
+        f"  {report['seconds_per_iteration'] * 1e3:.0f} ms per iteration, "
+        f"peak memory {report['peak_rss_gib']:.2f} GiB "
+        f"(process before the attack: {report['rss_before_attack_gib']:.2f} GiB)"
+    )
+    assert math.isfinite(report["peak_rss_gib"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""Running a campaign unit by unit, resumable after any crash.
+
+Units share nothing but their files: each is planned from the spec alone,
+attacked as one batch and written atomically, so a killed run loses at most
+the units in flight, which the next run redoes from scratch with the same
+result (the attack is deterministic). The design lets units run in other
+processes or on other machines later.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from jsma.attacks import StopReason, adversarial_distance, target_derivatives
+from jsma.campaign.spec import CampaignSpec, WorkUnit
+from jsma.campaign.store import (
+    SCHEMA,
+    CampaignError,
+    read_manifest,
+    read_unit,
+    unit_info,
+    unit_path,
+    write_manifest,
+    write_unit,
+)
+from jsma.data.dataset import SPLIT_NAMES, Dataset
+from jsma.models.context import frozen_eval
+
+__all__ = [
+    "CampaignStatus",
+    "campaign_status",
+    "data_fingerprint",
+    "load_results",
+    "model_fingerprint",
+    "run_campaign",
+    "run_unit",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of the model's parameters and buffers: names, dtypes, shapes, values."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)};".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
+def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
+    """SHA-256 of the images and labels of the campaign's splits."""
+    digest = hashlib.sha256()
+    for name in splits:
+        split = dataset.split(name)
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(split.images).tobytes())
+        digest.update(np.ascontiguousarray(split.labels).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    """How far a campaign is. `seconds` sums the time spent in finished units."""
+
+    directory: Path
+    units_done: int
+    units_total: int
+    attacks_done: int
+    attacks_total: int
+    seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return self.units_done == self.units_total
+
+    @property
+    def throughput(self) -> float:
+        """Attacks per second over the finished units."""
+        return self.attacks_done / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def eta_seconds(self) -> float:
+        """Seconds left at the throughput so far (NaN before the first unit)."""
+        if not self.attacks_done:
+            return float("nan")
+        return (self.attacks_total - self.attacks_done) / self.throughput
+
+
+def _unit_inputs(
+    model: nn.Module, dataset: Dataset, spec: CampaignSpec, unit: WorkUnit
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Sample indices, images, sources and targets (None: untargeted) of one unit."""
+    device = next(model.parameters()).device
+    indices = np.arange(unit.start, unit.stop)
+    images, labels = dataset.split(unit.split).tensors(indices, device=device)
+    classes = dataset.num_classes
+    if spec.targets == "all-others":
+        offsets = torch.arange(1, classes, device=device)
+        targets = ((labels[:, None] + offsets) % classes).flatten()
+        repeat = classes - 1
+        return (
+            np.repeat(indices, repeat),
+            images.repeat_interleave(repeat, dim=0),
+            labels.repeat_interleave(repeat),
+            targets,
+        )
+    if spec.targets == "random":
+        # Seeded by the unit, which the spec fixes: the same on every run.
+        rng = np.random.default_rng([spec.seed, SPLIT_NAMES.index(unit.split), unit.start])
+        offsets = torch.from_numpy(rng.integers(1, classes, size=len(indices))).to(device)
+        return indices, images, labels, (labels + offsets) % classes
+    if spec.targets == "least-likely":
+        with frozen_eval(model), torch.no_grad():
+            logits = model(images)
+        logits[torch.arange(len(labels)), labels] = float("inf")
+        return indices, images, labels, logits.argmin(dim=1)
+    return indices, images, labels, None
+
+
+def run_unit(
+    model: nn.Module, dataset: Dataset, spec: CampaignSpec, unit: WorkUnit
+) -> tuple[pa.Table, float]:
+    """Attack one unit as one batch; return its rows and the seconds it took."""
+    indices, images, sources, targets = _unit_inputs(model, dataset, spec, unit)
+    attack = spec.attack.attack(dataset.bounds)
+    started = time.perf_counter()
+    result = attack(model, images, targets, sources=sources)
+    seconds = time.perf_counter() - started
+    goal = sources if targets is None else targets
+    with frozen_eval(model):
+        alpha, beta, _ = target_derivatives(model, images, goal, output=spec.attack.output)
+    if targets is None:
+        alpha, beta = beta, alpha
+    distance = adversarial_distance(alpha, beta, increasing=attack.increasing)
+
+    steps = (result.trajectory_features >= 0).sum(dim=1).cpu().numpy()
+    offsets = pa.array(np.concatenate([[0], np.cumsum(steps)]).astype(np.int32))
+    valid = result.trajectory_features >= 0
+    features = result.trajectory_features[valid].cpu().numpy().astype(np.int32)
+    values = result.trajectory_values[valid].cpu().numpy().astype(np.float32)
+    count = len(indices)
+
+    def column(tensor: torch.Tensor, dtype: Any) -> np.ndarray:
+        return tensor.detach().cpu().numpy().astype(dtype)
+
+    table = pa.Table.from_arrays(
+        [
+            pa.array([unit.split] * count),
+            pa.array(indices.astype(np.int32)),
+            pa.array(column(sources, np.int16)),
+            pa.nulls(count, pa.int16()) if targets is None else pa.array(column(targets, np.int16)),
+            pa.array(column(result.success, np.bool_)),
+            pa.array(column(result.iterations, np.int32)),
+            pa.array(column(result.features_changed, np.int32)),
+            pa.array(column(result.distortion, np.float32)),
+            pa.array(column(result.l2, np.float32)),
+            pa.array(column(result.predictions, np.int16)),
+            pa.array(column(result.probabilities, np.float32)),
+            pa.array([StopReason(code).name.lower() for code in result.stop_reasons.tolist()]),
+            pa.array(np.full(count, seconds / count, dtype=np.float32)),
+            pa.array(column(distance, np.float32)),
+            pa.ListArray.from_arrays(offsets, pa.array(features)),
+            pa.ListArray.from_arrays(offsets, pa.array(values)),
+        ],
+        schema=SCHEMA,
+    )
+    return table, seconds
+
+
+def _versions() -> dict[str, str]:
+    try:
+        jsma_version = metadata.version("jsma")
+    except metadata.PackageNotFoundError:  # pragma: no cover - source tree
+        jsma_version = "unknown"
+    return {"jsma": jsma_version, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _check_same(manifest: dict[str, Any], expected: dict[str, Any], directory: Path) -> None:
+    problems = []
+    if manifest["spec_digest"] != expected["spec_digest"]:
+        problems.append(
+            f"the configuration differs (stored {manifest['spec']}, asked {expected['spec']})"
+        )
+    if manifest["model"]["fingerprint"] != expected["model"]["fingerprint"]:
+        problems.append("the model differs (its weights do not match the stored fingerprint)")
+    if manifest["data"]["fingerprint"] != expected["data"]["fingerprint"]:
+        problems.append("the data differs (the images or labels do not match)")
+    if problems:
+        raise CampaignError(
+            f"{directory}: cannot resume this campaign: {'; '.join(problems)}. "
+            "Resume with the same model, data and settings, or start a new directory."
+        )
+
+
+def run_campaign(
+    directory: Path,
+    spec: CampaignSpec,
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    model_description: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> CampaignStatus:
+    """Run (or resume) a campaign in `directory`; return its status at the end.
+
+    A new directory gets a manifest; an existing one must match the spec, the
+    model and the data, or a `CampaignError` says what differs. Units whose
+    files are present and sound are skipped; the others are (re)done.
+
+    Example:
+        >>> spec = CampaignSpec(splits=("test",), samples=100)  # doctest: +SKIP
+        >>> status = run_campaign(Path("runs/lenet"), spec, model, load_mnist())  # doctest: +SKIP
+    """
+    units = spec.units(dataset)
+    per_sample = spec.attacks_per_sample(dataset.num_classes)
+    expected = {
+        "spec": spec.to_json(),
+        "spec_digest": spec.digest(),
+        "model": {"fingerprint": model_fingerprint(model), **(model_description or {})},
+        "data": {
+            "fingerprint": data_fingerprint(dataset, spec.splits),
+            "source": dataset.source,
+            "num_classes": dataset.num_classes,
+            "input_shape": list(dataset.input_shape),
+            "bounds": list(dataset.bounds),
+        },
+        "units": [
+            {
+                "name": u.name,
+                "split": u.split,
+                "start": u.start,
+                "stop": u.stop,
+                "attacks": (u.stop - u.start) * per_sample,
+            }
+            for u in units
+        ],
+        "attacks_total": sum(u.stop - u.start for u in units) * per_sample,
+    }
+    manifest = read_manifest(directory)
+    if manifest is None:
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        write_manifest(directory, {**expected, "versions": _versions(), "created": created})
+    else:
+        _check_same(manifest, expected, directory)
+
+    digest = spec.digest()
+    status = campaign_status(directory)
+    bar = tqdm(
+        total=status.attacks_total,
+        initial=status.attacks_done,
+        disable=not progress,
+        unit="attack",
+        desc="campaign",
+        smoothing=0.1,
+    )
+    try:
+        for unit in units:
+            if read_unit(unit_path(directory, unit), unit, digest) is not None:
+                continue
+            table, seconds = run_unit(model, dataset, spec, unit)
+            write_unit(directory, unit, table, spec_digest=digest, seconds=seconds)
+            bar.update(table.num_rows)
+    finally:
+        bar.close()
+    return campaign_status(directory)
+
+
+def _stored_units(manifest: dict[str, Any]) -> list[tuple[WorkUnit, int]]:
+    return [
+        (WorkUnit(u["split"], u["start"], u["stop"]), int(u["attacks"])) for u in manifest["units"]
+    ]
+
+
+def _open(directory: Path) -> dict[str, Any]:
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise CampaignError(f"{directory}: no campaign here (no campaign.json)")
+    return manifest
+
+
+def campaign_status(directory: Path) -> CampaignStatus:
+    """Done and total units and attacks, and the time spent, from the files alone.
+
+    Every unit file is verified in full: a damaged one counts as not done.
+    """
+    manifest = _open(directory)
+    done_units = done_attacks = 0
+    seconds = 0.0
+    for unit, attacks in _stored_units(manifest):
+        path = unit_path(directory, unit)
+        info = unit_info(path, unit, manifest["spec_digest"])
+        if (
+            info is not None
+            and info.rows == attacks
+            and read_unit(path, unit, manifest["spec_digest"]) is not None
+        ):
+            done_units += 1
+            done_attacks += attacks
+            seconds += info.seconds
+    return CampaignStatus(
+        directory=directory,
+        units_done=done_units,
+        units_total=len(manifest["units"]),
+        attacks_done=done_attacks,
+        attacks_total=int(manifest["attacks_total"]),
+        seconds=seconds,
+    )
+
+
+def load_results(directory: Path, *, allow_partial: bool = False) -> pa.Table:
+    """Every stored attack of a campaign, one row each, in unit order.
+
+    Each unit file is fully verified. An incomplete campaign raises a
+    `CampaignError` unless `allow_partial`.
+    """
+    manifest = _open(directory)
+    tables, missing = [], []
+    for unit, _ in _stored_units(manifest):
+        table = read_unit(unit_path(directory, unit), unit, manifest["spec_digest"])
+        if table is None:
+            missing.append(unit.name)
+        else:
+            tables.append(table.replace_schema_metadata(None))
+    if missing and not allow_partial:
+        raise CampaignError(
+            f"{directory}: {len(missing)} of {len(manifest['units'])} units are missing or "
+            f"damaged (first: {missing[0]}); resume the campaign to finish them"
+        )
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()

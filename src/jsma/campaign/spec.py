@@ -1,0 +1,118 @@
+"""What a campaign attacks: splits, samples, targets and the attack settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from jsma.attacks import JSMA, Output, Variant
+from jsma.data.dataset import SPLIT_NAMES, Dataset
+
+__all__ = ["AttackSettings", "CampaignSpec", "TargetRule", "WorkUnit"]
+
+TargetRule = Literal["all-others", "random", "least-likely", "untargeted"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttackSettings:
+    """The JSMA hyper-parameters of a campaign (bounds come from the data)."""
+
+    theta: float = 1.0
+    max_distortion: float = 0.145
+    variant: Variant = "pairs"
+    output: Output = "logits"
+
+    def attack(self, bounds: tuple[float, float]) -> JSMA:
+        return JSMA(
+            theta=self.theta,
+            max_distortion=self.max_distortion,
+            variant=self.variant,
+            output=self.output,
+            clip_min=bounds[0],
+            clip_max=bounds[1],
+        )
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Samples [start, stop) of one split: the grain of work and of storage."""
+
+    split: str
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.start:06d}-{self.stop:06d}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignSpec:
+    """A campaign: which samples of which splits, which targets, which attack.
+
+    `samples` takes the first N samples of each split (None: all of them).
+    Target rules: `all-others` (each class but the sample's label: the
+    paper's 9 attacks per sample), `random` (one other class, seeded),
+    `least-likely` (the other class the model finds least likely), and
+    `untargeted`. Each unit of `unit_size` samples is attacked as one batch.
+    """
+
+    splits: tuple[str, ...] = ("test",)
+    samples: int | None = None
+    targets: TargetRule = "all-others"
+    attack: AttackSettings = dataclasses.field(default_factory=AttackSettings)
+    unit_size: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.splits if s not in SPLIT_NAMES]
+        if not self.splits or unknown or len(set(self.splits)) != len(self.splits):
+            raise ValueError(
+                f"splits must be distinct names among {', '.join(SPLIT_NAMES)}, got {self.splits}"
+            )
+        if self.targets not in get_args(TargetRule):
+            raise ValueError(
+                f"unknown target rule {self.targets!r}; choose one of "
+                f"{', '.join(get_args(TargetRule))}"
+            )
+        if self.samples is not None and self.samples < 1:
+            raise ValueError(f"samples must be positive, got {self.samples}")
+        if self.unit_size < 1:
+            raise ValueError(f"unit_size must be positive, got {self.unit_size}")
+        self.attack.attack((0.0, 1.0))  # validates the attack settings now, not mid-run
+
+    def units(self, dataset: Dataset) -> list[WorkUnit]:
+        """The deterministic list of work units over `dataset`."""
+        units = []
+        for split in self.splits:
+            count = len(dataset.split(split))
+            if self.samples is not None:
+                count = min(count, self.samples)
+            units += [
+                WorkUnit(split, start, min(start + self.unit_size, count))
+                for start in range(0, count, self.unit_size)
+            ]
+        return units
+
+    def attacks_per_sample(self, num_classes: int) -> int:
+        return num_classes - 1 if self.targets == "all-others" else 1
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["splits"] = list(self.splits)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignSpec:
+        fields = dict(data)
+        fields["splits"] = tuple(fields["splits"])
+        fields["attack"] = AttackSettings(**fields["attack"])
+        return cls(**fields)
+
+    def digest(self) -> str:
+        """A short stable hash of the spec, stamped on every unit file."""
+        text = json.dumps(self.to_json(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

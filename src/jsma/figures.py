@@ -1,0 +1,105 @@
+"""Figures of adversarial samples, drawn on matplotlib `Figure` objects (no pyplot state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from jsma._io import atomic_write
+from jsma.attacks import AttackResult
+
+__all__ = ["attack_figure", "save_figure", "targets_figure"]
+
+
+def _show(axes: Axes, image: torch.Tensor, bounds: tuple[float, float]) -> None:
+    """Draw a (channels, height, width) image: grayscale for one channel, RGB for three."""
+    array = image.detach().cpu().numpy()
+    if array.shape[0] == 1:
+        axes.imshow(array[0], cmap="gray", vmin=bounds[0], vmax=bounds[1])
+    else:
+        rgb = np.clip((array.transpose(1, 2, 0) - bounds[0]) / (bounds[1] - bounds[0]), 0, 1)
+        axes.imshow(rgb)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+def attack_figure(
+    original: torch.Tensor,
+    result: AttackResult,
+    index: int = 0,
+    *,
+    original_prediction: tuple[int, float] | None = None,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    class_names: Sequence[str] | None = None,
+) -> Figure:
+    """Original, adversarial and their difference side by side, with predictions.
+
+    original: (batch, channels, height, width), the batch that `result` attacked.
+    """
+    sample = result[index]
+    name = (lambda k: class_names[k]) if class_names else str
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    left, middle, right = figure.subplots(1, 3)
+    _show(left, original[index], bounds)
+    title = f"original: {name(sample.source)}"
+    if original_prediction is not None:
+        title = f"original, predicted {name(original_prediction[0])} ({original_prediction[1]:.0%})"
+    left.set_title(title)
+    _show(middle, sample.adversarial, bounds)
+    middle.set_title(f"adversarial, predicted {name(sample.prediction)} ({sample.probability:.0%})")
+    difference = (sample.adversarial - original[index]).detach().cpu().sum(dim=0).numpy()
+    limit = float(np.abs(difference).max()) or 1.0
+    shown = right.imshow(difference, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    right.set_xticks([])
+    right.set_yticks([])
+    right.set_title(f"difference: {sample.features_changed} features ({sample.distortion:.2f}%)")
+    figure.colorbar(shown, ax=right, shrink=0.8)
+    target = "untargeted" if sample.target is None else f"target {name(sample.target)}"
+    outcome = "success" if sample.success else f"failure ({sample.stop_reason.name.lower()})"
+    figure.suptitle(f"JSMA, {target}: {outcome} after {sample.iterations} iterations")
+    return figure
+
+
+def targets_figure(
+    original: torch.Tensor,
+    result: AttackResult,
+    *,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> Figure:
+    """One sample crafted towards every class (the paper's Figure 1, one row).
+
+    original: (channels, height, width); result: the attacks of that sample
+    towards each other class. The original stands in its own class's column.
+    """
+    classes = len(result) + 1
+    source = int(result.sources[0])
+    figure = Figure(figsize=(1.6 * classes, 2.2), layout="constrained")
+    axes = figure.subplots(1, classes)
+    by_target = (
+        {int(t): i for i, t in enumerate(result.targets.tolist())}
+        if result.targets is not None
+        else {}
+    )
+    for column, ax in enumerate(axes):
+        if column == source:
+            _show(ax, original, bounds)
+            ax.set_title(f"original {source}", fontsize=9)
+            continue
+        sample = result[by_target[column]]
+        _show(ax, sample.adversarial, bounds)
+        mark = "" if sample.success else " ✗"
+        ax.set_title(f"→{column}: {sample.prediction}{mark}\n{sample.distortion:.1f}%", fontsize=9)
+    figure.suptitle(f"sample of class {source} crafted towards every class (title: prediction, L0)")
+    return figure
+
+
+def save_figure(figure: Figure, path: Path, *, dpi: int = 120) -> Path:
+    """Write a figure as PNG atomically and return the path."""
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=dpi)
+    return path

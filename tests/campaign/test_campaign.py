@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import jsma.campaign.runner as runner
+from jsma.attacks import attack
+from jsma.campaign import (
+    AttackSettings,
+    CampaignError,
+    CampaignSpec,
+    campaign_status,
+    load_results,
+    run_campaign,
+)
+from jsma.data import Dataset
+from jsma.models import ModelSpec, save_checkpoint
+from jsma.models.checkpoint import CheckpointInfo
+from tests.conftest import NUM_CLASSES, write_idx_directory
+
+SPEC = CampaignSpec(splits=("test",), samples=6, unit_size=2)
+MODEL_SPEC = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES})
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return MODEL_SPEC.build().eval()
+
+
+def _comparable(table):  # type: ignore[no-untyped-def]
+    return table.drop_columns(["seconds"]).to_pylist()
+
+
+def test_spec_units_and_round_trip(tiny_dataset: Dataset) -> None:
+    spec = CampaignSpec(splits=("validation", "test"), samples=5, unit_size=2)
+    names = [unit.name for unit in spec.units(tiny_dataset)]
+    assert names == [
+        "validation-000000-000002", "validation-000002-000004", "validation-000004-000005",
+        "test-000000-000002", "test-000002-000004", "test-000004-000005",
+    ]  # fmt: skip
+    again = CampaignSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    assert again == spec
+    assert again.digest() == spec.digest()
+    assert dataclasses.replace(spec, seed=1).digest() != spec.digest()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"splits": ("dev",)}, "splits must be distinct names"),
+        ({"targets": "nearest"}, "unknown target rule 'nearest'"),
+        ({"unit_size": 0}, "unit_size must be positive"),
+        ({"attack": AttackSettings(theta=0.0)}, "theta must be a non-zero"),
+    ],
+)
+def test_spec_errors(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CampaignSpec(**changes)  # type: ignore[arg-type]
+
+
+def test_campaign_rows_match_direct_attacks(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    model = _model()
+    status = run_campaign(tmp_path / "run", SPEC, model, tiny_dataset)
+    assert status.complete
+    assert (status.units_done, status.attacks_done) == (3, 6 * (NUM_CLASSES - 1))
+    table = load_results(tmp_path / "run")
+    assert table.num_rows == 6 * (NUM_CLASSES - 1)
+    rows = table.to_pylist()
+    # The reference: the same attacks made directly, one (sample, target) at a time.
+    x, labels = tiny_dataset.test.tensors(slice(0, 6))
+    for row in rows[:: NUM_CLASSES - 2]:
+        i = row["index"]
+        assert row["source"] == int(labels[i])
+        assert row["target"] != row["source"]
+        single = attack(
+            model, x[i : i + 1], torch.tensor([row["target"]]), sources=labels[i : i + 1]
+        )[0]
+        assert row["success"] == single.success
+        assert row["iterations"] == single.iterations
+        assert row["stop_reason"] == single.stop_reason.name.lower()
+        assert row["distortion"] == pytest.approx(single.distortion, rel=1e-6)
+        assert list(zip(row["trajectory_features"], row["trajectory_values"], strict=True)) == [
+            pytest.approx(step) for step in single.trajectory
+        ]
+        assert 0 <= row["adversarial_distance"] <= 1
+
+
+def test_files_are_plain_parquet(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    run_campaign(tmp_path / "run", SPEC, _model(), tiny_dataset)
+    table = pq.read_table(tmp_path / "run" / "units")  # pyarrow alone, no jsma code
+    assert table.num_rows == 6 * (NUM_CLASSES - 1)
+    manifest = json.loads((tmp_path / "run" / "campaign.json").read_text())
+    assert manifest["spec"]["attack"]["max_distortion"] == 0.145
+    assert {"jsma", "torch", "python"} <= set(manifest["versions"])
+
+
+@pytest.mark.parametrize("rule", ["random", "least-likely", "untargeted"])
+def test_target_rules(tiny_dataset: Dataset, tmp_path: Path, rule: str) -> None:
+    model = _model()
+    spec = dataclasses.replace(SPEC, targets=rule)  # type: ignore[arg-type]
+    run_campaign(tmp_path / "run", spec, model, tiny_dataset)
+    table = load_results(tmp_path / "run")
+    assert table.num_rows == 6
+    targets = table.column("target").to_pylist()
+    sources = table.column("source").to_pylist()
+    if rule == "untargeted":
+        assert targets == [None] * 6
+        return
+    assert all(t != s for t, s in zip(targets, sources, strict=True))
+    if rule == "least-likely":
+        x, labels = tiny_dataset.test.tensors(slice(0, 6))
+        with torch.no_grad():
+            logits = model(x)
+        logits[torch.arange(6), labels] = float("inf")
+        assert targets == logits.argmin(1).tolist()
+    else:  # random targets are seeded: the same again
+        run_campaign(tmp_path / "again", spec, model, tiny_dataset)
+        assert load_results(tmp_path / "again").column("target").to_pylist() == targets
+
+
+def test_resume_redoes_only_missing_and_damaged_units(
+    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _model()
+    directory = tmp_path / "run"
+    run_campaign(directory, SPEC, model, tiny_dataset)
+    complete = _comparable(load_results(directory))
+    units = sorted((directory / "units").glob("*.parquet"))
+    units[0].unlink()
+    data = bytearray(units[1].read_bytes())
+    data[len(data) // 3] ^= 0xFF  # one flipped byte inside a data page
+    units[1].write_bytes(bytes(data))
+    with pytest.raises(CampaignError, match="2 of 3 units are missing or damaged"):
+        load_results(directory)
+    done: list[str] = []
+    original = runner.run_unit
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        done.append(args[3].name)
+        return original(*args)
+
+    monkeypatch.setattr(runner, "run_unit", counting)
+    status = run_campaign(directory, SPEC, model, tiny_dataset)
+    assert status.complete
+    assert sorted(done) == sorted(path.stem for path in units[:2])
+    assert _comparable(load_results(directory)) == complete
+
+
+def test_resume_refuses_other_settings(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    run_campaign(directory, SPEC, _model(), tiny_dataset)
+    with pytest.raises(CampaignError, match="the configuration differs"):
+        run_campaign(directory, dataclasses.replace(SPEC, samples=4), _model(), tiny_dataset)
+    with pytest.raises(CampaignError, match="the model differs"):
+        run_campaign(directory, SPEC, _model(seed=1), tiny_dataset)
+    other = dataclasses.replace(
+        tiny_dataset,
+        test=dataclasses.replace(tiny_dataset.test, images=255 - tiny_dataset.test.images),
+    )
+    with pytest.raises(CampaignError, match="the data differs"):
+        run_campaign(directory, SPEC, _model(), other)
+
+
+def test_status_of_nothing(tmp_path: Path) -> None:
+    with pytest.raises(CampaignError, match="no campaign here"):
+        campaign_status(tmp_path)
+
+
+# --- a real process, really killed -----------------------------------------------
+
+
+@pytest.fixture
+def cli_setup(tmp_path: Path) -> tuple[list[str], Path]:
+    data = write_idx_directory(tmp_path / "idx", train=10_010, test=40)
+    checkpoint = tmp_path / "model.safetensors"
+    save_checkpoint(checkpoint, _model(), CheckpointInfo(spec=MODEL_SPEC))
+    options = [
+        "--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache"),
+        "--model", str(checkpoint),
+    ]  # fmt: skip
+    return options, tmp_path
+
+
+def _jsma(*args: str) -> list[str]:
+    return [sys.executable, "-m", "jsma.cli", "-q", *args]
+
+
+def _units(directory: Path) -> int:
+    return len(list((directory / "units").glob("*.parquet"))) if directory.exists() else 0
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_results(cli_setup: tuple[list[str], Path]) -> None:
+    options, tmp_path = cli_setup
+    settings = ["--samples", "40", "--unit-size", "2"]
+    reference = tmp_path / "reference"
+    subprocess.run(_jsma("campaign", "run", str(reference), *options, *settings), check=True)
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for _ in range(3):
+        before = _units(killed)
+        process = subprocess.Popen(
+            _jsma("campaign", "run", str(killed), *options, *settings), env=env
+        )
+        deadline = time.monotonic() + 120
+        while _units(killed) <= before and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert process.returncode == -signal.SIGKILL, "the run finished before it was killed"
+    partial = campaign_status(killed)
+    assert 0 < partial.units_done < partial.units_total
+    subprocess.run(_jsma("campaign", "resume", str(killed), *options), check=True)
+    assert campaign_status(killed).complete
+    assert _comparable(load_results(killed)) == _comparable(load_results(reference))
+
+
+def test_cli_status(cli_setup: tuple[list[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from jsma.cli import main
+
+    options, tmp_path = cli_setup
+    directory = tmp_path / "run"
+    assert (
+        main(["campaign", "run", str(directory), *options, "--samples", "4", "--unit-size", "2"])
+        == 0
+    )
+    assert "attacks:    12 / 12" in capsys.readouterr().out
+    assert main(["campaign", "status", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "units:      2 / 2" in out
+    assert "complete" in out
+    assert main(["campaign", "run", str(directory), *options, "--samples", "3"]) == 2
+    assert "cannot resume this campaign: the configuration differs" in capsys.readouterr().err
+    assert np.isfinite(campaign_status(directory).throughput)
