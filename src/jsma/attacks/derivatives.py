@@ -67,7 +67,7 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     """
     if x.ndim != 4:
         return x.detach().clone()
-    batch, channels, height, width = x.shape
+    _, channels, height, width = x.shape
     strides = (channels * height * width, 1, width * channels, channels)
     return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device).copy_(x)
 
