@@ -72,3 +72,27 @@ def test_model_errors_exit_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_data_dir_without_idx_source(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "info", "--data-dir", "/somewhere"]) == 2
     assert "--data-dir is only used with --source idx" in capsys.readouterr().err
+
+
+def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from jsma.models import CheckpointInfo, ModelSpec, save_checkpoint
+    from tests.conftest import NUM_CLASSES, write_idx_directory
+
+    data = write_idx_directory(tmp_path / "idx", train=10_010, test=20)
+    spec = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES})
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "model.safetensors"
+    save_checkpoint(checkpoint, spec.build(), CheckpointInfo(spec=spec, recipe={"name": "test"}))
+    out = tmp_path / "replicate"
+    args = ["replicate", "--source", "idx", "--data-dir", str(data), "--model", str(checkpoint)]
+    assert main(["-q", *args, "--samples", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "increasing (theta = +1" in printed
+    assert "decreasing (theta = -1" in printed
+    assert printed.count("paper") == 2
+    assert "97.10%" in printed
+    assert f"results: {out}" in printed
+    assert (out / "increasing" / "campaign.json").is_file()
+    assert (out / "decreasing" / "campaign.json").is_file()

@@ -46,6 +46,7 @@ from jsma.models import (
     save_checkpoint,
     train,
 )
+from jsma.replicate import PAPER, replicate
 
 __all__ = ["main"]
 
@@ -314,14 +315,49 @@ def _cmd_campaign_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_replicate(args: argparse.Namespace) -> int:
-    # The campaigns and the report join this command as they land; for now it
-    # prepares the data and the paper's LeNet and reports its accuracy.
     dataset = _dataset(args)
     print(f"data: {dataset.source}, {', '.join(f'{s.name} {len(s)}' for s in dataset.splits())}")
-    loaded = _model(args, dataset)
+    loaded, description = _campaign_model(args, dataset)
     print(f"model: {loaded.info.spec.architecture}, recipe {loaded.info.recipe.get('name')!r}")
     for split in (dataset.validation, dataset.test):
         _print_evaluation(evaluate(loaded.model, split, dataset.num_classes))
+    splits = ("train", "validation", "test") if args.full else ("test",)
+    samples = None if args.full else args.samples
+    scale = "full" if args.full else f"test-{samples}"
+    directory = args.out or _cache_dir(args) / "runs" / f"replicate-{args.recipe}-{scale}"
+    replication = replicate(
+        dataset, loaded.model, directory, samples=samples, splits=splits,
+        model_description=description, progress=True,
+    )  # fmt: skip
+    for variant in replication.variants:
+        paper = PAPER[variant.name]
+        print(f"\n{variant.name} (theta = {'+1' if variant.name == 'increasing' else '-1'}, "
+              f"Upsilon = 14.5%), {variant.status.attacks_done} attacks, "
+              f"{1e3 / variant.status.throughput:.1f} ms per attack")  # fmt: skip
+        print(f"{'set':>12} {'attacks':>8} {'success':>9} {'dist. succ.':>12} {'dist. all':>10}")
+        for line in variant.results:
+            print(
+                f"{line.name:>12} {line.attacks:>8} {line.success_rate:>9.2%} "
+                f"{line.mean_distortion_success:>11.2f}% {line.mean_distortion_all:>9.2f}%"
+            )
+        success = f"{paper['success_rate']:>9.2%}"
+        dist_success = (
+            f"{paper['mean_distortion_success']:>11.2f}%"
+            if "mean_distortion_success" in paper
+            else f"{'-':>12}"
+        )
+        dist_all = (
+            f"{paper['mean_distortion_all']:>9.2f}%"
+            if "mean_distortion_all" in paper
+            else f"{'-':>10}"
+        )
+        print(f"{'paper':>12} {'':>8} {success} {dist_success} {dist_all}")
+        print(
+            f"robustness rho(F) = {variant.robustness:.4f} (mean of per-sample minima "
+            f"{variant.mean_sample_robustness:.4f}); rank correlation of hardness and "
+            f"adversarial distance: {variant.hardness_distance_correlation:.2f}"
+        )
+    print(f"\nresults: {directory}")
     return 0
 
 
@@ -408,10 +444,27 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser.add_argument("directory", type=Path, metavar="DIR")
     status_parser.set_defaults(handler=_cmd_campaign_status)
 
-    replicate = commands.add_parser("replicate", help="run the paper's evaluation end to end")
-    _data_options(replicate)
-    _model_options(replicate)
-    replicate.set_defaults(handler=_cmd_replicate)
+    replicate_parser = commands.add_parser(
+        "replicate", help="run the paper's evaluation end to end"
+    )
+    _data_options(replicate_parser)
+    _model_options(replicate_parser)
+    scale = replicate_parser.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--samples",
+        type=int,
+        default=1000,
+        help="first N test samples, each attacked towards its 9 other classes (default 1000)",
+    )
+    scale.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's full campaign: 3 splits x 10,000 samples x 9 targets (270,000 attacks)",
+    )
+    replicate_parser.add_argument(
+        "--out", type=Path, help="campaign directory (default: in the cache directory)"
+    )
+    replicate_parser.set_defaults(handler=_cmd_replicate)
     return parser
 
 

@@ -1,0 +1,34 @@
+"""The paper's metrics, computed from a campaign's stored rows.
+
+Every function here is pure and works on numpy arrays (one entry per attack),
+so it can be checked against a plain computation; `CampaignArrays` pulls those
+arrays out of a campaign's Parquet table.
+"""
+
+from jsma.metrics.core import (
+    BudgetCurves,
+    CampaignArrays,
+    SetResults,
+    budget_curves,
+    distance_matrix,
+    distortion_matrix,
+    hardness_matrix,
+    rank_correlation,
+    results_by_split,
+    robustness,
+    success_matrix,
+)
+
+__all__ = [
+    "BudgetCurves",
+    "CampaignArrays",
+    "SetResults",
+    "budget_curves",
+    "distance_matrix",
+    "distortion_matrix",
+    "hardness_matrix",
+    "rank_correlation",
+    "results_by_split",
+    "robustness",
+    "success_matrix",
+]

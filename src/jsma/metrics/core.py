@@ -1,0 +1,263 @@
+"""Success rates, distortions, per-pair matrices, hardness, adversarial distance.
+
+Notation of the paper (Section V): tau is a success rate, epsilon a mean
+distortion (percent of the input features), Upsilon a distortion budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+__all__ = [
+    "BudgetCurves",
+    "CampaignArrays",
+    "SetResults",
+    "budget_curves",
+    "distance_matrix",
+    "distortion_matrix",
+    "hardness_matrix",
+    "rank_correlation",
+    "results_by_split",
+    "robustness",
+    "success_matrix",
+]
+
+
+@dataclass(frozen=True)
+class CampaignArrays:
+    """A campaign's rows as numpy arrays, one entry per attack.
+
+    `trajectory_offsets` (n + 1,) delimit each attack's changed features in
+    `trajectory_features`, in the order they were changed.
+    """
+
+    split: np.ndarray
+    index: np.ndarray
+    source: np.ndarray
+    target: np.ndarray  # -1 for untargeted attacks
+    success: np.ndarray
+    iterations: np.ndarray
+    features_changed: np.ndarray
+    distortion: np.ndarray
+    adversarial_distance: np.ndarray
+    trajectory_offsets: np.ndarray
+    trajectory_features: np.ndarray
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> CampaignArrays:
+        def column(name: str) -> np.ndarray:
+            return table.column(name).to_numpy(zero_copy_only=False)
+
+        trajectory = table.column("trajectory_features").combine_chunks()
+        return cls(
+            split=column("split").astype(str),
+            index=column("index").astype(np.int64),
+            source=column("source").astype(np.int64),
+            target=table.column("target").fill_null(-1).to_numpy().astype(np.int64),
+            success=column("success").astype(bool),
+            iterations=column("iterations").astype(np.int64),
+            features_changed=column("features_changed").astype(np.int64),
+            distortion=column("distortion").astype(np.float64),
+            adversarial_distance=column("adversarial_distance").astype(np.float64),
+            trajectory_offsets=trajectory.offsets.to_numpy().astype(np.int64),
+            trajectory_features=trajectory.values.to_numpy().astype(np.int64),
+        )
+
+
+@dataclass(frozen=True)
+class SetResults:
+    """The paper's results table, one line: a set of attacks and how they went."""
+
+    name: str
+    attacks: int
+    success_rate: float
+    mean_distortion_success: float  # percent, over the successful attacks
+    mean_distortion_all: float  # percent, over every attack
+
+
+def _set_results(name: str, success: np.ndarray, distortion: np.ndarray) -> SetResults:
+    return SetResults(
+        name=name,
+        attacks=len(success),
+        success_rate=float(success.mean()) if len(success) else math.nan,
+        mean_distortion_success=float(distortion[success].mean()) if success.any() else math.nan,
+        mean_distortion_all=float(distortion.mean()) if len(success) else math.nan,
+    )
+
+
+def results_by_split(arrays: CampaignArrays) -> list[SetResults]:
+    """One line per split, then (with several splits) their average, as the paper reports."""
+    lines = [
+        _set_results(
+            name, arrays.success[arrays.split == name], arrays.distortion[arrays.split == name]
+        )
+        for name in dict.fromkeys(arrays.split.tolist())
+    ]
+    if len(lines) > 1:
+        lines.append(
+            SetResults(
+                name="average",
+                attacks=sum(line.attacks for line in lines),
+                success_rate=float(np.mean([line.success_rate for line in lines])),
+                mean_distortion_success=float(
+                    np.mean([line.mean_distortion_success for line in lines])
+                ),
+                mean_distortion_all=float(np.mean([line.mean_distortion_all for line in lines])),
+            )
+        )
+    return lines
+
+
+def _pair_mean(
+    source: np.ndarray, target: np.ndarray, values: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """Mean of `values` per (source, target); NaN where a pair has no entry."""
+    sums = np.zeros((num_classes, num_classes))
+    counts = np.zeros((num_classes, num_classes))
+    np.add.at(sums, (source, target), values)
+    np.add.at(counts, (source, target), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
+
+
+def _targeted(arrays: CampaignArrays) -> np.ndarray:
+    targeted = arrays.target >= 0
+    if not targeted.any():
+        raise ValueError("per-pair metrics need targeted attacks; this campaign has none")
+    return targeted
+
+
+def success_matrix(arrays: CampaignArrays, num_classes: int) -> np.ndarray:
+    """(classes, classes) success rate per (source, target) pair; NaN where none was attacked."""
+    keep = _targeted(arrays)
+    return _pair_mean(
+        arrays.source[keep], arrays.target[keep], arrays.success[keep].astype(float), num_classes
+    )
+
+
+def distortion_matrix(arrays: CampaignArrays, num_classes: int) -> np.ndarray:
+    """(classes, classes) mean distortion (%) of the successful attacks per pair."""
+    keep = _targeted(arrays) & arrays.success
+    return _pair_mean(
+        arrays.source[keep], arrays.target[keep], arrays.distortion[keep], num_classes
+    )
+
+
+def distance_matrix(arrays: CampaignArrays, num_classes: int) -> np.ndarray:
+    """(classes, classes) mean adversarial distance A(X, t) per pair."""
+    keep = _targeted(arrays)
+    return _pair_mean(
+        arrays.source[keep], arrays.target[keep], arrays.adversarial_distance[keep], num_classes
+    )
+
+
+@dataclass(frozen=True)
+class BudgetCurves:
+    """Success and distortion had the budget been each of `budgets` (fractions).
+
+    success: (attacks, budgets) bool; distortion: (attacks, budgets) percent
+    of the features changed within that budget.
+    """
+
+    budgets: np.ndarray
+    success: np.ndarray
+    distortion: np.ndarray
+
+    @property
+    def success_rate(self) -> np.ndarray:
+        return self.success.mean(axis=0)
+
+    @property
+    def mean_distortion_success(self) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return (self.distortion * self.success).sum(axis=0) / self.success.sum(axis=0)
+
+    @property
+    def mean_distortion_all(self) -> np.ndarray:
+        return self.distortion.mean(axis=0)
+
+
+def budget_curves(
+    arrays: CampaignArrays, budgets: np.ndarray, num_features: int, *, features_per_step: int = 2
+) -> BudgetCurves:
+    """Rebuild every attack at each smaller budget from its trajectory.
+
+    JSMA is deterministic and a budget Upsilon only caps its iterations at
+    floor(M * Upsilon / k) (k features per step), so at a smaller budget an
+    attack runs the same first steps: it succeeds if it succeeded within the
+    cap, and its distortion is the number of distinct features among the
+    features changed by those steps.
+    """
+    budgets = np.asarray(budgets, dtype=np.float64)
+    caps = np.floor(num_features * budgets / features_per_step + 1e-9).astype(np.int64)
+    success = arrays.success[:, None] & (arrays.iterations[:, None] <= caps[None, :])
+
+    # Distinct features within each prefix: count first occurrences along each trajectory.
+    offsets, features = arrays.trajectory_offsets, arrays.trajectory_features
+    lengths = np.diff(offsets)
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    order = np.lexsort((np.arange(len(features)), features, row))
+    first = np.ones(len(features), dtype=bool)
+    same = (row[order][1:] == row[order][:-1]) & (features[order][1:] == features[order][:-1])
+    first[order[1:][same]] = False
+    distinct_before = np.concatenate([[0], np.cumsum(first)])  # over the flat array
+    steps = np.minimum(arrays.iterations[:, None], caps[None, :]) * features_per_step
+    steps = np.minimum(steps, lengths[:, None])
+    changed = distinct_before[offsets[:-1, None] + steps] - distinct_before[offsets[:-1, None]]
+    return BudgetCurves(budgets, success, changed * (100.0 / num_features))
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Trapezoidal integral of y over x along the last axis (numpy 1 and 2 alike)."""
+    return ((x[..., 1:] - x[..., :-1]) * (y[..., 1:] + y[..., :-1]) / 2).sum(axis=-1)
+
+
+def hardness_matrix(arrays: CampaignArrays, curves: BudgetCurves, num_classes: int) -> np.ndarray:
+    """H(s, t): the integral over the success rate tau of the mean distortion epsilon
+    needed to reach it, by the trapezoidal rule over the budgets (paper Section V-C).
+
+    For each pair, tau_k and epsilon_k (mean distortion of the attacks that
+    succeed within budget k) are taken at every budget; budgets where no
+    attack of the pair succeeds yet contribute nothing.
+    """
+    keep = _targeted(arrays)
+    hardness = np.full((num_classes, num_classes), np.nan)
+    source, target = arrays.source[keep], arrays.target[keep]
+    success, distortion = curves.success[keep], curves.distortion[keep]
+    for s in range(num_classes):
+        for t in range(num_classes):
+            pair = (source == s) & (target == t)
+            if not pair.any():
+                continue
+            tau = success[pair].mean(axis=0)
+            reached = success[pair].sum(axis=0)
+            with np.errstate(invalid="ignore"):
+                epsilon = (distortion[pair] * success[pair]).sum(axis=0) / reached
+            valid = reached > 0
+            hardness[s, t] = _trapezoid(epsilon[valid], tau[valid]) if valid.sum() > 1 else 0.0
+    return hardness
+
+
+def robustness(arrays: CampaignArrays) -> tuple[float, float]:
+    """rho(F): the smallest adversarial distance over the attacked (sample, target)
+    pairs, and the mean over samples of each sample's smallest distance."""
+    keep = _targeted(arrays)
+    distance = arrays.adversarial_distance[keep]
+    keys = np.char.add(arrays.split[keep].astype(str), np.char.mod(":%d", arrays.index[keep]))
+    _, sample = np.unique(keys, return_inverse=True)
+    per_sample = np.full(sample.max() + 1, np.inf)
+    np.minimum.at(per_sample, sample, distance)
+    return float(distance.min()), float(per_sample.mean())
+
+
+def rank_correlation(first: np.ndarray, second: np.ndarray) -> float:
+    """Spearman's rank correlation over the entries both define (off-diagonal pairs)."""
+    both = np.isfinite(first) & np.isfinite(second)
+    if both.sum() < 3 or np.ptp(first[both]) == 0 or np.ptp(second[both]) == 0:
+        return math.nan  # undefined for constant inputs
+    return float(stats.spearmanr(first[both], second[both]).statistic)
