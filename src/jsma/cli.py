@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ from jsma.models import (
     train,
 )
 from jsma.replicate import PAPER, replicate
+from jsma.report import write_report
 
 __all__ = ["main"]
 
@@ -269,11 +271,21 @@ def _print_status(status: CampaignStatus) -> None:
 
 def _campaign_model(
     args: argparse.Namespace, dataset: Dataset
-) -> tuple[LoadedModel, dict[str, str]]:
+) -> tuple[LoadedModel, dict[str, Any]]:
+    """The model and what the campaign manifest should say about it."""
     if args.model is not None:
-        return load_checkpoint(args.model), {"checkpoint": str(args.model.resolve())}
-    loaded = cached_model(dataset, _cache_dir(args), args.recipe, progress=True)
-    return loaded, {"recipe": args.recipe}
+        loaded = load_checkpoint(args.model)
+        where: dict[str, Any] = {"checkpoint": str(args.model.resolve())}
+    else:
+        loaded = cached_model(dataset, _cache_dir(args), args.recipe, progress=True)
+        where = {"recipe": args.recipe}
+    info = loaded.info
+    return loaded, {
+        **where,
+        "architecture": info.spec.architecture,
+        "training": info.recipe.get("name"),
+        "accuracies": dict(info.accuracies),
+    }
 
 
 def _cmd_campaign_run(args: argparse.Namespace) -> int:
@@ -361,6 +373,16 @@ def _cmd_replicate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    dataset = None if args.no_samples else _dataset(args)
+    out = args.out or args.campaigns[0] / "report"
+    files = write_report(args.campaigns, out, dataset)
+    print(f"report:  {files.html}")
+    print(f"summary: {files.summary}")
+    print(f"figures: {len(files.figures)} PNG files in {files.html.parent / 'figures'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jsma",
@@ -443,6 +465,19 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser = campaign_commands.add_parser("status", help="done / total, throughput, ETA")
     status_parser.add_argument("directory", type=Path, metavar="DIR")
     status_parser.set_defaults(handler=_cmd_campaign_status)
+
+    report_parser = commands.add_parser(
+        "report", help="HTML report, figures and JSON summary of stored campaigns"
+    )
+    report_parser.add_argument("campaigns", type=Path, nargs="+", metavar="CAMPAIGN")
+    report_parser.add_argument(
+        "--out", type=Path, help="output directory (default: CAMPAIGN/report of the first)"
+    )
+    report_parser.add_argument(
+        "--no-samples", action="store_true", help="leave out the grid of samples (needs no data)"
+    )
+    _data_options(report_parser)
+    report_parser.set_defaults(handler=_cmd_report)
 
     replicate_parser = commands.add_parser(
         "replicate", help="run the paper's evaluation end to end"

@@ -52,6 +52,7 @@ def _synthetic(seed: int = 0, attacks: int = 300) -> CampaignArrays:
         adversarial_distance=rng.random(attacks),
         trajectory_offsets=offsets,
         trajectory_features=np.concatenate(trajectories),
+        trajectory_values=np.ones(int(offsets[-1])),
     )
 
 

@@ -16,6 +16,7 @@ from jsma.metrics.core import (
     rank_correlation,
     results_by_split,
     robustness,
+    sample_keys,
     success_matrix,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "rank_correlation",
     "results_by_split",
     "robustness",
+    "sample_keys",
     "success_matrix",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "rank_correlation",
     "results_by_split",
     "robustness",
+    "sample_keys",
     "success_matrix",
 ]
 
@@ -33,7 +34,8 @@ class CampaignArrays:
     """A campaign's rows as numpy arrays, one entry per attack.
 
     `trajectory_offsets` (n + 1,) delimit each attack's changed features in
-    `trajectory_features`, in the order they were changed.
+    `trajectory_features` and their new values in `trajectory_values`, in the
+    order they were changed.
     """
 
     split: np.ndarray
@@ -47,6 +49,7 @@ class CampaignArrays:
     adversarial_distance: np.ndarray
     trajectory_offsets: np.ndarray
     trajectory_features: np.ndarray
+    trajectory_values: np.ndarray
 
     @classmethod
     def from_table(cls, table: pa.Table) -> CampaignArrays:
@@ -54,6 +57,7 @@ class CampaignArrays:
             return table.column(name).to_numpy(zero_copy_only=False)
 
         trajectory = table.column("trajectory_features").combine_chunks()
+        values = table.column("trajectory_values").combine_chunks()
         return cls(
             split=column("split").astype(str),
             index=column("index").astype(np.int64),
@@ -66,6 +70,7 @@ class CampaignArrays:
             adversarial_distance=column("adversarial_distance").astype(np.float64),
             trajectory_offsets=trajectory.offsets.to_numpy().astype(np.int64),
             trajectory_features=trajectory.values.to_numpy().astype(np.int64),
+            trajectory_values=values.values.to_numpy().astype(np.float64),
         )
 
 
@@ -243,13 +248,18 @@ def hardness_matrix(arrays: CampaignArrays, curves: BudgetCurves, num_classes: i
     return hardness
 
 
+def sample_keys(arrays: CampaignArrays) -> np.ndarray:
+    """One integer per (split, sample index): the attacks of one sample share it."""
+    keys = np.char.add(arrays.split.astype(str), np.char.mod(":%d", arrays.index))
+    return np.unique(keys, return_inverse=True)[1].reshape(-1)
+
+
 def robustness(arrays: CampaignArrays) -> tuple[float, float]:
     """rho(F): the smallest adversarial distance over the attacked (sample, target)
     pairs, and the mean over samples of each sample's smallest distance."""
     keep = _targeted(arrays)
     distance = arrays.adversarial_distance[keep]
-    keys = np.char.add(arrays.split[keep].astype(str), np.char.mod(":%d", arrays.index[keep]))
-    _, sample = np.unique(keys, return_inverse=True)
+    sample = sample_keys(arrays)[keep]
     per_sample = np.full(sample.max() + 1, np.inf)
     np.minimum.at(per_sample, sample, distance)
     return float(distance.min()), float(per_sample.mean())

@@ -1,0 +1,134 @@
+"""The report's figures, each a matplotlib `Figure` (no pyplot state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from jsma.data.dataset import Dataset
+from jsma.metrics import sample_keys
+from jsma.report.summary import CampaignSummary
+
+__all__ = [
+    "budget_figure",
+    "distortion_histogram",
+    "heatmap",
+    "sample_grid",
+]
+
+
+def heatmap(
+    values: np.ndarray, title: str, *, fmt: str = "{:.2f}", cmap: str = "viridis"
+) -> Figure:
+    """A (classes x classes) matrix, rows = source class, columns = target class."""
+    figure = Figure(figsize=(5.2, 4.4), layout="constrained")
+    axes = figure.subplots()
+    masked = np.ma.masked_invalid(values)
+    image = axes.imshow(masked, cmap=cmap)
+    classes = len(values)
+    axes.set_xticks(range(classes))
+    axes.set_yticks(range(classes))
+    axes.set_xlabel("target class")
+    axes.set_ylabel("source class")
+    axes.set_title(title)
+    low, high = (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
+    for (row, column), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            bright = high > low and (value - low) / (high - low) > 0.6
+            axes.text(
+                column, row, fmt.format(value), ha="center", va="center", fontsize=7,
+                color="black" if bright else "white",
+            )  # fmt: skip
+    figure.colorbar(image, ax=axes, shrink=0.85)
+    return figure
+
+
+def budget_figure(summaries: Sequence[CampaignSummary]) -> Figure:
+    """Success rate and mean distortion of successes against the budget Upsilon."""
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    for summary in summaries:
+        budgets = summary.curves.budgets * 100
+        left.plot(budgets, summary.curves.success_rate * 100, marker=".", label=summary.label)
+        right.plot(budgets, summary.curves.mean_distortion_success, marker=".", label=summary.label)
+    left.set_xlabel("budget Upsilon (% of features)")
+    left.set_ylabel("success rate (%)")
+    left.set_ylim(0, 100)
+    right.set_xlabel("budget Upsilon (% of features)")
+    right.set_ylabel("mean distortion of successes (%)")
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    figure.suptitle("What a smaller budget would have given (rebuilt from the trajectories)")
+    return figure
+
+
+def distortion_histogram(summaries: Sequence[CampaignSummary]) -> Figure:
+    """Distribution of the distortion of successful attacks."""
+    figure = Figure(figsize=(6, 3.6), layout="constrained")
+    axes = figure.subplots()
+    top = max(float(s.arrays.distortion.max(initial=0)) for s in summaries) or 1.0
+    bins = np.linspace(0, top, 40)
+    for summary in summaries:
+        wins = summary.arrays.distortion[summary.arrays.success]
+        axes.hist(
+            wins, bins=bins.tolist(), alpha=0.6, label=f"{summary.label}: {len(wins)} successes"
+        )
+    axes.set_xlabel("distortion (% of features changed)")
+    axes.set_ylabel("successful attacks")
+    axes.legend(fontsize=8)
+    axes.set_title("Distribution of distortion")
+    return figure
+
+
+def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
+    """Like the paper's Figure 1: one sample per source class (rows) crafted towards
+    every target class (columns), rebuilt from the stored trajectories.
+
+    None when the campaign has no sample attacked towards every other class.
+    """
+    arrays = summary.arrays
+    classes = dataset.num_classes
+    samples = sample_keys(arrays)
+    complete = np.bincount(samples)[samples] == classes - 1
+    chosen: dict[int, int] = {}  # source class -> first row of a fully attacked sample
+    for row in np.flatnonzero(complete & (arrays.target >= 0)):
+        chosen.setdefault(int(arrays.source[row]), int(row))
+    if not chosen:
+        return None
+    low, high = dataset.bounds
+    figure = Figure(figsize=(1.1 * classes, 1.1 * len(chosen) + 0.6), layout="constrained")
+    axes = figure.subplots(len(chosen), classes, squeeze=False)
+    for row, source in enumerate(sorted(chosen)):
+        first = chosen[source]
+        split, index = str(arrays.split[first]), int(arrays.index[first])
+        pixels, _ = dataset.split(split).tensors(np.array([index]))
+        image = pixels[0].numpy().astype(np.float64)
+        rows = np.flatnonzero(samples == samples[first])
+        for column in range(classes):
+            ax = axes[row, column]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if column == 0:
+                ax.set_ylabel(str(source))
+            if row == 0:
+                ax.set_title(str(column), fontsize=9)
+            shown = image.copy().reshape(-1)
+            if column != source:
+                (attack,) = rows[arrays.target[rows] == column]
+                start, stop = arrays.trajectory_offsets[attack : attack + 2]
+                for feature, value in zip(
+                    arrays.trajectory_features[start:stop],
+                    arrays.trajectory_values[start:stop],
+                    strict=True,
+                ):
+                    shown[feature] = value
+                if not arrays.success[attack]:
+                    for spine in ax.spines.values():
+                        spine.set_edgecolor("red")
+                        spine.set_linewidth(2)
+            ax.imshow(shown.reshape(image.shape)[0], cmap="gray", vmin=low, vmax=high)
+    figure.suptitle(f"{summary.label}: rows source class, columns target class (red: failed)")
+    return figure
