@@ -47,7 +47,8 @@ from jsma.models import (
     save_checkpoint,
     train,
 )
-from jsma.replicate import PAPER, replicate
+from jsma.paper import PAPER
+from jsma.replicate import replicate
 from jsma.report import write_report
 
 __all__ = ["main"]
@@ -342,33 +343,28 @@ def _cmd_replicate(args: argparse.Namespace) -> int:
         model_description=description, progress=True,
     )  # fmt: skip
     for variant in replication.variants:
-        paper = PAPER[variant.name]
-        print(f"\n{variant.name} (theta = {'+1' if variant.name == 'increasing' else '-1'}, "
-              f"Upsilon = 14.5%), {variant.status.attacks_done} attacks, "
-              f"{1e3 / variant.status.throughput:.1f} ms per attack")  # fmt: skip
+        paper = PAPER[variant.variant]
+        print(
+            f"\n{variant.label}, Upsilon = 14.5%, {variant.status.attacks_done} attacks, "
+            f"{1e3 / variant.status.throughput:.1f} ms per attack"
+        )
         print(f"{'set':>12} {'attacks':>8} {'success':>9} {'dist. succ.':>12} {'dist. all':>10}")
         for line in variant.results:
             print(
                 f"{line.name:>12} {line.attacks:>8} {line.success_rate:>9.2%} "
                 f"{line.mean_distortion_success:>11.2f}% {line.mean_distortion_all:>9.2f}%"
             )
-        success = f"{paper['success_rate']:>9.2%}"
-        dist_success = (
-            f"{paper['mean_distortion_success']:>11.2f}%"
-            if "mean_distortion_success" in paper
-            else f"{'-':>12}"
+        print(
+            f"{'paper':>12} {'':>8} {paper['success_rate']:>9.2%} "
+            + (f"{paper['mean_distortion_success']:>11.2f}% " if len(paper) > 1 else f"{'-':>12} ")
+            + (f"{paper['mean_distortion_all']:>9.2f}%" if len(paper) > 1 else f"{'-':>10}")
         )
-        dist_all = (
-            f"{paper['mean_distortion_all']:>9.2f}%"
-            if "mean_distortion_all" in paper
-            else f"{'-':>10}"
-        )
-        print(f"{'paper':>12} {'':>8} {success} {dist_success} {dist_all}")
         print(
             f"robustness rho(F) = {variant.robustness:.4f} (mean of per-sample minima "
             f"{variant.mean_sample_robustness:.4f}); rank correlation of hardness and "
             f"adversarial distance: {variant.hardness_distance_correlation:.2f}"
         )
+    print(f"\nreport: {replication.report.html}")
     print(f"\nresults: {directory}")
     return 0
 

@@ -22,11 +22,11 @@ from matplotlib.figure import Figure
 
 from jsma._io import atomic_write
 from jsma.data.dataset import Dataset
-from jsma.replicate import PAPER
+from jsma.paper import PAPER
 from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
 from jsma.report.summary import CampaignSummary, summarise
 
-__all__ = ["ReportFiles", "write_report"]
+__all__ = ["ReportFiles", "render_report", "write_report"]
 
 _DASH = "&ndash;"  # an HTML entity: what the page shows for a missing number
 
@@ -130,7 +130,13 @@ def write_report(
     `dataset` (the campaigns' data) is needed only to draw the grid of
     adversarial samples; without it the grid is left out.
     """
-    summaries = [summarise(directory) for directory in campaigns]
+    return render_report([summarise(directory) for directory in campaigns], out, dataset)
+
+
+def render_report(
+    summaries: Sequence[CampaignSummary], out: Path, dataset: Dataset | None = None
+) -> ReportFiles:
+    """Write the report of campaigns already summarised (see `write_report`)."""
     figures: list[tuple[str, str, Figure]] = []  # (file stem, caption, figure)
     for index, s in enumerate(summaries):
         stem = f"{index}-{s.directory.name}"
