@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from jsma.attacks import pareto_front, saliency_map, select_feature, select_pair
+from jsma.attacks import (
+    pair_saliency,
+    pareto_front,
+    saliency_map,
+    select_feature,
+    select_pair,
+)
 from jsma.attacks.reference import select_pair_brute_force
 
 
@@ -20,6 +26,22 @@ def test_saliency_maps_follow_the_paper() -> None:
     np.testing.assert_allclose(increasing.numpy(), [[2.0, 0, 0, 1.5, 0, 0]])
     # S- = |alpha| beta where alpha <= 0 and beta >= 0 (Equation 11).
     np.testing.assert_allclose(decreasing.numpy(), [[0, 0, 0, 0, 10.0, 0]])
+
+
+@pytest.mark.parametrize("increasing", [True, False])
+def test_pair_saliency_follows_algorithm_3(increasing: bool) -> None:
+    generator = torch.Generator().manual_seed(4)
+    alpha, beta = torch.randn(3, 7, generator=generator), torch.randn(3, 7, generator=generator)
+    first = torch.randint(0, 7, (3, 5), generator=generator)
+    second = torch.randint(0, 7, (3, 5), generator=generator)
+    scores = pair_saliency(alpha, beta, first, second, increasing=increasing)
+    for b in range(3):
+        for k in range(5):
+            p, q = int(first[b, k]), int(second[b, k])
+            a = float(alpha[b, p]) + float(alpha[b, q])
+            c = float(beta[b, p]) + float(beta[b, q])
+            ok = (a > 0 and c < 0) if increasing else (a < 0 and c > 0)
+            assert float(scores[b, k]) == pytest.approx(-a * c if ok else 0.0, rel=1e-6)
 
 
 def _feature_reference(alpha: np.ndarray, beta: np.ndarray, domain: np.ndarray, increasing: bool):  # type: ignore[no-untyped-def]

@@ -57,6 +57,29 @@ def saliency_map(
     return torch.where((gain >= 0) & (push >= 0), gain * push, torch.zeros_like(gain))
 
 
+def pair_saliency(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    *,
+    increasing: bool = True,
+) -> torch.Tensor:
+    """The pair form of the maps (Algorithm 3): the score of the pairs (first, second).
+
+    alpha, beta: (batch, features); first, second: (batch, pairs) feature
+    indices. With a = alpha_p + alpha_q and b = beta_p + beta_q, a pair is
+    admissible when a > 0 and b < 0 (increasing) or a < 0 and b > 0
+    (decreasing); its score is -a * b, and 0 when it is not admissible.
+    Returns (batch, pairs) float64.
+    """
+    gain, push = _oriented(alpha, beta, increasing)
+    pair_gain = gain.gather(1, first) + gain.gather(1, second)
+    pair_push = push.gather(1, first) + push.gather(1, second)
+    admissible = (pair_gain > 0) & (pair_push > 0)
+    return torch.where(admissible, pair_gain * pair_push, torch.zeros_like(pair_gain))
+
+
 def adversarial_distance(
     alpha: torch.Tensor, beta: torch.Tensor, *, increasing: bool = True
 ) -> torch.Tensor:
