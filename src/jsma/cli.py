@@ -123,9 +123,7 @@ def _dataset(args: argparse.Namespace) -> Dataset:
 
 
 def _model(args: argparse.Namespace, dataset: Dataset) -> LoadedModel:
-    if args.model is not None:
-        return load_checkpoint(args.model)
-    return cached_model(dataset, _cache_dir(args), args.recipe, progress=True)
+    return _model_and_description(args, dataset)[0]
 
 
 def _print_evaluation(evaluation: Evaluation) -> None:
@@ -270,7 +268,7 @@ def _print_status(status: CampaignStatus) -> None:
     )
 
 
-def _campaign_model(
+def _model_and_description(
     args: argparse.Namespace, dataset: Dataset
 ) -> tuple[LoadedModel, dict[str, Any]]:
     """The model and what the campaign manifest should say about it."""
@@ -291,7 +289,7 @@ def _campaign_model(
 
 def _cmd_campaign_run(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
-    loaded, description = _campaign_model(args, dataset)
+    loaded, description = _model_and_description(args, dataset)
     status = run_campaign(
         args.directory,
         _spec(args),
@@ -314,7 +312,7 @@ def _cmd_campaign_resume(args: argparse.Namespace) -> int:
         args.model = Path(manifest["model"]["checkpoint"])
     elif args.model is None and "recipe" in manifest["model"]:
         args.recipe = manifest["model"]["recipe"]
-    loaded, description = _campaign_model(args, dataset)
+    loaded, description = _model_and_description(args, dataset)
     status = run_campaign(
         args.directory, spec, loaded.model, dataset, model_description=description, progress=True
     )
@@ -330,7 +328,7 @@ def _cmd_campaign_status(args: argparse.Namespace) -> int:
 def _cmd_replicate(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     print(f"data: {dataset.source}, {', '.join(f'{s.name} {len(s)}' for s in dataset.splits())}")
-    loaded, description = _campaign_model(args, dataset)
+    loaded, description = _model_and_description(args, dataset)
     print(f"model: {loaded.info.spec.architecture}, recipe {loaded.info.recipe.get('name')!r}")
     for split in (dataset.validation, dataset.test):
         _print_evaluation(evaluate(loaded.model, split, dataset.num_classes))
