@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,44 @@ def test_report_cli(campaigns: list[Path], capsys: pytest.CaptureFixture[str]) -
     assert main(["report", *map(str, campaigns), "--no-samples"]) == 0
     assert "report:" in capsys.readouterr().out
     assert (campaigns[0] / "report" / "report.html").is_file()
+
+
+def _chromium() -> str:
+    """The Chromium that scripts/test installs; failing, not skipping, when it is missing."""
+    path = os.environ.get("JSMA_CHROMIUM") or shutil.which("chromium")
+    if path is None:
+        pytest.fail("Chromium is needed for the browser test: apt-get install chromium")
+    return path
+
+
+@pytest.mark.browser
+def test_report_renders_in_chromium(
+    campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    files = write_report(campaigns, tmp_path / "report", tiny_dataset)
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=_chromium(),
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            ],
+        )  # fmt: skip
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(files.html.as_uri(), wait_until="load")
+        images = page.evaluate("document.images.length")
+        broken = page.evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length"
+        )
+        title = page.title()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert title == "JSMA: the paper's evaluation"
+    assert images == len(files.figures)
+    assert broken == 0
+    assert problems == []
