@@ -30,6 +30,7 @@ from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.campaign.store import (
     SCHEMA,
     CampaignError,
+    UnitInfo,
     read_manifest,
     read_unit,
     unit_info,
@@ -260,7 +261,10 @@ def run_campaign(
         _check_same(manifest, expected, directory)
 
     digest = spec.digest()
-    status = campaign_status(directory)
+    manifest = _open(directory)
+    # One verification pass decides what is done; finished units are added as they land.
+    finished = _finished_units(directory, manifest)
+    status = _status(directory, manifest, finished)
     bar = tqdm(
         total=status.attacks_total,
         initial=status.attacks_done,
@@ -271,14 +275,15 @@ def run_campaign(
     )
     try:
         for unit in units:
-            if read_unit(unit_path(directory, unit), unit, digest) is not None:
+            if unit.name in finished:
                 continue
             table, seconds = run_unit(model, dataset, spec, unit)
             write_unit(directory, unit, table, spec_digest=digest, seconds=seconds)
+            finished[unit.name] = UnitInfo(table.num_rows, seconds)
             bar.update(table.num_rows)
     finally:
         bar.close()
-    return campaign_status(directory)
+    return _status(directory, manifest, finished)
 
 
 def _stored_units(manifest: dict[str, Any]) -> list[tuple[WorkUnit, int]]:
@@ -294,14 +299,12 @@ def _open(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def campaign_status(directory: Path) -> CampaignStatus:
-    """Done and total units and attacks, and the time spent, from the files alone.
+def _finished_units(directory: Path, manifest: dict[str, Any]) -> dict[str, UnitInfo]:
+    """The units whose files pass every check, by name.
 
     Every unit file is verified in full: a damaged one counts as not done.
     """
-    manifest = _open(directory)
-    done_units = done_attacks = 0
-    seconds = 0.0
+    finished = {}
     for unit, attacks in _stored_units(manifest):
         path = unit_path(directory, unit)
         info = unit_info(path, unit, manifest["spec_digest"])
@@ -310,17 +313,30 @@ def campaign_status(directory: Path) -> CampaignStatus:
             and info.rows == attacks
             and read_unit(path, unit, manifest["spec_digest"]) is not None
         ):
-            done_units += 1
-            done_attacks += attacks
-            seconds += info.seconds
+            finished[unit.name] = info
+    return finished
+
+
+def _status(
+    directory: Path, manifest: dict[str, Any], finished: dict[str, UnitInfo]
+) -> CampaignStatus:
     return CampaignStatus(
         directory=directory,
-        units_done=done_units,
+        units_done=len(finished),
         units_total=len(manifest["units"]),
-        attacks_done=done_attacks,
+        attacks_done=sum(info.rows for info in finished.values()),
         attacks_total=int(manifest["attacks_total"]),
-        seconds=seconds,
+        seconds=sum(info.seconds for info in finished.values()),
     )
+
+
+def campaign_status(directory: Path) -> CampaignStatus:
+    """Done and total units and attacks, and the time spent, from the files alone.
+
+    Every unit file is verified in full: a damaged one counts as not done.
+    """
+    manifest = _open(directory)
+    return _status(directory, manifest, _finished_units(directory, manifest))
 
 
 def load_results(directory: Path, *, allow_partial: bool = False) -> pa.Table:
