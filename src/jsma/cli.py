@@ -6,6 +6,7 @@ Only this module prints; the library reports through `logging`.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from jsma import __version__
+from jsma._io import atomic_write
 from jsma.attacks import JSMA, AttackResult
 from jsma.campaign import (
     AttackSettings,
@@ -35,12 +37,22 @@ from jsma.data import (
     load_mnist,
 )
 from jsma.data.dataset import Dataset
+from jsma.defenses import (
+    DefenseRecord,
+    evaluate_detection,
+    run_adversarial_training,
+    run_distillation,
+)
+from jsma.defenses.detection import DETECTION_FILE
+from jsma.defenses.evaluation import comparison_lines
+from jsma.defenses.figures import detection_figure
 from jsma.errors import JSMAError
 from jsma.figures import attack_figure, save_figure, targets_figure
 from jsma.models import (
     RECIPES,
     Evaluation,
     LoadedModel,
+    Recipe,
     cached_model,
     cached_model_path,
     evaluate,
@@ -51,6 +63,7 @@ from jsma.models import (
 from jsma.paper import PAPER
 from jsma.replicate import replicate
 from jsma.report import write_report
+from jsma.toy import craft_toy, toy_figure, toy_surfaces, train_and_network
 
 __all__ = ["main"]
 
@@ -380,11 +393,162 @@ def _cmd_replicate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     dataset = None if args.no_samples else _dataset(args)
     out = args.out or args.campaigns[0] / "report"
-    files = write_report(args.campaigns, out, dataset)
+    files = write_report(args.campaigns, out, dataset, toy=args.toy, defenses=args.defenses)
     print(f"report:  {files.html}")
     print(f"summary: {files.summary}")
     print(f"figures: {len(files.figures)} PNG files in {files.html.parent / 'figures'}")
     return 0
+
+
+def _cmd_toy(args: argparse.Namespace) -> int:
+    toy = train_and_network(seed=args.seed)
+    names = ("(0, 0)", "(0, 1)", "(1, 0)", "(1, 1)")
+    print("AND network (2 inputs, 2 sigmoid hidden units, 1 sigmoid output)")
+    for name, value in zip(names, toy.corner_outputs, strict=True):
+        print(f"  F{name} = {value:.4f}")
+    print(f"  correct on a 101 x 101 grid (boundary band left out): {toy.grid_accuracy:.2%}")
+    if toy.grid_accuracy < 0.95:
+        print("  warning: this seed did not learn AND well; try another --seed")
+    crafting = craft_toy(toy.model, tuple(args.start), theta=args.theta)
+    print(f"crafted from ({args.start[0]:g}, {args.start[1]:g}), F = {crafting.outputs[0]:.4f}:")
+    for step, (feature, point, output) in enumerate(
+        zip(crafting.features, crafting.points[1:], crafting.outputs[1:], strict=True), start=1
+    ):
+        print(
+            f"  step {step}: raise x{feature + 1} -> ({point[0]:.2f}, {point[1]:.2f}), "
+            f"F = {output:.4f}"
+        )
+    print("  output flipped to 1" if crafting.flipped else "  output not flipped")
+    out = save_figure(toy_figure(toy_surfaces(toy.model), crafting), args.out)
+    print(f"figure: {out}")
+    return 0
+
+
+def _cmd_defend_detect(args: argparse.Namespace) -> int:
+    dataset = _dataset(args)
+    results = [
+        evaluate_detection(campaign, dataset, false_positive_rates=args.fpr)
+        for campaign in args.campaigns
+    ]
+    records = [result.to_json() for result in results]
+    with atomic_write(args.out / DETECTION_FILE) as handle:
+        handle.write(json.dumps(records, indent=2).encode())
+    figure = save_figure(detection_figure(records), args.out / "detection.png")
+    for result in results:
+        print(
+            f"{result.campaign} ({result.variant}): AUC {result.auc:.3f}, "
+            f"{len(result.adversarial)} successful adversarial samples, "
+            f"{len(result.benign)} benign"
+        )
+        for point in result.points:
+            print(
+                f"  threshold {point.threshold:.2f} (calibrated at "
+                f"{point.calibrated_false_positive_rate:.0%} FPR on {len(result.calibration)} "
+                f"benign images; {point.test_false_positive_rate:.2%} on the test originals): "
+                f"detects {point.detection_rate:.2%}, {point.undetected} stay under it"
+            )
+    print(f"results: {args.out / DETECTION_FILE}")
+    print(f"figure:  {figure}")
+    return 0
+
+
+def _undefended(args: argparse.Namespace, dataset: Dataset) -> tuple[LoadedModel, Recipe]:
+    loaded = _model(args, dataset)
+    recipe = dict(loaded.info.recipe)
+    if not recipe:
+        raise JSMAError("the undefended model's checkpoint records no training recipe")
+    return loaded, Recipe(**recipe)
+
+
+def _print_record(record: DefenseRecord, out: Path) -> None:
+    print("\n".join(comparison_lines(record.entries)))
+    print(f"\nresults: {out}  (add it to a report: jsma report CAMPAIGN --defenses {out})")
+
+
+def _cmd_defend_adv_train(args: argparse.Namespace) -> int:
+    dataset = _dataset(args)
+    loaded, recipe = _undefended(args, dataset)
+    record = run_adversarial_training(
+        args.baseline, loaded.model, dataset, args.out, recipe=recipe,
+        campaign=args.from_campaign, fraction=args.fraction, epochs=args.epochs,
+        fine_tune=args.fine_tune, seed=args.seed, progress=True,
+    )  # fmt: skip
+    _print_record(record, args.out)
+    return 0
+
+
+def _cmd_defend_distill(args: argparse.Namespace) -> int:
+    dataset = _dataset(args)
+    loaded, recipe = _undefended(args, dataset)
+    record = run_distillation(
+        args.baseline, loaded.model, dataset, args.out, recipe=recipe,
+        temperatures=args.temperatures, outputs=args.outputs, epochs=args.epochs,
+        seed=args.seed, progress=True,
+    )  # fmt: skip
+    _print_record(record, args.out)
+    return 0
+
+
+def _defend_parsers(commands: Any) -> None:
+    defend = commands.add_parser("defend", help="evaluate the defenses: detect, adv-train, distill")
+    defend_commands = defend.add_subparsers(dest="defend_command", required=True, metavar="COMMAND")
+
+    detect = defend_commands.add_parser(
+        "detect", help="detect a campaign's samples by the squared neighbour differences"
+    )
+    detect.add_argument("campaigns", type=Path, nargs="+", metavar="CAMPAIGN")
+    detect.add_argument(
+        "--fpr", type=float, nargs="+", default=[0.01, 0.05],
+        help="false-positive rates to calibrate thresholds at (default 0.01 0.05)",
+    )  # fmt: skip
+    detect.add_argument("--out", type=Path, required=True, help="output directory")
+    _data_options(detect)
+    detect.set_defaults(handler=_cmd_defend_detect)
+
+    baseline_help = (
+        "campaign run against the undefended model; the defended models face the same one"
+    )
+    adv = defend_commands.add_parser(
+        "adv-train", help="adversarial training, attacked like the undefended model"
+    )
+    adv.add_argument("--baseline", type=Path, required=True, help=baseline_help)
+    adv.add_argument("--out", type=Path, required=True, help="output directory (resumable)")
+    adv.add_argument(
+        "--from-campaign", type=Path, metavar="CAMPAIGN",
+        help="take the adversarial samples from this training-split campaign "
+        "(default: craft them on the fly against the model being trained)",
+    )  # fmt: skip
+    adv.add_argument(
+        "--fraction", type=float, default=0.25,
+        help="adversarial samples added per benign sample of a batch (default 0.25)",
+    )  # fmt: skip
+    adv.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    adv.add_argument(
+        "--fine-tune", action="store_true", help="start from the undefended model's weights"
+    )
+    adv.add_argument("--seed", type=int, default=0)
+    _data_options(adv)
+    _model_options(adv)
+    adv.set_defaults(handler=_cmd_defend_adv_train)
+
+    distill = defend_commands.add_parser(
+        "distill", help="defensive distillation at several temperatures, attacked both ways"
+    )
+    distill.add_argument("--baseline", type=Path, required=True, help=baseline_help)
+    distill.add_argument("--out", type=Path, required=True, help="output directory (resumable)")
+    distill.add_argument(
+        "--temperatures", type=float, nargs="+", default=[1.0, 10.0, 100.0],
+        help="distillation temperatures (default 1 10 100)",
+    )  # fmt: skip
+    distill.add_argument(
+        "--outputs", nargs="+", choices=("logits", "probabilities"),
+        default=["logits", "probabilities"], help="what the attack differentiates (default both)",
+    )  # fmt: skip
+    distill.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    distill.add_argument("--seed", type=int, default=0)
+    _data_options(distill)
+    _model_options(distill)
+    distill.set_defaults(handler=_cmd_defend_distill)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -480,8 +644,27 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument(
         "--no-samples", action="store_true", help="leave out the grid of samples (needs no data)"
     )
+    report_parser.add_argument("--toy", action="store_true", help="add the toy AND network section")
+    report_parser.add_argument(
+        "--defenses", type=Path, nargs="+", default=[], metavar="DIR",
+        help="add the results of `jsma defend` stored in these directories",
+    )  # fmt: skip
     _data_options(report_parser)
     report_parser.set_defaults(handler=_cmd_report)
+
+    toy_parser = commands.add_parser(
+        "toy", help="the paper's toy AND network, its forward derivative and a crafted input"
+    )
+    toy_parser.add_argument("--seed", type=int, default=0)
+    toy_parser.add_argument(
+        "--start", type=float, nargs=2, default=[0.3, 0.4], metavar=("X1", "X2"),
+        help="input to craft from (default 0.3 0.4, which the network maps to 0)",
+    )  # fmt: skip
+    toy_parser.add_argument("--theta", type=float, default=0.05, help="change per step")
+    toy_parser.add_argument("--out", type=Path, default=Path("toy-and.png"), help="PNG path")
+    toy_parser.set_defaults(handler=_cmd_toy)
+
+    _defend_parsers(commands)
 
     replicate_parser = commands.add_parser(
         "replicate", help="run the paper's evaluation end to end"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ from jsma.campaign import CampaignSpec, load_results, run_campaign
 from jsma.data import Dataset
 from jsma.metrics import (
     CampaignArrays,
+    adversarial_samples,
     budget_curves,
     distance_matrix,
     distortion_matrix,
@@ -159,6 +161,29 @@ def test_robustness() -> None:
         key = (str(split), int(index))
         minima[key] = min(minima.get(key, np.inf), distance)
     assert mean_of_minima == pytest.approx(np.mean(list(minima.values())))
+
+
+def test_adversarial_samples_replay_the_trajectories() -> None:
+    arrays = _synthetic()
+    rng = np.random.default_rng(3)
+    # Repeated features (small theta): the last value written must hold.
+    features = arrays.trajectory_features.copy()
+    features[1::7] = features[::7][: len(features[1::7])]
+    arrays = dataclasses.replace(
+        arrays, trajectory_features=features, trajectory_values=rng.random(len(features))
+    )
+    rows = rng.choice(len(arrays.source), 50, replace=False)
+    originals = rng.random((50, 1, 5, 8))
+    untouched = originals.copy()
+    rebuilt = adversarial_samples(arrays, originals, rows)
+    np.testing.assert_array_equal(originals, untouched)
+    for sample, row in enumerate(rows):
+        expected = originals[sample].copy().reshape(-1)
+        for position in range(arrays.trajectory_offsets[row], arrays.trajectory_offsets[row + 1]):
+            expected[arrays.trajectory_features[position]] = arrays.trajectory_values[position]
+        np.testing.assert_array_equal(rebuilt[sample].reshape(-1), expected)
+    with pytest.raises(ValueError, match="rows but"):
+        adversarial_samples(arrays, originals[:3], rows)
 
 
 def test_rank_correlation() -> None:

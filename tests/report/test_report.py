@@ -46,7 +46,7 @@ def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Pa
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "97.10%" in page  # the paper's numbers stand beside ours
 
-    summary = json.loads(files.summary.read_text(), parse_constant=_strict)
+    summary = json.loads(files.summary.read_text(), parse_constant=_strict)["campaigns"]
     assert [entry["variant"] for entry in summary] == ["increasing", "decreasing"]
     for entry, directory in zip(summary, campaigns, strict=True):
         arrays = CampaignArrays.from_table(load_results(directory))

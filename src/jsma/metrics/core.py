@@ -271,3 +271,32 @@ def rank_correlation(first: np.ndarray, second: np.ndarray) -> float:
     if both.sum() < 3 or np.ptp(first[both]) == 0 or np.ptp(second[both]) == 0:
         return math.nan  # undefined for constant inputs
     return float(stats.spearmanr(first[both], second[both]).statistic)
+
+
+def adversarial_samples(
+    arrays: CampaignArrays, originals: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """Rebuild the samples that the attacks `rows` crafted, from their trajectories.
+
+    originals: (len(rows), *input_shape), the attacked inputs, in the order of
+    `rows`. Returns a float copy with every recorded change applied; where a
+    feature changed more than once, its last value holds.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    samples = np.array(originals, dtype=np.float64, copy=True)
+    if len(rows) != len(samples):
+        raise ValueError(f"{len(rows)} rows but {len(samples)} original samples")
+    flat = samples.reshape(len(rows), -1)
+    starts, stops = arrays.trajectory_offsets[rows], arrays.trajectory_offsets[rows + 1]
+    lengths = stops - starts
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    first_of_owner = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    positions = np.repeat(starts, lengths) + np.arange(lengths.sum()) - first_of_owner
+    features = arrays.trajectory_features[positions]
+    values = arrays.trajectory_values[positions]
+    # Keep the last change of each (sample, feature): the first one of the reversed order.
+    reverse = slice(None, None, -1)
+    _, last = np.unique(np.stack([owner[reverse], features[reverse]]), axis=1, return_index=True)
+    chosen = len(owner) - 1 - last
+    flat[owner[chosen], features[chosen]] = values[chosen]
+    return samples

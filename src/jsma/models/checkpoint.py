@@ -39,6 +39,7 @@ class CheckpointInfo:
     seed: int | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     accuracies: Mapping[str, float] = field(default_factory=dict)
+    defense: Mapping[str, Any] = field(default_factory=dict)  # how a defended model was made
     jsma_version: str = field(default_factory=_package_version)
     torch_version: str = torch.__version__
 
@@ -49,6 +50,7 @@ class CheckpointInfo:
             "seed": self.seed,
             "data": dict(self.data),
             "accuracies": dict(self.accuracies),
+            "defense": dict(self.defense),
             "jsma_version": self.jsma_version,
             "torch_version": self.torch_version,
         }
@@ -61,6 +63,7 @@ class CheckpointInfo:
             seed=data.get("seed"),
             data=data.get("data", {}),
             accuracies=data.get("accuracies", {}),
+            defense=data.get("defense", {}),
             jsma_version=data.get("jsma_version", "unknown"),
             torch_version=data.get("torch_version", "unknown"),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,10 +23,12 @@ from jsma.models.registry import ModelSpec
 __all__ = [
     "RECIPES",
     "EpochRecord",
+    "Objective",
     "Recipe",
     "TrainingResult",
     "cached_model",
     "cached_model_path",
+    "cross_entropy",
     "get_recipe",
     "theano_init",
     "train",
@@ -151,6 +154,21 @@ def _optimizer(
     return optimizer, None
 
 
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""A training loss: (model, images, labels, their indices in the training split) -> loss.
+
+The indices let an objective look up per-sample data, such as a teacher's
+soft labels; the model is in training mode when it is called.
+"""
+
+
+def cross_entropy(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
+) -> torch.Tensor:
+    """The plain objective: cross-entropy of the logits against the labels."""
+    return nn.functional.cross_entropy(model(images), labels)
+
+
 def train(
     dataset: Dataset,
     recipe: Recipe | str = "default",
@@ -159,11 +177,17 @@ def train(
     epochs: int | None = None,
     architecture: str = "lenet",
     progress: bool = False,
+    objective: Objective = cross_entropy,
+    initial: nn.Module | None = None,
+    defense: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Train `architecture` on the training split with `recipe`, seeded.
 
     The same seed, recipe and data give the same weights on the CPU. Returns
     the model in eval mode with validation and test accuracy in `info`.
+    `objective` replaces the cross-entropy (defenses train differently);
+    `initial` starts from a copy of that model's weights instead of a fresh
+    initialisation (fine-tuning); `defense` is recorded in the checkpoint.
 
     Example:
         >>> result = train(load_mnist(), "default", seed=0)  # doctest: +SKIP
@@ -185,7 +209,9 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = spec.build()
-        if chosen.init == "theano":
+        if initial is not None:
+            model.load_state_dict(initial.state_dict())
+        elif chosen.init == "theano":
             theano_init(model)
     images, labels = dataset.train.tensors()
     batches = -(-len(labels) // chosen.batch_size)
@@ -201,7 +227,7 @@ def train(
             order = torch.randperm(len(labels), generator=generator)
             total_loss = 0.0
             for batch in order.split(chosen.batch_size):
-                loss = nn.functional.cross_entropy(model(images[batch]), labels[batch])
+                loss = objective(model, images[batch], labels[batch], batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -236,6 +262,7 @@ def train(
             "sizes": {split.name: len(split) for split in dataset.splits()},
         },
         accuracies=accuracies,
+        defense=dict(defense or {}),
     )
     return TrainingResult(model, info, tuple(history), time.perf_counter() - started)
 

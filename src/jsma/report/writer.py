@@ -17,14 +17,19 @@ from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from matplotlib.figure import Figure
 
 from jsma._io import atomic_write
 from jsma.data.dataset import Dataset
+from jsma.defenses.detection import DETECTION_FILE
+from jsma.defenses.evaluation import read_defense
+from jsma.defenses.figures import comparison_figure, detection_figure
 from jsma.paper import PAPER
 from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
 from jsma.report.summary import CampaignSummary, summarise
+from jsma.toy import craft_toy, toy_figure, toy_surfaces, train_and_network
 
 __all__ = ["ReportFiles", "render_report", "write_report"]
 
@@ -123,18 +128,128 @@ def _configuration(summaries: Sequence[CampaignSummary]) -> str:
 
 
 def write_report(
-    campaigns: Sequence[Path], out: Path, dataset: Dataset | None = None
+    campaigns: Sequence[Path],
+    out: Path,
+    dataset: Dataset | None = None,
+    *,
+    toy: bool = False,
+    defenses: Sequence[Path] = (),
 ) -> ReportFiles:
     """Summarise `campaigns` and write `out`/report.html, summary.json and figures/*.png.
 
     `dataset` (the campaigns' data) is needed only to draw the grid of
-    adversarial samples; without it the grid is left out.
+    adversarial samples; without it the grid is left out. `toy` adds the AND
+    network section (trained on the spot, about a second); `defenses` adds the
+    results that `jsma defend` stored in those directories.
     """
-    return render_report([summarise(directory) for directory in campaigns], out, dataset)
+    summaries = [summarise(directory) for directory in campaigns]
+    return render_report(summaries, out, dataset, toy=toy, defenses=defenses)
+
+
+def _toy_section() -> tuple[str, list[tuple[str, str, Figure]], dict[str, Any]]:
+    toy = train_and_network()
+    crafting = craft_toy(toy.model)
+    corners = ", ".join(
+        f"F{point} = {value:.3f}"
+        for point, value in zip(
+            ("(0,0)", "(0,1)", "(1,0)", "(1,1)"), toy.corner_outputs, strict=True
+        )
+    )
+    text = (
+        "<p>A network of 2 inputs, 2 sigmoid hidden units and 1 sigmoid output, trained (seed 0) "
+        f"on the Boolean AND over [0, 1]<sup>2</sup>: {html.escape(corners)}; "
+        f"{toy.grid_accuracy:.1%} correct on a 101 x 101 grid (points within 0.05 of the "
+        "boundary left out). The forward derivative is near zero almost everywhere and large "
+        "in a narrow band: that is where a small change flips the output, and its sign and "
+        f"size say which input to change. Crafted from ({crafting.points[0, 0]:.2f}, "
+        f"{crafting.points[0, 1]:.2f}) (F = {crafting.outputs[0]:.3f}) by raising the input "
+        f"with the largest derivative by 0.05 per step: F = {crafting.outputs[-1]:.3f} after "
+        f"{len(crafting.features)} steps.</p>"
+    )
+    figure = toy_figure(toy_surfaces(toy.model), crafting)
+    summary = {
+        "corner_outputs": list(toy.corner_outputs),
+        "grid_accuracy": toy.grid_accuracy,
+        "crafted_path": crafting.points.tolist(),
+        "crafted_outputs": crafting.outputs.tolist(),
+    }
+    return text, [("toy-and", "Toy example: the AND network", figure)], summary
+
+
+def _defense_sections(
+    directories: Sequence[Path],
+) -> tuple[str, list[tuple[str, str, Figure]], list[dict[str, Any]]]:
+    parts, figures, records = [], [], []
+    for number, directory in enumerate(directories):
+        detection = directory / DETECTION_FILE
+        if detection.is_file():
+            results = json.loads(detection.read_text())
+            records.append({"kind": "detection", "directory": str(directory), "results": results})
+            parts.append(_detection_table(results))
+            figures.append(
+                (f"defense-{number}-detection", "Defenses: detection", detection_figure(results))
+            )
+            continue
+        record = read_defense(directory)
+        rows, matrices = [], []
+        for entry in record.entries:
+            summary = summarise(entry.campaign)
+            line = summary.results[-1]
+            rows.append(
+                f"<tr><td class='name'>{html.escape(entry.model)}</td>"
+                f"<td class='name'>{html.escape(entry.output)}</td>"
+                f"<td>{_percent(entry.test_accuracy)}</td><td>{line.attacks}</td>"
+                f"<td>{_percent(line.success_rate)}</td>"
+                f"<td>{_points(line.mean_distortion_success)}</td>"
+                f"<td>{_points(line.mean_distortion_all)}</td></tr>"
+            )
+            matrices.append((f"{entry.model}, {entry.output}", summary.success))
+        title = html.escape(record.kind.replace("-", " "))
+        parts.append(
+            f"<h3>{title}</h3><p class='note'>{html.escape(json.dumps(record.details))}</p>"
+            "<table><tr><th class='name'>model</th><th class='name'>attack on</th>"
+            "<th>test accuracy</th><th>attacks</th><th>success rate</th>"
+            "<th>distortion of successes</th><th>distortion of all</th></tr>"
+            f"{''.join(rows)}</table>"
+        )
+        figures.append(
+            (f"defense-{number}-{record.kind}",
+             f"Defenses: {record.kind.replace('-', ' ')}, success rate per (source, target)",
+             comparison_figure(matrices)),
+        )  # fmt: skip
+        records.append(
+            {"kind": record.kind, "directory": str(directory), "details": record.details}
+        )
+    return "".join(parts), figures, records
+
+
+def _detection_table(results: Sequence[dict[str, Any]]) -> str:
+    rows = []
+    for result in results:
+        for point in result["operating_points"]:
+            rows.append(
+                f"<tr><td class='name'>{html.escape(result['variant'])}</td>"
+                f"<td>{result['auc']:.3f}</td>"
+                f"<td>{_percent(point['calibrated_false_positive_rate'])}</td>"
+                f"<td>{_percent(point['test_false_positive_rate'])}</td>"
+                f"<td>{_percent(point['detection_rate'])}</td>"
+                f"<td>{point['undetected']} of {result['adversarial_samples']}</td></tr>"
+            )
+    return (
+        "<h3>Detection by the sum of squared neighbour differences</h3>"
+        "<table><tr><th class='name'>campaign</th><th>AUC</th><th>calibrated FPR</th>"
+        "<th>FPR on test</th><th>detection rate</th><th>undetected successes</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
 
 
 def render_report(
-    summaries: Sequence[CampaignSummary], out: Path, dataset: Dataset | None = None
+    summaries: Sequence[CampaignSummary],
+    out: Path,
+    dataset: Dataset | None = None,
+    *,
+    toy: bool = False,
+    defenses: Sequence[Path] = (),
 ) -> ReportFiles:
     """Write the report of campaigns already summarised (see `write_report`)."""
     figures: list[tuple[str, str, Figure]] = []  # (file stem, caption, figure)
@@ -159,6 +274,15 @@ def render_report(
         ("distortion-histogram", "Distribution of distortion", distortion_histogram(summaries))
     )
 
+    extra: dict[str, Any] = {}
+    toy_text = defense_text = ""
+    if toy:
+        toy_text, toy_figures, extra["toy"] = _toy_section()
+        figures += toy_figures
+    if defenses:
+        defense_text, defense_figures, extra["defenses"] = _defense_sections(defenses)
+        figures += defense_figures
+
     written = []
     sections: dict[str, list[str]] = {}
     for stem, caption, figure in figures:
@@ -173,8 +297,10 @@ def render_report(
             f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
+    introductions = {"Toy example": toy_text, "Defenses": defense_text}
     body = "".join(
-        f"<h2>{html.escape(group)}</h2><div class='grid'>{''.join(items)}</div>"
+        f"<h2>{html.escape(group)}</h2>{introductions.get(group, '')}"
+        f"<div class='grid'>{''.join(items)}</div>"
         for group, items in sections.items()
     )
     try:
@@ -191,9 +317,10 @@ def render_report(
         sections=body,
         configuration=_configuration(summaries),
     )
+    summary = {"campaigns": [s.to_json() for s in summaries], **extra}
     html_path, summary_path = out / "report.html", out / "summary.json"
     with atomic_write(html_path) as handle:
         handle.write(page.encode())
     with atomic_write(summary_path) as handle:
-        handle.write(json.dumps([s.to_json() for s in summaries], indent=2).encode())
+        handle.write(json.dumps(summary, indent=2).encode())
     return ReportFiles(html_path, summary_path, tuple(written))

@@ -1,0 +1,266 @@
+"""Detecting JSMA samples by their roughness (the paper's first defense idea).
+
+JSMA saturates a few pixels and leaves the rest alone, so its samples have
+sharper edges than handwriting: the sum over all pairs of neighbouring
+pixels of their squared difference is higher. Here that statistic is
+computed per image, a threshold is calibrated on benign images at a chosen
+false-positive rate, and the detector is evaluated on a campaign's
+adversarial samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jsma.campaign import load_results
+from jsma.campaign.store import read_manifest
+from jsma.data.dataset import Dataset
+from jsma.errors import JSMAError
+from jsma.metrics import CampaignArrays, adversarial_samples, sample_keys
+
+__all__ = [
+    "DETECTION_FILE",
+    "DISTORTION_BUCKETS",
+    "DetectionResult",
+    "OperatingPoint",
+    "RocCurve",
+    "evaluate_detection",
+    "neighbour_statistic",
+    "roc_curve",
+    "threshold_at",
+]
+
+DETECTION_FILE = "detection.json"
+
+# Distortion buckets (percent of the features changed) for the detection rate.
+DISTORTION_BUCKETS = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.5)
+
+
+def neighbour_statistic(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Sum over all pairs of horizontally or vertically adjacent pixels of their
+    squared difference, per image.
+
+    images: (batch, ..., height, width); leading dimensions after the batch
+    (channels) are summed over. Returns (batch,) float64.
+    """
+    x = torch.as_tensor(images).to(torch.float64)
+    if x.ndim < 3:
+        raise ValueError(f"images must be (batch, ..., height, width), got shape {tuple(x.shape)}")
+    across = (x[..., :, 1:] - x[..., :, :-1]).square().flatten(1).sum(dim=1)
+    down = (x[..., 1:, :] - x[..., :-1, :]).square().flatten(1).sum(dim=1)
+    return (across + down).numpy()
+
+
+def threshold_at(benign: np.ndarray, false_positive_rate: float) -> float:
+    """The smallest threshold that flags (score > threshold) at most
+    `false_positive_rate` of the `benign` scores."""
+    if not 0 < false_positive_rate < 1:
+        raise ValueError(f"false_positive_rate must lie in (0, 1), got {false_positive_rate}")
+    if len(benign) == 0:
+        raise ValueError("no benign scores to calibrate on")
+    allowed = math.floor(false_positive_rate * len(benign) + 1e-9)  # benign images over it
+    return float(np.sort(benign)[len(benign) - allowed - 1])
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """Detection rate against false-positive rate as the threshold sweeps down."""
+
+    false_positive_rate: np.ndarray
+    true_positive_rate: np.ndarray
+    thresholds: np.ndarray  # flag when score >= threshold; rates start at (0, 0)
+
+    @property
+    def auc(self) -> float:
+        fpr, tpr = self.false_positive_rate, self.true_positive_rate
+        return float(((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2).sum())
+
+
+def roc_curve(benign: np.ndarray, adversarial: np.ndarray) -> RocCurve:
+    """The ROC curve of the detector `score >= threshold`, over every distinct score."""
+    if len(benign) == 0 or len(adversarial) == 0:
+        raise ValueError("a ROC curve needs benign and adversarial scores")
+    scores = np.concatenate([benign, adversarial])
+    positive = np.concatenate([np.zeros(len(benign)), np.ones(len(adversarial))])
+    order = np.argsort(-scores, kind="stable")
+    scores, positive = scores[order], positive[order]
+    # One point per distinct score: the last index of each run of equal scores.
+    ends = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])
+    true_positives = np.cumsum(positive)[ends]
+    false_positives = (ends + 1) - true_positives
+    return RocCurve(
+        np.r_[0.0, false_positives / len(benign)],
+        np.r_[0.0, true_positives / len(adversarial)],
+        np.r_[np.inf, scores[ends]],
+    )
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The detector at a threshold calibrated on benign validation images."""
+
+    calibrated_false_positive_rate: float
+    threshold: float
+    test_false_positive_rate: float  # measured on the campaign's benign originals
+    detection_rate: float  # of the successful adversarial samples
+    undetected: int  # successful adversarial samples under the threshold
+    detection_rate_by_bucket: tuple[float, ...]  # per DISTORTION_BUCKETS bucket (NaN: empty)
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """How the neighbour statistic separates a campaign's samples from benign ones."""
+
+    campaign: Path
+    variant: str
+    benign: np.ndarray  # statistic of the campaign's distinct benign originals
+    adversarial: np.ndarray  # statistic of its successful adversarial samples
+    adversarial_distortion: np.ndarray  # their distortion, percent
+    calibration: np.ndarray  # statistic of the benign calibration images
+    roc: RocCurve
+    points: tuple[OperatingPoint, ...]
+    bucket_counts: tuple[int, ...]
+
+    @property
+    def auc(self) -> float:
+        return self.roc.auc
+
+    def to_json(self) -> dict[str, Any]:
+        # The ROC thinned to at most ~400 points: enough to draw, small enough to read.
+        keep = np.unique(np.linspace(0, len(self.roc.thresholds) - 1, 400).astype(int))
+        top = float(np.quantile(np.concatenate([self.benign, self.adversarial]), 0.995))
+        edges = np.linspace(0.0, top, 61)
+        return {
+            "campaign": str(self.campaign),
+            "variant": self.variant,
+            "benign_samples": len(self.benign),
+            "adversarial_samples": len(self.adversarial),
+            "auc": self.auc,
+            "mean_statistic": {
+                "benign": float(self.benign.mean()),
+                "adversarial": float(self.adversarial.mean()) if len(self.adversarial) else None,
+            },
+            "distortion_buckets": list(DISTORTION_BUCKETS),
+            "bucket_counts": list(self.bucket_counts),
+            "operating_points": [
+                {
+                    "calibrated_false_positive_rate": p.calibrated_false_positive_rate,
+                    "threshold": p.threshold,
+                    "test_false_positive_rate": p.test_false_positive_rate,
+                    "detection_rate": p.detection_rate,
+                    "undetected": p.undetected,
+                    "detection_rate_by_bucket": [
+                        None if np.isnan(v) else v for v in p.detection_rate_by_bucket
+                    ],
+                }
+                for p in self.points
+            ],
+            "histogram": {
+                "edges": edges.tolist(),
+                "benign": np.histogram(self.benign, edges)[0].tolist(),
+                "adversarial": np.histogram(self.adversarial, edges)[0].tolist(),
+            },
+            "roc": {
+                "false_positive_rate": self.roc.false_positive_rate[keep].tolist(),
+                "true_positive_rate": self.roc.true_positive_rate[keep].tolist(),
+            },
+        }
+
+
+def _statistics_of(
+    arrays: CampaignArrays, rows: np.ndarray, dataset: Dataset, chunk: int = 8192
+) -> np.ndarray:
+    """The statistic of the adversarial samples of `rows`, rebuilt in chunks."""
+    scores = []
+    for begin in range(0, len(rows), chunk):
+        part = rows[begin : begin + chunk]
+        originals = np.empty((len(part), *dataset.input_shape), dtype=np.float64)
+        for split in np.unique(arrays.split[part]):
+            here = arrays.split[part] == split
+            images, _ = dataset.split(str(split)).tensors(arrays.index[part][here])
+            originals[here] = images.numpy()
+        scores.append(neighbour_statistic(adversarial_samples(arrays, originals, part)))
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def evaluate_detection(
+    campaign: Path,
+    dataset: Dataset,
+    *,
+    false_positive_rates: Sequence[float] = (0.01, 0.05),
+    calibration_split: str = "validation",
+) -> DetectionResult:
+    """Calibrate on benign `calibration_split` images, then test on `campaign`.
+
+    Negatives are the campaign's distinct benign originals, positives its
+    successful adversarial samples (a failed attack produced no adversarial
+    sample). JSMA stops as soon as the target class is reached, so these are
+    already the least-changed samples an attacker who knows the detector
+    would keep; `undetected` counts those that stay under the threshold.
+    """
+    manifest = read_manifest(campaign)
+    if manifest is None:
+        raise JSMAError(f"{campaign}: no campaign here (no campaign.json)")
+    if tuple(manifest["data"]["input_shape"]) != tuple(dataset.input_shape):
+        raise JSMAError(
+            f"{campaign}: the campaign's inputs are {manifest['data']['input_shape']}, "
+            f"the data set's {list(dataset.input_shape)}: not the same data"
+        )
+    arrays = CampaignArrays.from_table(load_results(campaign))
+    successful = np.flatnonzero(arrays.success)
+    if not len(successful):
+        raise JSMAError(f"{campaign}: no attack succeeded, so there is nothing to detect")
+    adversarial = _statistics_of(arrays, successful, dataset)
+    distortion = arrays.distortion[successful]
+
+    # Negatives: each attacked benign sample once.
+    _, first = np.unique(sample_keys(arrays), return_index=True)
+    benign = np.concatenate(
+        [
+            neighbour_statistic(dataset.split(str(split)).tensors(arrays.index[rows])[0])
+            for split in np.unique(arrays.split[first])
+            for rows in [first[arrays.split[first] == split]]
+        ]
+    )
+    calibration = neighbour_statistic(dataset.split(calibration_split).tensors()[0])
+
+    edges = np.array(DISTORTION_BUCKETS)
+    bucket = np.clip(np.searchsorted(edges, distortion, side="right") - 1, 0, len(edges) - 2)
+    counts = np.bincount(bucket, minlength=len(edges) - 1)
+    points = []
+    for rate in false_positive_rates:
+        threshold = threshold_at(calibration, rate)
+        flagged = adversarial > threshold
+        by_bucket = tuple(
+            float(flagged[bucket == b].mean()) if counts[b] else float("nan")
+            for b in range(len(edges) - 1)
+        )
+        points.append(
+            OperatingPoint(
+                calibrated_false_positive_rate=rate,
+                threshold=threshold,
+                test_false_positive_rate=float((benign > threshold).mean()),
+                detection_rate=float(flagged.mean()) if len(flagged) else float("nan"),
+                undetected=int((~flagged).sum()),
+                detection_rate_by_bucket=by_bucket,
+            )
+        )
+    theta = float(manifest["spec"]["attack"]["theta"])
+    return DetectionResult(
+        campaign=campaign,
+        variant="increasing" if theta > 0 else "decreasing",
+        benign=benign,
+        adversarial=adversarial,
+        adversarial_distortion=distortion,
+        calibration=calibration,
+        roc=roc_curve(benign, adversarial),
+        points=tuple(points),
+        bucket_counts=tuple(int(c) for c in counts),
+    )

@@ -1,0 +1,155 @@
+"""Evaluating defended models the way the undefended one was: the same campaign.
+
+A defense run writes `defense.json` in its directory: what kind of defense,
+and one entry per (model, attack output) with the model's test accuracy and
+the campaign run against it. The report reads that file and the campaigns;
+nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from jsma._io import atomic_write
+from jsma.attacks import Output
+from jsma.campaign import CampaignSpec, load_results, run_campaign
+from jsma.campaign.runner import model_fingerprint
+from jsma.campaign.store import read_manifest
+from jsma.data.dataset import Dataset
+from jsma.errors import JSMAError
+from jsma.metrics import CampaignArrays, SetResults, results_by_split
+
+__all__ = [
+    "DEFENSE_FILE",
+    "DefendedCampaign",
+    "DefenseRecord",
+    "baseline_output",
+    "campaign_results",
+    "check_baseline_model",
+    "comparison_lines",
+    "read_defense",
+    "same_campaign",
+    "write_defense",
+]
+
+DEFENSE_FILE = "defense.json"
+
+
+def _baseline_manifest(baseline: Path) -> dict[str, Any]:
+    manifest = read_manifest(baseline)
+    if manifest is None:
+        raise JSMAError(f"{baseline}: no campaign here (no campaign.json)")
+    return manifest
+
+
+def baseline_output(baseline: Path) -> str:
+    """The output (logits or probabilities) the baseline campaign attacked."""
+    return str(_baseline_manifest(baseline)["spec"]["attack"]["output"])
+
+
+def check_baseline_model(baseline: Path, model: nn.Module) -> None:
+    """Refuse a model other than the one the baseline campaign attacked."""
+    stored = _baseline_manifest(baseline)["model"]["fingerprint"]
+    if model_fingerprint(model) != stored:
+        raise JSMAError(
+            f"{baseline}: this campaign attacked another model (fingerprint {stored}); pass "
+            "the undefended model it attacked (--model or --recipe)"
+        )
+
+
+def same_campaign(
+    baseline: Path,
+    model: nn.Module,
+    dataset: Dataset,
+    directory: Path,
+    *,
+    output: Output | None = None,
+    model_description: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> Path:
+    """Run (or resume) in `directory` the campaign of `baseline` (same samples, targets
+    and attack) against `model`, optionally with the attack on another `output`."""
+    spec = CampaignSpec.from_json(_baseline_manifest(baseline)["spec"])
+    if output is not None:
+        spec = dataclasses.replace(spec, attack=dataclasses.replace(spec.attack, output=output))
+    run_campaign(
+        directory, spec, model, dataset, model_description=model_description, progress=progress
+    )
+    return directory
+
+
+@dataclass(frozen=True)
+class DefendedCampaign:
+    """One line of a defense comparison: a model, the attack's output, its campaign."""
+
+    model: str
+    output: str
+    test_accuracy: float
+    campaign: Path
+
+
+@dataclass(frozen=True)
+class DefenseRecord:
+    kind: str  # "adversarial-training" or "distillation"
+    entries: tuple[DefendedCampaign, ...]
+    details: dict[str, Any]
+
+
+def write_defense(directory: Path, record: DefenseRecord) -> Path:
+    path = directory / DEFENSE_FILE
+    data = {
+        "kind": record.kind,
+        "details": record.details,
+        "entries": [
+            {**dataclasses.asdict(entry), "campaign": str(entry.campaign)}
+            for entry in record.entries
+        ],
+    }
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(data, indent=2).encode())
+    return path
+
+
+def read_defense(directory: Path) -> DefenseRecord:
+    path = directory / DEFENSE_FILE if directory.is_dir() else directory
+    try:
+        data = json.loads(path.read_text())
+        entries = tuple(
+            DefendedCampaign(
+                str(e["model"]), str(e["output"]), float(e["test_accuracy"]), Path(e["campaign"])
+            )
+            for e in data["entries"]
+        )
+        return DefenseRecord(str(data["kind"]), entries, dict(data.get("details", {})))
+    except FileNotFoundError:
+        raise JSMAError(f"{path}: no defense results here (run `jsma defend` first)") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise JSMAError(f"{path}: not a defense record ({error})") from None
+
+
+def campaign_results(campaign: Path) -> SetResults:
+    """The campaign's results line over all its sets (the average with several)."""
+    return results_by_split(CampaignArrays.from_table(load_results(campaign)))[-1]
+
+
+def comparison_lines(entries: Sequence[DefendedCampaign]) -> list[str]:
+    """A plain-text table of the entries, for the terminal."""
+    lines = [
+        f"{'model':<28} {'output':<14} {'test acc':>8} {'attacks':>8} {'success':>8} "
+        f"{'dist. succ.':>11} {'dist. all':>9}"
+    ]
+    for entry in entries:
+        result = campaign_results(entry.campaign)
+        lines.append(
+            f"{entry.model:<28} {entry.output:<14} {entry.test_accuracy:>8.2%} "
+            f"{result.attacks:>8} {result.success_rate:>8.2%} "
+            f"{result.mean_distortion_success:>10.2f}% {result.mean_distortion_all:>8.2f}%"
+        )
+    return lines

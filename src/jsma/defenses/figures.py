@@ -1,0 +1,106 @@
+"""Figures of the defense evaluations, drawn from their JSON records (no pyplot state)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["comparison_figure", "detection_figure"]
+
+
+def _shares(counts: Sequence[int]) -> np.ndarray:
+    values = np.asarray(counts, dtype=np.float64)
+    return values * 100 / max(1.0, values.sum())
+
+
+def detection_figure(results: Sequence[Mapping[str, Any]]) -> Figure:
+    """ROC curves, the statistic's distribution and the detection rate per
+    distortion bucket, one colour per campaign (`DetectionResult.to_json`)."""
+    figure = Figure(figsize=(14, 4), layout="constrained")
+    roc, histogram, buckets = figure.subplots(1, 3)
+    width = 0.8 / max(1, len(results))
+    for number, result in enumerate(results):
+        name = f"{result['variant']} (AUC {result['auc']:.3f})"
+        line = roc.plot(
+            result["roc"]["false_positive_rate"], result["roc"]["true_positive_rate"], label=name
+        )[0]
+        colour = line.get_color()
+        points = result["operating_points"]
+        roc.plot(
+            [p["test_false_positive_rate"] for p in points],
+            [p["detection_rate"] for p in points],
+            "o",
+            color=colour,
+        )
+        edges = np.array(result["histogram"]["edges"])
+        if number == 0:
+            histogram.stairs(
+                _shares(result["histogram"]["benign"]), edges, color="black", label="benign",
+                linewidth=1.5,
+            )  # fmt: skip
+        histogram.stairs(
+            _shares(result["histogram"]["adversarial"]), edges, color=colour,
+            label=result["variant"],
+        )  # fmt: skip
+        point = points[-1]
+        rates = [np.nan if v is None else v * 100 for v in point["detection_rate_by_bucket"]]
+        bucket_edges = result["distortion_buckets"]
+        positions = np.arange(len(rates)) + (number - (len(results) - 1) / 2) * width
+        buckets.bar(
+            positions,
+            rates,
+            width=width,
+            color=colour,
+            label=f"{result['variant']} at {point['calibrated_false_positive_rate']:.0%} FPR",
+        )
+        labels = [f"{a:g}-{b:g}" for a, b in itertools.pairwise(bucket_edges)]
+        buckets.set_xticks(range(len(rates)), labels, fontsize=8)
+    roc.plot([0, 1], [0, 1], ":", color="grey")
+    roc.set_xlabel("false-positive rate (benign test images)")
+    roc.set_ylabel("detection rate (successful adversarial samples)")
+    roc.set_title("ROC (dots: thresholds calibrated at 1% and 5%)")
+    roc.legend(fontsize=8)
+    histogram.set_xlabel("sum of squared neighbour differences")
+    histogram.set_ylabel("share of the images (%)")
+    histogram.set_title("The statistic")
+    histogram.legend(fontsize=8)
+    buckets.set_xlabel("distortion of the adversarial sample (%)")
+    buckets.set_ylabel("detected (%)")
+    buckets.set_ylim(0, 100)
+    buckets.set_title("Detection rate per distortion bucket")
+    buckets.legend(fontsize=8)
+    for axes in (roc, histogram, buckets):
+        axes.grid(alpha=0.3)
+    return figure
+
+
+def comparison_figure(matrices: Sequence[tuple[str, np.ndarray]]) -> Figure:
+    """Success rate per (source, target) of several models, side by side, one scale."""
+    columns = min(3, len(matrices))
+    rows = -(-len(matrices) // columns)
+    figure = Figure(figsize=(4.3 * columns + 0.8, 3.9 * rows), layout="constrained")
+    panels = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).flatten()
+    image = None
+    for axes, (title, values) in zip(panels, matrices, strict=False):
+        image = axes.imshow(np.ma.masked_invalid(values * 100), cmap="viridis", vmin=0, vmax=100)
+        classes = len(values)
+        axes.set_xticks(range(classes))
+        axes.set_yticks(range(classes))
+        axes.set_xlabel("target class")
+        axes.set_ylabel("source class")
+        axes.set_title(title, fontsize=10)
+        for (row, column), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                axes.text(
+                    column, row, f"{value * 100:.0f}", ha="center", va="center", fontsize=6,
+                    color="black" if value > 0.6 else "white",
+                )  # fmt: skip
+    for axes in panels[len(matrices) :]:
+        axes.set_visible(False)
+    if image is not None:
+        figure.colorbar(image, ax=list(panels[: len(matrices)]), shrink=0.8, label="success (%)")
+    return figure

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from jsma.cli import main
+from tests.conftest import write_idx_directory
+
+
+def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The CLI holds out 10,000 validation images, so make just over that many.
+    data = write_idx_directory(tmp_path / "idx", train=10_010, test=12)
+    common = ["--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache")]
+    checkpoint = tmp_path / "model.safetensors"
+    assert main(["-q", "train", *common, "--epochs", "1", "--out", str(checkpoint)]) == 0
+    model = ["--model", str(checkpoint)]
+    baseline = tmp_path / "baseline"
+    run = ["campaign", "run", str(baseline), *common, *model, "--samples", "4", "--unit-size", "2"]
+    assert main(["-q", *run]) == 0
+    capsys.readouterr()
+
+    detection = tmp_path / "detection"
+    assert main(["defend", "detect", str(baseline), *common, "--out", str(detection)]) == 0
+    printed = capsys.readouterr().out
+    assert "AUC" in printed
+    assert "calibrated at 1% FPR on 10000 benign images" in printed
+    assert json.loads((detection / "detection.json").read_text())[0]["variant"] == "increasing"
+    assert (detection / "detection.png").read_bytes()[:4] == b"\x89PNG"
+
+    adversarial = tmp_path / "adv"
+    defend = ["defend", "adv-train", "--baseline", str(baseline), *common, *model]
+    assert main(["-q", *defend, "--out", str(adversarial), "--epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"undefended\s+logits", printed)
+    assert re.search(r"adversarially trained\s+logits", printed)
+
+    distilled = tmp_path / "distill"
+    distill = ["defend", "distill", "--baseline", str(baseline), *common, *model]
+    assert (
+        main(["-q", *distill, "--out", str(distilled), "--epochs", "1", "--temperatures", "5"]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert re.search(r"distilled T=5\s+probabilities", printed)
+
+    report = tmp_path / "report"
+    arguments = ["report", str(baseline), "--no-samples", "--toy", "--out", str(report)]
+    defenses = ["--defenses", str(detection), str(adversarial), str(distilled)]
+    assert main([*arguments, *defenses]) == 0
+    page = (report / "report.html").read_text()
+    for text in ("Toy example", "Detection by the sum", "adversarial training", "distillation"):
+        assert text in page
+    assert len(re.findall(r"<img ", page)) == 4 + 2 + 1 + 3  # campaign, across, toy, defenses
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["toy"]["grid_accuracy"] > 0.95
+    assert [d["kind"] for d in summary["defenses"]] == [
+        "detection", "adversarial-training", "distillation",
+    ]  # fmt: skip
+
+    # Defenses are evaluated against the model the baseline attacked, and no other.
+    other = tmp_path / "other.safetensors"
+    assert main(["-q", "train", *common, "--epochs", "1", "--seed", "1", "--out", str(other)]) == 0
+    wrong = ["defend", "adv-train", "--baseline", str(baseline), *common, "--model", str(other)]
+    assert main([*wrong, "--out", str(tmp_path / "x")]) == 2
+    assert "attacked another model" in capsys.readouterr().err
+    assert main(["report", str(baseline), "--no-samples", "--defenses", str(tmp_path)]) == 2
+    assert "no defense results here" in capsys.readouterr().err

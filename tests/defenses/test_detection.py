@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from jsma.campaign import AttackSettings, CampaignSpec, load_results, run_campaign
+from jsma.data import Dataset
+from jsma.defenses import (
+    DISTORTION_BUCKETS,
+    evaluate_detection,
+    neighbour_statistic,
+    roc_curve,
+    threshold_at,
+)
+from jsma.defenses.figures import detection_figure
+from jsma.errors import JSMAError
+from jsma.metrics import CampaignArrays
+from jsma.models import ModelSpec
+from tests.conftest import NUM_CLASSES
+
+
+def _statistic_by_loops(image: np.ndarray) -> float:
+    """image: (..., height, width); every channel's neighbouring pairs, one by one."""
+    planes = image.reshape(-1, *image.shape[-2:])
+    total = 0.0
+    for plane in planes:
+        height, width = plane.shape
+        for row in range(height):
+            for column in range(width):
+                if column + 1 < width:
+                    total += (plane[row, column] - plane[row, column + 1]) ** 2
+                if row + 1 < height:
+                    total += (plane[row, column] - plane[row + 1, column]) ** 2
+    return total
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 6, 7), (3, 3, 4, 4), (4, 9, 2)])
+def test_neighbour_statistic_matches_loops(shape: tuple[int, ...]) -> None:
+    images = np.random.default_rng(0).random(shape)
+    expected = [_statistic_by_loops(image) for image in images]
+    np.testing.assert_allclose(neighbour_statistic(images), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        neighbour_statistic(torch.from_numpy(images).float()), expected, rtol=1e-5
+    )
+    assert neighbour_statistic(np.full((2, 1, 4, 4), 0.7)).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="height, width"):
+        neighbour_statistic(np.zeros((4, 9)))
+
+
+def test_threshold_at_calibrates_the_false_positive_rate() -> None:
+    benign = np.random.default_rng(1).normal(size=1000)
+    for rate in (0.01, 0.05, 0.2):
+        threshold = threshold_at(benign, rate)
+        assert (benign > threshold).mean() <= rate
+        # The smallest such threshold: any lower benign score would flag too many.
+        lower = benign[benign < threshold].max()
+        assert (benign > lower).mean() > rate
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="false_positive_rate"):
+            threshold_at(benign, bad)
+
+
+def test_roc_auc_is_the_mann_whitney_statistic() -> None:
+    rng = np.random.default_rng(2)
+    benign = rng.integers(0, 30, 400).astype(float)  # many ties on purpose
+    adversarial = rng.integers(10, 45, 300).astype(float)
+    curve = roc_curve(benign, adversarial)
+    u = stats.mannwhitneyu(adversarial, benign).statistic
+    assert curve.auc == pytest.approx(u / (len(benign) * len(adversarial)))
+    assert (curve.false_positive_rate[0], curve.true_positive_rate[0]) == (0, 0)
+    assert (curve.false_positive_rate[-1], curve.true_positive_rate[-1]) == (1, 1)
+    assert (np.diff(curve.false_positive_rate) >= 0).all()
+    assert (np.diff(curve.true_positive_rate) >= 0).all()
+    for fpr, tpr, threshold in zip(
+        curve.false_positive_rate[1:], curve.true_positive_rate[1:], curve.thresholds[1:],
+        strict=True,
+    ):  # fmt: skip
+        assert fpr == (benign >= threshold).mean()
+        assert tpr == (adversarial >= threshold).mean()
+
+
+@pytest.fixture
+def campaigns(tiny_dataset: Dataset, tmp_path: Path) -> list[Path]:
+    torch.manual_seed(0)
+    model = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES}).build()
+    directories = []
+    for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
+        spec = CampaignSpec(samples=10, unit_size=5, attack=AttackSettings(theta=theta))
+        run_campaign(tmp_path / name, spec, model, tiny_dataset)
+        directories.append(tmp_path / name)
+    return directories
+
+
+def test_evaluate_detection_on_a_campaign(campaigns: list[Path], tiny_dataset: Dataset) -> None:
+    result = evaluate_detection(campaigns[0], tiny_dataset, false_positive_rates=(0.05, 0.25))
+    arrays = CampaignArrays.from_table(load_results(campaigns[0]))
+    images, _ = tiny_dataset.test.tensors()
+    # Positives: each successful attack's sample, rebuilt here by hand.
+    expected = []
+    for row in np.flatnonzero(arrays.success):
+        image = images[arrays.index[row]].numpy().astype(np.float64).reshape(-1)
+        start, stop = arrays.trajectory_offsets[row : row + 2]
+        image[arrays.trajectory_features[start:stop]] = arrays.trajectory_values[start:stop]
+        expected.append(_statistic_by_loops(image.reshape(16, 16)))
+    np.testing.assert_allclose(result.adversarial, expected, rtol=1e-9)
+    assert len(result.benign) == 10  # each attacked sample once
+    assert len(result.calibration) == len(tiny_dataset.validation)
+    assert sum(result.bucket_counts) == len(expected)
+    assert result.variant == "increasing"
+    for point, rate in zip(result.points, (0.05, 0.25), strict=True):
+        assert point.threshold == threshold_at(result.calibration, rate)
+        flagged = result.adversarial > point.threshold
+        assert point.detection_rate == flagged.mean()
+        assert point.undetected == (~flagged).sum()
+        assert point.test_false_positive_rate == (result.benign > point.threshold).mean()
+        edges = np.array(DISTORTION_BUCKETS)
+        for bucket, rate_in_bucket in enumerate(point.detection_rate_by_bucket):
+            inside = (result.adversarial_distortion >= edges[bucket]) & (
+                result.adversarial_distortion < edges[bucket + 1]
+            )
+            if inside.any():
+                assert rate_in_bucket == pytest.approx(flagged[inside].mean())
+            else:
+                assert np.isnan(rate_in_bucket)
+    record = json.loads(json.dumps(result.to_json(), allow_nan=False))
+    assert record["auc"] == pytest.approx(result.auc)
+    decreasing = evaluate_detection(campaigns[1], tiny_dataset).to_json()
+    figure = detection_figure([record, decreasing])
+    assert len(figure.axes) == 3
+
+
+def test_evaluate_detection_errors(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    with pytest.raises(JSMAError, match="no campaign here"):
+        evaluate_detection(tmp_path, tiny_dataset)

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import jsma.defenses.runs as runs
+from jsma.attacks import JSMA
+from jsma.campaign import CampaignSpec, load_results, run_campaign
+from jsma.data import Dataset
+from jsma.defenses import (
+    OnTheFlyAdversarialObjective,
+    SoftLabelObjective,
+    adversarial_training,
+    campaign_training_samples,
+    distill,
+    read_defense,
+    run_adversarial_training,
+    run_distillation,
+    soft_labels,
+)
+from jsma.errors import JSMAError
+from jsma.metrics import CampaignArrays
+from jsma.models import RECIPES, load_checkpoint, train
+from tests.conftest import NUM_CLASSES
+
+FAST = dataclasses.replace(RECIPES["default"], batch_size=16, epochs=2)
+
+
+@pytest.fixture(scope="module")
+def undefended(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from jsma.data import IdxDirectorySource
+    from tests.conftest import write_idx_directory
+
+    root = tmp_path_factory.mktemp("defenses")
+    dataset = IdxDirectorySource(write_idx_directory(root / "idx"), validation_size=40).load(
+        root / "cache"
+    )
+    model = train(dataset, FAST, seed=0).model
+    baseline = root / "baseline"
+    run_campaign(baseline, CampaignSpec(samples=6, unit_size=3), model, dataset)
+    return dataset, model, baseline
+
+
+def test_soft_label_objective_is_cross_entropy_on_one_hot_labels(tiny_dataset: Dataset) -> None:
+    images, labels = tiny_dataset.train.tensors(torch.arange(8).numpy())
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, NUM_CLASSES))
+    one_hot = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+    objective = SoftLabelObjective(one_hot, temperature=1.0)
+    expected = torch.nn.functional.cross_entropy(model(images), labels)
+    torch.testing.assert_close(objective(model, images, labels, torch.arange(8)), expected)
+    soft = soft_labels(model, images, temperature=5.0, batch_size=3)
+    torch.testing.assert_close(soft.sum(dim=1), torch.ones(8))
+    torch.testing.assert_close(soft, (model(images) / 5).softmax(dim=1).detach())
+
+
+def test_distillation_scales_the_deployed_logits(undefended) -> None:  # type: ignore[no-untyped-def]
+    dataset, _, _ = undefended
+    images, _ = dataset.test.tensors()
+    model = train(dataset, FAST, seed=0, epochs=10).model
+    result = distill(dataset, FAST, temperature=20.0, seed=0, epochs=10)
+    assert result.student.info.defense == {"kind": "distillation", "temperature": 20.0}
+    assert result.teacher.info.defense["kind"] == "distillation-teacher"
+    with torch.no_grad():
+        plain = model(images).std(dim=1).mean()
+        student = result.student.model(images).std(dim=1).mean()
+    # Trained to match soft labels at T = 20, its logits at T = 1 are far larger.
+    assert student > 3 * plain
+    assert result.student.info.accuracies["test"] >= 0.9
+
+
+def test_adversarial_training_on_the_fly(undefended) -> None:  # type: ignore[no-untyped-def]
+    dataset, model, _ = undefended
+    attack = JSMA(theta=1.0, max_distortion=0.1)
+    objective = OnTheFlyAdversarialObjective(attack, NUM_CLASSES, fraction=0.5, seed=0)
+    images, labels = dataset.train.tensors(torch.arange(16).numpy())
+    loss = objective(model, images, labels, torch.arange(16))
+    assert loss.requires_grad
+    assert objective.crafted == 8
+    assert model.training is False  # crafting restored the mode it found
+    result = adversarial_training(dataset, FAST, fraction=0.5, seed=0, epochs=1, initial=model)
+    assert result.info.defense["source"] == "on-the-fly"
+    assert result.info.defense["fine_tuned"] is True
+    assert result.info.accuracies["test"] >= 0.9
+
+
+def test_campaign_samples_come_from_the_training_split(  # type: ignore[no-untyped-def]
+    undefended, tmp_path: Path
+) -> None:
+    dataset, model, baseline = undefended
+    with pytest.raises(JSMAError, match="training split only"):
+        campaign_training_samples(baseline, dataset)
+    pool = tmp_path / "pool"
+    run_campaign(pool, CampaignSpec(splits=("train",), samples=4, unit_size=4), model, dataset)
+    images, labels = campaign_training_samples(pool, dataset)
+    arrays = CampaignArrays.from_table(load_results(pool))
+    assert labels.tolist() == arrays.source[arrays.success].tolist()
+    originals, _ = dataset.train.tensors(arrays.index[arrays.success])
+    changed = (images != originals).flatten(1).sum(dim=1)
+    assert changed.tolist() == arrays.features_changed[arrays.success].tolist()
+    result = adversarial_training(dataset, FAST, campaign=pool, seed=0, epochs=1)
+    assert result.info.defense["pool"] == len(labels)
+
+
+def test_run_adversarial_training_compares_and_resumes(  # type: ignore[no-untyped-def]
+    undefended, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, model, baseline = undefended
+    out = tmp_path / "adv"
+    record = run_adversarial_training(
+        baseline, model, dataset, out, recipe=FAST, fraction=0.5, epochs=1
+    )
+    assert [entry.model for entry in record.entries] == ["undefended", "adversarially trained"]
+    attacked = record.entries[1].campaign
+    assert (
+        json.loads((attacked / "campaign.json").read_text())["spec"]
+        == json.loads((baseline / "campaign.json").read_text())["spec"]
+    )  # the same campaign, against the defended model
+    assert read_defense(out) == record
+    assert load_checkpoint(out / "model.safetensors").info.defense["kind"] == (
+        "adversarial-training"
+    )
+    # Rerunning reuses the trained model instead of training again.
+    monkeypatch.setattr(runs, "adversarial_training", lambda *a, **k: pytest.fail("retrained"))
+    assert (
+        run_adversarial_training(baseline, model, dataset, out, recipe=FAST, fraction=0.5, epochs=1)
+        == record
+    )
+    with pytest.raises(JSMAError, match="other settings"):
+        run_adversarial_training(baseline, model, dataset, out, recipe=FAST, fraction=0.3)
+    other = train(dataset, FAST, seed=1, epochs=1).model
+    with pytest.raises(JSMAError, match="attacked another model"):
+        run_adversarial_training(baseline, other, dataset, tmp_path / "x", recipe=FAST)
+
+
+def test_run_distillation(undefended, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset, model, baseline = undefended
+    record = run_distillation(
+        baseline, model, dataset, tmp_path / "distill", recipe=FAST, temperatures=(10.0,), epochs=1
+    )
+    names = [(entry.model, entry.output) for entry in record.entries]
+    assert names == [
+        ("undefended", "logits"), ("undefended", "probabilities"),
+        ("distilled T=10", "logits"), ("distilled T=10", "probabilities"),
+    ]  # fmt: skip
+    assert record.entries[0].campaign == baseline
+    for entry in record.entries[1:]:
+        manifest = json.loads((entry.campaign / "campaign.json").read_text())
+        assert manifest["spec"]["attack"]["output"] == entry.output
+        assert manifest["spec"]["samples"] == 6
+    with pytest.raises(ValueError, match="temperatures"):
+        run_distillation(baseline, model, dataset, tmp_path / "d", recipe=FAST, temperatures=(0,))
