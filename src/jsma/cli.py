@@ -6,7 +6,6 @@ Only this module prints; the library reports through `logging`.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
@@ -18,7 +17,6 @@ import numpy as np
 import torch
 
 from jsma import __version__
-from jsma._io import atomic_write
 from jsma.attacks import JSMA, AttackResult
 from jsma.campaign import (
     AttackSettings,
@@ -42,8 +40,8 @@ from jsma.defenses import (
     evaluate_detection,
     run_adversarial_training,
     run_distillation,
+    write_detection,
 )
-from jsma.defenses.detection import DETECTION_FILE
 from jsma.defenses.evaluation import comparison_lines
 from jsma.defenses.figures import detection_figure
 from jsma.errors import JSMAError
@@ -430,10 +428,10 @@ def _cmd_defend_detect(args: argparse.Namespace) -> int:
         evaluate_detection(campaign, dataset, false_positive_rates=args.fpr)
         for campaign in args.campaigns
     ]
-    records = [result.to_json() for result in results]
-    with atomic_write(args.out / DETECTION_FILE) as handle:
-        handle.write(json.dumps(records, indent=2).encode())
-    figure = save_figure(detection_figure(records), args.out / "detection.png")
+    stored = write_detection(args.out, results)
+    figure = save_figure(
+        detection_figure([result.to_json() for result in results]), args.out / "detection.png"
+    )
     for result in results:
         print(
             f"{result.campaign} ({result.variant}): AUC {result.auc:.3f}, "
@@ -447,7 +445,7 @@ def _cmd_defend_detect(args: argparse.Namespace) -> int:
                 f"benign images; {point.test_false_positive_rate:.2%} on the test originals): "
                 f"detects {point.detection_rate:.2%}, {point.undetected} stay under it"
             )
-    print(f"results: {args.out / DETECTION_FILE}")
+    print(f"results: {stored}")
     print(f"figure:  {figure}")
     return 0
 

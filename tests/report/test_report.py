@@ -12,6 +12,7 @@ import torch
 from jsma.campaign import AttackSettings, CampaignSpec, load_results, run_campaign
 from jsma.cli import main
 from jsma.data import Dataset
+from jsma.defenses import evaluate_detection, write_detection
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
 from jsma.models import ModelSpec
 from jsma.report import write_report
@@ -83,7 +84,11 @@ def test_report_renders_in_chromium(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    files = write_report(campaigns, tmp_path / "report", tiny_dataset)
+    detection = tmp_path / "detection"
+    write_detection(detection, [evaluate_detection(c, tiny_dataset) for c in campaigns])
+    files = write_report(
+        campaigns, tmp_path / "report", tiny_dataset, toy=True, defenses=[detection]
+    )
     problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(

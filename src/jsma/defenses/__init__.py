@@ -17,6 +17,7 @@ from jsma.defenses.detection import (
     neighbour_statistic,
     roc_curve,
     threshold_at,
+    write_detection,
 )
 from jsma.defenses.evaluation import (
     DefendedCampaign,
@@ -63,4 +64,5 @@ __all__ = [
     "same_campaign",
     "soft_labels",
     "threshold_at",
+    "write_detection",
 ]

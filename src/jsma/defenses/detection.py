@@ -10,6 +10,7 @@ adversarial samples.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jsma._io import atomic_write
 from jsma.campaign import load_results
 from jsma.campaign.store import read_manifest
 from jsma.data.dataset import Dataset
@@ -35,6 +37,7 @@ __all__ = [
     "neighbour_statistic",
     "roc_curve",
     "threshold_at",
+    "write_detection",
 ]
 
 DETECTION_FILE = "detection.json"
@@ -264,3 +267,11 @@ def evaluate_detection(
         points=tuple(points),
         bucket_counts=tuple(int(c) for c in counts),
     )
+
+
+def write_detection(directory: Path, results: Sequence[DetectionResult]) -> Path:
+    """Store `results` as `directory`/detection.json (what `jsma report --defenses` reads)."""
+    path = directory / DETECTION_FILE
+    with atomic_write(path) as handle:
+        handle.write(json.dumps([result.to_json() for result in results], indent=2).encode())
+    return path
