@@ -77,7 +77,10 @@ def run_adversarial_training(
         "kind": "adversarial-training",
         "fraction": fraction,
         "source": "campaign" if campaign is not None else "on-the-fly",
+        "campaign": None if campaign is None else str(campaign.resolve()),
         "fine_tuned": fine_tune,
+        "seed": seed,
+        "epochs": epochs,
     }
 
     def make() -> TrainingResult:
@@ -141,7 +144,12 @@ def run_distillation(
         entries.append(DefendedCampaign("undefended", output, accuracy, campaign))
     for temperature in temperatures:
         folder = directory / f"T{temperature:g}"
-        description = {"kind": "distillation", "temperature": temperature}
+        description = {
+            "kind": "distillation",
+            "temperature": temperature,
+            "seed": seed,
+            "epochs": epochs,
+        }
         student = _trained(
             folder / "student.safetensors",
             description,

@@ -148,14 +148,19 @@ def adversarial_training(
     increasing JSMA) against the model as it trains, `fraction` of each
     batch. `initial` fine-tunes that model instead of training from scratch.
     """
-    description: dict[str, Any] = {"kind": "adversarial-training", "fraction": fraction}
+    description: dict[str, Any] = {
+        "kind": "adversarial-training",
+        "fraction": fraction,
+        "seed": seed,
+        "epochs": epochs,  # None: the recipe's
+    }
     objective: OnTheFlyAdversarialObjective | CampaignAdversarialObjective
     if campaign is not None:
         if attack is not None:
             raise ValueError("give either a campaign or an attack, not both")
         images, labels = campaign_training_samples(campaign, dataset)
         objective = CampaignAdversarialObjective(images, labels, fraction=fraction, seed=seed)
-        description.update(source="campaign", campaign=str(campaign), pool=len(labels))
+        description.update(source="campaign", campaign=str(campaign.resolve()), pool=len(labels))
     else:
         low, high = dataset.bounds
         attack = attack or JSMA(theta=1.0, max_distortion=0.145, clip_min=low, clip_max=high)
@@ -234,12 +239,14 @@ def distill(
     teacher = train(
         dataset, recipe, seed=seed, epochs=epochs, progress=progress,
         objective=TemperatureObjective(temperature),
-        defense={"kind": "distillation-teacher", "temperature": temperature},
+        defense={"kind": "distillation-teacher", "temperature": temperature, "seed": seed,
+                 "epochs": epochs},
     )  # fmt: skip
     soft = soft_labels(teacher.model, dataset.train.tensors()[0], temperature)
     student = train(
         dataset, recipe, seed=seed + 1, epochs=epochs, progress=progress,
         objective=SoftLabelObjective(soft, temperature),
-        defense={"kind": "distillation", "temperature": temperature},
+        defense={"kind": "distillation", "temperature": temperature, "seed": seed,
+                 "epochs": epochs},
     )  # fmt: skip
     return Distillation(temperature, teacher, student)
