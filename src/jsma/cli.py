@@ -42,6 +42,7 @@ from jsma.defenses import (
     run_distillation,
     write_detection,
 )
+from jsma.defenses.detection import joint_records
 from jsma.defenses.evaluation import comparison_lines
 from jsma.defenses.figures import detection_figure
 from jsma.errors import JSMAError
@@ -443,8 +444,16 @@ def _cmd_defend_detect(args: argparse.Namespace) -> int:
                 f"  threshold {point.threshold:.2f} (calibrated at "
                 f"{point.calibrated_false_positive_rate:.0%} FPR on {len(result.calibration)} "
                 f"benign images; {point.test_false_positive_rate:.2%} on the test originals): "
-                f"detects {point.detection_rate:.2%}, {point.undetected} stay under it"
+                f"detects {point.detection_rate:.2%}, {point.undetected} stay under it "
+                f"({point.undetected_success_rate:.2%} of all attacks succeed undetected)"
             )
+    for record in joint_records(results):
+        print(
+            f"either campaign's sample, whichever evades the "
+            f"{record['calibrated_false_positive_rate']:.0%} threshold: "
+            f"{record['undetected_success_rate']:.2%} of {record['attacks']} attacks succeed "
+            "undetected"
+        )
     print(f"results: {stored}")
     print(f"figure:  {figure}")
     return 0

@@ -13,9 +13,11 @@ from jsma.data import Dataset
 from jsma.defenses import (
     DISTORTION_BUCKETS,
     evaluate_detection,
+    joint_undetected_success_rate,
     neighbour_statistic,
     roc_curve,
     threshold_at,
+    write_detection,
 )
 from jsma.defenses.figures import detection_figure
 from jsma.errors import JSMAError
@@ -96,7 +98,9 @@ def campaigns(tiny_dataset: Dataset, tmp_path: Path) -> list[Path]:
     return directories
 
 
-def test_evaluate_detection_on_a_campaign(campaigns: list[Path], tiny_dataset: Dataset) -> None:
+def test_evaluate_detection_on_a_campaign(
+    campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
+) -> None:
     result = evaluate_detection(campaigns[0], tiny_dataset, false_positive_rates=(0.05, 0.25))
     arrays = CampaignArrays.from_table(load_results(campaigns[0]))
     images, _ = tiny_dataset.test.tensors()
@@ -117,6 +121,7 @@ def test_evaluate_detection_on_a_campaign(campaigns: list[Path], tiny_dataset: D
         flagged = result.adversarial > point.threshold
         assert point.detection_rate == flagged.mean()
         assert point.undetected == (~flagged).sum()
+        assert point.undetected_success_rate == (~flagged).sum() / len(arrays.success)
         assert point.test_false_positive_rate == (result.benign > point.threshold).mean()
         edges = np.array(DISTORTION_BUCKETS)
         for bucket, rate_in_bucket in enumerate(point.detection_rate_by_bucket):
@@ -129,9 +134,25 @@ def test_evaluate_detection_on_a_campaign(campaigns: list[Path], tiny_dataset: D
                 assert np.isnan(rate_in_bucket)
     record = json.loads(json.dumps(result.to_json(), allow_nan=False))
     assert record["auc"] == pytest.approx(result.auc)
-    decreasing = evaluate_detection(campaigns[1], tiny_dataset).to_json()
-    figure = detection_figure([record, decreasing])
+    decreasing = evaluate_detection(campaigns[1], tiny_dataset, false_positive_rates=(0.05, 0.25))
+    figure = detection_figure([record, decreasing.to_json()])
     assert len(figure.axes) == 3
+
+    # An attacker holding both variants' samples keeps whichever evades.
+    threshold = result.points[1].threshold
+    evading = set()
+    for campaign, detected in zip(campaigns, (result, decreasing), strict=True):
+        rows = CampaignArrays.from_table(load_results(campaign))
+        successful = np.flatnonzero(rows.success)
+        for position, row in enumerate(successful):
+            if detected.adversarial[position] <= threshold:
+                evading.add((int(rows.index[row]), int(rows.target[row])))
+    rate, attacks = joint_undetected_success_rate([result, decreasing], threshold)
+    assert attacks == len(arrays.success)  # both campaigns made the same attacks
+    assert rate == len(evading) / attacks
+    assert rate >= max(p.undetected_success_rate for p in (result.points[1], decreasing.points[1]))
+    stored = json.loads(write_detection(tmp_path / "d", [result, decreasing]).read_text())
+    assert stored["joint"][1]["undetected_success_rate"] == rate
 
 
 def test_evaluate_detection_errors(tiny_dataset: Dataset, tmp_path: Path) -> None:

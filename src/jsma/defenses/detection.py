@@ -23,7 +23,7 @@ import torch
 from jsma._io import atomic_write
 from jsma.campaign import load_results
 from jsma.campaign.store import read_manifest
-from jsma.data.dataset import Dataset
+from jsma.data.dataset import SPLIT_NAMES, Dataset
 from jsma.errors import JSMAError
 from jsma.metrics import CampaignArrays, adversarial_samples, sample_keys
 
@@ -34,6 +34,8 @@ __all__ = [
     "OperatingPoint",
     "RocCurve",
     "evaluate_detection",
+    "joint_records",
+    "joint_undetected_success_rate",
     "neighbour_statistic",
     "roc_curve",
     "threshold_at",
@@ -114,6 +116,7 @@ class OperatingPoint:
     test_false_positive_rate: float  # measured on the campaign's benign originals
     detection_rate: float  # of the successful adversarial samples
     undetected: int  # successful adversarial samples under the threshold
+    undetected_success_rate: float  # of all the campaign's attacks: success and not flagged
     detection_rate_by_bucket: tuple[float, ...]  # per DISTORTION_BUCKETS bucket (NaN: empty)
 
 
@@ -130,6 +133,8 @@ class DetectionResult:
     roc: RocCurve
     points: tuple[OperatingPoint, ...]
     bucket_counts: tuple[int, ...]
+    attack_keys: np.ndarray  # (attacks,) one int per (split, sample, target), same across campaigns
+    successful_rows: np.ndarray  # rows of `attack_keys` that `adversarial` holds, in order
 
     @property
     def auc(self) -> float:
@@ -144,6 +149,7 @@ class DetectionResult:
             "campaign": str(self.campaign),
             "variant": self.variant,
             "benign_samples": len(self.benign),
+            "attacks": len(self.attack_keys),
             "adversarial_samples": len(self.adversarial),
             "auc": self.auc,
             "mean_statistic": {
@@ -159,6 +165,7 @@ class DetectionResult:
                     "test_false_positive_rate": p.test_false_positive_rate,
                     "detection_rate": p.detection_rate,
                     "undetected": p.undetected,
+                    "undetected_success_rate": p.undetected_success_rate,
                     "detection_rate_by_bucket": [
                         None if np.isnan(v) else v for v in p.detection_rate_by_bucket
                     ],
@@ -191,6 +198,32 @@ def _statistics_of(
             originals[here] = images.numpy()
         scores.append(neighbour_statistic(adversarial_samples(arrays, originals, part)))
     return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def _attack_keys(arrays: CampaignArrays) -> np.ndarray:
+    split = np.array([SPLIT_NAMES.index(name) for name in arrays.split], dtype=np.int64)
+    return (split * 10**9 + arrays.index) * 1000 + (arrays.target + 1)
+
+
+def joint_undetected_success_rate(
+    results: Sequence[DetectionResult], threshold: float
+) -> tuple[float, int]:
+    """An attacker who knows the detector and has several campaigns' samples for the
+    same (sample, target) attacks (say, the increasing and decreasing variants)
+    keeps any that succeeds under `threshold`. Returns the share of the attacks
+    common to all campaigns that succeed undetected that way, and their count.
+    """
+    if not results:
+        raise ValueError("no detection results to combine")
+    common = results[0].attack_keys
+    for result in results[1:]:
+        common = np.intersect1d(common, result.attack_keys)
+    evading = [
+        result.attack_keys[result.successful_rows[result.adversarial <= threshold]]
+        for result in results
+    ]
+    hits = np.intersect1d(np.unique(np.concatenate(evading)), common)
+    return (len(hits) / len(common) if len(common) else float("nan")), len(common)
 
 
 def evaluate_detection(
@@ -252,6 +285,7 @@ def evaluate_detection(
                 test_false_positive_rate=float((benign > threshold).mean()),
                 detection_rate=float(flagged.mean()) if len(flagged) else float("nan"),
                 undetected=int((~flagged).sum()),
+                undetected_success_rate=float((~flagged).sum() / len(arrays.success)),
                 detection_rate_by_bucket=by_bucket,
             )
         )
@@ -266,12 +300,34 @@ def evaluate_detection(
         roc=roc_curve(benign, adversarial),
         points=tuple(points),
         bucket_counts=tuple(int(c) for c in counts),
+        attack_keys=_attack_keys(arrays),
+        successful_rows=successful,
     )
 
 
 def write_detection(directory: Path, results: Sequence[DetectionResult]) -> Path:
     """Store `results` as `directory`/detection.json (what `jsma report --defenses` reads)."""
     path = directory / DETECTION_FILE
+    data = {"results": [result.to_json() for result in results], "joint": joint_records(results)}
     with atomic_write(path) as handle:
-        handle.write(json.dumps([result.to_json() for result in results], indent=2).encode())
+        handle.write(json.dumps(data, indent=2).encode())
     return path
+
+
+def joint_records(results: Sequence[DetectionResult]) -> list[dict[str, Any]]:
+    """`joint_undetected_success_rate` at each calibrated threshold (with 2+ results)."""
+    if len(results) < 2:
+        return []
+    records = []
+    for point in results[0].points:
+        rate, attacks = joint_undetected_success_rate(results, point.threshold)
+        records.append(
+            {
+                "calibrated_false_positive_rate": point.calibrated_false_positive_rate,
+                "threshold": point.threshold,
+                "undetected_success_rate": rate,
+                "attacks": attacks,
+                "campaigns": [str(result.campaign) for result in results],
+            }
+        )
+    return records

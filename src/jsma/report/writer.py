@@ -183,9 +183,10 @@ def _defense_sections(
     for number, directory in enumerate(directories):
         detection = directory / DETECTION_FILE
         if detection.is_file():
-            results = json.loads(detection.read_text())
-            records.append({"kind": "detection", "directory": str(directory), "results": results})
-            parts.append(_detection_table(results))
+            stored = json.loads(detection.read_text())
+            results = stored["results"]
+            records.append({"kind": "detection", "directory": str(directory), **stored})
+            parts.append(_detection_table(results, stored["joint"]))
             figures.append(
                 (f"defense-{number}-detection", "Defenses: detection", detection_figure(results))
             )
@@ -223,7 +224,7 @@ def _defense_sections(
     return "".join(parts), figures, records
 
 
-def _detection_table(results: Sequence[dict[str, Any]]) -> str:
+def _detection_table(results: Sequence[dict[str, Any]], joint: Sequence[dict[str, Any]]) -> str:
     rows = []
     for result in results:
         for point in result["operating_points"]:
@@ -233,12 +234,24 @@ def _detection_table(results: Sequence[dict[str, Any]]) -> str:
                 f"<td>{_percent(point['calibrated_false_positive_rate'])}</td>"
                 f"<td>{_percent(point['test_false_positive_rate'])}</td>"
                 f"<td>{_percent(point['detection_rate'])}</td>"
-                f"<td>{point['undetected']} of {result['adversarial_samples']}</td></tr>"
+                f"<td>{point['undetected']} of {result['adversarial_samples']}</td>"
+                f"<td>{_percent(point['undetected_success_rate'])}</td></tr>"
             )
+    for record in joint:
+        rows.append(
+            "<tr><td class='name'>either, whichever evades</td><td>&ndash;</td>"
+            f"<td>{_percent(record['calibrated_false_positive_rate'])}</td>"
+            "<td>&ndash;</td><td>&ndash;</td><td>&ndash;</td>"
+            f"<td>{_percent(record['undetected_success_rate'])}</td></tr>"
+        )
     return (
         "<h3>Detection by the sum of squared neighbour differences</h3>"
+        "<p class='note'>Thresholds calibrated on benign validation images. Last column: "
+        "the share of all attacks that succeed and stay under the threshold; the last rows "
+        "keep, for each (sample, target), any campaign's sample that does.</p>"
         "<table><tr><th class='name'>campaign</th><th>AUC</th><th>calibrated FPR</th>"
-        "<th>FPR on test</th><th>detection rate</th><th>undetected successes</th></tr>"
+        "<th>FPR on test</th><th>detection rate</th><th>undetected successes</th>"
+        "<th>attacks succeeding undetected</th></tr>"
         f"{''.join(rows)}</table>"
     )
 
