@@ -96,3 +96,16 @@ def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert f"results: {out}" in printed
     assert (out / "increasing" / "campaign.json").is_file()
     assert (out / "decreasing" / "campaign.json").is_file()
+
+
+def test_threads_option(
+    idx_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    assert main(["--threads", "0", "data", "info"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    chosen: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    main(["--threads", "1", "data", "info", "--source", "idx", "--data-dir", str(idx_dir)])
+    assert chosen == [1]

@@ -566,6 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"jsma {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: torch's choice, one per core); give 1 to each "
+        "of several jsma processes sharing the cores, or they slow each other down badly",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="inspect the data")
@@ -704,6 +710,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s: %(message)s",
     )
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise JSMAError(f"--threads must be at least 1, got {args.threads}")
+            torch.set_num_threads(args.threads)
         code: int = args.handler(args)
     except (JSMAError, ValueError) as error:
         print(f"jsma: error: {error}", file=sys.stderr)
