@@ -109,3 +109,26 @@ def test_threads_option(
     monkeypatch.setattr(torch, "set_num_threads", chosen.append)
     main(["--threads", "1", "data", "info", "--source", "idx", "--data-dir", str(idx_dir)])
     assert chosen == [1]
+
+
+def test_replicate_on_probabilities(tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from jsma.models import CheckpointInfo, ModelSpec, save_checkpoint
+    from tests.conftest import NUM_CLASSES, write_idx_directory
+
+    data = write_idx_directory(tmp_path / "idx", train=10_010, test=20)
+    spec = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES})
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "model.safetensors"
+    save_checkpoint(checkpoint, spec.build(), CheckpointInfo(spec=spec, recipe={"name": "test"}))
+    out = tmp_path / "replicate"
+    args = ["replicate", "--source", "idx", "--data-dir", str(data), "--model", str(checkpoint)]
+    assert (
+        main(["-q", *args, "--samples", "2", "--output", "probabilities", "--out", str(out)]) == 0
+    )
+    for variant in ("increasing", "decreasing"):
+        manifest = json.loads((out / variant / "campaign.json").read_text())
+        assert manifest["spec"]["attack"]["output"] == "probabilities"

@@ -348,9 +348,10 @@ def _cmd_replicate(args: argparse.Namespace) -> int:
     splits = ("train", "validation", "test") if args.full else ("test",)
     samples = None if args.full else args.samples
     scale = "full" if args.full else f"test-{samples}"
-    directory = args.out or _cache_dir(args) / "runs" / f"replicate-{args.recipe}-{scale}"
+    suffix = "" if args.output == "logits" else f"-{args.output}"
+    directory = args.out or _cache_dir(args) / "runs" / f"replicate-{args.recipe}-{scale}{suffix}"
     replication = replicate(
-        dataset, loaded.model, directory, samples=samples, splits=splits,
+        dataset, loaded.model, directory, samples=samples, splits=splits, output=args.output,
         model_description=description, progress=True,
     )  # fmt: skip
     for variant in replication.variants:
@@ -696,6 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the paper's full campaign: 3 splits x 10,000 samples x 9 targets (270,000 attacks)",
     )
+    replicate_parser.add_argument(
+        "--output", choices=("logits", "probabilities"), default="logits",
+        help="what the attack differentiates (default: logits, as the paper's text says)",
+    )  # fmt: skip
     replicate_parser.add_argument(
         "--out", type=Path, help="campaign directory (default: in the cache directory)"
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from jsma.attacks import Output
 from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
 from jsma.data.dataset import Dataset
 from jsma.report import CampaignSummary, ReportFiles, render_report, summarise
@@ -38,6 +39,7 @@ def replicate(
     *,
     samples: int | None = 1000,
     splits: tuple[str, ...] = ("test",),
+    output: Output = "logits",
     model_description: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> Replication:
@@ -46,12 +48,15 @@ def replicate(
     `samples` takes the first N samples of each split (None: all of them; with
     the three splits, the paper's full scale). Campaigns go to
     `directory`/increasing and `directory`/decreasing, the report to
-    `directory`/report.
+    `directory`/report. `output` is what the attack differentiates: the
+    logits (the paper's text) or the softmax probabilities.
     """
     variants = []
     for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
         spec = CampaignSpec(
-            splits=splits, samples=samples, attack=AttackSettings(theta=theta, max_distortion=0.145)
+            splits=splits,
+            samples=samples,
+            attack=AttackSettings(theta=theta, max_distortion=0.145, output=output),
         )
         logger.info("%s campaign: %s", name, directory / name)
         run_campaign(
