@@ -283,7 +283,7 @@ def evaluate_detection(
                 calibrated_false_positive_rate=rate,
                 threshold=threshold,
                 test_false_positive_rate=float((benign > threshold).mean()),
-                detection_rate=float(flagged.mean()) if len(flagged) else float("nan"),
+                detection_rate=float(flagged.mean()),
                 undetected=int((~flagged).sum()),
                 undetected_success_rate=float((~flagged).sum() / len(arrays.success)),
                 detection_rate_by_bucket=by_bucket,
