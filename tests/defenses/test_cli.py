@@ -52,7 +52,7 @@ def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     defenses = ["--defenses", str(detection), str(adversarial), str(distilled)]
     assert main([*arguments, *defenses]) == 0
     page = (report / "report.html").read_text()
-    for text in ("Toy example", "Detection by the sum", "adversarial training", "distillation"):
+    for text in ("Toy example", "Detection by the sum", "Adversarial training", "Distillation"):
         assert text in page
     assert len(re.findall(r"<img ", page)) == 4 + 2 + 1 + 3  # campaign, across, toy, defenses
     summary = json.loads((report / "summary.json").read_text())

@@ -205,9 +205,10 @@ def _defense_sections(
                 f"<td>{_points(line.mean_distortion_all)}</td></tr>"
             )
             matrices.append((f"{entry.model}, {entry.output}", summary.success))
-        title = html.escape(record.kind.replace("-", " "))
+        title = html.escape(record.kind.replace("-", " ").capitalize())
+        details = "; ".join(f"{key}: {value}" for key, value in record.details.items())
         parts.append(
-            f"<h3>{title}</h3><p class='note'>{html.escape(json.dumps(record.details))}</p>"
+            f"<h3>{title}</h3><p class='note'>{html.escape(details)}</p>"
             "<table><tr><th class='name'>model</th><th class='name'>attack on</th>"
             "<th>test accuracy</th><th>attacks</th><th>success rate</th>"
             "<th>distortion of successes</th><th>distortion of all</th></tr>"
