@@ -45,3 +45,24 @@ def idx_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_dataset(idx_dir: Path, tmp_path: Path) -> Dataset:
     return IdxDirectorySource(idx_dir, validation_size=40).load(tmp_path / "cache")
+
+
+def increasing_and_decreasing(
+    dataset: Dataset, directory: Path, *, samples: int, unit_size: int
+) -> list[Path]:
+    """The same small campaign with theta = +1 and -1 against a seeded untrained LeNet."""
+    import torch
+
+    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.models import ModelSpec
+
+    torch.manual_seed(0)
+    model = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES}).build()
+    directories = []
+    for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
+        spec = CampaignSpec(
+            samples=samples, unit_size=unit_size, attack=AttackSettings(theta=theta)
+        )
+        run_campaign(directory / name, spec, model, dataset)
+        directories.append(directory / name)
+    return directories

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from jsma.campaign import AttackSettings, CampaignSpec, load_results, run_campaign
+from jsma.campaign import load_results
 from jsma.data import Dataset
 from jsma.defenses import (
     DISTORTION_BUCKETS,
@@ -22,8 +22,7 @@ from jsma.defenses import (
 from jsma.defenses.figures import detection_figure
 from jsma.errors import JSMAError
 from jsma.metrics import CampaignArrays
-from jsma.models import ModelSpec
-from tests.conftest import NUM_CLASSES
+from tests.conftest import increasing_and_decreasing
 
 
 def _statistic_by_loops(image: np.ndarray) -> float:
@@ -88,14 +87,7 @@ def test_roc_auc_is_the_mann_whitney_statistic() -> None:
 
 @pytest.fixture
 def campaigns(tiny_dataset: Dataset, tmp_path: Path) -> list[Path]:
-    torch.manual_seed(0)
-    model = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES}).build()
-    directories = []
-    for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
-        spec = CampaignSpec(samples=10, unit_size=5, attack=AttackSettings(theta=theta))
-        run_campaign(tmp_path / name, spec, model, tiny_dataset)
-        directories.append(tmp_path / name)
-    return directories
+    return increasing_and_decreasing(tiny_dataset, tmp_path, samples=10, unit_size=5)
 
 
 def test_evaluate_detection_on_a_campaign(

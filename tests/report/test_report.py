@@ -7,28 +7,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
-from jsma.campaign import AttackSettings, CampaignSpec, load_results, run_campaign
+from jsma.campaign import load_results
 from jsma.cli import main
 from jsma.data import Dataset
 from jsma.defenses import evaluate_detection, write_detection
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
-from jsma.models import ModelSpec
 from jsma.report import write_report
-from tests.conftest import NUM_CLASSES
+from tests.conftest import NUM_CLASSES, increasing_and_decreasing
 
 
 @pytest.fixture
 def campaigns(tiny_dataset: Dataset, tmp_path: Path) -> list[Path]:
-    torch.manual_seed(0)
-    model = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES}).build()
-    directories = []
-    for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
-        spec = CampaignSpec(samples=8, unit_size=4, attack=AttackSettings(theta=theta))
-        run_campaign(tmp_path / name, spec, model, tiny_dataset)
-        directories.append(tmp_path / name)
-    return directories
+    return increasing_and_decreasing(tiny_dataset, tmp_path, samples=8, unit_size=4)
 
 
 def _strict(value: str) -> object:

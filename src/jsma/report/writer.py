@@ -22,10 +22,13 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from jsma._io import atomic_write
+from jsma.campaign import load_results
+from jsma.campaign.store import read_manifest
 from jsma.data.dataset import Dataset
 from jsma.defenses.detection import DETECTION_FILE
 from jsma.defenses.evaluation import read_defense
 from jsma.defenses.figures import comparison_figure, detection_figure
+from jsma.metrics import CampaignArrays, results_by_split, success_matrix
 from jsma.paper import PAPER
 from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
 from jsma.report.summary import CampaignSummary, summarise
@@ -194,8 +197,9 @@ def _defense_sections(
         record = read_defense(directory)
         rows, matrices = [], []
         for entry in record.entries:
-            summary = summarise(entry.campaign)
-            line = summary.results[-1]
+            # Only the results line and the success matrix: no need for the whole summary.
+            arrays = CampaignArrays.from_table(load_results(entry.campaign))
+            line = results_by_split(arrays)[-1]
             rows.append(
                 f"<tr><td class='name'>{html.escape(entry.model)}</td>"
                 f"<td class='name'>{html.escape(entry.output)}</td>"
@@ -204,7 +208,8 @@ def _defense_sections(
                 f"<td>{_points(line.mean_distortion_success)}</td>"
                 f"<td>{_points(line.mean_distortion_all)}</td></tr>"
             )
-            matrices.append((f"{entry.model}, {entry.output}", summary.success))
+            classes = int(read_manifest(entry.campaign)["data"]["num_classes"])  # type: ignore[index]
+            matrices.append((f"{entry.model}, {entry.output}", success_matrix(arrays, classes)))
         title = html.escape(record.kind.replace("-", " ").capitalize())
         details = "; ".join(f"{key}: {value}" for key, value in record.details.items())
         parts.append(
