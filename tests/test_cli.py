@@ -74,7 +74,9 @@ def test_data_dir_without_idx_source(capsys: pytest.CaptureFixture[str]) -> None
     assert "--data-dir is only used with --source idx" in capsys.readouterr().err
 
 
-def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _replicate_command(tmp_path: Path) -> tuple[list[str], Path]:
+    """`jsma replicate` on synthetic data (10,000 validation images held out) with an
+    untrained checkpoint, and the output directory."""
     import torch
 
     from jsma.models import CheckpointInfo, ModelSpec, save_checkpoint
@@ -87,6 +89,11 @@ def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     save_checkpoint(checkpoint, spec.build(), CheckpointInfo(spec=spec, recipe={"name": "test"}))
     out = tmp_path / "replicate"
     args = ["replicate", "--source", "idx", "--data-dir", str(data), "--model", str(checkpoint)]
+    return args, out
+
+
+def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args, out = _replicate_command(tmp_path)
     assert main(["-q", *args, "--samples", "5", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "increasing (theta = +1" in printed
@@ -114,18 +121,7 @@ def test_threads_option(
 def test_replicate_on_probabilities(tmp_path: Path) -> None:
     import json
 
-    import torch
-
-    from jsma.models import CheckpointInfo, ModelSpec, save_checkpoint
-    from tests.conftest import NUM_CLASSES, write_idx_directory
-
-    data = write_idx_directory(tmp_path / "idx", train=10_010, test=20)
-    spec = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES})
-    torch.manual_seed(0)
-    checkpoint = tmp_path / "model.safetensors"
-    save_checkpoint(checkpoint, spec.build(), CheckpointInfo(spec=spec, recipe={"name": "test"}))
-    out = tmp_path / "replicate"
-    args = ["replicate", "--source", "idx", "--data-dir", str(data), "--model", str(checkpoint)]
+    args, out = _replicate_command(tmp_path)
     assert (
         main(["-q", *args, "--samples", "2", "--output", "probabilities", "--out", str(out)]) == 0
     )
