@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from jsma.data import Dataset, EmbeddedSource, load_mnist
-from jsma.models import cached_model, evaluate, load_checkpoint, save_checkpoint, train
+from jsma.models import (
+    cached_model,
+    cached_model_path,
+    evaluate,
+    get_recipe,
+    load_checkpoint,
+    packaged_model_path,
+    save_checkpoint,
+    train,
+)
 
 pytestmark = pytest.mark.mnist
 
@@ -44,3 +53,19 @@ def test_one_epoch_reaches_97_percent_and_round_trips(mnist: Dataset, tmp_path: 
     path.rename(cache / "models" / "lenet-default-seed0.safetensors")
     cached = cached_model(mnist, cache, "default")
     assert cached.info.accuracies == result.info.accuracies
+
+
+def test_packaged_paper_model_is_what_its_metadata_says(mnist: Dataset, tmp_path: Path) -> None:
+    """The checkpoint shipped for the main job: its recorded accuracies are its own, and
+    `cached_model` serves it (without training) to a fresh cache."""
+    path = packaged_model_path("paper")
+    assert path is not None
+    loaded = load_checkpoint(path)
+    assert loaded.info.recipe == get_recipe("paper").to_json()
+    assert loaded.info.seed == 0
+    for split in (mnist.validation, mnist.test):
+        measured = evaluate(loaded.model, split, mnist.num_classes).accuracy
+        assert measured == loaded.info.accuracies[split.name]
+    served = cached_model(mnist, tmp_path, "paper")
+    assert served.info.accuracies == loaded.info.accuracies
+    assert not cached_model_path(tmp_path, "paper").exists()

@@ -11,13 +11,13 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 
 from jsma import __version__
-from jsma.attacks import JSMA, AttackResult
+from jsma.attacks import JSMA, AttackResult, Output
 from jsma.campaign import (
     AttackSettings,
     CampaignSpec,
@@ -59,7 +59,7 @@ from jsma.models import (
     save_checkpoint,
     train,
 )
-from jsma.paper import PAPER
+from jsma.paper import CLOSEST, PAPER
 from jsma.replicate import replicate
 from jsma.report import write_report
 from jsma.toy import craft_toy, toy_figure, toy_surfaces, train_and_network
@@ -91,14 +91,20 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _model_options(parser: argparse.ArgumentParser) -> None:
+def _model_options(parser: argparse.ArgumentParser, default_recipe: str = "default") -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", type=Path, help="a checkpoint to use instead of the cached one")
     group.add_argument(
         "--recipe",
         choices=sorted(RECIPES),
-        default="default",
-        help="recipe of the cached model, trained on first use (default: default)",
+        default=default_recipe,
+        help="recipe of the cached model: the packaged checkpoint where jsma ships one, "
+        f"else trained on first use (default: {default_recipe})",
+    )
+    group.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train the recipe's model again here instead of using the cached or packaged one",
     )
 
 
@@ -289,7 +295,9 @@ def _model_and_description(
         loaded = load_checkpoint(args.model)
         where: dict[str, Any] = {"checkpoint": str(args.model.resolve())}
     else:
-        loaded = cached_model(dataset, _cache_dir(args), args.recipe, progress=True)
+        loaded = cached_model(
+            dataset, _cache_dir(args), args.recipe, progress=True, retrain=args.retrain
+        )
         where = {"recipe": args.recipe}
     info = loaded.info
     return loaded, {
@@ -339,10 +347,16 @@ def _cmd_campaign_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_replicate(args: argparse.Namespace) -> int:
+    if args.model is None and (args.recipe, args.output) == (CLOSEST.recipe, CLOSEST.output):
+        print(f"setting: {CLOSEST.why}.")
+        print("  others: --recipe default (ReLU, Adam), --output logits (the paper's text)")
     dataset = _dataset(args)
     print(f"data: {dataset.source}, {', '.join(f'{s.name} {len(s)}' for s in dataset.splits())}")
     loaded, description = _model_and_description(args, dataset)
-    print(f"model: {loaded.info.spec.architecture}, recipe {loaded.info.recipe.get('name')!r}")
+    print(
+        f"model: {loaded.info.spec.architecture}, recipe {loaded.info.recipe.get('name')!r}, "
+        f"attacked on its {args.output}"
+    )
     for split in (dataset.validation, dataset.test):
         _print_evaluation(evaluate(loaded.model, split, dataset.num_classes))
     splits = ("train", "validation", "test") if args.full else ("test",)
@@ -684,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replicate", help="run the paper's evaluation end to end"
     )
     _data_options(replicate_parser)
-    _model_options(replicate_parser)
+    _model_options(replicate_parser, default_recipe=CLOSEST.recipe)
     scale = replicate_parser.add_mutually_exclusive_group()
     scale.add_argument(
         "--samples",
@@ -698,8 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the paper's full campaign: 3 splits x 10,000 samples x 9 targets (270,000 attacks)",
     )
     replicate_parser.add_argument(
-        "--output", choices=("logits", "probabilities"), default="logits",
-        help="what the attack differentiates (default: logits, as the paper's text says)",
+        "--output", choices=get_args(Output), default=CLOSEST.output,
+        help=f"what the attack differentiates (default: {CLOSEST.output}, the setting closest "
+        "to the paper's figures; logits is what the paper's text describes)",
     )  # fmt: skip
     replicate_parser.add_argument(
         "--out", type=Path, help="campaign directory (default: in the cache directory)"

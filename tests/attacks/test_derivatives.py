@@ -56,3 +56,43 @@ def test_wrong_output_shape_is_named() -> None:
     model = torch.nn.Sequential(torch.nn.Flatten(0))
     with pytest.raises(ValueError, match=r"must return \(batch, classes\) logits"):
         forward_derivative(model, torch.rand(2, 3))
+
+
+@pytest.mark.parametrize("output", ["logits", "probabilities"])
+def test_chunks_give_the_single_pass_result(output: str) -> None:
+    model = _models()[0]
+    x = torch.rand(7, 1, 16, 16, dtype=torch.float64)
+    targets = torch.tensor([0, 4, 2, 2, 1, 3, 0])
+    with frozen_eval(model):
+        whole = target_derivatives(model, x, targets, output=output)  # type: ignore[arg-type]
+        chunked = target_derivatives(model, x, targets, output=output, max_rows=3)  # type: ignore[arg-type]
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_probabilities_beta_is_exact_where_the_float32_sum_cancels() -> None:
+    """Softmax outputs sum to 1, so beta = -alpha exactly. Summing the other rows in
+    float32 cancels catastrophically when the target's probability is tiny (early
+    in an attack): the identity stays at the float64 reference, the sum does not."""
+    torch.manual_seed(0)
+    model = LeNet((1, 16, 16), 5)
+    with torch.no_grad():
+        # Confident logits: the other classes' probabilities are about 1e-7.
+        model[-1].weight.mul_(40)  # type: ignore[operator]
+    x = torch.rand(6, 1, 16, 16)
+    with torch.no_grad():
+        targets = model(x).argmin(1)
+    with frozen_eval(model):
+        _, beta, outputs = target_derivatives(model, x, targets, output="probabilities")
+    assert float(outputs.gather(1, targets[:, None]).max()) < 1e-4
+    full = forward_derivative(model.double(), x.double(), output="probabilities")
+    rows = torch.arange(6)
+    reference = full.sum(1) - full[rows, targets]
+    single = forward_derivative(model.float(), x, output="probabilities")
+    naive = single.sum(1) - single[rows, targets]
+
+    def error(b: torch.Tensor) -> float:
+        return float((b.double() - reference).norm() / reference.norm())
+
+    assert error(beta) < 1e-5
+    assert error(naive) > 100 * error(beta)

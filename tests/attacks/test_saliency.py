@@ -15,6 +15,7 @@ from jsma.attacks import (
     select_pair,
 )
 from jsma.attacks.reference import select_pair_brute_force
+from jsma.attacks.saliency import _pareto_candidates, pareto_layers
 
 
 def test_saliency_maps_follow_the_paper() -> None:
@@ -92,8 +93,10 @@ def test_pareto_front_matches_the_definition() -> None:
                 assert bool(front[b, i]) == (bool(valid[b, i]) and not dominated)
 
 
-def _assert_same_pair(alpha, beta, domain, increasing, block=1 << 22) -> None:  # type: ignore[no-untyped-def]
-    fast = select_pair(alpha, beta, domain, increasing=increasing, max_block_elements=block)
+def _assert_same_pair(alpha, beta, domain, increasing, block=1 << 22, top=32) -> None:  # type: ignore[no-untyped-def]
+    fast = select_pair(
+        alpha, beta, domain, increasing=increasing, max_block_elements=block, prefilter_top=top
+    )
     slow = select_pair_brute_force(alpha, beta, domain, increasing=increasing)
     torch.testing.assert_close(fast.found, slow.found)
     found = slow.found
@@ -123,14 +126,15 @@ def _pair_problems(draw):  # type: ignore[no-untyped-def]
         torch.from_numpy(domain),
         draw(st.booleans()),
         draw(st.sampled_from([1, 5, 64, 1 << 22])),
+        draw(st.sampled_from([1, 2, 3, 32])),  # prefilter size: small ones exercise it
     )
 
 
 @settings(max_examples=1500, deadline=None)
 @given(_pair_problems())
 def test_fast_pair_search_equals_brute_force(problem) -> None:  # type: ignore[no-untyped-def]
-    alpha, beta, domain, increasing, block = problem
-    _assert_same_pair(alpha, beta, domain, increasing, block)
+    alpha, beta, domain, increasing, block, top = problem
+    _assert_same_pair(alpha, beta, domain, increasing, block, top)
 
 
 @pytest.mark.parametrize("increasing", [True, False])
@@ -140,7 +144,8 @@ def test_fast_pair_search_on_mnist_sized_random_inputs(increasing: bool) -> None
         alpha = torch.randn(8, 784, generator=generator) * torch.rand(8, 1, generator=generator)
         beta = torch.randn(8, 784, generator=generator)
         domain = torch.rand(8, 784, generator=generator) < 0.9
-        _assert_same_pair(alpha, beta, domain, increasing)
+        for top in (4, 32):
+            _assert_same_pair(alpha, beta, domain, increasing, top=top)
 
 
 def test_no_admissible_pair_is_reported() -> None:
@@ -157,3 +162,18 @@ def test_empty_domain() -> None:
     alpha, beta = torch.ones(2, 5), -torch.ones(2, 5)
     choice = select_pair(alpha, beta, torch.zeros(2, 5, dtype=torch.bool))
     assert not bool(choice.found.any())
+
+
+@pytest.mark.parametrize("top", [1, 2, 5])
+def test_prefiltered_layers_equal_the_full_ones(top: int) -> None:
+    """The superset filter drops only third-layer points: both layers come out the same."""
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(20):
+        # A coarse grid: ties in gain and in push are common.
+        gain = torch.randint(-3, 4, (6, 40), generator=generator).double()
+        push = torch.randint(-3, 4, (6, 40), generator=generator).double()
+        valid = torch.rand(6, 40, generator=generator) < 0.8
+        expected = pareto_layers(gain, push, valid)
+        actual = _pareto_candidates(gain, push, valid, top)
+        for want, got in zip(expected, actual, strict=True):
+            torch.testing.assert_close(got, want)

@@ -15,6 +15,7 @@ from jsma.models import (
     cached_model_path,
     evaluate,
     get_recipe,
+    save_checkpoint,
     train,
 )
 from jsma.models.training import theano_init
@@ -106,3 +107,44 @@ def test_evaluate_matches_numpy(tiny_dataset: Dataset) -> None:
     np.testing.assert_array_equal(evaluation.confusion, reference)
     assert evaluation.accuracy == pytest.approx(np.trace(reference) / len(y))
     assert evaluation.count == len(y)
+
+
+def test_cached_model_prefers_cache_then_a_fitting_packaged_checkpoint(
+    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(RECIPES, "default", FAST)
+    made = train(tiny_dataset, "default", seed=0)
+    packaged = tmp_path / "packaged.safetensors"
+    save_checkpoint(packaged, made.model, made.info)
+    monkeypatch.setattr("jsma.models.training.packaged_model_path", lambda *a: packaged)
+    calls: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise RuntimeError("train was called")
+
+    monkeypatch.setattr("jsma.models.training.train", refuse)
+    # No cached copy: the packaged checkpoint is used, nothing is trained or written.
+    loaded = cached_model(tiny_dataset, tmp_path, "default")
+    assert calls == []
+    assert loaded.info.accuracies == made.info.accuracies
+    assert not cached_model_path(tmp_path, "default").exists()
+    # A recipe the packaged file was not made with does not use it.
+    monkeypatch.setitem(RECIPES, "default", dataclasses.replace(FAST, learning_rate=0.5))
+    with pytest.raises(RuntimeError, match="train was called"):
+        cached_model(tiny_dataset, tmp_path, "default")
+    assert len(calls) == 1
+
+
+def test_cached_model_retrain_replaces_the_cached_copy(
+    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(RECIPES, "default", FAST)
+    first = cached_model(tiny_dataset, tmp_path, "default")
+    path = cached_model_path(tmp_path, "default")
+    before = path.stat().st_mtime_ns
+    again = cached_model(tiny_dataset, tmp_path, "default", retrain=True)
+    assert path.stat().st_mtime_ns != before
+    # Training is deterministic: the same weights again.
+    x, _ = tiny_dataset.test.tensors()
+    torch.testing.assert_close(first.model(x), again.model(x), rtol=0, atol=0)

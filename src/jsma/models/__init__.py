@@ -21,6 +21,7 @@ from jsma.models.training import (
     cached_model_path,
     cross_entropy,
     get_recipe,
+    packaged_model_path,
     train,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "get_recipe",
     "load_checkpoint",
     "load_weights",
+    "packaged_model_path",
     "predict",
     "save_checkpoint",
     "train",

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ __all__ = [
     "cached_model_path",
     "cross_entropy",
     "get_recipe",
+    "packaged_model_path",
     "theano_init",
     "train",
 ]
@@ -180,6 +182,7 @@ def train(
     objective: Objective = cross_entropy,
     initial: nn.Module | None = None,
     defense: Mapping[str, Any] | None = None,
+    on_epoch: Callable[[EpochRecord, nn.Module], None] | None = None,
 ) -> TrainingResult:
     """Train `architecture` on the training split with `recipe`, seeded.
 
@@ -188,6 +191,8 @@ def train(
     `objective` replaces the cross-entropy (defenses train differently);
     `initial` starts from a copy of that model's weights instead of a fresh
     initialisation (fine-tuning); `defense` is recorded in the checkpoint.
+    `on_epoch(record, model)` runs after each epoch (the model in training
+    mode; copy it to keep a snapshot).
 
     Example:
         >>> result = train(load_mnist(), "default", seed=0)  # doctest: +SKIP
@@ -245,6 +250,8 @@ def train(
             logger.info(
                 "epoch %d: loss %.4f, validation accuracy %.4f", epoch, record.loss, accuracy
             )
+            if on_epoch is not None:
+                on_epoch(record, model)
     finally:
         bar.close()
     model.eval()
@@ -271,6 +278,29 @@ def cached_model_path(cache_dir: Path, recipe: str, seed: int = 0) -> Path:
     return cache_dir / "models" / f"lenet-{recipe}-seed{seed}.safetensors"
 
 
+def packaged_model_path(recipe: str, seed: int = 0) -> Path | None:
+    """The checkpoint shipped inside the package for (recipe, seed), if there is one.
+
+    Made by `jsma train --recipe paper` on this project's CPU machine; it saves
+    the main job the paper recipe's ten minutes of training.
+    """
+    path = Path(str(resources.files("jsma.models").joinpath("pretrained"))) / (
+        f"lenet-{recipe}-seed{seed}.safetensors"
+    )
+    return path if path.is_file() else None
+
+
+def _fits(info: CheckpointInfo, dataset: Dataset, recipe: str) -> bool:
+    """Whether a packaged checkpoint was made for this data (by shape and split sizes)."""
+    sizes = {split.name: len(split) for split in dataset.splits()}
+    return (
+        info.recipe == get_recipe(recipe).to_json()
+        and dict(info.data.get("sizes", {})) == sizes
+        and tuple(info.spec.arguments.get("input_shape", ())) == tuple(dataset.input_shape)
+        and info.spec.arguments.get("num_classes") == dataset.num_classes
+    )
+
+
 def cached_model(
     dataset: Dataset,
     cache_dir: Path,
@@ -278,12 +308,24 @@ def cached_model(
     *,
     seed: int = 0,
     progress: bool = False,
+    retrain: bool = False,
 ) -> LoadedModel:
-    """The LeNet trained with `recipe`, from the cache, trained and cached on first use."""
+    """The LeNet trained with `recipe`: from the cache, else the packaged checkpoint
+    (when it was made for this data), else trained now and cached.
+
+    `retrain` trains it again and replaces the cached copy.
+    """
     path = cached_model_path(cache_dir, recipe, seed)
-    if path.is_file():
-        return load_checkpoint(path)
-    logger.warning("no cached %r model at %s: training one now", recipe, path)
+    if not retrain:
+        if path.is_file():
+            return load_checkpoint(path)
+        packaged = packaged_model_path(recipe, seed)
+        if packaged is not None:
+            loaded = load_checkpoint(packaged)
+            if _fits(loaded.info, dataset, recipe):
+                logger.info("using the packaged %r model %s", recipe, packaged)
+                return loaded
+        logger.warning("no cached %r model at %s: training one now", recipe, path)
     result = train(dataset, recipe, seed=seed, progress=progress)
     save_checkpoint(path, result.model, result.info)
     return LoadedModel(result.model, result.info)

@@ -29,7 +29,7 @@ from jsma.defenses.detection import DETECTION_FILE
 from jsma.defenses.evaluation import read_defense
 from jsma.defenses.figures import comparison_figure, detection_figure
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
-from jsma.paper import PAPER
+from jsma.paper import CLOSEST, PAPER
 from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
 from jsma.report.summary import CampaignSummary, summarise
 from jsma.toy import craft_toy, toy_figure, toy_surfaces, train_and_network
@@ -103,6 +103,33 @@ def _robustness_table(summaries: Sequence[CampaignSummary]) -> str:
         "<th>rank correlation, hardness vs adversarial distance</th></tr>"
         f"{rows}</table>"
     )
+
+
+def _setting(summaries: Sequence[CampaignSummary]) -> str:
+    """What was attacked, in words: which model, which output, and why that one."""
+    settings: dict[tuple[str, str], str] = {}
+    for s in summaries:
+        model, output = s.manifest["model"], s.manifest["spec"]["attack"]["output"]
+        name = (
+            f"recipe '{model['recipe']}'" if "recipe" in model
+            else f"checkpoint {model.get('checkpoint', 'not recorded')}"
+        )  # fmt: skip
+        settings[(name, output)] = (
+            f"the {model.get('architecture', 'model')} of {name}, attacked on its {output}"
+        )
+    text = html.escape("Attacked: " + "; ".join(settings.values()) + ".")
+    if (f"recipe '{CLOSEST.recipe}'", CLOSEST.output) in settings:
+        text += (
+            f" This is {html.escape(CLOSEST.why)}. Alternatives: "
+            "<code>jsma replicate --recipe default</code> (ReLU, Adam), "
+            "<code>--output logits</code> (what the paper's text describes)."
+        )
+    else:
+        text += (
+            " The setting closest to the paper's figures is what <code>jsma replicate</code> "
+            f"runs by default: recipe '{CLOSEST.recipe}', attacked on its {CLOSEST.output}."
+        )
+    return f"<p class='setting'>{text}</p>"
 
 
 def _configuration(summaries: Sequence[CampaignSummary]) -> str:
@@ -331,6 +358,7 @@ def render_report(
         title="JSMA: the paper's evaluation",
         generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=version,
+        setting=_setting(summaries),
         results=_results_table(summaries),
         robustness=_robustness_table(summaries),
         sections=body,
