@@ -97,7 +97,9 @@ def main() -> None:
         nb_classes=data.num_classes,
         clip_values=data.bounds,
     )
-    art_attack = SaliencyMapMethod(classifier, theta=1.0, gamma=0.145, batch_size=100)
+    art_attack = SaliencyMapMethod(
+        classifier, theta=1.0, gamma=0.145, batch_size=100, verbose=False
+    )
 
     def theirs_art(xs: torch.Tensor, ls: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
         one_hot = np.eye(data.num_classes, dtype=np.float32)[ts.numpy()]

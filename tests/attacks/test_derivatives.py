@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.autograd.functional import jacobian
@@ -96,3 +99,19 @@ def test_probabilities_beta_is_exact_where_the_float32_sum_cancels() -> None:
 
     assert error(beta) < 1e-5
     assert error(naive) > 100 * error(beta)
+
+
+def test_an_attack_does_not_import_sympy() -> None:
+    """torch's tensor grad_outputs path imports sympy (0.4 s) on first use; ours avoids it."""
+    code = (
+        "import sys, torch, jsma\n"
+        "from jsma.models import LeNet\n"
+        "model = LeNet((1, 16, 16), 3)\n"
+        "jsma.attack(model, torch.rand(2, 1, 16, 16) * 0.5, torch.tensor([0, 1]), "
+        "sources=torch.tensor([1, 2]))\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
