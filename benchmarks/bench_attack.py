@@ -140,6 +140,10 @@ def main() -> None:
     parser.add_argument(
         "--recipe", default="paper", help="recipe of the cached LeNet (default: paper)"
     )
+    parser.add_argument(
+        "--output", choices=("logits", "probabilities"), default="logits",
+        help="what the attack differentiates (default: logits)",
+    )  # fmt: skip
     parser.add_argument("--skip-brute-force", action="store_true")
     parser.add_argument("--large-iterations", type=int, default=20)
     parser.add_argument("--large-input-child", action="store_true", help=argparse.SUPPRESS)
@@ -156,12 +160,15 @@ def main() -> None:
     )
     model = loaded.model
     x, sources, targets = workload(args.samples)
-    attack = JSMA(theta=1.0, max_distortion=0.145)
+    attack = JSMA(theta=1.0, max_distortion=0.145, output=args.output)
 
     def run(xs: torch.Tensor, ss: torch.Tensor, ts: torch.Tensor) -> AttackResult:
         return attack(model, xs, ts, sources=ss)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, "
+        f"attack on the {args.output}"
+    )
     print(
         f"model: LeNet, recipe {loaded.info.recipe.get('name')!r}, "
         f"test accuracy {loaded.info.accuracies.get('test', math.nan):.2%}"
