@@ -118,13 +118,23 @@ def test_threads_option(
     assert chosen == [1]
 
 
-def test_replicate_on_probabilities(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("extra", "output"), [([], "probabilities"), (["--output", "logits"], "logits")]
+)
+def test_replicate_output(tmp_path: Path, extra: list[str], output: str) -> None:
     import json
 
     args, out = _replicate_command(tmp_path)
-    assert (
-        main(["-q", *args, "--samples", "2", "--output", "probabilities", "--out", str(out)]) == 0
-    )
+    assert main(["-q", *args, "--samples", "2", *extra, "--out", str(out)]) == 0
     for variant in ("increasing", "decreasing"):
         manifest = json.loads((out / variant / "campaign.json").read_text())
-        assert manifest["spec"]["attack"]["output"] == "probabilities"
+        assert manifest["spec"]["attack"]["output"] == output
+
+
+def test_replicate_defaults_to_the_setting_closest_to_the_paper() -> None:
+    from jsma.cli import build_parser
+
+    args = build_parser().parse_args(["replicate"])
+    assert (args.recipe, args.output, args.retrain) == ("paper", "probabilities", False)
+    # Other commands keep the fast default model.
+    assert build_parser().parse_args(["eval"]).recipe == "default"

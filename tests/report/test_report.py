@@ -37,6 +37,9 @@ def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Pa
     for path in files.figures:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "97.10%" in page  # the paper's numbers stand beside ours
+    # What was attacked, in words, and where the paper's setting is.
+    assert "Attacked: a model the campaign does not describe, attacked on its logits" in page
+    assert "closest to the paper&#x27;s figures is what <code>jsma replicate</code>" in page
 
     summary = json.loads(files.summary.read_text(), parse_constant=_strict)["campaigns"]
     assert [entry["variant"] for entry in summary] == ["increasing", "decreasing"]

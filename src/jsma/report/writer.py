@@ -110,24 +110,27 @@ def _setting(summaries: Sequence[CampaignSummary]) -> str:
     settings: dict[tuple[str, str], str] = {}
     for s in summaries:
         model, output = s.manifest["model"], s.manifest["spec"]["attack"]["output"]
-        name = (
-            f"recipe '{model['recipe']}'" if "recipe" in model
-            else f"checkpoint {model.get('checkpoint', 'not recorded')}"
-        )  # fmt: skip
-        settings[(name, output)] = (
-            f"the {model.get('architecture', 'model')} of {name}, attacked on its {output}"
-        )
+        architecture = model.get("architecture", "model")
+        if "recipe" in model:
+            name = f"the {architecture} of recipe '{model['recipe']}'"
+        elif "checkpoint" in model:
+            name = f"the {architecture} of checkpoint {model['checkpoint']}"
+        else:
+            name = "a model the campaign does not describe"
+        settings[(name, output)] = f"{name}, attacked on its {output}"
     text = html.escape("Attacked: " + "; ".join(settings.values()) + ".")
-    if (f"recipe '{CLOSEST.recipe}'", CLOSEST.output) in settings:
+    closest = (f"the lenet of recipe '{CLOSEST.recipe}'", CLOSEST.output)
+    if closest in settings:
         text += (
             f" This is {html.escape(CLOSEST.why)}. Alternatives: "
             "<code>jsma replicate --recipe default</code> (ReLU, Adam), "
-            "<code>--output logits</code> (what the paper's text describes)."
+            "<code>--output logits</code> (what the paper&#x27;s text describes)."
         )
     else:
         text += (
-            " The setting closest to the paper's figures is what <code>jsma replicate</code> "
-            f"runs by default: recipe '{CLOSEST.recipe}', attacked on its {CLOSEST.output}."
+            " The setting closest to the paper&#x27;s figures is what "
+            "<code>jsma replicate</code> runs by default: "
+            + html.escape(f"recipe '{CLOSEST.recipe}', attacked on its {CLOSEST.output}.")
         )
     return f"<p class='setting'>{text}</p>"
 
