@@ -8,8 +8,9 @@ snapshot with the increasing variant on its softmax probabilities (Upsilon =
 14.5%) on the first --samples test samples, and prints accuracy beside
 success and distortion. Campaigns and snapshots are kept in --out and reused:
 
-    .venv/bin/jsma --threads 1 ...   # (see README) or simply:
-    .venv/bin/python benchmarks/bench_training_length.py --epochs 150 --out runs/length
+    .venv/bin/python benchmarks/bench_training_length.py --epochs 100 --out runs/length
+
+(`--threads 1` leaves a core free for other work, at about twice the time.)
 """
 
 from __future__ import annotations
