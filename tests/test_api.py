@@ -12,18 +12,23 @@ def test_top_level_api() -> None:
     assert sorted(jsma.__all__) == [
         "AndNet",
         "AttackResult",
+        "CampaignError",
         "CheckpointError",
         "CheckpointInfo",
+        "ConfigurationError",
         "DataError",
         "Dataset",
+        "InputTypeError",
         "JSMA",
         "JSMAError",
         "LeNet",
         "MissingDependencyError",
+        "ModelError",
         "ModelSpec",
         "SampleResult",
         "Split",
         "StopReason",
+        "StorageError",
         "TorchattacksJSMA",
         "__version__",
         "attack",
@@ -47,6 +52,15 @@ def test_every_exported_name_exists() -> None:
 
 
 def test_errors_share_one_base() -> None:
-    for error in (jsma.DataError, jsma.CheckpointError, jsma.MissingDependencyError):
+    for error in (
+        jsma.CampaignError,
+        jsma.CheckpointError,
+        jsma.ConfigurationError,
+        jsma.DataError,
+        jsma.InputTypeError,
+        jsma.MissingDependencyError,
+        jsma.ModelError,
+        jsma.StorageError,
+    ):
         assert issubclass(error, jsma.JSMAError)
     assert issubclass(jsma.DataError, ValueError)

@@ -138,3 +138,24 @@ def test_replicate_defaults_to_the_setting_closest_to_the_paper() -> None:
     assert (args.recipe, args.output, args.retrain) == ("paper", "probabilities", False)
     # Other commands keep the fast default model.
     assert build_parser().parse_args(["eval"]).recipe == "default"
+
+
+def test_library_errors_are_one_line_and_bugs_are_tracebacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jsma.cli as cli
+
+    # A campaign directory that is a file: one line naming it, exit code 2.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file")
+    assert main(["campaign", "status", str(blocked)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"jsma: error: {blocked}: not a directory, so not a campaign\n"
+
+    # A bug (any exception that is not a JSMAError) is not dressed up as a user error.
+    def broken(args):  # type: ignore[no-untyped-def]
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(cli, "_cmd_campaign_status", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["campaign", "status", str(blocked)])

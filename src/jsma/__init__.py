@@ -21,7 +21,17 @@ from jsma.attacks import (
     target_derivatives,
 )
 from jsma.data import Dataset, Split, load_mnist
-from jsma.errors import CheckpointError, DataError, JSMAError, MissingDependencyError
+from jsma.errors import (
+    CampaignError,
+    CheckpointError,
+    ConfigurationError,
+    DataError,
+    InputTypeError,
+    JSMAError,
+    MissingDependencyError,
+    ModelError,
+    StorageError,
+)
 from jsma.models import (
     AndNet,
     CheckpointInfo,
@@ -43,17 +53,22 @@ __all__ = [
     "JSMA",
     "AndNet",
     "AttackResult",
+    "CampaignError",
     "CheckpointError",
     "CheckpointInfo",
+    "ConfigurationError",
     "DataError",
     "Dataset",
+    "InputTypeError",
     "JSMAError",
     "LeNet",
     "MissingDependencyError",
+    "ModelError",
     "ModelSpec",
     "SampleResult",
     "Split",
     "StopReason",
+    "StorageError",
     "TorchattacksJSMA",
     "__version__",
     "attack",

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "file_digest"]
+from jsma.errors import StorageError
+
+__all__ = ["atomic_write", "ensure_writable", "file_digest"]
 
 
 @contextlib.contextmanager
@@ -35,6 +37,24 @@ def atomic_write(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def ensure_writable(*folders: Path) -> None:
+    """Create `folders` and prove each takes a file, or raise `StorageError` naming it.
+
+    Called before long work, so that a read-only or blocked destination fails
+    in a second rather than after the results are computed. A real write is
+    the only test that holds for every user, file system and mount.
+    """
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise StorageError(
+                f"{folder}: results cannot be written there ({error.strerror or error})"
+            ) from None
 
 
 def _umask() -> int:

@@ -25,7 +25,7 @@ from jsma.campaign import (
     campaign_status,
     run_campaign,
 )
-from jsma.campaign.store import read_manifest
+from jsma.campaign.manifest import open_campaign
 from jsma.data import (
     DownloadSource,
     EmbeddedSource,
@@ -324,15 +324,13 @@ def _cmd_campaign_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_campaign_resume(args: argparse.Namespace) -> int:
-    manifest = read_manifest(args.directory)
-    if manifest is None:
-        raise JSMAError(f"{args.directory}: no campaign here (no campaign.json)")
-    spec = CampaignSpec.from_json(manifest["spec"])
+    manifest = open_campaign(args.directory)
+    spec = manifest.spec
     dataset = _dataset(args)
-    if args.model is None and "checkpoint" in manifest["model"]:
-        args.model = Path(manifest["model"]["checkpoint"])
-    elif args.model is None and "recipe" in manifest["model"]:
-        args.recipe = manifest["model"]["recipe"]
+    if args.model is None and manifest.model.checkpoint is not None:
+        args.model = Path(manifest.model.checkpoint)
+    elif args.model is None and manifest.model.recipe is not None:
+        args.recipe = manifest.model.recipe
     loaded, description = _model_and_description(args, dataset)
     status = run_campaign(
         args.directory, spec, loaded.model, dataset, model_description=description, progress=True
@@ -735,7 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise JSMAError(f"--threads must be at least 1, got {args.threads}")
             torch.set_num_threads(args.threads)
         code: int = args.handler(args)
-    except (JSMAError, ValueError) as error:
+    except JSMAError as error:  # the user's to fix; anything else is a bug and shows its traceback
         print(f"jsma: error: {error}", file=sys.stderr)
         return 2
     return code

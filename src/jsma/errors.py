@@ -8,7 +8,17 @@ that already handles those keeps working.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "DataError", "JSMAError", "MissingDependencyError"]
+__all__ = [
+    "CampaignError",
+    "CheckpointError",
+    "ConfigurationError",
+    "DataError",
+    "InputTypeError",
+    "JSMAError",
+    "MissingDependencyError",
+    "ModelError",
+    "StorageError",
+]
 
 
 class JSMAError(Exception):
@@ -22,8 +32,44 @@ class DataError(JSMAError, ValueError):
     """
 
 
+class ConfigurationError(JSMAError, ValueError):
+    """A setting, argument or option value that is not allowed; the message says which."""
+
+
+class InputTypeError(JSMAError, TypeError):
+    """An argument of the wrong type (a tensor's dtype, a model's output); the message says
+    what is accepted."""
+
+
+class CampaignError(JSMAError, ValueError):
+    """A campaign directory that cannot be used as asked (absent, mismatched, damaged, busy)."""
+
+
 class CheckpointError(JSMAError, ValueError):
     """A model checkpoint cannot be read or does not fit the architecture."""
+
+
+class ModelError(JSMAError, ValueError):
+    """The model under attack misbehaves: outputs or derivatives that are not finite.
+
+    `rows` are the batch rows where it happened (empty when not row-specific).
+    """
+
+    def __init__(self, problem: str, rows: tuple[int, ...] = ()) -> None:
+        self.problem, self.rows = problem, rows
+        where = ""
+        if rows:
+            shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+            where = f" for batch rows {shown} ({len(rows)} in all)"
+        super().__init__(f"{problem}{where}")
+
+    def at(self, rows: tuple[int, ...]) -> ModelError:
+        """The same error, its rows renamed (rows[i] for each stored row i)."""
+        return ModelError(self.problem, tuple(rows[i] for i in self.rows))
+
+
+class StorageError(JSMAError, OSError):
+    """A directory where results must go cannot be written (checked before the work)."""
 
 
 class MissingDependencyError(JSMAError, ImportError):

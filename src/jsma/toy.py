@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from jsma.attacks import forward_derivative
+from jsma.errors import ConfigurationError
 from jsma.models.networks import AndNet
 
 __all__ = [
@@ -131,9 +132,11 @@ def craft_toy(
     only output); it stops once F > 0.5, or when no feature can raise F.
     """
     if not all(0 <= value <= 1 for value in start):
-        raise ValueError(f"start must lie in the unit square [0, 1]^2, got {tuple(start)}")
+        raise ConfigurationError(f"start must lie in the unit square [0, 1]^2, got {tuple(start)}")
     if not theta > 0:
-        raise ValueError(f"theta must be positive (the crafting raises inputs), got {theta}")
+        raise ConfigurationError(
+            f"theta must be positive (the crafting raises inputs), got {theta}"
+        )
     point = torch.tensor([start], dtype=torch.float32)
     points = [point[0].clone()]
     features: list[int] = []

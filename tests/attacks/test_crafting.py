@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 import jsma.attacks.crafting as crafting
 from jsma.attacks import JSMA, StopReason, TorchattacksJSMA, attack
 from jsma.attacks.reference import select_pair_brute_force
+from jsma.errors import ConfigurationError, InputTypeError, ModelError
 from jsma.models import MLP, LeNet
 
 SHAPE = (1, 16, 16)
@@ -239,8 +241,109 @@ def test_non_finite_derivative_is_reported() -> None:
     model = _Linear([[0.0, 0.0], [1.0, 1.0]], [0.0, 0.0])
     with torch.no_grad():
         model.weight[0, 0] = float("inf")
-    with pytest.raises(FloatingPointError, match="not finite"):
+    with pytest.raises(ModelError, match="NaN or infinite for batch rows 0 "):
         attack(model, torch.full((1, 2), 0.5, dtype=torch.float64), torch.tensor([1]))
+
+
+class _NaNAfter(nn.Module):
+    """`inner`, but its logits are NaN on the rows where `bad(x)` holds."""
+
+    def __init__(self, inner: nn.Module, bad) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.inner, self.bad = inner, bad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.inner(x)
+        return torch.where(self.bad(x)[:, None], torch.nan, logits)
+
+
+def test_nan_logits_are_an_error_naming_the_rows(model: nn.Module, images: torch.Tensor) -> None:
+    # Rows 2 and 4 give NaN from the start: no false success with 0 features changed.
+    marked = images.clone()
+    marked[[2, 4], 0, 0, 0] = 0.99
+    nan_model = _NaNAfter(model, lambda x: x.flatten(1)[:, 0] > 0.95)
+    with pytest.raises(ModelError, match=r"outputs are NaN or infinite for batch rows 2, 4 \(2 "):
+        attack(nan_model, marked, _targets(model, marked), sources=torch.zeros(6).long())
+
+
+def test_nan_mid_attack_names_the_callers_rows(model: nn.Module, images: torch.Tensor) -> None:
+    # Row 0's target is already its prediction: it is done at the first step, so later
+    # calls see rows 1..5 only (row 3 is their third). NaN appears once row 3 is changed.
+    targets = _targets(model, images)
+    sources = targets.clone()
+    sources[1:] = (targets[1:] + 1) % 5
+    with torch.no_grad():
+        predicted = model(images).argmax(1)
+    targets[0] = predicted[0]
+    sources[0] = (predicted[0] + 1) % 5
+    row3 = images[3].flatten()
+
+    def bad(x: torch.Tensor) -> torch.Tensor:
+        differs = (x.flatten(1) - row3).abs().sum(dim=1) > 0
+        close = (x.flatten(1) - row3).abs().sum(dim=1) < 5
+        return differs & close  # row 3, once the attack has changed it
+
+    with pytest.raises(ModelError, match=r"for batch rows 3 \(1 in all\)"):
+        attack(_NaNAfter(model, bad), images, targets, sources=sources)
+
+
+class _InPlace(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.requires_grad:  # in-place writes fail on the leaves autograd tracks
+            x.mul_(0.5)  # a badly behaved model: it writes into its input
+        return self.inner(x)
+
+
+def test_a_model_that_writes_its_input_leaves_the_callers_alone(
+    model: nn.Module, images: torch.Tensor
+) -> None:
+    x = images.clone()
+    attack(_InPlace(model), x, _targets(model, x))
+    torch.testing.assert_close(x, images, rtol=0, atol=0)
+
+
+class _Returns(nn.Module):
+    def __init__(self, inner: nn.Module, wrap) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.inner, self.wrap = inner, wrap
+
+    def forward(self, x: torch.Tensor):  # type: ignore[no-untyped-def]
+        return self.wrap(self.inner(x))
+
+
+@pytest.mark.parametrize(
+    ("wrap", "message"),
+    [
+        (lambda z: (z, z), "must return a tensor of .* logits, got tuple"),
+        (lambda z: z.long(), "must return floating point logits .* got torch.int64"),
+    ],
+)
+def test_model_outputs_of_the_wrong_kind(
+    model: nn.Module, images: torch.Tensor, wrap: Callable[[torch.Tensor], object], message: str
+) -> None:
+    with pytest.raises(InputTypeError, match=message):
+        attack(_Returns(model, wrap), images, torch.zeros(6, dtype=torch.long))
+
+
+def test_dtypes(model: nn.Module, images: torch.Tensor) -> None:
+    targets = _targets(model, images)
+    with pytest.raises(InputTypeError, match=r"x is torch\.float32 but the model's parameters"):
+        attack(model, images.float(), targets)
+    # float64 is supported (the fixtures use it); float32 and bfloat16 run as well.
+    for dtype in (torch.float32, torch.bfloat16):
+        result = attack(model.to(dtype), images.to(dtype), targets)
+        assert result.adversarial.dtype == dtype
+        assert bool(result.adversarial.isfinite().all())
+
+
+@pytest.mark.parametrize("bound", ["clip_min", "clip_max"])
+def test_nan_bounds_are_refused(model: nn.Module, images: torch.Tensor, bound: str) -> None:
+    with pytest.raises(ConfigurationError, match="must be numbers, not NaN"):
+        attack(model, images, _targets(model, images), **{bound: float("nan")})  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -239,7 +239,7 @@ def test_cli_status(cli_setup: tuple[list[str], Path], capsys: pytest.CaptureFix
     assert main(["campaign", "status", str(directory)]) == 0
     out = capsys.readouterr().out
     assert "units:      2 / 2" in out
-    assert "complete" in out
+    assert "state:      complete" in out
     assert main(["campaign", "run", str(directory), *options, "--samples", "3"]) == 2
     assert "cannot resume this campaign: the configuration differs" in capsys.readouterr().err
     assert np.isfinite(campaign_status(directory).throughput)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import gzip
+import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +70,32 @@ def test_gzip_compress_flag(tmp_path: Path) -> None:
 def test_write_rejects_other_dtypes(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="uint8"):
         write_idx(tmp_path / "x.idx", np.zeros(3, dtype=np.float32))
+
+
+def test_huge_header_without_data(tmp_path: Path) -> None:
+    # 2**31 x 2**31 x 4 values overflow int64 arithmetic; the file holds none of them.
+    path = tmp_path / "huge.idx"
+    path.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">3I", 2**31, 2**31, 4))
+    with pytest.raises(DataError, match=r"huge\.idx: .*\(2147483648, 2147483648, 4\).* holds 0"):
+        read_idx(path, ndim=3)
+    path.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(DataError, match=r"huge\.idx: .* holds 0"):
+        read_idx(path, ndim=3)
+
+
+def test_gzip_that_expands_beyond_its_header(tmp_path: Path) -> None:
+    # 20 announced values followed by 64 MiB of zeros: compressed, about 64 KiB.
+    path = tmp_path / "bomb.idx.gz"
+    header = b"\x00\x00\x08\x01" + struct.pack(">I", 20)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + bytes(20))
+        for _ in range(64):
+            handle.write(bytes(1 << 20))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"bomb\.idx\.gz: .*20 values.* holds more"):
+            read_idx(path, ndim=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20  # read up to the announced size, not the whole expansion

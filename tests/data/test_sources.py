@@ -3,8 +3,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import io
 import pickle
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,7 +69,7 @@ def _write_pickle(path: Path, content: object) -> str:
 def _classic_content(rng: np.random.Generator) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     def part(count: int) -> tuple[np.ndarray, np.ndarray]:
         levels = rng.integers(0, 256, size=(count, 16 * 16))
-        return (levels / 256).astype(np.float32), rng.integers(0, 10, size=count)
+        return (levels / 256).astype(np.float32), rng.permutation(np.arange(count) % 10)
 
     return (part(12), part(5), part(6))
 
@@ -87,6 +89,54 @@ def test_embedded_converts_and_caches(tmp_path: Path) -> None:
     path.unlink()
     again = source.load(tmp_path / "cache")
     np.testing.assert_array_equal(again.train.images, dataset.train.images)
+
+
+def _flip_a_bit(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _member_not_npy(path: Path) -> None:
+    with np.load(path) as stored:
+        flat = {name: stored[name] for name in stored.files}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in flat.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(f"{name}.npy", b"junk" if name == "test_labels" else buffer.getvalue())
+
+
+def _doctored(path: Path) -> None:
+    # Zeroed images and shifted labels, saved again as a valid npz with the old checksum.
+    with np.load(path) as stored:
+        flat = {name: stored[name] for name in stored.files}
+    flat["train_images"] = np.zeros_like(flat["train_images"])
+    flat["train_labels"] = (flat["train_labels"] + 1) % 10
+    np.savez(path, **flat)
+
+
+@pytest.mark.parametrize("damage", [_flip_a_bit, _cut, _member_not_npy, _doctored])
+def test_damaged_cache_is_rebuilt(tmp_path: Path, damage, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "mnist.pkl.gz"
+    source = EmbeddedSource(
+        file=path, sha256=_write_pickle(path, _classic_content(np.random.default_rng(0)))
+    )
+    fresh = source.load(tmp_path / "cache")
+    (cache,) = (tmp_path / "cache").glob("*.npz")
+    damage(cache)
+    again = source.load(tmp_path / "cache")
+    assert "ignoring damaged cache" in caplog.text
+    for split in ("train", "validation", "test"):
+        np.testing.assert_array_equal(again.split(split).images, fresh.split(split).images)
+        np.testing.assert_array_equal(again.split(split).labels, fresh.split(split).labels)
+    caplog.clear()
+    source.load(tmp_path / "cache")  # rebuilt once, then trusted again
+    assert "ignoring damaged cache" not in caplog.text
 
 
 def test_embedded_wrong_checksum_leaves_no_cache(tmp_path: Path) -> None:
@@ -148,18 +198,6 @@ def test_pickle_with_pixels_off_the_grid(tmp_path: Path) -> None:
     digest = _write_pickle(path, tuple(content))
     with pytest.raises(DataError, match="not of the form k / 256"):
         EmbeddedSource(file=path, sha256=digest).load(tmp_path / "cache")
-
-
-def test_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
-    path = tmp_path / "mnist.pkl.gz"
-    digest = _write_pickle(path, _classic_content(np.random.default_rng(0)))
-    source = EmbeddedSource(file=path, sha256=digest)
-    first = source.load(tmp_path / "cache")
-    (cache_file,) = (tmp_path / "cache").glob("*.npz")
-    cache_file.write_bytes(b"not an npz file")
-    again = source.load(tmp_path / "cache")
-    np.testing.assert_array_equal(again.test.images, first.test.images)
-    assert cache_file.read_bytes()[:2] == b"PK"
 
 
 def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -240,3 +278,18 @@ def test_download_every_mirror_fails(mirror: tuple[str, Path, list[str]], tmp_pa
     source = DownloadSource(mirrors=(url + "nowhere/",), files=_checksums(served))
     with pytest.raises(DataError, match=r"(?s)could not download .*404"):
         source.load(tmp_path / "cache")
+
+
+def test_a_stray_large_label_is_refused(tmp_path: Path) -> None:
+    directory = write_idx_directory(tmp_path / "idx")
+    labels = np.arange(40, dtype=np.uint8) % NUM_CLASSES
+    labels[7] = 200  # one damaged label would make 201 classes
+    write_idx(directory / "t10k-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(DataError, match=r"labels run from 0 to 200, but no training image has"):
+        IdxDirectorySource(directory, validation_size=40).load(tmp_path / "cache")
+
+
+def test_an_empty_split_is_refused(tmp_path: Path) -> None:
+    directory = write_idx_directory(tmp_path / "idx", test=0)
+    with pytest.raises(DataError, match="the test split is empty"):
+        IdxDirectorySource(directory, validation_size=40).load(tmp_path / "cache")

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
+import safetensors
+import safetensors.torch
 import torch
 
 from jsma.errors import CheckpointError
@@ -79,3 +83,51 @@ def test_checkpoint_without_metadata(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no jsma metadata"):
         load_checkpoint(path)
     assert load_weights(SPEC.build(), path) is not None
+
+
+def _with_metadata(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite the checkpoint at `path` with its jsma metadata changed by `edit`."""
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        metadata = json.loads(handle.metadata()["jsma"])
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    edit(metadata)
+    path.write_bytes(safetensors.torch.save(tensors, metadata={"jsma": json.dumps(metadata)}))
+
+
+WIDE_MLP = {
+    "architecture": "mlp",
+    "arguments": {"input_shape": [1, 16, 16], "num_classes": 3, "hidden": [22_000, 22_000]},
+}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.update(spec="lenet"), "spec must be a dict, got str"),
+        (lambda m: m["spec"].update(arguments=[1, 2]), "arguments must be a dict, got list"),
+        (lambda m: m.update(accuracies="high"), "accuracies must be a dict, got str"),
+        (lambda m: m.update(accuracies={"test": "0.9"}), r"accuracies\['test'\] must be a number"),
+        (lambda m: m.update(seed="three"), "seed must be an integer or null"),
+        (lambda m: m.pop("spec"), "missing 'spec'"),
+        (lambda m: m["spec"]["arguments"].update(num_classes=1e10), "num_classes must be an int"),
+        # Declared shapes that would allocate 20 TB or 2 GB: compared before anything is built.
+        (
+            lambda m: m["spec"]["arguments"].update(num_classes=10**10),
+            r"9.weight: checkpoint \(3, 500\), model \(10000000000, 500\)",
+        ),
+        (lambda m: m.update(spec=WIDE_MLP), r"does not fit this architecture"),
+    ],
+)
+def test_bad_metadata_is_named_before_building(  # type: ignore[no-untyped-def]
+    tmp_path: Path, edit, message: str
+) -> None:
+    path, _, _ = _saved(tmp_path)
+    _with_metadata(path, edit)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20

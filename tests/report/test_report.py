@@ -12,6 +12,7 @@ from jsma.campaign import load_results
 from jsma.cli import main
 from jsma.data import Dataset
 from jsma.defenses import evaluate_detection, write_detection
+from jsma.errors import StorageError
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
 from jsma.report import write_report
 from tests.conftest import NUM_CLASSES, increasing_and_decreasing
@@ -56,6 +57,26 @@ def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Pa
 def test_report_without_data(campaigns: list[Path], tmp_path: Path) -> None:
     files = write_report(campaigns[:1], tmp_path / "report")
     assert len(files.figures) == 4 + 2  # no grid of samples without the data
+
+
+def test_dollar_signs_in_names_stay_text(campaigns: list[Path], tmp_path: Path) -> None:
+    # matplotlib would read `$\\frac$` as an (invalid) formula and fail the whole report.
+    named = campaigns[0].rename(campaigns[0].parent / "theta $\\frac$ one")
+    files = write_report([named, campaigns[1]], tmp_path / "report")
+    assert "theta $\\frac$ one" in files.html.read_text()
+
+
+def test_blocked_report_directory_fails_before_reading(
+    campaigns: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jsma.report.writer as writer
+
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "figures").write_text("in the way")  # not writable, even for root
+    monkeypatch.setattr(writer, "summarise", lambda _: pytest.fail("read before the check"))
+    with pytest.raises(StorageError, match="figures: results cannot be written there"):
+        write_report(campaigns, out)
 
 
 def test_report_cli(campaigns: list[Path], capsys: pytest.CaptureFixture[str]) -> None:

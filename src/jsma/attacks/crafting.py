@@ -17,8 +17,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from jsma.attacks.derivatives import Output, target_derivatives
+from jsma.attacks.derivatives import Output, check_finite, check_logits, target_derivatives
 from jsma.attacks.saliency import select_feature, select_pair
+from jsma.errors import ConfigurationError, InputTypeError, ModelError
 from jsma.models.context import frozen_eval
 
 __all__ = ["JSMA", "AttackResult", "SampleResult", "StopReason", "Variant", "attack"]
@@ -125,7 +126,7 @@ def _bound(value: Bound, name: str, like: torch.Tensor) -> torch.Tensor:
     try:
         return torch.broadcast_to(tensor, shape).flatten()
     except RuntimeError:
-        raise ValueError(
+        raise ConfigurationError(
             f"{name} of shape {tuple(tensor.shape)} does not broadcast to the input shape "
             f"{tuple(shape)}"
         ) from None
@@ -133,16 +134,18 @@ def _bound(value: Bound, name: str, like: torch.Tensor) -> torch.Tensor:
 
 def _check_labels(labels: torch.Tensor, name: str, batch: int, classes: int) -> torch.Tensor:
     if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor of class indices, got {type(labels).__name__}")
+        raise InputTypeError(
+            f"{name} must be a tensor of class indices, got {type(labels).__name__}"
+        )
     if labels.shape != (batch,) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise ValueError(
+        raise ConfigurationError(
             f"{name} must be integer class indices of shape ({batch},), "
             f"got {labels.dtype} of shape {tuple(labels.shape)}"
         )
     bad = (labels < 0) | (labels >= classes)
     if bool(bad.any()):
         first = int(bad.nonzero()[0, 0])
-        raise ValueError(
+        raise ConfigurationError(
             f"{name}[{first}] = {int(labels[first])} is not a class of this model "
             f"(0 to {classes - 1})"
         )
@@ -185,16 +188,18 @@ class JSMA:
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.theta) or self.theta == 0:
-            raise ValueError(f"theta must be a non-zero finite number, got {self.theta}")
+            raise ConfigurationError(f"theta must be a non-zero finite number, got {self.theta}")
         if not 0 < self.max_distortion <= 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"max_distortion is a fraction of the features in (0, 1], got "
                 f"{self.max_distortion} (the paper's 14.5% is 0.145)"
             )
         if self.variant not in ("pairs", "single"):
-            raise ValueError(f"variant must be 'pairs' or 'single', got {self.variant!r}")
+            raise ConfigurationError(f"variant must be 'pairs' or 'single', got {self.variant!r}")
         if self.output not in ("logits", "probabilities"):
-            raise ValueError(f"output must be 'logits' or 'probabilities', got {self.output!r}")
+            raise ConfigurationError(
+                f"output must be 'logits' or 'probabilities', got {self.output!r}"
+            )
 
     @property
     def increasing(self) -> bool:
@@ -224,24 +229,23 @@ class JSMA:
         """
         self._check_input(model, x)
         lower, upper = _bound(self.clip_min, "clip_min", x), _bound(self.clip_max, "clip_max", x)
+        if bool(lower.isnan().any() or upper.isnan().any()):
+            raise ConfigurationError("clip_min and clip_max must be numbers, not NaN")
         if bool((lower >= upper).any()):
-            raise ValueError("clip_min must be below clip_max for every feature")
+            raise ConfigurationError("clip_min must be below clip_max for every feature")
         flat = x.detach().flatten(1)
         outside = (flat < lower) | (flat > upper)
         if bool(outside.any()):
             sample, feature = (int(v) for v in outside.nonzero()[0])
-            raise ValueError(
+            raise ConfigurationError(
                 f"x[{sample}] has feature {feature} = {float(flat[sample, feature])} outside "
                 f"the bounds [{float(lower[feature])}, {float(upper[feature])}]"
             )
         with frozen_eval(model):
             with torch.no_grad():
-                logits = model(x.detach())
-            if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
-                raise ValueError(
-                    f"the model must return (batch, classes) logits; for a batch of "
-                    f"{x.shape[0]} it returned shape {tuple(logits.shape)}"
-                )
+                # A copy: a model that writes into its input must not change the caller's x.
+                logits = check_logits(model(x.detach().clone()), x.shape[0])
+            check_finite("outputs", logits)
             batch, classes = logits.shape
             if sources is None:
                 sources = logits.argmax(dim=1)
@@ -251,7 +255,7 @@ class JSMA:
                 same = targets == sources
                 if bool(same.any()):
                     first = int(same.nonzero()[0, 0])
-                    raise ValueError(
+                    raise ConfigurationError(
                         f"targets[{first}] = {int(targets[first])} equals the source class "
                         f"of that sample; choose a different target"
                     )
@@ -259,23 +263,28 @@ class JSMA:
 
     def _check_input(self, model: nn.Module, x: torch.Tensor) -> None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+            raise InputTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-            raise TypeError(
+            raise InputTypeError(
                 f"x must be a floating point tensor, got {getattr(x, 'dtype', type(x))}"
             )
         if x.ndim < 2 or x.shape[0] == 0 or x[0].numel() < self.features_per_step:
-            raise ValueError(
+            raise ConfigurationError(
                 f"x must be a non-empty batch (batch, *input_shape) with at least "
                 f"{self.features_per_step} features, got shape {tuple(x.shape)}"
             )
         parameter = next(model.parameters(), None)
         if parameter is not None and parameter.device != x.device:
-            raise ValueError(
+            raise ConfigurationError(
                 f"x is on {x.device} but the model is on {parameter.device}; move one of them"
             )
+        if parameter is not None and parameter.dtype != x.dtype:
+            raise InputTypeError(
+                f"x is {x.dtype} but the model's parameters are {parameter.dtype}; convert one "
+                "(any floating point type works, float32 and float64 best)"
+            )
         if not bool(torch.isfinite(x).all()):
-            raise ValueError("x contains NaN or infinite values")
+            raise ConfigurationError("x contains NaN or infinite values")
 
     def _craft(
         self,
@@ -314,12 +323,13 @@ class JSMA:
         bar = tqdm(total=batch, disable=not self.progress, unit="attack", desc="JSMA")
         try:
             while len(active):
-                alpha, beta, outputs = target_derivatives(
-                    model, current.view(-1, *shape), goal[active], output=self.output
-                )
+                try:
+                    alpha, beta, outputs = target_derivatives(
+                        model, current.view(-1, *shape), goal[active], output=self.output
+                    )
+                except ModelError as error:  # name the rows of the caller's batch
+                    raise error.at(tuple(active.tolist())) from None
                 alpha, beta = alpha.flatten(1), beta.flatten(1)
-                if not bool(torch.isfinite(alpha).all() and torch.isfinite(beta).all()):
-                    raise FloatingPointError("the model's forward derivative is not finite")
                 probs = outputs if self.output == "probabilities" else outputs.softmax(dim=1)
                 confidence, predicted = probs.max(dim=1)
                 if targets is None:

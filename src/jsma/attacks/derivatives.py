@@ -13,6 +13,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from jsma.errors import ConfigurationError, InputTypeError, ModelError
 from jsma.models.context import frozen_eval
 
 __all__ = ["Output", "TargetDerivatives", "forward_derivative", "target_derivatives"]
@@ -20,13 +21,35 @@ __all__ = ["Output", "TargetDerivatives", "forward_derivative", "target_derivati
 Output = Literal["logits", "probabilities"]
 
 
-def _outputs(model: nn.Module, x: torch.Tensor, output: Output) -> torch.Tensor:
-    logits = model(x)
-    if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"the model must return (batch, classes) logits; for a batch of {x.shape[0]} "
+def check_logits(logits: object, batch: int) -> torch.Tensor:
+    """`logits` if they are a (batch, classes) floating point tensor, else a clear error."""
+    if not isinstance(logits, torch.Tensor):
+        raise InputTypeError(
+            f"the model must return a tensor of (batch, classes) logits, got "
+            f"{type(logits).__name__} (wrap a model that returns several outputs)"
+        )
+    if logits.ndim != 2 or logits.shape[0] != batch:
+        raise ConfigurationError(
+            f"the model must return (batch, classes) logits; for a batch of {batch} "
             f"it returned shape {tuple(logits.shape)}"
         )
+    if not logits.dtype.is_floating_point:
+        raise InputTypeError(
+            f"the model must return floating point logits to be differentiated, got {logits.dtype}"
+        )
+    return logits
+
+
+def check_finite(name: str, *tensors: torch.Tensor) -> None:
+    """A `ModelError` naming the batch rows where any of `tensors` is NaN or infinite."""
+    finite = torch.stack([t.flatten(1).isfinite().all(dim=1) for t in tensors]).all(dim=0)
+    if not bool(finite.all()):
+        rows = tuple(int(i) for i in (~finite).nonzero().flatten().tolist())
+        raise ModelError(f"the model's {name} are NaN or infinite", rows)
+
+
+def _outputs(model: nn.Module, x: torch.Tensor, output: Output) -> torch.Tensor:
+    logits = check_logits(model(x), x.shape[0])
     return logits.softmax(dim=1) if output == "probabilities" else logits
 
 
@@ -98,8 +121,12 @@ def target_derivatives(
         for start in range(0, x.shape[0], max_rows)
     ]
     if len(parts) == 1:
-        return parts[0]
-    return TargetDerivatives(*(torch.cat(tensors) for tensors in zip(*parts, strict=True)))
+        result = parts[0]
+    else:
+        result = TargetDerivatives(*(torch.cat(tensors) for tensors in zip(*parts, strict=True)))
+    check_finite("outputs", result.outputs)
+    check_finite("forward derivatives", result.alpha, result.beta)
+    return result
 
 
 def _target_derivatives(

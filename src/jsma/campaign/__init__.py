@@ -1,16 +1,19 @@
 """Campaigns: every sample of a set attacked towards chosen targets, resumably."""
 
+from jsma.campaign.manifest import DataRecord, Manifest, ModelRecord, open_campaign
 from jsma.campaign.runner import (
     CampaignStatus,
     campaign_status,
     data_fingerprint,
+    describe_campaign,
     load_results,
     model_fingerprint,
     run_campaign,
     run_unit,
 )
 from jsma.campaign.spec import AttackSettings, CampaignSpec, TargetRule, WorkUnit
-from jsma.campaign.store import SCHEMA, CampaignError
+from jsma.campaign.store import SCHEMA
+from jsma.errors import CampaignError
 
 __all__ = [
     "SCHEMA",
@@ -18,12 +21,17 @@ __all__ = [
     "CampaignError",
     "CampaignSpec",
     "CampaignStatus",
+    "DataRecord",
+    "Manifest",
+    "ModelRecord",
     "TargetRule",
     "WorkUnit",
     "campaign_status",
     "data_fingerprint",
+    "describe_campaign",
     "load_results",
     "model_fingerprint",
+    "open_campaign",
     "run_campaign",
     "run_unit",
 ]

@@ -9,13 +9,11 @@ processes or on other machines later.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import logging
-import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +23,36 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from jsma._io import ensure_writable
 from jsma.attacks import StopReason, adversarial_distance, target_derivatives
+from jsma.campaign.manifest import (
+    DataRecord,
+    Manifest,
+    ModelRecord,
+    open_campaign,
+    spec_differences,
+)
 from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.campaign.store import (
     SCHEMA,
-    CampaignError,
     UnitInfo,
-    read_manifest,
+    UnitStamp,
+    campaign_lock,
     read_unit,
+    remove_stale_temporaries,
     unit_info,
     unit_path,
-    write_manifest,
     write_unit,
 )
 from jsma.data.dataset import SPLIT_NAMES, Dataset
+from jsma.errors import CampaignError
 from jsma.models.context import frozen_eval
 
 __all__ = [
     "CampaignStatus",
     "campaign_status",
     "data_fingerprint",
+    "describe_campaign",
     "load_results",
     "model_fingerprint",
     "run_campaign",
@@ -184,29 +192,41 @@ def run_unit(
     return table, seconds
 
 
-def _versions() -> dict[str, str]:
-    try:
-        jsma_version = metadata.version("jsma")
-    except metadata.PackageNotFoundError:  # pragma: no cover - source tree
-        jsma_version = "unknown"
-    return {"jsma": jsma_version, "torch": torch.__version__, "python": platform.python_version()}
-
-
-def _check_same(manifest: dict[str, Any], expected: dict[str, Any], directory: Path) -> None:
+def _check_same(stored: Manifest, asked: Manifest, directory: Path) -> None:
     problems = []
-    if manifest["spec_digest"] != expected["spec_digest"]:
-        problems.append(
-            f"the configuration differs (stored {manifest['spec']}, asked {expected['spec']})"
-        )
-    if manifest["model"]["fingerprint"] != expected["model"]["fingerprint"]:
+    if stored.spec != asked.spec:
+        changes = "; ".join(spec_differences(stored.spec, asked.spec))
+        problems.append(f"the configuration differs ({changes})")
+    if stored.model.fingerprint != asked.model.fingerprint:
         problems.append("the model differs (its weights do not match the stored fingerprint)")
-    if manifest["data"]["fingerprint"] != expected["data"]["fingerprint"]:
+    if stored.data.fingerprint != asked.data.fingerprint:
         problems.append("the data differs (the images or labels do not match)")
     if problems:
         raise CampaignError(
             f"{directory}: cannot resume this campaign: {'; '.join(problems)}. "
             "Resume with the same model, data and settings, or start a new directory."
         )
+
+
+def describe_campaign(
+    spec: CampaignSpec,
+    model: nn.Module,
+    dataset: Dataset,
+    model_description: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """The manifest of a campaign of `spec` against `model` on `dataset`."""
+    return Manifest.new(
+        spec,
+        ModelRecord(model_fingerprint(model), dict(model_description or {})),
+        DataRecord(
+            fingerprint=data_fingerprint(dataset, spec.splits),
+            source=dataset.source,
+            num_classes=dataset.num_classes,
+            input_shape=tuple(dataset.input_shape),
+            bounds=dataset.bounds,
+            split_sizes={split: len(dataset.split(split)) for split in spec.splits},
+        ),
+    )
 
 
 def run_campaign(
@@ -228,40 +248,25 @@ def run_campaign(
         >>> spec = CampaignSpec(splits=("test",), samples=100)  # doctest: +SKIP
         >>> status = run_campaign(Path("runs/lenet"), spec, model, load_mnist())  # doctest: +SKIP
     """
-    units = spec.units(dataset)
-    per_sample = spec.attacks_per_sample(dataset.num_classes)
-    expected = {
-        "spec": spec.to_json(),
-        "spec_digest": spec.digest(),
-        "model": {"fingerprint": model_fingerprint(model), **(model_description or {})},
-        "data": {
-            "fingerprint": data_fingerprint(dataset, spec.splits),
-            "source": dataset.source,
-            "num_classes": dataset.num_classes,
-            "input_shape": list(dataset.input_shape),
-            "bounds": list(dataset.bounds),
-        },
-        "units": [
-            {
-                "name": u.name,
-                "split": u.split,
-                "start": u.start,
-                "stop": u.stop,
-                "attacks": (u.stop - u.start) * per_sample,
-            }
-            for u in units
-        ],
-        "attacks_total": sum(u.stop - u.start for u in units) * per_sample,
-    }
-    manifest = read_manifest(directory)
-    if manifest is None:
-        created = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        write_manifest(directory, {**expected, "versions": _versions(), "created": created})
-    else:
-        _check_same(manifest, expected, directory)
+    asked = describe_campaign(spec, model, dataset, model_description)
+    if directory.exists() and not directory.is_dir():
+        raise CampaignError(f"{directory}: exists and is not a directory")
+    ensure_writable(directory, directory / "units")
+    with campaign_lock(directory):
+        stored = Manifest.read(directory)
+        if stored is None:
+            asked.write(directory)
+            stored = asked
+        else:
+            _check_same(stored, asked, directory)
+        if removed := remove_stale_temporaries(directory):
+            logger.info("%s: removed %d temporary files of killed runs", directory, removed)
+        return _run_units(directory, stored, model, dataset, progress=progress)
 
-    digest = spec.digest()
-    manifest = _open(directory)
+
+def _run_units(
+    directory: Path, manifest: Manifest, model: nn.Module, dataset: Dataset, *, progress: bool
+) -> CampaignStatus:
     # One verification pass decides what is done; finished units are added as they land.
     finished = _finished_units(directory, manifest)
     status = _status(directory, manifest, finished)
@@ -274,11 +279,11 @@ def run_campaign(
         smoothing=0.1,
     )
     try:
-        for unit in units:
+        for unit in manifest.units:
             if unit.name in finished:
                 continue
-            table, seconds = run_unit(model, dataset, spec, unit)
-            write_unit(directory, unit, table, spec_digest=digest, seconds=seconds)
+            table, seconds = run_unit(model, dataset, manifest.spec, unit)
+            write_unit(directory, _stamp(manifest, unit), table, seconds=seconds)
             finished[unit.name] = UnitInfo(table.num_rows, seconds)
             bar.update(table.num_rows)
     finally:
@@ -286,46 +291,32 @@ def run_campaign(
     return _status(directory, manifest, finished)
 
 
-def _stored_units(manifest: dict[str, Any]) -> list[tuple[WorkUnit, int]]:
-    return [
-        (WorkUnit(u["split"], u["start"], u["stop"]), int(u["attacks"])) for u in manifest["units"]
-    ]
+def _stamp(manifest: Manifest, unit: WorkUnit) -> UnitStamp:
+    return UnitStamp(unit, manifest.spec.digest(), manifest.model.fingerprint)
 
 
-def _open(directory: Path) -> dict[str, Any]:
-    manifest = read_manifest(directory)
-    if manifest is None:
-        raise CampaignError(f"{directory}: no campaign here (no campaign.json)")
-    return manifest
-
-
-def _finished_units(directory: Path, manifest: dict[str, Any]) -> dict[str, UnitInfo]:
+def _finished_units(directory: Path, manifest: Manifest) -> dict[str, UnitInfo]:
     """The units whose files pass every check, by name.
 
     Every unit file is verified in full: a damaged one counts as not done.
     """
     finished = {}
-    for unit, attacks in _stored_units(manifest):
-        path = unit_path(directory, unit)
-        info = unit_info(path, unit, manifest["spec_digest"])
-        if (
-            info is not None
-            and info.rows == attacks
-            and read_unit(path, unit, manifest["spec_digest"]) is not None
-        ):
+    attacks = manifest.attacks_per_unit
+    for unit in manifest.units:
+        path, stamp = unit_path(directory, unit), _stamp(manifest, unit)
+        info = unit_info(path, stamp)
+        if info is not None and info.rows == attacks[unit.name] and read_unit(path, stamp):
             finished[unit.name] = info
     return finished
 
 
-def _status(
-    directory: Path, manifest: dict[str, Any], finished: dict[str, UnitInfo]
-) -> CampaignStatus:
+def _status(directory: Path, manifest: Manifest, finished: dict[str, UnitInfo]) -> CampaignStatus:
     return CampaignStatus(
         directory=directory,
         units_done=len(finished),
-        units_total=len(manifest["units"]),
+        units_total=len(manifest.units),
         attacks_done=sum(info.rows for info in finished.values()),
-        attacks_total=int(manifest["attacks_total"]),
+        attacks_total=manifest.attacks_total,
         seconds=sum(info.seconds for info in finished.values()),
     )
 
@@ -335,7 +326,7 @@ def campaign_status(directory: Path) -> CampaignStatus:
 
     Every unit file is verified in full: a damaged one counts as not done.
     """
-    manifest = _open(directory)
+    manifest = open_campaign(directory)
     return _status(directory, manifest, _finished_units(directory, manifest))
 
 
@@ -345,17 +336,17 @@ def load_results(directory: Path, *, allow_partial: bool = False) -> pa.Table:
     Each unit file is fully verified. An incomplete campaign raises a
     `CampaignError` unless `allow_partial`.
     """
-    manifest = _open(directory)
+    manifest = open_campaign(directory)
     tables, missing = [], []
-    for unit, _ in _stored_units(manifest):
-        table = read_unit(unit_path(directory, unit), unit, manifest["spec_digest"])
+    for unit in manifest.units:
+        table = read_unit(unit_path(directory, unit), _stamp(manifest, unit))
         if table is None:
             missing.append(unit.name)
         else:
             tables.append(table.replace_schema_metadata(None))
     if missing and not allow_partial:
         raise CampaignError(
-            f"{directory}: {len(missing)} of {len(manifest['units'])} units are missing or "
+            f"{directory}: {len(missing)} of {len(manifest.units)} units are missing or "
             f"damaged (first: {missing[0]}); resume the campaign to finish them"
         )
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()

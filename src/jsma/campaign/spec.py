@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from jsma.attacks import JSMA, Output, Variant
 from jsma.data.dataset import SPLIT_NAMES, Dataset
+from jsma.errors import ConfigurationError
 
 __all__ = ["AttackSettings", "CampaignSpec", "TargetRule", "WorkUnit"]
 
@@ -70,25 +72,29 @@ class CampaignSpec:
     def __post_init__(self) -> None:
         unknown = [s for s in self.splits if s not in SPLIT_NAMES]
         if not self.splits or unknown or len(set(self.splits)) != len(self.splits):
-            raise ValueError(
+            raise ConfigurationError(
                 f"splits must be distinct names among {', '.join(SPLIT_NAMES)}, got {self.splits}"
             )
         if self.targets not in get_args(TargetRule):
-            raise ValueError(
+            raise ConfigurationError(
                 f"unknown target rule {self.targets!r}; choose one of "
                 f"{', '.join(get_args(TargetRule))}"
             )
         if self.samples is not None and self.samples < 1:
-            raise ValueError(f"samples must be positive, got {self.samples}")
+            raise ConfigurationError(f"samples must be positive, got {self.samples}")
         if self.unit_size < 1:
-            raise ValueError(f"unit_size must be positive, got {self.unit_size}")
+            raise ConfigurationError(f"unit_size must be positive, got {self.unit_size}")
         self.attack.attack((0.0, 1.0))  # validates the attack settings now, not mid-run
 
     def units(self, dataset: Dataset) -> list[WorkUnit]:
         """The deterministic list of work units over `dataset`."""
+        return self.plan({split: len(dataset.split(split)) for split in self.splits})
+
+    def plan(self, split_sizes: Mapping[str, int]) -> list[WorkUnit]:
+        """The deterministic list of work units over splits of these sizes."""
         units = []
         for split in self.splits:
-            count = len(dataset.split(split))
+            count = split_sizes[split]
             if self.samples is not None:
                 count = min(count, self.samples)
             units += [

@@ -11,38 +11,40 @@ Parquet: pandas, pyarrow and DuckDB read them without jsma.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import io
-import json
 import logging
-from collections.abc import Mapping
+import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jsma._io import atomic_write
 from jsma.campaign.spec import WorkUnit
-from jsma.errors import JSMAError
+from jsma.errors import CampaignError
 
 __all__ = [
-    "MANIFEST_NAME",
     "SCHEMA",
     "CampaignError",
     "UnitInfo",
-    "read_manifest",
+    "UnitStamp",
+    "campaign_lock",
     "read_unit",
+    "remove_stale_temporaries",
     "unit_info",
     "unit_path",
-    "write_manifest",
     "write_unit",
 ]
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_NAME = "campaign.json"
-_FORMAT = 1
+LOCK_NAME = ".lock"
 
 SCHEMA = pa.schema(
     [
@@ -66,40 +68,26 @@ SCHEMA = pa.schema(
 )
 
 
-class CampaignError(JSMAError, ValueError):
-    """A campaign directory that cannot be used as asked (mismatch, damage)."""
-
-
-def write_manifest(directory: Path, manifest: Mapping[str, Any]) -> None:
-    with atomic_write(directory / MANIFEST_NAME) as handle:
-        handle.write(json.dumps({"format": _FORMAT, **manifest}, indent=2).encode())
-
-
-def read_manifest(directory: Path) -> dict[str, Any] | None:
-    """The manifest of `directory`, or None when there is no campaign there."""
-    path = directory / MANIFEST_NAME
-    if not path.is_file():
-        return None
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise CampaignError(f"{path}: unreadable campaign manifest ({error})") from error
-    if manifest.get("format") != _FORMAT:
-        raise CampaignError(f"{path}: unsupported manifest format {manifest.get('format')!r}")
-    return manifest
-
-
 def unit_path(directory: Path, unit: WorkUnit) -> Path:
     return directory / "units" / f"{unit.name}.parquet"
 
 
-def write_unit(
-    directory: Path, unit: WorkUnit, table: pa.Table, *, spec_digest: str, seconds: float
-) -> Path:
+@dataclass(frozen=True)
+class UnitStamp:
+    """What a unit file must say about itself to be trusted: its unit, its campaign's
+    spec digest and the fingerprint of the model that made its rows."""
+
+    unit: WorkUnit
+    spec_digest: str
+    model_fingerprint: str
+
+
+def write_unit(directory: Path, stamp: UnitStamp, table: pa.Table, *, seconds: float) -> Path:
     """Write one unit's rows atomically, stamped with what identifies them."""
     metadata = {
-        b"jsma.unit": unit.name.encode(),
-        b"jsma.spec": spec_digest.encode(),
+        b"jsma.unit": stamp.unit.name.encode(),
+        b"jsma.spec": stamp.spec_digest.encode(),
+        b"jsma.model": stamp.model_fingerprint.encode(),
         b"jsma.rows": str(table.num_rows).encode(),
         b"jsma.seconds": repr(seconds).encode(),
     }
@@ -110,7 +98,7 @@ def write_unit(
         compression="zstd",
         write_page_checksum=True,
     )
-    path = unit_path(directory, unit)
+    path = unit_path(directory, stamp.unit)
     with atomic_write(path) as handle:
         handle.write(buffer.getvalue())
     return path
@@ -122,8 +110,9 @@ class UnitInfo:
     seconds: float
 
 
-def unit_info(path: Path, unit: WorkUnit, spec_digest: str) -> UnitInfo | None:
-    """The footer's account of a unit file, or None if it is absent or not this unit's.
+def unit_info(path: Path, stamp: UnitStamp) -> UnitInfo | None:
+    """The footer's account of a unit file, or None if it is absent, damaged or not this
+    unit's (another unit, spec or model).
 
     Reads only the footer: cheap enough for `status`. `read_unit` checks the data too.
     """
@@ -131,29 +120,79 @@ def unit_info(path: Path, unit: WorkUnit, spec_digest: str) -> UnitInfo | None:
         return None
     try:
         metadata = pq.read_metadata(path).metadata or {}
-    except (OSError, pa.ArrowException) as error:
-        logger.warning("%s: damaged unit file (%s); it will be redone", path, error)
+        rows, seconds = int(metadata[b"jsma.rows"]), float(metadata[b"jsma.seconds"])
+    except Exception as error:
+        logger.warning("%s: damaged unit file (%s); it will be redone", path, _describe(error))
         return None
-    if (
-        metadata.get(b"jsma.unit") != unit.name.encode()
-        or metadata.get(b"jsma.spec") != spec_digest.encode()
-    ):
-        logger.warning("%s: belongs to another unit or campaign; it will be redone", path)
+    expected = {
+        b"jsma.unit": stamp.unit.name,
+        b"jsma.spec": stamp.spec_digest,
+        b"jsma.model": stamp.model_fingerprint,
+    }
+    if any(metadata.get(key) != value.encode() for key, value in expected.items()):
+        logger.warning("%s: made for another unit, configuration or model; it will be redone", path)
         return None
-    return UnitInfo(int(metadata[b"jsma.rows"]), float(metadata[b"jsma.seconds"]))
+    if rows < 0 or not seconds >= 0:
+        logger.warning(
+            "%s: damaged footer (rows %d, seconds %r); it will be redone", path, rows, seconds
+        )
+        return None
+    return UnitInfo(rows, seconds)
 
 
-def read_unit(path: Path, unit: WorkUnit, spec_digest: str) -> pa.Table | None:
+def read_unit(path: Path, stamp: UnitStamp) -> pa.Table | None:
     """A unit's rows after every check (footer, page checksums, row count), else None."""
-    info = unit_info(path, unit, spec_digest)
+    info = unit_info(path, stamp)
     if info is None:
         return None
     try:
-        table = pq.read_table(path, page_checksum_verification=True)
-    except (OSError, pa.ArrowException) as error:
-        logger.warning("%s: damaged unit file (%s); it will be redone", path, error)
+        # One file, read as one file: `pq.read_table(path)` would take `key=value`
+        # folders on the path for Hive partitions and add their columns.
+        table = pq.ParquetFile(path, page_checksum_verification=True).read()
+    except Exception as error:
+        logger.warning("%s: damaged unit file (%s); it will be redone", path, _describe(error))
         return None
-    if table.num_rows != info.rows or not table.schema.equals(SCHEMA):
+    if table.num_rows != info.rows or not table.schema.remove_metadata().equals(SCHEMA):
         logger.warning("%s: unexpected rows or columns; it will be redone", path)
         return None
     return table
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete the temporary files that killed writers left in `units/`; call under the lock."""
+    removed = 0
+    for path in (directory / "units").glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def campaign_lock(directory: Path) -> Iterator[None]:
+    """Hold the campaign's exclusive lock, or fail at once saying who holds it.
+
+    An advisory `flock` on `DIR/.lock`: the kernel drops it when its holder
+    exits, however it exits, so a killed run never leaves a stale lock.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
+            raise CampaignError(
+                f"{directory}: another run is using this campaign ({holder}); wait for it to "
+                "finish or stop it, then resume"
+            ) from None
+        started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

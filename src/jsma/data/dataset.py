@@ -8,7 +8,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from jsma.errors import DataError
+from jsma.errors import ConfigurationError, DataError
 
 __all__ = ["PIXEL_SCALE", "Dataset", "Split", "SplitName"]
 
@@ -82,6 +82,17 @@ class Dataset:
         shapes = {split.images.shape[1:] for split in self.splits()}
         if len(shapes) != 1:
             raise DataError(f"{self.source}: splits disagree on the image shape: {sorted(shapes)}")
+        empty = [split.name for split in self.splits() if not len(split)]
+        if empty:
+            raise DataError(f"{self.source}: the {' and '.join(empty)} split is empty")
+        # Classes are 0..max label; one no training image has means damaged labels.
+        absent = np.flatnonzero(self.train.class_counts(self.num_classes) == 0)
+        if len(absent):
+            raise DataError(
+                f"{self.source}: labels run from 0 to {self.num_classes - 1}, but no training "
+                f"image has label {', '.join(map(str, absent[:5]))}"
+                f"{' ...' if len(absent) > 5 else ''}: the labels look damaged"
+            )
 
     def splits(self) -> tuple[Split, Split, Split]:
         return (self.train, self.validation, self.test)
@@ -89,7 +100,9 @@ class Dataset:
     def split(self, name: str) -> Split:
         """The split called `name` (train, validation or test)."""
         if name not in SPLIT_NAMES:
-            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLIT_NAMES)}")
+            raise ConfigurationError(
+                f"unknown split {name!r}; choose one of {', '.join(SPLIT_NAMES)}"
+            )
         split: Split = getattr(self, name)
         return split
 

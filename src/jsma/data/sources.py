@@ -27,7 +27,7 @@ import platformdirs
 from jsma._io import atomic_write, file_digest
 from jsma.data._idx import read_idx
 from jsma.data._safe_pickle import safe_load_arrays
-from jsma.data.dataset import PIXEL_SCALE, Dataset, Split
+from jsma.data.dataset import PIXEL_SCALE, SPLIT_NAMES, Dataset, Split
 from jsma.errors import DataError, MissingDependencyError
 
 __all__ = [
@@ -136,15 +136,38 @@ def _dataset_from_arrays(
     )
 
 
+_CACHE_NAMES = tuple(f"{split}_{part}" for split in SPLIT_NAMES for part in ("images", "labels"))
+
+
+def _arrays_digest(flat: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the cache's arrays: names, dtypes, shapes and bytes, in a fixed order."""
+    digest = hashlib.sha256()
+    for name in _CACHE_NAMES:
+        array = np.ascontiguousarray(flat[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def _read_cache(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """The cached arrays if the file reads and matches its own checksum, else None.
+
+    Whatever the damage (a flipped bit, a cut file, a member that is not
+    `.npy`, arrays changed and saved again), the answer is "rebuild it".
+    """
     try:
         with np.load(path, allow_pickle=False) as stored:
-            return {
-                name: (stored[f"{name}_images"], stored[f"{name}_labels"])
-                for name in ("train", "validation", "test")
-            }
-    except (OSError, ValueError, KeyError, EOFError, zlib.error) as error:
-        logger.warning("ignoring unreadable cache %s (%s); rebuilding it", path, error)
+            flat = {name: stored[name] for name in _CACHE_NAMES}
+            recorded = str(stored["sha256"])
+        if recorded != _arrays_digest(flat):
+            raise DataError("its content does not match its checksum")
+        arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            split: (flat[f"{split}_images"], flat[f"{split}_labels"]) for split in SPLIT_NAMES
+        }
+        _dataset_from_arrays(arrays, str(path))  # the same checks as a fresh conversion
+        return arrays
+    except Exception as error:  # any damage means: rebuild from the source
+        logger.warning("ignoring damaged cache %s (%s); rebuilding it", path, error)
         return None
 
 
@@ -154,7 +177,7 @@ def _write_cache(path: Path, arrays: Mapping[str, tuple[np.ndarray, np.ndarray]]
         flat[f"{name}_images"] = images
         flat[f"{name}_labels"] = labels
     with atomic_write(path) as handle:
-        np.savez(handle, **flat)
+        np.savez(handle, **flat, sha256=np.array(_arrays_digest(flat)))
 
 
 @dataclass(frozen=True)

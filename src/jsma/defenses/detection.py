@@ -22,9 +22,9 @@ import torch
 
 from jsma._io import atomic_write
 from jsma.campaign import load_results
-from jsma.campaign.store import read_manifest
+from jsma.campaign.manifest import open_campaign
 from jsma.data.dataset import SPLIT_NAMES, Dataset
-from jsma.errors import JSMAError
+from jsma.errors import ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays, adversarial_samples, sample_keys
 
 __all__ = [
@@ -57,7 +57,9 @@ def neighbour_statistic(images: torch.Tensor | np.ndarray) -> np.ndarray:
     """
     x = torch.as_tensor(images).to(torch.float64)
     if x.ndim < 3:
-        raise ValueError(f"images must be (batch, ..., height, width), got shape {tuple(x.shape)}")
+        raise ConfigurationError(
+            f"images must be (batch, ..., height, width), got shape {tuple(x.shape)}"
+        )
     across = (x[..., :, 1:] - x[..., :, :-1]).square().flatten(1).sum(dim=1)
     down = (x[..., 1:, :] - x[..., :-1, :]).square().flatten(1).sum(dim=1)
     return (across + down).numpy()
@@ -67,9 +69,11 @@ def threshold_at(benign: np.ndarray, false_positive_rate: float) -> float:
     """The smallest threshold that flags (score > threshold) at most
     `false_positive_rate` of the `benign` scores."""
     if not 0 < false_positive_rate < 1:
-        raise ValueError(f"false_positive_rate must lie in (0, 1), got {false_positive_rate}")
+        raise ConfigurationError(
+            f"false_positive_rate must lie in (0, 1), got {false_positive_rate}"
+        )
     if len(benign) == 0:
-        raise ValueError("no benign scores to calibrate on")
+        raise ConfigurationError("no benign scores to calibrate on")
     allowed = math.floor(false_positive_rate * len(benign) + 1e-9)  # benign images over it
     return float(np.sort(benign)[len(benign) - allowed - 1])
 
@@ -91,7 +95,7 @@ class RocCurve:
 def roc_curve(benign: np.ndarray, adversarial: np.ndarray) -> RocCurve:
     """The ROC curve of the detector `score >= threshold`, over every distinct score."""
     if len(benign) == 0 or len(adversarial) == 0:
-        raise ValueError("a ROC curve needs benign and adversarial scores")
+        raise ConfigurationError("a ROC curve needs benign and adversarial scores")
     scores = np.concatenate([benign, adversarial])
     positive = np.concatenate([np.zeros(len(benign)), np.ones(len(adversarial))])
     order = np.argsort(-scores, kind="stable")
@@ -214,7 +218,7 @@ def joint_undetected_success_rate(
     common to all campaigns that succeed undetected that way, and their count.
     """
     if not results:
-        raise ValueError("no detection results to combine")
+        raise ConfigurationError("no detection results to combine")
     common = results[0].attack_keys
     for result in results[1:]:
         common = np.intersect1d(common, result.attack_keys)
@@ -241,12 +245,10 @@ def evaluate_detection(
     already the least-changed samples an attacker who knows the detector
     would keep; `undetected` counts those that stay under the threshold.
     """
-    manifest = read_manifest(campaign)
-    if manifest is None:
-        raise JSMAError(f"{campaign}: no campaign here (no campaign.json)")
-    if tuple(manifest["data"]["input_shape"]) != tuple(dataset.input_shape):
+    manifest = open_campaign(campaign)
+    if manifest.data.input_shape != tuple(dataset.input_shape):
         raise JSMAError(
-            f"{campaign}: the campaign's inputs are {manifest['data']['input_shape']}, "
+            f"{campaign}: the campaign's inputs are {list(manifest.data.input_shape)}, "
             f"the data set's {list(dataset.input_shape)}: not the same data"
         )
     arrays = CampaignArrays.from_table(load_results(campaign))
@@ -289,7 +291,7 @@ def evaluate_detection(
                 detection_rate_by_bucket=by_bucket,
             )
         )
-    theta = float(manifest["spec"]["attack"]["theta"])
+    theta = manifest.spec.attack.theta
     return DetectionResult(
         campaign=campaign,
         variant="increasing" if theta > 0 else "decreasing",

@@ -19,9 +19,9 @@ from torch import nn
 
 from jsma._io import atomic_write
 from jsma.attacks import Output
-from jsma.campaign import CampaignSpec, load_results, run_campaign
+from jsma.campaign import load_results, run_campaign
+from jsma.campaign.manifest import Manifest, open_campaign
 from jsma.campaign.runner import model_fingerprint
-from jsma.campaign.store import read_manifest
 from jsma.data.dataset import Dataset
 from jsma.errors import JSMAError
 from jsma.metrics import CampaignArrays, SetResults, results_by_split
@@ -42,21 +42,18 @@ __all__ = [
 DEFENSE_FILE = "defense.json"
 
 
-def _baseline_manifest(baseline: Path) -> dict[str, Any]:
-    manifest = read_manifest(baseline)
-    if manifest is None:
-        raise JSMAError(f"{baseline}: no campaign here (no campaign.json)")
-    return manifest
+def _baseline_manifest(baseline: Path) -> Manifest:
+    return open_campaign(baseline)
 
 
 def baseline_output(baseline: Path) -> str:
     """The output (logits or probabilities) the baseline campaign attacked."""
-    return str(_baseline_manifest(baseline)["spec"]["attack"]["output"])
+    return _baseline_manifest(baseline).spec.attack.output
 
 
 def check_baseline_model(baseline: Path, model: nn.Module) -> None:
     """Refuse a model other than the one the baseline campaign attacked."""
-    stored = _baseline_manifest(baseline)["model"]["fingerprint"]
+    stored = _baseline_manifest(baseline).model.fingerprint
     if model_fingerprint(model) != stored:
         raise JSMAError(
             f"{baseline}: this campaign attacked another model (fingerprint {stored}); pass "
@@ -76,7 +73,7 @@ def same_campaign(
 ) -> Path:
     """Run (or resume) in `directory` the campaign of `baseline` (same samples, targets
     and attack) against `model`, optionally with the attack on another `output`."""
-    spec = CampaignSpec.from_json(_baseline_manifest(baseline)["spec"])
+    spec = _baseline_manifest(baseline).spec
     if output is not None:
         spec = dataclasses.replace(spec, attack=dataclasses.replace(spec.attack, output=output))
     run_campaign(

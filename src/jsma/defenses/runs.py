@@ -24,7 +24,7 @@ from jsma.defenses.evaluation import (
     write_defense,
 )
 from jsma.defenses.training import adversarial_training, distill
-from jsma.errors import JSMAError
+from jsma.errors import ConfigurationError, JSMAError
 from jsma.models import LoadedModel, Recipe, evaluate, load_checkpoint, save_checkpoint
 from jsma.models.training import TrainingResult
 
@@ -130,7 +130,7 @@ def run_distillation(
     output too."""
     check_baseline_model(baseline, model)
     if not temperatures or any(not t > 0 for t in temperatures):
-        raise ValueError(f"temperatures must be positive numbers, got {list(temperatures)}")
+        raise ConfigurationError(f"temperatures must be positive numbers, got {list(temperatures)}")
     base_output = baseline_output(baseline)
     accuracy = _accuracy(model, dataset)
     entries = []

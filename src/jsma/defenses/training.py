@@ -24,9 +24,9 @@ from torch import nn
 
 from jsma.attacks import JSMA
 from jsma.campaign import load_results
-from jsma.campaign.store import read_manifest
+from jsma.campaign.manifest import open_campaign
 from jsma.data.dataset import Dataset
-from jsma.errors import JSMAError
+from jsma.errors import ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays, adversarial_samples
 from jsma.models.context import frozen_eval
 from jsma.models.training import Recipe, TrainingResult, train
@@ -46,7 +46,7 @@ __all__ = [
 
 def _check_fraction(fraction: float) -> None:
     if not 0 < fraction <= 4:
-        raise ValueError(
+        raise ConfigurationError(
             f"fraction (adversarial samples per benign sample of a batch) must lie in (0, 4], "
             f"got {fraction}"
         )
@@ -85,7 +85,7 @@ class CampaignAdversarialObjective:
     ):
         _check_fraction(fraction)
         if len(images) == 0 or len(images) != len(labels):
-            raise ValueError("the pool needs adversarial samples, one label each")
+            raise ConfigurationError("the pool needs adversarial samples, one label each")
         self.images, self.labels, self.fraction = images, labels, fraction
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -108,14 +108,11 @@ def campaign_training_samples(
     Campaigns on other splits are refused: training on samples crafted from
     validation or test images would leak them into the evaluation.
     """
-    manifest = read_manifest(campaign)
-    if manifest is None:
-        raise JSMAError(f"{campaign}: no campaign here (no campaign.json)")
-    splits = manifest["spec"]["splits"]
-    if splits != ["train"]:
+    splits = open_campaign(campaign).spec.splits
+    if splits != ("train",):
         raise JSMAError(
-            f"{campaign}: attacks samples of {splits}; adversarial training takes campaigns on "
-            "the training split only (others would leak evaluation images into training)"
+            f"{campaign}: attacks samples of {list(splits)}; adversarial training takes "
+            "campaigns on the training split only (others would leak evaluation images)"
         )
     arrays = CampaignArrays.from_table(load_results(campaign))
     rows = np.flatnonzero(arrays.success)
@@ -157,7 +154,7 @@ def adversarial_training(
     objective: OnTheFlyAdversarialObjective | CampaignAdversarialObjective
     if campaign is not None:
         if attack is not None:
-            raise ValueError("give either a campaign or an attack, not both")
+            raise ConfigurationError("give either a campaign or an attack, not both")
         images, labels = campaign_training_samples(campaign, dataset)
         objective = CampaignAdversarialObjective(images, labels, fraction=fraction, seed=seed)
         description.update(source="campaign", campaign=str(campaign.resolve()), pool=len(labels))
@@ -184,7 +181,7 @@ class TemperatureObjective:
 
     def __init__(self, temperature: float):
         if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+            raise ConfigurationError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
 
     def __call__(
@@ -199,7 +196,7 @@ class SoftLabelObjective:
 
     def __init__(self, soft: torch.Tensor, temperature: float):
         if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+            raise ConfigurationError(f"temperature must be positive, got {temperature}")
         self.soft, self.temperature = soft, temperature
 
     def __call__(

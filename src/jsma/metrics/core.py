@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from jsma.errors import ConfigurationError
+
 __all__ = [
     "BudgetCurves",
     "CampaignArrays",
@@ -133,7 +135,7 @@ def _pair_mean(
 def _targeted(arrays: CampaignArrays) -> np.ndarray:
     targeted = arrays.target >= 0
     if not targeted.any():
-        raise ValueError("per-pair metrics need targeted attacks; this campaign has none")
+        raise ConfigurationError("per-pair metrics need targeted attacks; this campaign has none")
     return targeted
 
 
@@ -285,7 +287,7 @@ def adversarial_samples(
     rows = np.asarray(rows, dtype=np.int64)
     samples = np.array(originals, dtype=np.float64, copy=True)
     if len(rows) != len(samples):
-        raise ValueError(f"{len(rows)} rows but {len(samples)} original samples")
+        raise ConfigurationError(f"{len(rows)} rows but {len(samples)} original samples")
     flat = samples.reshape(len(rows), -1)
     starts, stops = arrays.trajectory_offsets[rows], arrays.trajectory_offsets[rows + 1]
     lengths = stops - starts

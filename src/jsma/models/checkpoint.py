@@ -57,16 +57,31 @@ class CheckpointInfo:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CheckpointInfo:
+        """Read checked metadata: a field of the wrong type raises `TypeError` naming it."""
+        _expect(data, dict, "the metadata")
+        accuracies = _expect(data.get("accuracies", {}), dict, "accuracies")
+        for split, value in accuracies.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"accuracies[{split!r}] must be a number, got {value!r}")
+        seed = data.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an integer or null, got {seed!r}")
         return cls(
-            spec=ModelSpec.from_json(data["spec"]),
-            recipe=data.get("recipe", {}),
-            seed=data.get("seed"),
-            data=data.get("data", {}),
-            accuracies=data.get("accuracies", {}),
-            defense=data.get("defense", {}),
-            jsma_version=data.get("jsma_version", "unknown"),
-            torch_version=data.get("torch_version", "unknown"),
+            spec=ModelSpec.from_json(_expect(data["spec"], dict, "spec")),
+            recipe=_expect(data.get("recipe", {}), dict, "recipe"),
+            seed=seed,
+            data=_expect(data.get("data", {}), dict, "data"),
+            accuracies={str(k): float(v) for k, v in accuracies.items()},
+            defense=_expect(data.get("defense", {}), dict, "defense"),
+            jsma_version=str(data.get("jsma_version", "unknown")),
+            torch_version=str(data.get("torch_version", "unknown")),
         )
+
+
+def _expect(value: Any, kind: type, name: str) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -85,33 +100,49 @@ def save_checkpoint(path: Path, model: nn.Module, info: CheckpointInfo) -> None:
         handle.write(payload)
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+_READ_ERRORS = (OSError, ValueError, RuntimeError, safetensors.SafetensorError)
+
+
+def _read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """The stored tensors' shapes and the metadata, without reading any tensor."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         with safetensors.safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except (OSError, ValueError, RuntimeError, safetensors.SafetensorError) as error:
+            shapes = {
+                name: tuple(handle.get_slice(name).get_shape())
+                for name in handle.keys()  # noqa: SIM118 - a safe_open handle, not a dict
+            }
+    except _READ_ERRORS as error:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({error})") from error
-    return tensors, header
+    return shapes, header
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as handle:
+            return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except _READ_ERRORS as error:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({error})") from error
 
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:
     """Load the weights stored at `path` into `model`, which must match exactly."""
-    tensors, _ = _read(path)
-    _load_into(model, tensors, path)
+    shapes, _ = _read_header(path)
+    _check_fits(model, shapes, path)
+    model.load_state_dict(_read_tensors(path))
     return model
 
 
-def _load_into(model: nn.Module, tensors: Mapping[str, torch.Tensor], path: Path) -> None:
+def _check_fits(model: nn.Module, shapes: Mapping[str, tuple[int, ...]], path: Path) -> None:
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
     wrong_shape = [
-        f"{name}: checkpoint {tuple(tensors[name].shape)}, model {tuple(value.shape)}"
+        f"{name}: checkpoint {shapes[name]}, model {tuple(value.shape)}"
         for name, value in expected.items()
-        if name in tensors and tensors[name].shape != value.shape
+        if name in shapes and shapes[name] != tuple(value.shape)
     ]
     if missing or unexpected or wrong_shape:
         problems = []
@@ -123,7 +154,6 @@ def _load_into(model: nn.Module, tensors: Mapping[str, torch.Tensor], path: Path
         raise CheckpointError(
             f"{path}: the checkpoint does not fit this architecture ({'; '.join(problems)})"
         )
-    model.load_state_dict(dict(tensors))
 
 
 def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> LoadedModel:
@@ -131,13 +161,19 @@ def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> 
 
     The model is returned in eval mode on `map_location`.
     """
-    tensors, header = _read(path)
+    shapes, header = _read_header(path)
     if _METADATA_KEY not in header:
         raise CheckpointError(f"{path}: no jsma metadata; use load_weights with your own model")
     try:
         info = CheckpointInfo.from_json(json.loads(header[_METADATA_KEY]))
-        model = info.spec.build()
-    except (ValueError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path}: invalid jsma metadata ({error})") from error
-    _load_into(model, tensors, path)
+        # On the meta device first: parameters without memory, so a spec that would
+        # allocate gigabytes is compared with the stored shapes before it costs anything.
+        with torch.device("meta"):
+            outline = info.spec.build()
+    except (ValueError, KeyError, TypeError, OverflowError) as error:
+        what = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise CheckpointError(f"{path}: invalid jsma metadata ({what})") from error
+    _check_fits(outline, shapes, path)
+    model = info.spec.build()
+    model.load_state_dict(_read_tensors(path))
     return LoadedModel(model=model.to(map_location).eval(), info=info)

@@ -7,6 +7,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from jsma.errors import ConfigurationError
+
 __all__ = ["MLP", "Activation", "AndNet", "LeNet"]
 
 Activation = Literal["tanh", "relu"]
@@ -17,16 +19,28 @@ def _activation(name: str) -> nn.Module:
     try:
         return _ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(
+        raise ConfigurationError(
             f"unknown activation {name!r}; choose one of {', '.join(_ACTIVATIONS)}"
         ) from None
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_shape(input_shape: tuple[int, ...], num_classes: int) -> tuple[int, int, int]:
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(f"input_shape must be (channels, height, width), got {input_shape}")
+    if not _is_int(num_classes):
+        raise ConfigurationError(f"num_classes must be an int, got {num_classes!r}")
+    if (
+        not isinstance(input_shape, tuple)
+        or len(input_shape) != 3
+        or not all(_is_int(side) and side >= 1 for side in input_shape)
+    ):
+        raise ConfigurationError(
+            f"input_shape must be (channels, height, width), got {input_shape}"
+        )
     if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        raise ConfigurationError(f"num_classes must be at least 2, got {num_classes}")
     channels, height, width = input_shape
     return channels, height, width
 
@@ -50,7 +64,9 @@ class LeNet(nn.Sequential):
         # Valid 5x5 convolutions shrink each side by 4; each pooling halves it.
         out_h, out_w = ((height - 4) // 2 - 4) // 2, ((width - 4) // 2 - 4) // 2
         if out_h < 1 or out_w < 1:
-            raise ValueError(f"input_shape {input_shape} is too small for LeNet (at least 16x16)")
+            raise ConfigurationError(
+                f"input_shape {input_shape} is too small for LeNet (at least 16x16)"
+            )
         super().__init__(
             nn.Conv2d(channels, 20, kernel_size=5),
             nn.MaxPool2d(2),
@@ -76,6 +92,8 @@ class MLP(nn.Sequential):
         activation: Activation = "relu",
     ) -> None:
         channels, height, width = _check_shape(input_shape, num_classes)
+        if not all(_is_int(size) and size >= 1 for size in hidden):
+            raise ConfigurationError(f"hidden sizes must be positive ints, got {hidden}")
         layers: list[nn.Module] = [nn.Flatten()]
         width_in = channels * height * width
         for width_out in hidden:

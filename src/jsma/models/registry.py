@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from jsma.errors import ConfigurationError
 from jsma.models.networks import MLP, AndNet, LeNet
 
 __all__ = ["ARCHITECTURES", "ModelSpec", "build_model"]
@@ -34,12 +35,17 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelSpec:
+        architecture, stored = data["architecture"], data.get("arguments", {})
+        if not isinstance(architecture, str):
+            raise TypeError(f"architecture must be a str, got {type(architecture).__name__}")
+        if not isinstance(stored, dict):
+            raise TypeError(f"arguments must be a dict, got {type(stored).__name__}")
         arguments = {
             # JSON turns tuples into lists; the builders take tuples.
             key: tuple(value) if isinstance(value, list) else value
-            for key, value in data.get("arguments", {}).items()
+            for key, value in stored.items()
         }
-        return cls(str(data["architecture"]), arguments)
+        return cls(architecture, arguments)
 
 
 def build_model(architecture: str, **arguments: Any) -> nn.Module:
@@ -47,7 +53,7 @@ def build_model(architecture: str, **arguments: Any) -> nn.Module:
     try:
         builder = ARCHITECTURES[architecture]
     except KeyError:
-        raise ValueError(
+        raise ConfigurationError(
             f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
         ) from None
     return builder(**arguments)

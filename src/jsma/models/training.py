@@ -16,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jsma.data.dataset import Dataset
+from jsma.errors import ConfigurationError
 from jsma.models.checkpoint import CheckpointInfo, LoadedModel, load_checkpoint, save_checkpoint
 from jsma.models.evaluation import evaluate
 from jsma.models.networks import Activation
@@ -55,7 +56,7 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.epochs < 1 or self.learning_rate <= 0:
-            raise ValueError(
+            raise ConfigurationError(
                 f"recipe {self.name!r}: batch_size, epochs and learning_rate must be positive"
             )
 
@@ -93,7 +94,9 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
+        raise ConfigurationError(
+            f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from jsma.campaign import CampaignStatus, campaign_status, load_results
-from jsma.campaign.store import read_manifest
-from jsma.errors import JSMAError
+from jsma.campaign.manifest import Manifest, open_campaign
 from jsma.metrics import (
     BudgetCurves,
     CampaignArrays,
@@ -37,7 +36,7 @@ class CampaignSummary:
     """A campaign's metrics, ready to draw and to write as JSON."""
 
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     status: CampaignStatus
     arrays: CampaignArrays
     results: list[SetResults]
@@ -52,7 +51,7 @@ class CampaignSummary:
 
     @property
     def theta(self) -> float:
-        return float(self.manifest["spec"]["attack"]["theta"])
+        return self.manifest.spec.attack.theta
 
     @property
     def variant(self) -> str:
@@ -75,9 +74,9 @@ class CampaignSummary:
         return {
             "directory": str(self.directory),
             "variant": self.variant,
-            "spec": self.manifest["spec"],
-            "model": self.manifest["model"],
-            "data": {k: v for k, v in self.manifest["data"].items() if k != "fingerprint"},
+            "spec": self.manifest.spec.to_json(),
+            "model": self.manifest.model.to_json(),
+            "data": {k: v for k, v in self.manifest.data.to_json().items() if k != "fingerprint"},
             "attacks": self.status.attacks_done,
             "throughput_attacks_per_second": number(self.status.throughput),
             "results": [
@@ -109,17 +108,15 @@ class CampaignSummary:
 
 def summarise(directory: Path) -> CampaignSummary:
     """Read a finished campaign and compute every metric the report shows."""
-    manifest = read_manifest(directory)
-    if manifest is None:
-        raise JSMAError(f"{directory}: no campaign here (no campaign.json)")
+    manifest = open_campaign(directory)
     status = campaign_status(directory)
     arrays = CampaignArrays.from_table(load_results(directory))
-    classes = int(manifest["data"]["num_classes"])
-    features = int(np.prod(manifest["data"]["input_shape"]))
-    spec = manifest["spec"]["attack"]
-    per_step = 2 if spec["variant"] == "pairs" else 1
-    steps = max(1, round(spec["max_distortion"] / _BUDGET_STEP))
-    budgets = np.linspace(spec["max_distortion"] / steps, spec["max_distortion"], steps)
+    classes = manifest.data.num_classes
+    features = int(np.prod(manifest.data.input_shape))
+    settings = manifest.spec.attack
+    per_step = 2 if settings.variant == "pairs" else 1
+    steps = max(1, round(settings.max_distortion / _BUDGET_STEP))
+    budgets = np.linspace(settings.max_distortion / steps, settings.max_distortion, steps)
     curves = budget_curves(arrays, budgets, features, features_per_step=per_step)
     hardness = hardness_matrix(arrays, curves, classes)
     distance = distance_matrix(arrays, classes)

@@ -19,11 +19,12 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+import matplotlib
 from matplotlib.figure import Figure
 
-from jsma._io import atomic_write
+from jsma._io import atomic_write, ensure_writable
 from jsma.campaign import load_results
-from jsma.campaign.store import read_manifest
+from jsma.campaign.manifest import open_campaign
 from jsma.data.dataset import Dataset
 from jsma.defenses.detection import DETECTION_FILE
 from jsma.defenses.evaluation import read_defense
@@ -109,12 +110,11 @@ def _setting(summaries: Sequence[CampaignSummary]) -> str:
     """What was attacked, in words: which model, which output, and why that one."""
     settings: dict[tuple[str, str], str] = {}
     for s in summaries:
-        model, output = s.manifest["model"], s.manifest["spec"]["attack"]["output"]
-        architecture = model.get("architecture", "model")
-        if "recipe" in model:
-            name = f"the {architecture} of recipe '{model['recipe']}'"
-        elif "checkpoint" in model:
-            name = f"the {architecture} of checkpoint {model['checkpoint']}"
+        model, output = s.manifest.model, s.manifest.spec.attack.output
+        if model.recipe is not None:
+            name = f"the {model.architecture} of recipe '{model.recipe}'"
+        elif model.checkpoint is not None:
+            name = f"the {model.architecture} of checkpoint {model.checkpoint}"
         else:
             name = "a model the campaign does not describe"
         settings[(name, output)] = f"{name}, attacked on its {output}"
@@ -138,7 +138,7 @@ def _setting(summaries: Sequence[CampaignSummary]) -> str:
 def _configuration(summaries: Sequence[CampaignSummary]) -> str:
     parts = []
     for s in summaries:
-        accuracies = s.manifest["model"].get("accuracies", {})
+        accuracies = s.manifest.model.accuracies
         accuracy = ", ".join(f"{k} {v:.2%}" for k, v in accuracies.items()) or "not recorded"
         throughput = s.status.throughput
         speed = (
@@ -147,10 +147,10 @@ def _configuration(summaries: Sequence[CampaignSummary]) -> str:
             else f"{throughput:.1f} attacks/s ({1e3 / throughput:.1f} ms per attack)"
         )
         config = {
-            "spec": s.manifest["spec"],
-            "model": s.manifest["model"],
-            "data": {k: v for k, v in s.manifest["data"].items() if k != "fingerprint"},
-            "versions": s.manifest.get("versions", {}),
+            "spec": s.manifest.spec.to_json(),
+            "model": s.manifest.model.to_json(),
+            "data": {k: v for k, v in s.manifest.data.to_json().items() if k != "fingerprint"},
+            "versions": dict(s.manifest.versions),
         }
         parts.append(
             f"<h3>{html.escape(s.label)}</h3><p>Model accuracy: {html.escape(accuracy)}. "
@@ -175,6 +175,7 @@ def write_report(
     network section (trained on the spot, about a second); `defenses` adds the
     results that `jsma defend` stored in those directories.
     """
+    ensure_writable(out, out / "figures")
     summaries = [summarise(directory) for directory in campaigns]
     return render_report(summaries, out, dataset, toy=toy, defenses=defenses)
 
@@ -238,7 +239,7 @@ def _defense_sections(
                 f"<td>{_points(line.mean_distortion_success)}</td>"
                 f"<td>{_points(line.mean_distortion_all)}</td></tr>"
             )
-            classes = int(read_manifest(entry.campaign)["data"]["num_classes"])  # type: ignore[index]
+            classes = open_campaign(entry.campaign).data.num_classes
             matrices.append((f"{entry.model}, {entry.output}", success_matrix(arrays, classes)))
         title = html.escape(record.kind.replace("-", " ").capitalize())
         details = "; ".join(f"{key}: {value}" for key, value in record.details.items())
@@ -301,6 +302,20 @@ def render_report(
     defenses: Sequence[Path] = (),
 ) -> ReportFiles:
     """Write the report of campaigns already summarised (see `write_report`)."""
+    # Directory names reach titles and legends: a `$` in one must stay a `$`, not
+    # start a formula that matplotlib then fails to parse.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _render_report(summaries, out, dataset, toy=toy, defenses=defenses)
+
+
+def _render_report(
+    summaries: Sequence[CampaignSummary],
+    out: Path,
+    dataset: Dataset | None,
+    *,
+    toy: bool,
+    defenses: Sequence[Path],
+) -> ReportFiles:
     figures: list[tuple[str, str, Figure]] = []  # (file stem, caption, figure)
     for index, s in enumerate(summaries):
         stem = f"{index}-{s.directory.name}"

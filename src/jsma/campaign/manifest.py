@@ -1,0 +1,281 @@
+"""The campaign manifest: what a campaign attacks, with what, checked on every open.
+
+`campaign.json` is plain JSON for people and other tools. jsma reads it into a
+frozen `Manifest` and trusts it only after these checks, each failing with a
+`CampaignError` that says what differs:
+
+- every field is present and of its type;
+- the spec matches the spec digest stamped on every unit file;
+- the unit list is the one the spec plans over the stored split sizes;
+- the whole content matches the manifest's own digest (an edit by hand).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jsma._io import atomic_write
+from jsma.campaign.spec import CampaignSpec, WorkUnit
+from jsma.errors import CampaignError
+
+__all__ = ["MANIFEST_NAME", "DataRecord", "Manifest", "ModelRecord", "open_campaign"]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "campaign.json"
+_FORMAT = 2
+_FIELDS = frozenset(
+    ("spec", "spec_digest", "model", "data", "units", "attacks_total", "versions", "created")
+) | {"digest"}
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """The attacked model: its weights' fingerprint and what its maker said about it.
+
+    `about` holds free-form facts (recipe or checkpoint, architecture, accuracies,
+    defense); the fingerprint is what resuming checks.
+    """
+
+    fingerprint: str
+    about: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.about.get("architecture", "model"))
+
+    @property
+    def recipe(self) -> str | None:
+        recipe = self.about.get("recipe")
+        return None if recipe is None else str(recipe)
+
+    @property
+    def checkpoint(self) -> str | None:
+        checkpoint = self.about.get("checkpoint")
+        return None if checkpoint is None else str(checkpoint)
+
+    @property
+    def accuracies(self) -> dict[str, float]:
+        accuracies = self.about.get("accuracies") or {}
+        if not isinstance(accuracies, Mapping):
+            return {}
+        return {str(k): float(v) for k, v in accuracies.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, **self.about}
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """The attacked data: fingerprint, origin, shape, bounds and split sizes."""
+
+    fingerprint: str
+    source: str
+    num_classes: int
+    input_shape: tuple[int, ...]
+    bounds: tuple[float, float]
+    split_sizes: Mapping[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "source": self.source,
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape),
+            "bounds": list(self.bounds),
+            "split_sizes": dict(self.split_sizes),
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A campaign's identity: spec, model, data, and the units they plan."""
+
+    spec: CampaignSpec
+    model: ModelRecord
+    data: DataRecord
+    versions: Mapping[str, str] = field(default_factory=dict)
+    created: str = ""
+
+    @classmethod
+    def new(cls, spec: CampaignSpec, model: ModelRecord, data: DataRecord) -> Manifest:
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        return cls(spec, model, data, _versions(), created)
+
+    @property
+    def units(self) -> list[WorkUnit]:
+        return self.spec.plan(self.data.split_sizes)
+
+    @property
+    def attacks_per_unit(self) -> dict[str, int]:
+        per_sample = self.spec.attacks_per_sample(self.data.num_classes)
+        return {unit.name: (unit.stop - unit.start) * per_sample for unit in self.units}
+
+    @property
+    def attacks_total(self) -> int:
+        return sum(self.attacks_per_unit.values())
+
+    def to_json(self) -> dict[str, Any]:
+        attacks = self.attacks_per_unit
+        # fmt: off
+        content = {
+            "format": _FORMAT,
+            "spec": self.spec.to_json(),
+            "spec_digest": self.spec.digest(),
+            "model": self.model.to_json(),
+            "data": self.data.to_json(),
+            # Derived from the spec and the split sizes; written for other tools, checked on read.
+            "units": [
+                {"name": u.name, "split": u.split, "start": u.start, "stop": u.stop,
+                 "attacks": attacks[u.name]}
+                for u in self.units
+            ],
+            "attacks_total": self.attacks_total,
+            "versions": dict(self.versions),
+            "created": self.created,
+        }
+        # fmt: on
+        return {**content, "digest": _digest(content)}
+
+    def write(self, directory: Path) -> None:
+        with atomic_write(directory / MANIFEST_NAME) as handle:
+            handle.write(json.dumps(self.to_json(), indent=2).encode())
+
+    @classmethod
+    def read(cls, directory: Path) -> Manifest | None:
+        """The checked manifest of `directory`, or None when there is no campaign there."""
+        path = directory / MANIFEST_NAME
+        if not path.is_file():
+            return None
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise CampaignError(f"{path}: unreadable campaign manifest ({error})") from error
+        if not isinstance(content, dict):
+            raise CampaignError(f"{path}: a campaign manifest is a JSON object")
+        if content.get("format") != _FORMAT:
+            raise CampaignError(
+                f"{path}: manifest format {content.get('format')!r}; this jsma reads format "
+                f"{_FORMAT} (campaigns made before it have no digest: rerun them)"
+            )
+        missing = sorted(_FIELDS - content.keys())
+        if missing:
+            raise CampaignError(f"{path}: damaged campaign manifest (missing field {missing[0]!r})")
+        try:
+            manifest = cls._from_json(content)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            what = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+            raise CampaignError(f"{path}: damaged campaign manifest ({what})") from error
+        manifest._check(content, path)
+        return manifest
+
+    @classmethod
+    def _from_json(cls, content: dict[str, Any]) -> Manifest:
+        model, data = dict(content["model"]), content["data"]
+        fingerprint = _typed(model.pop("fingerprint"), str, "model.fingerprint")
+        shape = tuple(_typed(v, int, "data.input_shape") for v in data["input_shape"])
+        low, high = (float(_typed(v, (int, float), "data.bounds")) for v in data["bounds"])
+        sizes = {
+            _typed(k, str, "data.split_sizes"): _typed(v, int, "data.split_sizes")
+            for k, v in _typed(data["split_sizes"], dict, "data.split_sizes").items()
+        }
+        return cls(
+            spec=CampaignSpec.from_json(_typed(content["spec"], dict, "spec")),
+            model=ModelRecord(fingerprint, model),
+            data=DataRecord(
+                fingerprint=_typed(data["fingerprint"], str, "data.fingerprint"),
+                source=_typed(data["source"], str, "data.source"),
+                num_classes=_typed(data["num_classes"], int, "data.num_classes"),
+                input_shape=shape,
+                bounds=(low, high),
+                split_sizes=sizes,
+            ),
+            versions=_typed(content["versions"], dict, "versions"),
+            created=_typed(content["created"], str, "created"),
+        )
+
+    def _check(self, content: dict[str, Any], path: Path) -> None:
+        """Everything the stored text claims must be what its parts imply."""
+        if content["spec_digest"] != self.spec.digest():
+            raise CampaignError(
+                f"{path}: the spec was edited: it no longer matches the digest "
+                f"{content['spec_digest']!r} its units were made with (now {self.spec.digest()!r})"
+            )
+        listed = content["units"] if isinstance(content["units"], list) else []
+        stored = [u.get("name") if isinstance(u, dict) else u for u in listed]
+        planned = [u.name for u in self.units]
+        if stored != planned:
+            missing = sorted(set(planned) - set(map(str, stored)))
+            extra = sorted(set(map(str, stored)) - set(planned))
+            raise CampaignError(
+                f"{path}: the unit list is not the spec's plan ({len(stored)} listed, "
+                f"{len(planned)} planned; missing {missing[:3]}, unexpected {extra[:3]})"
+            )
+        if content.get("digest") != _digest({k: v for k, v in content.items() if k != "digest"}):
+            implied = self.to_json()
+            derived = [k for k in ("units", "attacks_total") if content[k] != implied[k]]
+            detail = f": {', '.join(derived)} no longer what the spec implies" if derived else ""
+            raise CampaignError(
+                f"{path}: the manifest was edited after it was written (its content no longer "
+                f"matches its digest{detail}); restore it, or start a new directory"
+            )
+
+
+def open_campaign(directory: Path) -> Manifest:
+    """The checked manifest of the campaign in `directory`; a `CampaignError` if none."""
+    if directory.exists() and not directory.is_dir():
+        raise CampaignError(f"{directory}: not a directory, so not a campaign")
+    manifest = Manifest.read(directory)
+    if manifest is None:
+        raise CampaignError(f"{directory}: no campaign here (no {MANIFEST_NAME})")
+    return manifest
+
+
+def spec_differences(stored: CampaignSpec, asked: CampaignSpec) -> list[str]:
+    """`field: stored X, asked Y` for each field where two specs differ."""
+    flat_stored, flat_asked = _flatten(stored.to_json()), _flatten(asked.to_json())
+    return [
+        f"{key}: stored {flat_stored.get(key)!r}, asked {flat_asked.get(key)!r}"
+        for key in sorted(flat_stored.keys() | flat_asked.keys())
+        if flat_stored.get(key) != flat_asked.get(key)
+    ]
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
+    # bool is an int to Python, never to a manifest.
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} has the wrong type: {value!r}")
+    return value
+
+
+def _digest(content: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    try:
+        jsma_version = metadata.version("jsma")
+    except metadata.PackageNotFoundError:  # pragma: no cover - source tree
+        jsma_version = "unknown"
+    return {"jsma": jsma_version, "torch": torch.__version__, "python": platform.python_version()}

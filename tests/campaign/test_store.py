@@ -1,0 +1,276 @@
+"""Damaged, edited and contended campaign directories: each a clear error or a repair."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import jsma.campaign.runner as runner
+from jsma.campaign import (
+    CampaignError,
+    CampaignSpec,
+    campaign_status,
+    load_results,
+    open_campaign,
+    run_campaign,
+)
+from jsma.campaign.store import UnitStamp, campaign_lock, read_unit, unit_path
+from jsma.data import Dataset
+from jsma.errors import StorageError
+from jsma.models import ModelSpec
+from tests.conftest import NUM_CLASSES, SIDE
+
+SPEC = CampaignSpec(splits=("test",), samples=6, unit_size=2)
+ATTACKS = 6 * (NUM_CLASSES - 1)
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
+    return spec.build().eval()
+
+
+@pytest.fixture
+def campaign(tiny_dataset: Dataset, tmp_path: Path) -> Path:
+    directory = tmp_path / "run"
+    run_campaign(directory, SPEC, _model(), tiny_dataset)
+    return directory
+
+
+def _count_units_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    done: list[str] = []
+    original = runner.run_unit
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        done.append(args[3].name)
+        return original(*args)
+
+    monkeypatch.setattr(runner, "run_unit", counting)
+    return done
+
+
+def _first_unit(directory: Path) -> tuple[Path, UnitStamp]:
+    manifest = open_campaign(directory)
+    unit = manifest.units[0]
+    stamp = UnitStamp(unit, manifest.spec.digest(), manifest.model.fingerprint)
+    return unit_path(directory, unit), stamp
+
+
+# --- 1. `key=value` folders on the path ----------------------------------------------
+
+
+def test_equals_sign_in_path(
+    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "theta=1" / "quick"
+    status = run_campaign(directory, SPEC, _model(), tiny_dataset)
+    assert (status.units_done, status.attacks_done) == (3, ATTACKS)
+    assert campaign_status(directory).attacks_done == ATTACKS
+    assert load_results(directory).column_names == runner.SCHEMA.names
+    done = _count_units_run(monkeypatch)
+    run_campaign(directory, SPEC, _model(), tiny_dataset)
+    assert done == []  # nothing recomputed
+
+
+def test_readme_reader_skips_strays(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    directory = tmp_path / "theta=1" / "run"
+    run_campaign(directory, SPEC, _model(), tiny_dataset)
+    (directory / "units" / ".test-000000-000002.parquet.x1y2.tmp").write_bytes(b"half a fi")
+    (directory / "units" / "notes.txt").write_text("not parquet")
+    # The README's snippet, as written there.
+    import pyarrow.dataset as ds
+
+    units = ds.dataset(
+        directory / "units", format="parquet", partitioning=None, exclude_invalid_files=True
+    )
+    table = units.to_table()
+    assert table.num_rows == ATTACKS
+    assert table.column_names == runner.SCHEMA.names
+
+
+def test_a_run_removes_temporaries_of_killed_runs(tiny_dataset: Dataset, campaign: Path) -> None:
+    stray = campaign / "units" / ".test-000000-000002.parquet.abc.tmp"
+    stray.write_bytes(b"partial")
+    run_campaign(campaign, SPEC, _model(), tiny_dataset)
+    assert not stray.exists()
+
+
+# --- 2. damaged footers and bytes ---------------------------------------------------
+
+
+def _rewrite_footer(path: Path, change: dict[bytes, bytes | None]) -> None:
+    table = pq.ParquetFile(path).read()
+    metadata = dict(table.schema.metadata)
+    for key, value in change.items():
+        if value is None:
+            metadata.pop(key)
+        else:
+            metadata[key] = value
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {b"jsma.rows": None, b"jsma.rowz": b"6"},  # a renamed key
+        {b"jsma.seconds": b"a while"},  # not a float
+        {b"jsma.rows": b"\xff\xfe"},  # not UTF-8
+        {b"jsma.unit": b"\xff\xfe"},
+        {b"jsma.rows": b"-3"},
+        {b"jsma.seconds": b"nan"},
+    ],
+)
+def test_damaged_footer_is_redone(
+    tiny_dataset: Dataset,
+    campaign: Path,
+    change: dict[bytes, bytes | None],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path, stamp = _first_unit(campaign)
+    reference = pq.ParquetFile(path).read().to_pylist()
+    _rewrite_footer(path, change)
+    assert read_unit(path, stamp) is None
+    assert campaign_status(campaign).units_done == 2
+    assert path.name in caplog.text
+    done = _count_units_run(monkeypatch)
+    assert run_campaign(campaign, SPEC, _model(), tiny_dataset).complete
+    assert done == [stamp.unit.name]
+    rows = pq.ParquetFile(path).read().drop_columns(["seconds"]).to_pylist()
+    assert rows == [{k: v for k, v in r.items() if k != "seconds"} for r in reference]
+
+
+def test_bit_flips_never_raise_and_never_change_rows(campaign: Path) -> None:
+    path, stamp = _first_unit(campaign)
+    data = path.read_bytes()
+    reference = read_unit(path, stamp)
+    assert reference is not None
+    outcomes = {"redo": 0, "same": 0}
+    for bit in random.Random(0).sample(range(len(data) * 8), 1500):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(flipped))
+        table = read_unit(path, stamp)  # must not raise, whatever the flip
+        if table is None:
+            outcomes["redo"] += 1
+        else:  # the flip hit bytes that do not decide the rows (statistics, padding)
+            assert table.equals(reference)
+            outcomes["same"] += 1
+    assert outcomes["redo"] > 500
+
+
+# --- 5. an edited manifest -------------------------------------------------------------
+
+
+def _edit_manifest(directory: Path, edit: Callable[[dict[str, Any]], object]) -> None:
+    path = directory / "campaign.json"
+    content = json.loads(path.read_text())
+    edit(content)
+    path.write_text(json.dumps(content))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["spec"]["attack"].update(theta=-1.0), "the spec was edited"),
+        (lambda m: m.update(units=m["units"][:2]), "unit list is not the spec's plan"),
+        (lambda m: m.pop("units"), "missing field 'units'"),
+        (lambda m: m["data"].update(num_classes="4"), "data.num_classes has the wrong type"),
+        (lambda m: m["data"].update(source="elsewhere"), "edited after it was written"),
+        (lambda m: m.update(attacks_total=3), "attacks_total no longer what the spec implies"),
+        (lambda m: m.update(format=1), "manifest format 1"),
+        (lambda m: m.clear(), "manifest format None"),
+    ],
+)
+def test_edited_manifest_is_refused_by_every_reader(
+    tiny_dataset: Dataset, campaign: Path, edit: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    _edit_manifest(campaign, edit)
+    for read in (open_campaign, campaign_status, load_results):
+        with pytest.raises(CampaignError, match=message):
+            read(campaign)
+    with pytest.raises(CampaignError, match=message):
+        run_campaign(campaign, SPEC, _model(), tiny_dataset)
+
+
+def test_manifest_not_json(campaign: Path) -> None:
+    (campaign / "campaign.json").write_bytes(b"\xff{")
+    with pytest.raises(CampaignError, match="unreadable campaign manifest"):
+        open_campaign(campaign)
+
+
+def test_changed_configuration_names_the_fields(tiny_dataset: Dataset, campaign: Path) -> None:
+    other = dataclasses.replace(SPEC, samples=4, unit_size=3)
+    with pytest.raises(CampaignError) as error:
+        run_campaign(campaign, other, _model(), tiny_dataset)
+    message = str(error.value)
+    assert "samples: stored 6, asked 4" in message
+    assert "unit_size: stored 2, asked 3" in message
+    assert "theta" not in message  # the same in both: not listed
+
+
+# --- 6. two drivers, other models -------------------------------------------------
+
+
+def test_second_driver_is_refused(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    busy = r"another run is using this campaign \(pid \d+"
+    with campaign_lock(directory), pytest.raises(CampaignError, match=busy):
+        run_campaign(directory, SPEC, _model(), tiny_dataset)
+    # Released with its holder: the next run goes ahead.
+    assert run_campaign(directory, SPEC, _model(), tiny_dataset).complete
+
+
+def test_units_of_another_model_are_redone(
+    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    run_campaign(mine, SPEC, _model(0), tiny_dataset)
+    run_campaign(theirs, SPEC, _model(1), tiny_dataset)
+    path, stamp = _first_unit(mine)
+    path.write_bytes(unit_path(theirs, stamp.unit).read_bytes())  # same spec, other weights
+    assert read_unit(path, stamp) is None
+    done = _count_units_run(monkeypatch)
+    run_campaign(mine, SPEC, _model(0), tiny_dataset)
+    assert done == [stamp.unit.name]
+
+
+# --- the directory itself ----------------------------------------------------------------
+
+
+def test_directory_that_is_a_file(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    path = tmp_path / "run"
+    path.write_text("hello")
+    with pytest.raises(CampaignError, match="exists and is not a directory"):
+        run_campaign(path, SPEC, _model(), tiny_dataset)
+    with pytest.raises(CampaignError, match="not a directory"):
+        campaign_status(path)
+    assert path.read_text() == "hello"
+
+
+def test_unwritable_units_fail_before_any_attack(
+    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "run"
+    directory.mkdir()
+    (directory / "units").write_text("in the way")  # not writable, even for root
+    done = _count_units_run(monkeypatch)
+    with pytest.raises(StorageError, match="units: results cannot be written there"):
+        run_campaign(directory, SPEC, _model(), tiny_dataset)
+    assert done == []
+
+
+def test_unit_file_schema_mismatch(campaign: Path) -> None:
+    path, stamp = _first_unit(campaign)
+    table = pq.ParquetFile(path).read()
+    narrower = table.drop_columns(["l2"]).replace_schema_metadata(table.schema.metadata)
+    pq.write_table(narrower, path)
+    assert read_unit(path, stamp) is None
