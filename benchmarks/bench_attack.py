@@ -22,30 +22,18 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-import jsma.attacks.crafting as crafting
 from jsma.attacks import JSMA, AttackResult
 from jsma.attacks.reference import select_pair_brute_force
 from jsma.data import default_cache_dir, load_mnist
 from jsma.models import cached_model, load_checkpoint
-
-
-@contextmanager
-def brute_force() -> Iterator[None]:
-    """Swap the exact fast search for the M x M reference inside the attack loop."""
-    fast = crafting.select_pair
-    crafting.select_pair = select_pair_brute_force  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        crafting.select_pair = fast
+from jsma.settings import OUTPUTS
 
 
 def workload(samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,7 +129,7 @@ def main() -> None:
         "--recipe", default="paper", help="recipe of the cached LeNet (default: paper)"
     )
     parser.add_argument(
-        "--output", choices=("logits", "probabilities"), default="logits",
+        "--output", choices=OUTPUTS, default="logits",
         help="what the attack differentiates (default: logits)",
     )  # fmt: skip
     parser.add_argument("--skip-brute-force", action="store_true")
@@ -160,10 +148,13 @@ def main() -> None:
     )
     model = loaded.model
     x, sources, targets = workload(args.samples)
-    attack = JSMA(theta=1.0, max_distortion=0.145, output=args.output)
+    attack = JSMA(output=args.output)
 
     def run(xs: torch.Tensor, ss: torch.Tensor, ts: torch.Tensor) -> AttackResult:
         return attack(model, xs, ts, sources=ss)
+
+    def brute(xs: torch.Tensor, ss: torch.Tensor, ts: torch.Tensor) -> AttackResult:
+        return attack(model, xs, ts, sources=ss, pair_search=select_pair_brute_force)
 
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, "
@@ -183,8 +174,7 @@ def main() -> None:
         fast_ms = statistics.median(r.seconds for r in fast_runs) / count * 1e3
         slow_ms = math.nan
         if not args.skip_brute_force:
-            with brute_force():
-                slow_runs = [timed(run, *work, batch) for _ in range(args.brute_repeats)]
+            slow_runs = [timed(brute, *work, batch) for _ in range(args.brute_repeats)]
             if not torch.equal(fast_runs[0].adversarial, slow_runs[0].adversarial):
                 raise SystemExit("the fast path and the brute force disagree: a bug")
             slow_ms = statistics.median(r.seconds for r in slow_runs) / count * 1e3

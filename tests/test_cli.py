@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from jsma.cli import main
+from tests.conftest import write_idx_directory
 
 
 def test_data_info(idx_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,15 +100,21 @@ def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     printed = capsys.readouterr().out
     assert "increasing (theta = +1" in printed
     assert "decreasing (theta = -1" in printed
-    assert printed.count("paper") == 2
-    assert "97.10%" in printed
+    # Our measured line, then the paper's beside it, for each direction.
+    from jsma.campaign import load_results
+    from jsma.metrics import CampaignArrays, results_by_split
+
+    for direction, paper in (("increasing", "97.10%"), ("decreasing", "64.70%")):
+        (line,) = results_by_split(CampaignArrays.from_table(load_results(out / direction)))
+        ours = f"{'test':>12} {line.attacks:>8} {line.success_rate:>9.2%}"
+        assert re.search(rf"{re.escape(ours)}.*\n\s+paper\s+{paper}", printed), printed
     assert f"results: {out}" in printed
     assert (out / "increasing" / "campaign.json").is_file()
     assert (out / "decreasing" / "campaign.json").is_file()
 
 
 def test_threads_option(
-    idx_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import torch
 
@@ -114,7 +122,8 @@ def test_threads_option(
     assert "--threads must be at least 1" in capsys.readouterr().err
     chosen: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", chosen.append)
-    main(["--threads", "1", "data", "info", "--source", "idx", "--data-dir", str(idx_dir)])
+    data = write_idx_directory(tmp_path / "idx", train=10_010)
+    assert main(["--threads", "1", "data", "info", "--source", "idx", "--data-dir", str(data)]) == 0
     assert chosen == [1]
 
 
@@ -143,7 +152,7 @@ def test_replicate_defaults_to_the_setting_closest_to_the_paper() -> None:
 def test_library_errors_are_one_line_and_bugs_are_tracebacks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jsma.cli as cli
+    import jsma.cli.campaign as campaign_commands
 
     # A campaign directory that is a file: one line naming it, exit code 2.
     blocked = tmp_path / "blocked"
@@ -156,6 +165,27 @@ def test_library_errors_are_one_line_and_bugs_are_tracebacks(
     def broken(args):  # type: ignore[no-untyped-def]
         raise ValueError("a bug")
 
-    monkeypatch.setattr(cli, "_cmd_campaign_status", broken)
+    monkeypatch.setattr(campaign_commands, "_status", broken)
     with pytest.raises(ValueError, match="a bug"):
         main(["campaign", "status", str(blocked)])
+
+
+def test_help_and_version_import_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    heavy = ("torch", "numpy", "matplotlib", "scipy", "pyarrow", "safetensors")
+    script = (
+        "import sys\n"
+        "from jsma.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])\n"
+    )
+    for flag in ("--help", "--version"):
+        out = subprocess.run(
+            [sys.executable, "-c", script, flag], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.strip().splitlines()[-1] == "[]", out

@@ -6,21 +6,12 @@ The public API is what `__all__` lists; modules whose names start with an
 underscore are private.
 """
 
-from importlib import metadata as _metadata
+from __future__ import annotations
 
-from jsma.attacks import (
-    JSMA,
-    AttackResult,
-    SampleResult,
-    StopReason,
-    TorchattacksJSMA,
-    attack,
-    forward_derivative,
-    saliency_map,
-    select_pair,
-    target_derivatives,
-)
-from jsma.data import Dataset, Split, load_mnist
+import importlib as _importlib
+from importlib import metadata as _metadata
+from typing import TYPE_CHECKING, Any
+
 from jsma.errors import (
     CampaignError,
     CheckpointError,
@@ -32,22 +23,65 @@ from jsma.errors import (
     ModelError,
     StorageError,
 )
-from jsma.models import (
-    AndNet,
-    CheckpointInfo,
-    LeNet,
-    ModelSpec,
-    evaluate,
-    frozen_eval,
-    load_checkpoint,
-    save_checkpoint,
-    train,
-)
 
 try:
     __version__ = _metadata.version("jsma")
 except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
+
+# Where each public name lives. They are imported on first use (PEP 562), so that
+# `import jsma` (and `jsma --help`) costs milliseconds instead of torch's second.
+_LAZY = {
+    "jsma.attacks": (
+        "JSMA", "AttackResult", "SampleResult", "StopReason", "TorchattacksJSMA", "attack",
+        "forward_derivative", "saliency_map", "select_pair", "target_derivatives",
+    ),
+    "jsma.data": ("Dataset", "Split", "load_mnist"),
+    "jsma.models": (
+        "AndNet", "CheckpointInfo", "LeNet", "ModelSpec", "evaluate", "frozen_eval",
+        "load_checkpoint", "save_checkpoint", "train",
+    ),
+}  # fmt: skip
+_HOME = {name: module for module, names in _LAZY.items() for name in names}
+
+if TYPE_CHECKING:
+    from jsma.attacks import (
+        JSMA,
+        AttackResult,
+        SampleResult,
+        StopReason,
+        TorchattacksJSMA,
+        attack,
+        forward_derivative,
+        saliency_map,
+        select_pair,
+        target_derivatives,
+    )
+    from jsma.data import Dataset, Split, load_mnist
+    from jsma.models import (
+        AndNet,
+        CheckpointInfo,
+        LeNet,
+        ModelSpec,
+        evaluate,
+        frozen_eval,
+        load_checkpoint,
+        save_checkpoint,
+        train,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'jsma' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(_HOME[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "JSMA",

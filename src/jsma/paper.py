@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jsma.attacks import Output
+from jsma.settings import Output, RecipeName
 
 __all__ = ["CLOSEST", "PAPER", "PaperSetting"]
 
@@ -24,7 +24,7 @@ PAPER: dict[str, dict[str, float]] = {
 class PaperSetting:
     """Which model and which output `jsma replicate` attacks by default, and why."""
 
-    recipe: str
+    recipe: RecipeName
     output: Output
     why: str
 

@@ -14,12 +14,13 @@ from typing import Any
 
 from torch import nn
 
-from jsma.attacks import Output
 from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
 from jsma.data.dataset import Dataset
+from jsma.paper import CLOSEST
 from jsma.report import CampaignSummary, ReportFiles, render_report, summarise
+from jsma.settings import PAPER_MAX_DISTORTION, Output
 
-__all__ = ["Replication", "replicate"]
+__all__ = ["Replication", "replicate", "replication_directory"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,21 @@ class Replication:
     report: ReportFiles
 
 
+def replication_directory(
+    cache_dir: Path,
+    recipe: str,
+    *,
+    samples: int | None,
+    splits: tuple[str, ...],
+    output: Output,
+) -> Path:
+    """Where `jsma replicate` keeps a run by default: one directory per setting, so that
+    running the same setting again resumes it and another setting never mixes in."""
+    scale = "full" if samples is None and len(splits) == 3 else f"{'-'.join(splits)}-{samples}"
+    suffix = "" if output == "logits" else f"-{output}"
+    return cache_dir / "runs" / f"replicate-{recipe}-{scale}{suffix}"
+
+
 def replicate(
     dataset: Dataset,
     model: nn.Module,
@@ -39,7 +55,7 @@ def replicate(
     *,
     samples: int | None = 1000,
     splits: tuple[str, ...] = ("test",),
-    output: Output = "logits",
+    output: Output = CLOSEST.output,
     model_description: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> Replication:
@@ -49,14 +65,15 @@ def replicate(
     the three splits, the paper's full scale). Campaigns go to
     `directory`/increasing and `directory`/decreasing, the report to
     `directory`/report. `output` is what the attack differentiates: the
-    logits (the paper's text) or the softmax probabilities.
+    softmax probabilities (the default: the setting closest to the paper's
+    figures, see `jsma.paper.CLOSEST`) or the logits (the paper's text).
     """
     variants = []
     for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
         spec = CampaignSpec(
             splits=splits,
             samples=samples,
-            attack=AttackSettings(theta=theta, max_distortion=0.145, output=output),
+            attack=AttackSettings(theta=theta, max_distortion=PAPER_MAX_DISTORTION, output=output),
         )
         logger.info("%s campaign: %s", name, directory / name)
         run_campaign(

@@ -23,6 +23,7 @@ from jsma.models.networks import AndNet
 __all__ = [
     "ToyCrafting",
     "ToyModel",
+    "ToySurfaces",
     "and_labels",
     "craft_toy",
     "toy_figure",

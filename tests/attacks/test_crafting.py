@@ -82,13 +82,10 @@ def test_batch_equals_one_by_one(model: nn.Module, images: torch.Tensor) -> None
         assert alone[0].stop_reason == together[index].stop_reason
 
 
-def test_fast_search_gives_the_brute_force_attack(
-    model: nn.Module, images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fast_search_gives_the_brute_force_attack(model: nn.Module, images: torch.Tensor) -> None:
     targets = _targets(model, images)
     fast = attack(model, images, targets)
-    monkeypatch.setattr(crafting, "select_pair", select_pair_brute_force)
-    slow = attack(model, images, targets)
+    slow = attack(model, images, targets, pair_search=select_pair_brute_force)
     torch.testing.assert_close(fast.adversarial, slow.adversarial, rtol=0, atol=0)
     torch.testing.assert_close(fast.trajectory_features, slow.trajectory_features)
 
@@ -186,6 +183,15 @@ def test_other_input_shapes() -> None:
     x = torch.rand(2, 3, 4, 5, dtype=torch.float64)
     result = attack(model, x, None, max_distortion=0.3)
     assert result.adversarial.shape == x.shape
+    # The result describes the (3, 4, 5) images it returns: replayable, predicted as
+    # recorded, successful exactly when the prediction left the source class.
+    with torch.no_grad():
+        predicted = model(result.adversarial).argmax(1)
+    torch.testing.assert_close(predicted, result.predictions)
+    assert bool((result.success == (predicted != result.sources)).all())
+    for index in range(len(x)):
+        torch.testing.assert_close(_replay(x, result, index), result.adversarial[index])
+    assert bool((result.features_changed <= math.floor(60 * 0.3)).all())
 
 
 def test_torchattacks_form(model: nn.Module, images: torch.Tensor) -> None:

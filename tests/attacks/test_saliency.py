@@ -130,6 +130,7 @@ def _pair_problems(draw):  # type: ignore[no-untyped-def]
     )
 
 
+@pytest.mark.slow  # 1,500 drawn problems against the brute force
 @settings(max_examples=1500, deadline=None)
 @given(_pair_problems())
 def test_fast_pair_search_equals_brute_force(problem) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from jsma.cli import main
 from tests.conftest import write_idx_directory
 
 
+@pytest.mark.slow  # trains an adversarially trained and two distilled models
 def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # The CLI holds out 10,000 validation images, so make just over that many.
     data = write_idx_directory(tmp_path / "idx", train=10_010, test=12)

@@ -37,7 +37,11 @@ def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Pa
     assert not re.search(r"""(src|href)=['"]?(https?:|//)""", page)
     for path in files.figures:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "97.10%" in page  # the paper's numbers stand beside ours
+    # Each campaign's measured line, then the paper's line beside it.
+    for directory, paper in zip(campaigns, ("97.10%", "64.70%"), strict=True):
+        (line,) = results_by_split(CampaignArrays.from_table(load_results(directory)))
+        ours = f"<td class='name'>test</td><td>{line.attacks}</td><td>{line.success_rate:.2%}</td>"
+        assert re.search(f"{re.escape(ours)}.*?</tr><tr class='paper'>.*?<td>{paper}</td>", page)
     # What was attacked, in words, and where the paper's setting is.
     assert "Attacked: a model the campaign does not describe, attacked on its logits" in page
     assert "closest to the paper&#x27;s figures is what <code>jsma replicate</code>" in page

@@ -1,7 +1,15 @@
 """The attack: forward derivative, saliency maps, pair search and crafting."""
 
 from jsma.attacks.compat import TorchattacksJSMA
-from jsma.attacks.crafting import JSMA, AttackResult, SampleResult, StopReason, Variant, attack
+from jsma.attacks.crafting import (
+    JSMA,
+    AttackResult,
+    SampleResult,
+    StopReason,
+    Variant,
+    all_other_targets,
+    attack,
+)
 from jsma.attacks.derivatives import (
     Output,
     TargetDerivatives,
@@ -31,6 +39,7 @@ __all__ = [
     "TorchattacksJSMA",
     "Variant",
     "adversarial_distance",
+    "all_other_targets",
     "attack",
     "forward_derivative",
     "pair_saliency",

@@ -11,23 +11,40 @@ import enum
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Protocol
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from jsma.attacks.derivatives import Output, check_finite, check_logits, target_derivatives
-from jsma.attacks.saliency import select_feature, select_pair
+from jsma.attacks.saliency import PairChoice, select_feature, select_pair
+from jsma.context import frozen_eval
 from jsma.errors import ConfigurationError, InputTypeError, ModelError
-from jsma.models.context import frozen_eval
+from jsma.settings import DEFAULT_THETA, OUTPUTS, PAPER_MAX_DISTORTION, VARIANTS, Variant
 
-__all__ = ["JSMA", "AttackResult", "SampleResult", "StopReason", "Variant", "attack"]
+__all__ = [
+    "JSMA",
+    "AttackResult",
+    "PairSearch",
+    "SampleResult",
+    "StopReason",
+    "Variant",
+    "all_other_targets",
+    "attack",
+]
 
 logger = logging.getLogger(__name__)
 
-Variant = Literal["pairs", "single"]
 Bound = float | torch.Tensor
+
+
+class PairSearch(Protocol):
+    """Picks each sample's pair: (batch, M) alpha, beta and domain in, a `PairChoice` out."""
+
+    def __call__(
+        self, alpha: torch.Tensor, beta: torch.Tensor, domain: torch.Tensor, *, increasing: bool
+    ) -> PairChoice: ...
 
 
 class StopReason(enum.IntEnum):
@@ -178,13 +195,12 @@ class JSMA:
         >>> result.success_rate, result[0].distortion  # doctest: +SKIP
     """
 
-    theta: float = 1.0
-    max_distortion: float = 0.145
+    theta: float = DEFAULT_THETA
+    max_distortion: float = PAPER_MAX_DISTORTION
     variant: Variant = "pairs"
     output: Output = "logits"
     clip_min: Bound = 0.0
     clip_max: Bound = 1.0
-    progress: bool = False
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.theta) or self.theta == 0:
@@ -194,9 +210,9 @@ class JSMA:
                 f"max_distortion is a fraction of the features in (0, 1], got "
                 f"{self.max_distortion} (the paper's 14.5% is 0.145)"
             )
-        if self.variant not in ("pairs", "single"):
+        if self.variant not in VARIANTS:
             raise ConfigurationError(f"variant must be 'pairs' or 'single', got {self.variant!r}")
-        if self.output not in ("logits", "probabilities"):
+        if self.output not in OUTPUTS:
             raise ConfigurationError(
                 f"output must be 'logits' or 'probabilities', got {self.output!r}"
             )
@@ -220,12 +236,17 @@ class JSMA:
         targets: torch.Tensor | None = None,
         *,
         sources: torch.Tensor | None = None,
+        progress: bool = False,
+        pair_search: PairSearch = select_pair,
     ) -> AttackResult:
         """Attack the batch `x` towards `targets` (None: untargeted).
 
         `sources` are the classes the samples start from (for example their
         true labels); by default, the model's predictions on `x`. A sample
         whose prediction already equals its target succeeds with no change.
+        `progress` shows a bar of finished samples. `pair_search` picks each
+        step's pair (exact either way: `select_pair`, or the paper's brute
+        force `jsma.attacks.reference.select_pair_brute_force` to check it).
         """
         self._check_input(model, x)
         lower, upper = _bound(self.clip_min, "clip_min", x), _bound(self.clip_max, "clip_max", x)
@@ -259,7 +280,9 @@ class JSMA:
                         f"targets[{first}] = {int(targets[first])} equals the source class "
                         f"of that sample; choose a different target"
                     )
-            return self._craft(model, x, targets, sources, lower, upper)
+            return self._craft(
+                model, x, targets, sources, lower, upper, progress=progress, search=pair_search
+            )
 
     def _check_input(self, model: nn.Module, x: torch.Tensor) -> None:
         if not isinstance(model, nn.Module):
@@ -294,6 +317,9 @@ class JSMA:
         sources: torch.Tensor,
         lower: torch.Tensor,
         upper: torch.Tensor,
+        *,
+        progress: bool,
+        search: PairSearch,
     ) -> AttackResult:
         device, shape = x.device, x.shape[1:]
         original = x.detach().flatten(1)
@@ -320,7 +346,7 @@ class JSMA:
         # Gamma: features not yet saturated in the direction of theta.
         domain = current < upper if self.increasing else current > lower
         steps = torch.arange(per_step, device=device)
-        bar = tqdm(total=batch, disable=not self.progress, unit="attack", desc="JSMA")
+        bar = tqdm(total=batch, disable=not progress, unit="attack", desc="JSMA")
         try:
             while len(active):
                 try:
@@ -340,9 +366,7 @@ class JSMA:
                     reached = predicted == goal[active]
 
                 if per_step == 2:
-                    first, second, found = select_pair(
-                        alpha, beta, domain, increasing=self.increasing
-                    )
+                    first, second, found = search(alpha, beta, domain, increasing=self.increasing)
                     chosen = torch.stack((first, second), dim=1)
                 else:
                     feature, found = select_feature(alpha, beta, domain, increasing=self.increasing)
@@ -405,19 +429,36 @@ class JSMA:
         )
 
 
+def all_other_targets(
+    x: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each sample once per class other than its label: the paper's 9 attacks per sample.
+
+    x: (batch, *input_shape); labels: (batch,). Returns images (batch * (C - 1),
+    *input_shape), sources and targets (batch * (C - 1),), sample by sample,
+    targets in increasing order.
+    """
+    classes = torch.arange(num_classes, device=labels.device)
+    others = classes[None, :] != labels[:, None]  # (batch, C), C - 1 true per row
+    targets = classes.expand(len(labels), num_classes)[others]
+    repeat = num_classes - 1
+    return x.repeat_interleave(repeat, dim=0), labels.repeat_interleave(repeat), targets
+
+
 def attack(
     model: nn.Module,
     x: torch.Tensor,
     targets: torch.Tensor | None = None,
     *,
     sources: torch.Tensor | None = None,
-    theta: float = 1.0,
-    max_distortion: float = 0.145,
+    theta: float = DEFAULT_THETA,
+    max_distortion: float = PAPER_MAX_DISTORTION,
     variant: Variant = "pairs",
     output: Output = "logits",
     clip_min: Bound = 0.0,
     clip_max: Bound = 1.0,
     progress: bool = False,
+    pair_search: PairSearch = select_pair,
 ) -> AttackResult:
     """Run JSMA on a batch: the function form of `JSMA(...)(model, x, targets)`.
 
@@ -433,6 +474,5 @@ def attack(
         output=output,
         clip_min=clip_min,
         clip_max=clip_max,
-        progress=progress,
     )
-    return config(model, x, targets, sources=sources)
+    return config(model, x, targets, sources=sources, progress=progress, pair_search=pair_search)

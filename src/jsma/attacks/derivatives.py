@@ -8,17 +8,23 @@ offered here and logits are the default.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from jsma.context import frozen_eval
 from jsma.errors import ConfigurationError, InputTypeError, ModelError
-from jsma.models.context import frozen_eval
+from jsma.settings import Output
 
-__all__ = ["Output", "TargetDerivatives", "forward_derivative", "target_derivatives"]
-
-Output = Literal["logits", "probabilities"]
+__all__ = [
+    "Output",
+    "TargetDerivatives",
+    "check_finite",
+    "check_logits",
+    "forward_derivative",
+    "target_derivatives",
+]
 
 
 def check_logits(logits: object, batch: int) -> torch.Tensor:
@@ -112,14 +118,16 @@ def target_derivatives(
     The batch is processed `max_rows` samples at a time: on the CPU the
     activations of larger chunks leave the caches, and a pass costs about 15%
     more per sample at 900 rows than at 256.
-    The caller is expected to hold the model in `frozen_eval`.
+    The model is held in `frozen_eval` for the call (eval mode, no parameter
+    gradients) and left as it was.
     """
-    parts = [
-        _target_derivatives(
-            model, x[start : start + max_rows], targets[start : start + max_rows], output
-        )
-        for start in range(0, x.shape[0], max_rows)
-    ]
+    with frozen_eval(model):
+        parts = [
+            _target_derivatives(
+                model, x[start : start + max_rows], targets[start : start + max_rows], output
+            )
+            for start in range(0, x.shape[0], max_rows)
+        ]
     if len(parts) == 1:
         result = parts[0]
     else:

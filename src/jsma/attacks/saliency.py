@@ -29,6 +29,8 @@ import torch
 __all__ = [
     "FeatureChoice",
     "PairChoice",
+    "adversarial_distance",
+    "pair_saliency",
     "pareto_front",
     "pareto_layers",
     "saliency_map",

@@ -29,7 +29,14 @@ from jsma._io import atomic_write
 from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.errors import CampaignError
 
-__all__ = ["MANIFEST_NAME", "DataRecord", "Manifest", "ModelRecord", "open_campaign"]
+__all__ = [
+    "MANIFEST_NAME",
+    "DataRecord",
+    "Manifest",
+    "ModelRecord",
+    "open_campaign",
+    "spec_differences",
+]
 
 logger = logging.getLogger(__name__)
 

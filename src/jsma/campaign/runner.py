@@ -24,7 +24,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jsma._io import ensure_writable
-from jsma.attacks import StopReason, adversarial_distance, target_derivatives
+from jsma.attacks import (
+    StopReason,
+    adversarial_distance,
+    all_other_targets,
+    target_derivatives,
+)
 from jsma.campaign.manifest import (
     DataRecord,
     Manifest,
@@ -44,9 +49,9 @@ from jsma.campaign.store import (
     unit_path,
     write_unit,
 )
+from jsma.context import frozen_eval
 from jsma.data.dataset import SPLIT_NAMES, Dataset
 from jsma.errors import CampaignError
-from jsma.models.context import frozen_eval
 
 __all__ = [
     "CampaignStatus",
@@ -120,15 +125,8 @@ def _unit_inputs(
     images, labels = dataset.split(unit.split).tensors(indices, device=device)
     classes = dataset.num_classes
     if spec.targets == "all-others":
-        offsets = torch.arange(1, classes, device=device)
-        targets = ((labels[:, None] + offsets) % classes).flatten()
-        repeat = classes - 1
-        return (
-            np.repeat(indices, repeat),
-            images.repeat_interleave(repeat, dim=0),
-            labels.repeat_interleave(repeat),
-            targets,
-        )
+        repeated, sources, targets = all_other_targets(images, labels, classes)
+        return np.repeat(indices, classes - 1), repeated, sources, targets
     if spec.targets == "random":
         # Seeded by the unit, which the spec fixes: the same on every run.
         rng = np.random.default_rng([spec.seed, SPLIT_NAMES.index(unit.split), unit.start])
@@ -152,8 +150,7 @@ def run_unit(
     result = attack(model, images, targets, sources=sources)
     seconds = time.perf_counter() - started
     goal = sources if targets is None else targets
-    with frozen_eval(model):
-        alpha, beta, _ = target_derivatives(model, images, goal, output=spec.attack.output)
+    alpha, beta, _ = target_derivatives(model, images, goal, output=spec.attack.output)
     if targets is None:
         alpha, beta = beta, alpha
     distance = adversarial_distance(alpha, beta, increasing=attack.increasing)

@@ -7,23 +7,29 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 from jsma.attacks import JSMA, Output, Variant
-from jsma.data.dataset import SPLIT_NAMES, Dataset
+from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError
+from jsma.settings import (
+    DEFAULT_THETA,
+    DEFAULT_UNIT_SIZE,
+    PAPER_MAX_DISTORTION,
+    SPLIT_NAMES,
+    TARGET_RULES,
+    TargetRule,
+)
 
 __all__ = ["AttackSettings", "CampaignSpec", "TargetRule", "WorkUnit"]
-
-TargetRule = Literal["all-others", "random", "least-likely", "untargeted"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class AttackSettings:
     """The JSMA hyper-parameters of a campaign (bounds come from the data)."""
 
-    theta: float = 1.0
-    max_distortion: float = 0.145
+    theta: float = DEFAULT_THETA
+    max_distortion: float = PAPER_MAX_DISTORTION
     variant: Variant = "pairs"
     output: Output = "logits"
 
@@ -66,7 +72,7 @@ class CampaignSpec:
     samples: int | None = None
     targets: TargetRule = "all-others"
     attack: AttackSettings = dataclasses.field(default_factory=AttackSettings)
-    unit_size: int = 100
+    unit_size: int = DEFAULT_UNIT_SIZE
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -75,10 +81,9 @@ class CampaignSpec:
             raise ConfigurationError(
                 f"splits must be distinct names among {', '.join(SPLIT_NAMES)}, got {self.splits}"
             )
-        if self.targets not in get_args(TargetRule):
+        if self.targets not in TARGET_RULES:
             raise ConfigurationError(
-                f"unknown target rule {self.targets!r}; choose one of "
-                f"{', '.join(get_args(TargetRule))}"
+                f"unknown target rule {self.targets!r}; choose one of {', '.join(TARGET_RULES)}"
             )
         if self.samples is not None and self.samples < 1:
             raise ConfigurationError(f"samples must be positive, got {self.samples}")

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from jsma.errors import ConfigurationError, DataError
+from jsma.settings import SPLIT_NAMES, SplitName
 
 __all__ = ["PIXEL_SCALE", "Dataset", "Split", "SplitName"]
 
-SplitName = Literal["train", "validation", "test"]
-SPLIT_NAMES: tuple[SplitName, ...] = get_args(SplitName)
 
 # The classic MNIST pickle the paper used stores pixel k as k / 256; every
 # source is converted to that scale so they all give the same tensors.

@@ -25,10 +25,10 @@ from torch import nn
 from jsma.attacks import JSMA
 from jsma.campaign import load_results
 from jsma.campaign.manifest import open_campaign
+from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays, adversarial_samples
-from jsma.models.context import frozen_eval
 from jsma.models.training import Recipe, TrainingResult, train
 
 __all__ = [
@@ -160,7 +160,7 @@ def adversarial_training(
         description.update(source="campaign", campaign=str(campaign.resolve()), pool=len(labels))
     else:
         low, high = dataset.bounds
-        attack = attack or JSMA(theta=1.0, max_distortion=0.145, clip_min=low, clip_max=high)
+        attack = attack or JSMA(clip_min=low, clip_max=high)
         objective = OnTheFlyAdversarialObjective(
             attack, dataset.num_classes, fraction=fraction, seed=seed
         )

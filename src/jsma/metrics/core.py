@@ -19,6 +19,7 @@ __all__ = [
     "BudgetCurves",
     "CampaignArrays",
     "SetResults",
+    "adversarial_samples",
     "budget_curves",
     "distance_matrix",
     "distortion_matrix",

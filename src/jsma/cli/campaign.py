@@ -1,0 +1,123 @@
+"""`jsma campaign run|resume|status`: resumable attack campaigns."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jsma.cli._common import (
+    Commands,
+    attack_options,
+    cache_dir,
+    data_options,
+    dataset,
+    model_options,
+)
+from jsma.settings import DEFAULT_UNIT_SIZE, SPLIT_NAMES, TARGET_RULES
+
+if TYPE_CHECKING:
+    from jsma.campaign import CampaignStatus
+
+__all__ = ["register"]
+
+
+def register(commands: Commands) -> None:
+    campaign = commands.add_parser("campaign", help="run, resume and inspect attack campaigns")
+    sub = campaign.add_subparsers(dest="campaign_command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="start (or continue) a campaign in DIR")
+    run.add_argument("directory", type=Path, metavar="DIR")
+    data_options(run)
+    model_options(run)
+    run.add_argument("--splits", nargs="+", choices=SPLIT_NAMES, default=["test"])
+    run.add_argument("--samples", type=int, help="first N samples of each split (default: all)")
+    run.add_argument(
+        "--targets",
+        choices=TARGET_RULES,
+        default=TARGET_RULES[0],
+        help="target rule (default: each of the other classes)",
+    )
+    attack_options(run)
+    run.add_argument(
+        "--unit-size", type=int, default=DEFAULT_UNIT_SIZE, help="samples per work unit"
+    )
+    run.add_argument("--seed", type=int, default=0, help="seed of the random target rule")
+    run.set_defaults(handler=_run)
+
+    resume = sub.add_parser("resume", help="finish an interrupted campaign")
+    resume.add_argument("directory", type=Path, metavar="DIR")
+    data_options(resume)
+    model_options(resume)
+    resume.set_defaults(handler=_resume)
+
+    status = sub.add_parser("status", help="done / total, throughput, ETA")
+    status.add_argument("directory", type=Path, metavar="DIR")
+    status.set_defaults(handler=_status)
+
+
+def _print_status(status: CampaignStatus) -> None:
+    print(f"campaign:   {status.directory}")
+    print(f"units:      {status.units_done} / {status.units_total}")
+    print(f"attacks:    {status.attacks_done} / {status.attacks_total}")
+    if status.attacks_done:
+        per_attack = 1e3 / status.throughput
+        print(f"throughput: {status.throughput:.1f} attacks/s ({per_attack:.1f} ms per attack)")
+        if not status.complete:
+            print(f"eta:        {status.eta_seconds / 60:.1f} minutes")
+    state = "complete" if status.complete else "incomplete: jsma campaign resume DIR"
+    print(f"state:      {state}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.cli._common import model_and_description
+
+    spec = CampaignSpec(
+        splits=tuple(args.splits),
+        samples=args.samples,
+        targets=args.targets,
+        attack=AttackSettings(
+            theta=args.theta,
+            max_distortion=args.max_distortion,
+            variant=args.variant,
+            output=args.output,
+        ),
+        unit_size=args.unit_size,
+        seed=args.seed,
+    )
+    data = dataset(args)
+    loaded, description = model_and_description(args, data)
+    status = run_campaign(
+        args.directory, spec, loaded.model, data, model_description=description, progress=True
+    )
+    _print_status(status)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from jsma.campaign import open_campaign, run_campaign
+    from jsma.models import resolve_model
+
+    manifest = open_campaign(args.directory)
+    data = dataset(args)
+    # The model the manifest names, unless the options name one.
+    stored = manifest.model
+    checkpoint = args.model or (Path(stored.checkpoint) if stored.checkpoint else None)
+    recipe = stored.recipe if args.model is None and stored.recipe else args.recipe
+    loaded, description = resolve_model(
+        data, cache_dir(args), checkpoint=checkpoint, recipe=recipe,
+        progress=True, retrain=args.retrain,
+    )  # fmt: skip
+    status = run_campaign(
+        args.directory, manifest.spec, loaded.model, data,
+        model_description=description, progress=True,
+    )  # fmt: skip
+    _print_status(status)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from jsma.campaign import campaign_status
+
+    _print_status(campaign_status(args.directory))
+    return 0

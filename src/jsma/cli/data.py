@@ -1,0 +1,88 @@
+"""`jsma data info`, `jsma train`, `jsma eval`: the data and the models."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jsma.cli._common import (
+    Commands,
+    cache_dir,
+    data_options,
+    dataset,
+    model,
+    model_options,
+    print_evaluation,
+)
+from jsma.settings import RECIPE_NAMES, SPLIT_NAMES
+
+__all__ = ["register"]
+
+
+def register(commands: Commands) -> None:
+    data = commands.add_parser("data", help="inspect the data")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    info = data_commands.add_parser("info", help="source, cache path, per-split counts and classes")
+    data_options(info)
+    info.set_defaults(handler=_data_info)
+
+    train = commands.add_parser("train", help="train the paper's LeNet")
+    data_options(train)
+    train.add_argument("--recipe", choices=sorted(RECIPE_NAMES), default="default")
+    train.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--out", type=Path, help="checkpoint path (default: the model cache, keyed by recipe)"
+    )
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("eval", help="accuracy per split and confusion matrix")
+    data_options(evaluate)
+    model_options(evaluate)
+    evaluate.add_argument("--split", choices=(*SPLIT_NAMES, "all"), default="all")
+    evaluate.set_defaults(handler=_eval)
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    data = dataset(args)
+    print(f"source:      {data.source}")
+    print(f"cache:       {cache_dir(args)}")
+    print(f"input shape: {data.input_shape}, classes: {data.num_classes}")
+    header = "".join(f"{c:>7}" for c in range(data.num_classes))
+    print(f"\n{'split':>10} {'count':>7}{header}")
+    for split in data.splits():
+        counts = "".join(f"{n:>7}" for n in split.class_counts(data.num_classes))
+        print(f"{split.name:>10} {len(split):>7}{counts}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from jsma.models import cached_model_path, save_checkpoint, train
+
+    data = dataset(args)
+    result = train(data, args.recipe, seed=args.seed, epochs=args.epochs, progress=True)
+    out = args.out or cached_model_path(cache_dir(args), args.recipe, args.seed)
+    save_checkpoint(out, result.model, result.info)
+    print(f"trained with recipe {args.recipe!r} in {result.seconds:.0f} s")
+    for name, accuracy in result.info.accuracies.items():
+        print(f"{name:>10}: accuracy {accuracy:.2%}")
+    print(f"checkpoint: {out}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from jsma.models import evaluate
+
+    data = dataset(args)
+    loaded = model(args, data)
+    splits = data.splits() if args.split == "all" else (data.split(args.split),)
+    evaluations = [evaluate(loaded.model, split, data.num_classes) for split in splits]
+    for evaluation in evaluations:
+        print_evaluation(evaluation)
+    last = evaluations[-1]
+    classes = len(last.confusion)
+    print(f"\nconfusion matrix on {last.split} (rows: true class, columns: predicted)")
+    print("      " + "".join(f"{c:>6}" for c in range(classes)))
+    for true_class, row in enumerate(last.confusion):
+        print(f"{true_class:>6}" + "".join(f"{count:>6}" for count in row))
+    return 0

@@ -1,0 +1,42 @@
+"""`jsma report`: the HTML report, figures and JSON summary of stored campaigns."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jsma.cli._common import Commands, data_options, dataset
+
+__all__ = ["register"]
+
+
+def register(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "report", help="HTML report, figures and JSON summary of stored campaigns"
+    )
+    parser.add_argument("campaigns", type=Path, nargs="+", metavar="CAMPAIGN")
+    parser.add_argument(
+        "--out", type=Path, help="output directory (default: CAMPAIGN/report of the first)"
+    )
+    parser.add_argument(
+        "--no-samples", action="store_true", help="leave out the grid of samples (needs no data)"
+    )
+    parser.add_argument("--toy", action="store_true", help="add the toy AND network section")
+    parser.add_argument(
+        "--defenses", type=Path, nargs="+", default=[], metavar="DIR",
+        help="add the results of `jsma defend` stored in these directories",
+    )  # fmt: skip
+    data_options(parser)
+    parser.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from jsma.report import write_report
+
+    data = None if args.no_samples else dataset(args)
+    out = args.out or args.campaigns[0] / "report"
+    files = write_report(args.campaigns, out, data, toy=args.toy, defenses=args.defenses)
+    print(f"report:  {files.html}")
+    print(f"summary: {files.summary}")
+    print(f"figures: {len(files.figures)} PNG files in {files.html.parent / 'figures'}")
+    return 0

@@ -1,0 +1,51 @@
+"""`jsma toy`: the paper's AND network, its forward derivative and a crafted input."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jsma.cli._common import Commands
+
+__all__ = ["register"]
+
+
+def register(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "toy", help="the paper's toy AND network, its forward derivative and a crafted input"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--start", type=float, nargs=2, default=[0.3, 0.4], metavar=("X1", "X2"),
+        help="input to craft from (default 0.3 0.4, which the network maps to 0)",
+    )  # fmt: skip
+    parser.add_argument("--theta", type=float, default=0.05, help="change per step")
+    parser.add_argument("--out", type=Path, default=Path("toy-and.png"), help="PNG path")
+    parser.set_defaults(handler=_toy)
+
+
+def _toy(args: argparse.Namespace) -> int:
+    from jsma.figures import save_figure
+    from jsma.toy import craft_toy, toy_figure, toy_surfaces, train_and_network
+
+    toy = train_and_network(seed=args.seed)
+    names = ("(0, 0)", "(0, 1)", "(1, 0)", "(1, 1)")
+    print("AND network (2 inputs, 2 sigmoid hidden units, 1 sigmoid output)")
+    for name, value in zip(names, toy.corner_outputs, strict=True):
+        print(f"  F{name} = {value:.4f}")
+    print(f"  correct on a 101 x 101 grid (boundary band left out): {toy.grid_accuracy:.2%}")
+    if toy.grid_accuracy < 0.95:
+        print("  warning: this seed did not learn AND well; try another --seed")
+    crafting = craft_toy(toy.model, tuple(args.start), theta=args.theta)
+    print(f"crafted from ({args.start[0]:g}, {args.start[1]:g}), F = {crafting.outputs[0]:.4f}:")
+    for step, (feature, point, output) in enumerate(
+        zip(crafting.features, crafting.points[1:], crafting.outputs[1:], strict=True), start=1
+    ):
+        print(
+            f"  step {step}: raise x{feature + 1} -> ({point[0]:.2f}, {point[1]:.2f}), "
+            f"F = {output:.4f}"
+        )
+    print("  output flipped to 1" if crafting.flipped else "  output not flipped")
+    out = save_figure(toy_figure(toy_surfaces(toy.model), crafting), args.out)
+    print(f"figure: {out}")
+    return 0

@@ -1,0 +1,65 @@
+"""The names and defaults every layer shares, defined once.
+
+Light on purpose (it imports nothing but `typing`): the command line builds
+its choices and help from it before any command imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "DEFAULT_THETA",
+    "DEFAULT_UNIT_SIZE",
+    "DIRECTIONS",
+    "OUTPUTS",
+    "PAPER_MAX_DISTORTION",
+    "RECIPE_NAMES",
+    "SPLIT_NAMES",
+    "TARGET_RULES",
+    "VARIANTS",
+    "Direction",
+    "Output",
+    "RecipeName",
+    "SplitName",
+    "TargetRule",
+    "Variant",
+    "direction_of",
+]
+
+Output = Literal["logits", "probabilities"]
+"""What the attack differentiates: the logits Z, or the softmax F (the paper's Section III)."""
+
+Variant = Literal["pairs", "single"]
+"""Features changed per step: two (Algorithm 3, the paper's choice for DNNs) or one."""
+
+Direction = Literal["increasing", "decreasing"]
+"""The sign of theta: features raised (saliency map S+) or lowered (S-)."""
+
+TargetRule = Literal["all-others", "random", "least-likely", "untargeted"]
+"""How a campaign picks the targets of a sample."""
+
+SplitName = Literal["train", "validation", "test"]
+
+RecipeName = Literal["paper", "default"]
+"""The training recipes `jsma.models.RECIPES` defines."""
+
+OUTPUTS: tuple[Output, ...] = get_args(Output)
+VARIANTS: tuple[Variant, ...] = get_args(Variant)
+DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
+TARGET_RULES: tuple[TargetRule, ...] = get_args(TargetRule)
+SPLIT_NAMES: tuple[SplitName, ...] = get_args(SplitName)
+RECIPE_NAMES: tuple[RecipeName, ...] = get_args(RecipeName)
+
+PAPER_MAX_DISTORTION = 0.145
+"""Upsilon, the paper's budget: 14.5% of the input features (Section V)."""
+
+DEFAULT_THETA = 1.0
+"""The paper's change per step: a feature goes straight to its bound."""
+
+DEFAULT_UNIT_SIZE = 100
+"""Samples per campaign work unit: one batch, one file."""
+
+
+def direction_of(theta: float) -> Direction:
+    return "increasing" if theta > 0 else "decreasing"
