@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 class Replication:
     """The summaries of the increasing and decreasing campaigns, and the report."""
 
-    variants: list[CampaignSummary]
+    campaigns: list[CampaignSummary]
     report: ReportFiles
 
 
@@ -68,7 +68,7 @@ def replicate(
     softmax probabilities (the default: the setting closest to the paper's
     figures, see `jsma.paper.CLOSEST`) or the logits (the paper's text).
     """
-    variants = []
+    campaigns = []
     for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
         spec = CampaignSpec(
             splits=splits,
@@ -80,6 +80,6 @@ def replicate(
             directory / name, spec, model, dataset,
             model_description=model_description, progress=progress,
         )  # fmt: skip
-        variants.append(summarise(directory / name))
-    report = render_report(variants, directory / "report", dataset)
-    return Replication(variants, report)
+        campaigns.append(summarise(directory / name))
+    report = render_report(campaigns, directory / "report", dataset)
+    return Replication(campaigns, report)

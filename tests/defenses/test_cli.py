@@ -29,7 +29,7 @@ def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "AUC" in printed
     assert "calibrated at 1% FPR on 10000 benign images" in printed
     stored = json.loads((detection / "detection.json").read_text())
-    assert stored["results"][0]["variant"] == "increasing"
+    assert stored["results"][0]["direction"] == "increasing"
     assert stored["joint"] == []  # one campaign: nothing to combine
     assert (detection / "detection.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -19,6 +19,7 @@ from jsma.defenses import (
     threshold_at,
     write_detection,
 )
+from jsma.defenses.detection import read_detection
 from jsma.defenses.figures import detection_figure
 from jsma.errors import JSMAError
 from jsma.metrics import CampaignArrays
@@ -107,7 +108,7 @@ def test_evaluate_detection_on_a_campaign(
     assert len(result.benign) == 10  # each attacked sample once
     assert len(result.calibration) == len(tiny_dataset.validation)
     assert sum(result.bucket_counts) == len(expected)
-    assert result.variant == "increasing"
+    assert result.direction == "increasing"
     for point, rate in zip(result.points, (0.05, 0.25), strict=True):
         assert point.threshold == threshold_at(result.calibration, rate)
         flagged = result.adversarial > point.threshold
@@ -130,7 +131,7 @@ def test_evaluate_detection_on_a_campaign(
     figure = detection_figure([record, decreasing.to_json()])
     assert len(figure.axes) == 3
 
-    # An attacker holding both variants' samples keeps whichever evades.
+    # An attacker holding both directions' samples keeps whichever evades.
     threshold = result.points[1].threshold
     evading = set()
     for campaign, detected in zip(campaigns, (result, decreasing), strict=True):
@@ -143,8 +144,28 @@ def test_evaluate_detection_on_a_campaign(
     assert attacks == len(arrays.success)  # both campaigns made the same attacks
     assert rate == len(evading) / attacks
     assert rate >= max(p.undetected_success_rate for p in (result.points[1], decreasing.points[1]))
-    stored = json.loads(write_detection(tmp_path / "d", [result, decreasing]).read_text())
+    path = write_detection(tmp_path / "d", [result, decreasing])
+    stored = json.loads(path.read_text())
     assert stored["joint"][1]["undetected_success_rate"] == rate
+
+    # The typed reader: what was written, a file written before the rename of
+    # "variant" to "direction", and a damaged one.
+    read = read_detection(tmp_path / "d")
+    assert read is not None
+    assert [r["direction"] for r in read.results] == ["increasing", "decreasing"]
+    assert read.joint[1]["undetected_success_rate"] == rate
+    for entry in stored["results"]:
+        entry["variant"] = entry.pop("direction")
+    path.write_text(json.dumps(stored))
+    legacy = read_detection(tmp_path / "d")
+    assert legacy is not None
+    assert [r["direction"] for r in legacy.results] == ["increasing", "decreasing"]
+    del stored["results"][0]["auc"]
+    path.write_text(json.dumps(stored))
+    damaged = r"detection\.json: not a detection record \(KeyError\('auc'\)"
+    with pytest.raises(JSMAError, match=damaged):
+        read_detection(tmp_path / "d")
+    assert read_detection(tmp_path / "nothing") is None
 
 
 def test_evaluate_detection_errors(tiny_dataset: Dataset, tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Pa
     assert "closest to the paper&#x27;s figures is what <code>jsma replicate</code>" in page
 
     summary = json.loads(files.summary.read_text(), parse_constant=_strict)["campaigns"]
-    assert [entry["variant"] for entry in summary] == ["increasing", "decreasing"]
+    assert [entry["direction"] for entry in summary] == ["increasing", "decreasing"]
     for entry, directory in zip(summary, campaigns, strict=True):
         arrays = CampaignArrays.from_table(load_results(directory))
         (line,) = results_by_split(arrays)

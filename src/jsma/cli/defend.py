@@ -97,7 +97,7 @@ def _detect(args: argparse.Namespace) -> int:
     )
     for result in results:
         print(
-            f"{result.campaign} ({result.variant}): AUC {result.auc:.3f}, "
+            f"{result.campaign} ({result.direction}): AUC {result.auc:.3f}, "
             f"{len(result.adversarial)} successful adversarial samples, "
             f"{len(result.benign)} benign"
         )

@@ -73,19 +73,19 @@ def _replicate(args: argparse.Namespace) -> int:
         data, loaded.model, directory, samples=samples, splits=splits, output=args.output,
         model_description=description, progress=True,
     )  # fmt: skip
-    for variant in replication.variants:
-        paper = PAPER[variant.variant]
+    for campaign in replication.campaigns:
+        paper = PAPER[campaign.direction]
         print(
-            f"\n{variant.label}, Upsilon = 14.5%, {variant.status.attacks_done} attacks, "
-            f"{1e3 / variant.status.throughput:.1f} ms per attack"
+            f"\n{campaign.label}, Upsilon = 14.5%, {campaign.status.attacks_done} attacks, "
+            f"{1e3 / campaign.status.throughput:.1f} ms per attack"
         )
         print(f"{'set':>12} {'attacks':>8} {'success':>9} {'dist. succ.':>12} {'dist. all':>10}")
-        for line in variant.results:
+        for line in campaign.results:
             print(
                 f"{line.name:>12} {line.attacks:>8} {line.success_rate:>9.2%} "
                 f"{line.mean_distortion_success:>11.2f}% {line.mean_distortion_all:>9.2f}%"
             )
-        # The paper gives no distortion for the decreasing variant: shown as "-".
+        # The paper gives no distortion for the decreasing direction: shown as "-".
         reference = [
             paper.get(key, math.nan)
             for key in ("success_rate", "mean_distortion_success", "mean_distortion_all")
@@ -100,9 +100,9 @@ def _replicate(args: argparse.Namespace) -> int:
             )
         )
         print(
-            f"robustness rho(F) = {variant.robustness:.4f} (mean of per-sample minima "
-            f"{variant.mean_sample_robustness:.4f}); rank correlation of hardness and "
-            f"adversarial distance: {variant.hardness_distance_correlation:.2f}"
+            f"robustness rho(F) = {campaign.robustness:.4f} (mean of per-sample minima "
+            f"{campaign.mean_sample_robustness:.4f}); rank correlation of hardness and "
+            f"adversarial distance: {campaign.hardness_distance_correlation:.2f}"
         )
     print(f"\nreport: {replication.report.html}")
     print(f"\nresults: {directory}")

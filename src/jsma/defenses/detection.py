@@ -26,6 +26,7 @@ from jsma.campaign.manifest import open_campaign
 from jsma.data.dataset import SPLIT_NAMES, Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays, adversarial_samples, sample_keys
+from jsma.settings import Direction, direction_of
 
 __all__ = [
     "DETECTION_FILE",
@@ -33,10 +34,12 @@ __all__ = [
     "DetectionResult",
     "OperatingPoint",
     "RocCurve",
+    "StoredDetection",
     "evaluate_detection",
     "joint_records",
     "joint_undetected_success_rate",
     "neighbour_statistic",
+    "read_detection",
     "roc_curve",
     "threshold_at",
     "write_detection",
@@ -129,7 +132,7 @@ class DetectionResult:
     """How the neighbour statistic separates a campaign's samples from benign ones."""
 
     campaign: Path
-    variant: str
+    direction: Direction
     benign: np.ndarray  # statistic of the campaign's distinct benign originals
     adversarial: np.ndarray  # statistic of its successful adversarial samples
     adversarial_distortion: np.ndarray  # their distortion, percent
@@ -151,7 +154,7 @@ class DetectionResult:
         edges = np.linspace(0.0, top, 61)
         return {
             "campaign": str(self.campaign),
-            "variant": self.variant,
+            "direction": self.direction,
             "benign_samples": len(self.benign),
             "attacks": len(self.attack_keys),
             "adversarial_samples": len(self.adversarial),
@@ -213,7 +216,7 @@ def joint_undetected_success_rate(
     results: Sequence[DetectionResult], threshold: float
 ) -> tuple[float, int]:
     """An attacker who knows the detector and has several campaigns' samples for the
-    same (sample, target) attacks (say, the increasing and decreasing variants)
+    same (sample, target) attacks (say, the increasing and decreasing directions)
     keeps any that succeeds under `threshold`. Returns the share of the attacks
     common to all campaigns that succeed undetected that way, and their count.
     """
@@ -294,7 +297,7 @@ def evaluate_detection(
     theta = manifest.spec.attack.theta
     return DetectionResult(
         campaign=campaign,
-        variant="increasing" if theta > 0 else "decreasing",
+        direction=direction_of(theta),
         benign=benign,
         adversarial=adversarial,
         adversarial_distortion=distortion,
@@ -314,6 +317,45 @@ def write_detection(directory: Path, results: Sequence[DetectionResult]) -> Path
     with atomic_write(path) as handle:
         handle.write(json.dumps(data, indent=2).encode())
     return path
+
+
+@dataclass(frozen=True)
+class StoredDetection:
+    """What `write_detection` stored: one summary per campaign and the joint records.
+
+    The summaries are `DetectionResult.to_json()` documents (the ROC thinned, the
+    histograms binned): what the report draws and tabulates.
+    """
+
+    results: tuple[dict[str, Any], ...]
+    joint: tuple[dict[str, Any], ...]
+
+
+# What the report's table and figure read from each result.
+_RESULT_KEYS = (
+    "campaign", "direction", "auc", "adversarial_samples", "operating_points", "histogram",
+    "roc", "distortion_buckets",
+)  # fmt: skip
+
+
+def read_detection(directory: Path) -> StoredDetection | None:
+    """The detection results stored in `directory`, None if there are none, or a
+    `JSMAError` naming the file when they are damaged."""
+    path = directory / DETECTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        results = tuple(dict(result) for result in data["results"])
+        for result in results:
+            if "direction" not in result and "variant" in result:  # written before the rename
+                result["direction"] = result.pop("variant")
+            missing = [key for key in _RESULT_KEYS if key not in result]
+            if missing:
+                raise KeyError(missing[0])
+        return StoredDetection(results, tuple(dict(record) for record in data["joint"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise JSMAError(f"{path}: not a detection record ({error!r})") from None
 
 
 def joint_records(results: Sequence[DetectionResult]) -> list[dict[str, Any]]:

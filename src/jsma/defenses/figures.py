@@ -24,7 +24,7 @@ def detection_figure(results: Sequence[Mapping[str, Any]]) -> Figure:
     roc, histogram, buckets = figure.subplots(1, 3)
     width = 0.8 / max(1, len(results))
     for number, result in enumerate(results):
-        name = f"{result['variant']} (AUC {result['auc']:.3f})"
+        name = f"{result['direction']} (AUC {result['auc']:.3f})"
         line = roc.plot(
             result["roc"]["false_positive_rate"], result["roc"]["true_positive_rate"], label=name
         )[0]
@@ -44,7 +44,7 @@ def detection_figure(results: Sequence[Mapping[str, Any]]) -> Figure:
             )  # fmt: skip
         histogram.stairs(
             _shares(result["histogram"]["adversarial"]), edges, color=colour,
-            label=result["variant"],
+            label=result["direction"],
         )  # fmt: skip
         point = points[-1]
         rates = [np.nan if v is None else v * 100 for v in point["detection_rate_by_bucket"]]
@@ -55,7 +55,7 @@ def detection_figure(results: Sequence[Mapping[str, Any]]) -> Figure:
             rates,
             width=width,
             color=colour,
-            label=f"{result['variant']} at {point['calibrated_false_positive_rate']:.0%} FPR",
+            label=f"{result['direction']} at {point['calibrated_false_positive_rate']:.0%} FPR",
         )
         labels = [f"{a:g}-{b:g}" for a, b in itertools.pairwise(bucket_edges)]
         buckets.set_xticks(range(len(rates)), labels, fontsize=8)

@@ -24,6 +24,7 @@ from jsma.metrics import (
     robustness,
     success_matrix,
 )
+from jsma.settings import Direction, direction_of
 
 __all__ = ["CampaignSummary", "summarise"]
 
@@ -54,15 +55,15 @@ class CampaignSummary:
         return self.manifest.spec.attack.theta
 
     @property
-    def variant(self) -> str:
-        return "increasing" if self.theta > 0 else "decreasing"
+    def direction(self) -> Direction:
+        return direction_of(self.theta)
 
     @property
     def label(self) -> str:
         name = self.directory.name
-        if self.variant in name:
+        if self.direction in name:
             return f"{name} (theta = {self.theta:+g})"
-        return f"{name} ({self.variant}, theta = {self.theta:+g})"
+        return f"{name} ({self.direction}, theta = {self.theta:+g})"
 
     def to_json(self) -> dict[str, Any]:
         def matrix(values: np.ndarray) -> list[list[float | None]]:
@@ -73,7 +74,7 @@ class CampaignSummary:
 
         return {
             "directory": str(self.directory),
-            "variant": self.variant,
+            "direction": self.direction,
             "spec": self.manifest.spec.to_json(),
             "model": self.manifest.model.to_json(),
             "data": {k: v for k, v in self.manifest.data.to_json().items() if k != "fingerprint"},

@@ -26,7 +26,7 @@ from jsma._io import atomic_write, ensure_writable
 from jsma.campaign import load_results
 from jsma.campaign.manifest import open_campaign
 from jsma.data.dataset import Dataset
-from jsma.defenses.detection import DETECTION_FILE
+from jsma.defenses.detection import read_detection
 from jsma.defenses.evaluation import read_defense
 from jsma.defenses.figures import comparison_figure, detection_figure
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
@@ -76,9 +76,9 @@ def _results_table(summaries: Sequence[CampaignSummary]) -> str:
                 f"<td>{_points(line.mean_distortion_success)}</td>"
                 f"<td>{_points(line.mean_distortion_all)}</td></tr>"
             )
-        paper = PAPER.get(summary.variant, {})
+        paper = PAPER.get(summary.direction, {})
         rows.append(
-            f"<tr class='paper'><td class='name'>paper ({summary.variant})</td>"
+            f"<tr class='paper'><td class='name'>paper ({summary.direction})</td>"
             f"<td class='name'>average of 3 sets</td><td>&ndash;</td>"
             f"<td>{_percent(paper.get('success_rate', math.nan))}</td>"
             f"<td>{_points(paper.get('mean_distortion_success', math.nan))}</td>"
@@ -213,14 +213,18 @@ def _toy_section() -> tuple[str, list[tuple[str, str, Figure]], dict[str, Any]]:
 def _defense_sections(
     directories: Sequence[Path],
 ) -> tuple[str, list[tuple[str, str, Figure]], list[dict[str, Any]]]:
-    parts, figures, records = [], [], []
+    parts: list[str] = []
+    figures: list[tuple[str, str, Figure]] = []
+    records: list[dict[str, Any]] = []
     for number, directory in enumerate(directories):
-        detection = directory / DETECTION_FILE
-        if detection.is_file():
-            stored = json.loads(detection.read_text())
-            results = stored["results"]
-            records.append({"kind": "detection", "directory": str(directory), **stored})
-            parts.append(_detection_table(results, stored["joint"]))
+        detection = read_detection(directory)
+        if detection is not None:
+            results = list(detection.results)
+            records.append(
+                {"kind": "detection", "directory": str(directory), "results": results,
+                 "joint": list(detection.joint)}
+            )  # fmt: skip
+            parts.append(_detection_table(results, detection.joint))
             figures.append(
                 (f"defense-{number}-detection", "Defenses: detection", detection_figure(results))
             )
@@ -266,7 +270,7 @@ def _detection_table(results: Sequence[dict[str, Any]], joint: Sequence[dict[str
     for result in results:
         for point in result["operating_points"]:
             rows.append(
-                f"<tr><td class='name'>{html.escape(result['variant'])}</td>"
+                f"<tr><td class='name'>{html.escape(result['direction'])}</td>"
                 f"<td>{result['auc']:.3f}</td>"
                 f"<td>{_percent(point['calibrated_false_positive_rate'])}</td>"
                 f"<td>{_percent(point['test_false_positive_rate'])}</td>"
