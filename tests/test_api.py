@@ -117,3 +117,23 @@ def test_errors_share_one_base() -> None:
     ):
         assert issubclass(error, jsma.JSMAError)
     assert issubclass(jsma.DataError, ValueError)
+
+
+@pytest.mark.parametrize("name", _public_modules())
+def test_public_names_have_docstrings(name: str) -> None:
+    """The API reference is generated from docstrings: a public name without one
+    would be a blank entry on the site."""
+    module = importlib.import_module(name)
+    assert (module.__doc__ or "").strip(), f"{name} has no module docstring"
+    undocumented = []
+    for attribute in module.__all__:
+        value = getattr(module, attribute)
+        if not (inspect.isclass(value) or inspect.isfunction(value)):
+            continue
+        if not (value.__module__ or "").startswith("jsma"):
+            continue
+        doc = value.__doc__ or ""
+        # A dataclass without a docstring gets its signature as one.
+        if not doc.strip() or (inspect.isclass(value) and doc.startswith(f"{value.__name__}(")):
+            undocumented.append(attribute)
+    assert undocumented == []

@@ -7,7 +7,17 @@ import pytest
 import torch
 
 from jsma.cli import main
-from jsma.toy import and_labels, craft_toy, toy_figure, toy_surfaces, train_and_network
+from jsma.errors import JSMAError
+from jsma.experiments.toy import (
+    TOY_FIGURE,
+    TOY_FILE,
+    and_labels,
+    craft_toy,
+    read_toy,
+    toy_figure,
+    toy_surfaces,
+    train_and_network,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +76,21 @@ def test_crafting_follows_the_largest_derivative(toy) -> None:  # type: ignore[n
     assert len(figure.axes) == 6  # three panels and their colour bars
 
 
-def test_toy_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "toy.png"
+def test_toy_cli_stores_what_the_report_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "toy"
     assert main(["toy", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "F(1, 1) = 0.99" in printed
     assert "output flipped to 1" in printed
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / TOY_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = read_toy(out)
+    assert record.corner_outputs[3] > 0.99
+    assert record.crafting.flipped
+    assert f"F(1, 1) = {record.corner_outputs[3]:.4f}" in printed
+    (out / TOY_FILE).write_text('{"seed": 0}')
+    with pytest.raises(JSMAError, match=r"toy\.json: not a toy record"):
+        read_toy(out)
+    with pytest.raises(JSMAError, match="run `jsma toy --out DIR` first"):
+        read_toy(tmp_path)

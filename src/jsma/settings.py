@@ -62,4 +62,5 @@ DEFAULT_UNIT_SIZE = 100
 
 
 def direction_of(theta: float) -> Direction:
+    """The direction a theta moves features in: increasing above 0, decreasing below."""
     return "increasing" if theta > 0 else "decreasing"

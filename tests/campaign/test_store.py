@@ -85,7 +85,7 @@ def test_readme_reader_skips_strays(tiny_dataset: Dataset, tmp_path: Path) -> No
     run_campaign(directory, SPEC, _model(), tiny_dataset)
     (directory / "units" / ".test-000000-000002.parquet.x1y2.tmp").write_bytes(b"half a fi")
     (directory / "units" / "notes.txt").write_text("not parquet")
-    # The README's snippet, as written there.
+    # The snippet of docs/campaigns.md, as written there.
     import pyarrow.dataset as ds
 
     units = ds.dataset(

@@ -48,8 +48,10 @@ def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     printed = capsys.readouterr().out
     assert re.search(r"distilled T=5\s+probabilities", printed)
 
+    toy = tmp_path / "toy"
+    assert main(["-q", "toy", "--out", str(toy)]) == 0
     report = tmp_path / "report"
-    arguments = ["report", str(baseline), "--no-samples", "--toy", "--out", str(report)]
+    arguments = ["report", str(baseline), "--no-samples", "--toy", str(toy), "--out", str(report)]
     defenses = ["--defenses", str(detection), str(adversarial), str(distilled)]
     assert main([*arguments, *defenses]) == 0
     page = (report / "report.html").read_text()

@@ -13,6 +13,7 @@ from jsma.cli import main
 from jsma.data import Dataset
 from jsma.defenses import evaluate_detection, write_detection
 from jsma.errors import StorageError
+from jsma.experiments.toy import run_toy
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
 from jsma.report import write_report
 from tests.conftest import NUM_CLASSES, increasing_and_decreasing
@@ -105,8 +106,9 @@ def test_report_renders_in_chromium(
 
     detection = tmp_path / "detection"
     write_detection(detection, [evaluate_detection(c, tiny_dataset) for c in campaigns])
+    run_toy(tmp_path / "toy")
     files = write_report(
-        campaigns, tmp_path / "report", tiny_dataset, toy=True, defenses=[detection]
+        campaigns, tmp_path / "report", tiny_dataset, toy=tmp_path / "toy", defenses=[detection]
     )
     problems: list[str] = []
     with sync_playwright() as playwright:

@@ -69,6 +69,7 @@ SCHEMA = pa.schema(
 
 
 def unit_path(directory: Path, unit: WorkUnit) -> Path:
+    """Where the file of `unit` lives in a campaign directory."""
     return directory / "units" / f"{unit.name}.parquet"
 
 
@@ -106,6 +107,8 @@ def write_unit(directory: Path, stamp: UnitStamp, table: pa.Table, *, seconds: f
 
 @dataclass(frozen=True)
 class UnitInfo:
+    """What a unit file's footer says: its row count and the seconds its attacks took."""
+
     rows: int
     seconds: float
 

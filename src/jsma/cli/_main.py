@@ -18,6 +18,7 @@ _GROUPS = (data, attack, campaign, report, toy, defend, replicate)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of `jsma` and every command group."""
     parser = argparse.ArgumentParser(
         prog="jsma",
         description="The Jacobian-based Saliency Map Attack and the evaluation of "
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run `jsma` with `argv`; return the exit code (2 for an error the user can fix)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,

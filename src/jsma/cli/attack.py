@@ -17,6 +17,7 @@ __all__ = ["register"]
 
 
 def register(commands: Commands) -> None:
+    """Add the `attack` command to the parser."""
     parser = commands.add_parser(
         "attack", help="attack one sample and draw it (one target, all targets, or untargeted)"
     )
@@ -51,7 +52,7 @@ def _attack(args: argparse.Namespace) -> int:
     import torch
 
     from jsma.attacks import JSMA, all_other_targets
-    from jsma.figures import attack_figure, save_figure, targets_figure
+    from jsma.plotting import attack_figure, save_figure, targets_figure
 
     data = dataset(args)
     split = data.split(args.split)

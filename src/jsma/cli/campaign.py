@@ -23,6 +23,7 @@ __all__ = ["register"]
 
 
 def register(commands: Commands) -> None:
+    """Add the `campaign run|resume|status` commands to the parser."""
     campaign = commands.add_parser("campaign", help="run, resume and inspect attack campaigns")
     sub = campaign.add_subparsers(dest="campaign_command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="start (or continue) a campaign in DIR")

@@ -20,6 +20,7 @@ __all__ = ["register"]
 
 
 def register(commands: Commands) -> None:
+    """Add the `data info`, `train` and `eval` commands to the parser."""
     data = commands.add_parser("data", help="inspect the data")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     info = data_commands.add_parser("info", help="source, cache path, per-split counts and classes")

@@ -19,6 +19,7 @@ __all__ = ["register"]
 
 
 def register(commands: Commands) -> None:
+    """Add the `defend detect|adv-train|distill` commands to the parser."""
     defend = commands.add_parser("defend", help="evaluate the defenses: detect, adv-train, distill")
     defend_commands = defend.add_subparsers(dest="defend_command", required=True, metavar="COMMAND")
 
@@ -85,7 +86,7 @@ def _detect(args: argparse.Namespace) -> int:
     from jsma.defenses import evaluate_detection, write_detection
     from jsma.defenses.detection import joint_records
     from jsma.defenses.figures import detection_figure
-    from jsma.figures import save_figure
+    from jsma.plotting import save_figure
 
     results = [
         evaluate_detection(campaign, data, false_positive_rates=args.fpr)

@@ -22,6 +22,7 @@ __all__ = ["register"]
 
 
 def register(commands: Commands) -> None:
+    """Add the `replicate` command to the parser."""
     parser = commands.add_parser("replicate", help="run the paper's evaluation end to end")
     data_options(parser)
     model_options(parser, default_recipe=CLOSEST.recipe)
@@ -49,8 +50,8 @@ def register(commands: Commands) -> None:
 
 
 def _replicate(args: argparse.Namespace) -> int:
+    from jsma.experiments.replicate import replicate, replication_directory
     from jsma.models import evaluate
-    from jsma.replicate import replicate, replication_directory
 
     if args.model is None and (args.recipe, args.output) == (CLOSEST.recipe, CLOSEST.output):
         print(f"setting: {CLOSEST.why}.")

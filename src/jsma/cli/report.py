@@ -11,6 +11,7 @@ __all__ = ["register"]
 
 
 def register(commands: Commands) -> None:
+    """Add the `report` command to the parser."""
     parser = commands.add_parser(
         "report", help="HTML report, figures and JSON summary of stored campaigns"
     )
@@ -21,7 +22,10 @@ def register(commands: Commands) -> None:
     parser.add_argument(
         "--no-samples", action="store_true", help="leave out the grid of samples (needs no data)"
     )
-    parser.add_argument("--toy", action="store_true", help="add the toy AND network section")
+    parser.add_argument(
+        "--toy", type=Path, metavar="DIR",
+        help="add the toy AND network section that `jsma toy --out DIR` stored",
+    )  # fmt: skip
     parser.add_argument(
         "--defenses", type=Path, nargs="+", default=[], metavar="DIR",
         help="add the results of `jsma defend` stored in these directories",

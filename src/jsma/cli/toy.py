@@ -11,6 +11,7 @@ __all__ = ["register"]
 
 
 def register(commands: Commands) -> None:
+    """Add the `toy` command to the parser."""
     parser = commands.add_parser(
         "toy", help="the paper's toy AND network, its forward derivative and a crafted input"
     )
@@ -20,15 +21,20 @@ def register(commands: Commands) -> None:
         help="input to craft from (default 0.3 0.4, which the network maps to 0)",
     )  # fmt: skip
     parser.add_argument("--theta", type=float, default=0.05, help="change per step")
-    parser.add_argument("--out", type=Path, default=Path("toy-and.png"), help="PNG path")
+    parser.add_argument(
+        "--out", type=Path, default=Path("toy"),
+        help="directory for toy.json and the figure toy-and.png (default: ./toy); "
+        "`jsma report --toy DIR` shows them",
+    )  # fmt: skip
     parser.set_defaults(handler=_toy)
 
 
 def _toy(args: argparse.Namespace) -> int:
-    from jsma.figures import save_figure
-    from jsma.toy import craft_toy, toy_figure, toy_surfaces, train_and_network
+    from jsma._io import ensure_writable
+    from jsma.experiments.toy import TOY_FIGURE, TOY_FILE, run_toy
 
-    toy = train_and_network(seed=args.seed)
+    ensure_writable(args.out)
+    toy = run_toy(args.out, seed=args.seed, start=tuple(args.start), theta=args.theta)
     names = ("(0, 0)", "(0, 1)", "(1, 0)", "(1, 1)")
     print("AND network (2 inputs, 2 sigmoid hidden units, 1 sigmoid output)")
     for name, value in zip(names, toy.corner_outputs, strict=True):
@@ -36,7 +42,7 @@ def _toy(args: argparse.Namespace) -> int:
     print(f"  correct on a 101 x 101 grid (boundary band left out): {toy.grid_accuracy:.2%}")
     if toy.grid_accuracy < 0.95:
         print("  warning: this seed did not learn AND well; try another --seed")
-    crafting = craft_toy(toy.model, tuple(args.start), theta=args.theta)
+    crafting = toy.crafting
     print(f"crafted from ({args.start[0]:g}, {args.start[1]:g}), F = {crafting.outputs[0]:.4f}:")
     for step, (feature, point, output) in enumerate(
         zip(crafting.features, crafting.points[1:], crafting.outputs[1:], strict=True), start=1
@@ -46,6 +52,6 @@ def _toy(args: argparse.Namespace) -> int:
             f"F = {output:.4f}"
         )
     print("  output flipped to 1" if crafting.flipped else "  output not flipped")
-    out = save_figure(toy_figure(toy_surfaces(toy.model), crafting), args.out)
-    print(f"figure: {out}")
+    print(f"results: {args.out / TOY_FILE}")
+    print(f"figure:  {args.out / TOY_FIGURE}")
     return 0

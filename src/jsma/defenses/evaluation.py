@@ -94,12 +94,16 @@ class DefendedCampaign:
 
 @dataclass(frozen=True)
 class DefenseRecord:
+    """A defense's evaluation: each model attacked with the baseline's campaign, and how
+    the defense was made."""
+
     kind: str  # "adversarial-training" or "distillation"
     entries: tuple[DefendedCampaign, ...]
     details: dict[str, Any]
 
 
 def write_defense(directory: Path, record: DefenseRecord) -> Path:
+    """Store `record` as `directory`/defense.json (what `jsma report --defenses` reads)."""
     path = directory / DEFENSE_FILE
     data = {
         "kind": record.kind,
@@ -115,6 +119,7 @@ def write_defense(directory: Path, record: DefenseRecord) -> Path:
 
 
 def read_defense(directory: Path) -> DefenseRecord:
+    """The record `write_defense` stored; a `JSMAError` naming the file if absent or damaged."""
     path = directory / DEFENSE_FILE if directory.is_dir() else directory
     try:
         data = json.loads(path.read_text())

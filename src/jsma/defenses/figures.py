@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from jsma.plotting import class_matrix
+
 __all__ = ["comparison_figure", "detection_figure"]
 
 
@@ -86,19 +88,8 @@ def comparison_figure(matrices: Sequence[tuple[str, np.ndarray]]) -> Figure:
     panels = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).flatten()
     image = None
     for axes, (title, values) in zip(panels, matrices, strict=False):
-        image = axes.imshow(np.ma.masked_invalid(values * 100), cmap="viridis", vmin=0, vmax=100)
-        classes = len(values)
-        axes.set_xticks(range(classes))
-        axes.set_yticks(range(classes))
-        axes.set_xlabel("target class")
-        axes.set_ylabel("source class")
+        image = class_matrix(axes, values * 100, fmt="{:.0f}", limits=(0.0, 100.0), fontsize=6)
         axes.set_title(title, fontsize=10)
-        for (row, column), value in np.ndenumerate(values):
-            if np.isfinite(value):
-                axes.text(
-                    column, row, f"{value * 100:.0f}", ha="center", va="center", fontsize=6,
-                    color="black" if value > 0.6 else "white",
-                )  # fmt: skip
     for axes in panels[len(matrices) :]:
         axes.set_visible(False)
     if image is not None:

@@ -218,6 +218,8 @@ def soft_labels(
 
 @dataclass(frozen=True)
 class Distillation:
+    """A distilled student, its teacher, and the temperature both were trained at."""
+
     temperature: float
     teacher: TrainingResult
     student: TrainingResult  # deployed at temperature 1

@@ -93,6 +93,8 @@ def _expect(value: Any, kind: type, name: str) -> Any:
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A model rebuilt from a checkpoint (in eval mode) and what the checkpoint says about it."""
+
     model: nn.Module
     info: CheckpointInfo
 

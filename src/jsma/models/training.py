@@ -98,6 +98,7 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str) -> Recipe:
+    """The recipe called `name`, or a `ConfigurationError` listing the known ones."""
     try:
         return RECIPES[name]
     except KeyError:
@@ -108,6 +109,8 @@ def get_recipe(name: str) -> Recipe:
 
 @dataclass(frozen=True)
 class EpochRecord:
+    """One epoch of training: its mean loss, validation accuracy and time."""
+
     epoch: int
     loss: float
     validation_accuracy: float
@@ -285,6 +288,7 @@ def train(
 
 
 def cached_model_path(cache_dir: Path, recipe: str, seed: int = 0) -> Path:
+    """Where the model cache keeps the LeNet of (recipe, seed)."""
     return cache_dir / "models" / f"lenet-{recipe}-seed{seed}.safetensors"
 
 

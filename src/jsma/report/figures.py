@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from jsma.data.dataset import Dataset
 from jsma.metrics import sample_keys
+from jsma.plotting import class_matrix
 from jsma.report.summary import CampaignSummary
 
 __all__ = [
@@ -25,22 +26,8 @@ def heatmap(
     """A (classes x classes) matrix, rows = source class, columns = target class."""
     figure = Figure(figsize=(5.2, 4.4), layout="constrained")
     axes = figure.subplots()
-    masked = np.ma.masked_invalid(values)
-    image = axes.imshow(masked, cmap=cmap)
-    classes = len(values)
-    axes.set_xticks(range(classes))
-    axes.set_yticks(range(classes))
-    axes.set_xlabel("target class")
-    axes.set_ylabel("source class")
+    image = class_matrix(axes, values, fmt=fmt, cmap=cmap)
     axes.set_title(title)
-    low, high = (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
-    for (row, column), value in np.ndenumerate(values):
-        if np.isfinite(value):
-            bright = high > low and (value - low) / (high - low) > 0.6
-            axes.text(
-                column, row, fmt.format(value), ha="center", va="center", fontsize=7,
-                color="black" if bright else "white",
-            )  # fmt: skip
     figure.colorbar(image, ax=axes, shrink=0.85)
     return figure
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import datetime
 import html
-import io
 import json
 import math
 from collections.abc import Sequence
@@ -29,11 +28,12 @@ from jsma.data.dataset import Dataset
 from jsma.defenses.detection import read_detection
 from jsma.defenses.evaluation import read_defense
 from jsma.defenses.figures import comparison_figure, detection_figure
+from jsma.experiments.toy import TOY_FIGURE, read_toy
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
 from jsma.paper import CLOSEST, PAPER
+from jsma.plotting import figure_png
 from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
 from jsma.report.summary import CampaignSummary, summarise
-from jsma.toy import craft_toy, toy_figure, toy_surfaces, train_and_network
 
 __all__ = ["ReportFiles", "render_report", "write_report"]
 
@@ -42,15 +42,15 @@ _DASH = "&ndash;"  # an HTML entity: what the page shows for a missing number
 
 @dataclass(frozen=True)
 class ReportFiles:
+    """The files a report wrote: the page, the JSON summary and each figure."""
+
     html: Path
     summary: Path
     figures: tuple[Path, ...]
 
 
 def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
+    return figure_png(figure, dpi=110)
 
 
 def _percent(value: float) -> str:
@@ -165,56 +165,60 @@ def write_report(
     out: Path,
     dataset: Dataset | None = None,
     *,
-    toy: bool = False,
+    toy: Path | None = None,
     defenses: Sequence[Path] = (),
 ) -> ReportFiles:
     """Summarise `campaigns` and write `out`/report.html, summary.json and figures/*.png.
 
-    `dataset` (the campaigns' data) is needed only to draw the grid of
-    adversarial samples; without it the grid is left out. `toy` adds the AND
-    network section (trained on the spot, about a second); `defenses` adds the
-    results that `jsma defend` stored in those directories.
+    The report only reads: `dataset` (the campaigns' data) is needed only to draw
+    the grid of adversarial samples, which is left out without it; `toy` adds the
+    AND network section that `jsma toy --out DIRECTORY` stored there; `defenses`
+    adds the results that `jsma defend` stored in those directories.
     """
     ensure_writable(out, out / "figures")
     summaries = [summarise(directory) for directory in campaigns]
     return render_report(summaries, out, dataset, toy=toy, defenses=defenses)
 
 
-def _toy_section() -> tuple[str, list[tuple[str, str, Figure]], dict[str, Any]]:
-    toy = train_and_network()
-    crafting = craft_toy(toy.model)
+@dataclass(frozen=True)
+class _Section:
+    """One part of the page: a heading, an introduction (HTML) and its figures
+    as (file stem, caption, PNG bytes)."""
+
+    title: str
+    introduction: str
+    figures: list[tuple[str, str, bytes]]
+
+
+def _toy_section(directory: Path) -> tuple[_Section, dict[str, Any]]:
+    record = read_toy(directory)
+    crafting = record.crafting
     corners = ", ".join(
         f"F{point} = {value:.3f}"
         for point, value in zip(
-            ("(0,0)", "(0,1)", "(1,0)", "(1,1)"), toy.corner_outputs, strict=True
+            ("(0,0)", "(0,1)", "(1,0)", "(1,1)"), record.corner_outputs, strict=True
         )
     )
     text = (
-        "<p>A network of 2 inputs, 2 sigmoid hidden units and 1 sigmoid output, trained (seed 0) "
-        f"on the Boolean AND over [0, 1]<sup>2</sup>: {html.escape(corners)}; "
-        f"{toy.grid_accuracy:.1%} correct on a 101 x 101 grid (points within 0.05 of the "
-        "boundary left out). The forward derivative is near zero almost everywhere and large "
-        "in a narrow band: that is where a small change flips the output, and its sign and "
-        f"size say which input to change. Crafted from ({crafting.points[0, 0]:.2f}, "
-        f"{crafting.points[0, 1]:.2f}) (F = {crafting.outputs[0]:.3f}) by raising the input "
-        f"with the largest derivative by 0.05 per step: F = {crafting.outputs[-1]:.3f} after "
+        "<p>A network of 2 inputs, 2 sigmoid hidden units and 1 sigmoid output, trained "
+        f"(seed {record.seed}) on the Boolean AND over [0, 1]<sup>2</sup>: "
+        f"{html.escape(corners)}; {record.grid_accuracy:.1%} correct on a 101 x 101 grid "
+        "(points within 0.05 of the boundary left out). The forward derivative is near zero "
+        "almost everywhere and large in a narrow band: that is where a small change flips the "
+        "output, and its sign and size say which input to change. Crafted from "
+        f"({crafting.points[0, 0]:.2f}, {crafting.points[0, 1]:.2f}) "
+        f"(F = {crafting.outputs[0]:.3f}) by raising the input with the largest derivative by "
+        f"{record.theta:g} per step: F = {crafting.outputs[-1]:.3f} after "
         f"{len(crafting.features)} steps.</p>"
     )
-    figure = toy_figure(toy_surfaces(toy.model), crafting)
-    summary = {
-        "corner_outputs": list(toy.corner_outputs),
-        "grid_accuracy": toy.grid_accuracy,
-        "crafted_path": crafting.points.tolist(),
-        "crafted_outputs": crafting.outputs.tolist(),
-    }
-    return text, [("toy-and", "Toy example: the AND network", figure)], summary
+    figure = (directory / TOY_FIGURE).read_bytes()
+    section = _Section("Toy example", text, [("toy-and", "The AND network", figure)])
+    return section, {"directory": str(directory), **record.to_json()}
 
 
-def _defense_sections(
-    directories: Sequence[Path],
-) -> tuple[str, list[tuple[str, str, Figure]], list[dict[str, Any]]]:
+def _defense_sections(directories: Sequence[Path]) -> tuple[_Section, list[dict[str, Any]]]:
     parts: list[str] = []
-    figures: list[tuple[str, str, Figure]] = []
+    figures: list[tuple[str, str, bytes]] = []
     records: list[dict[str, Any]] = []
     for number, directory in enumerate(directories):
         detection = read_detection(directory)
@@ -226,7 +230,7 @@ def _defense_sections(
             )  # fmt: skip
             parts.append(_detection_table(results, detection.joint))
             figures.append(
-                (f"defense-{number}-detection", "Defenses: detection", detection_figure(results))
+                (f"defense-{number}-detection", "Detection", _png(detection_figure(results)))
             )
             continue
         record = read_defense(directory)
@@ -256,13 +260,13 @@ def _defense_sections(
         )
         figures.append(
             (f"defense-{number}-{record.kind}",
-             f"Defenses: {record.kind.replace('-', ' ')}, success rate per (source, target)",
-             comparison_figure(matrices)),
+             f"{record.kind.replace('-', ' ').capitalize()}: success rate per (source, target)",
+             _png(comparison_figure(matrices))),
         )  # fmt: skip
         records.append(
             {"kind": record.kind, "directory": str(directory), "details": record.details}
         )
-    return "".join(parts), figures, records
+    return _Section("Defenses", "".join(parts), figures), records
 
 
 def _detection_table(results: Sequence[dict[str, Any]], joint: Sequence[dict[str, Any]]) -> str:
@@ -302,7 +306,7 @@ def render_report(
     out: Path,
     dataset: Dataset | None = None,
     *,
-    toy: bool = False,
+    toy: Path | None = None,
     defenses: Sequence[Path] = (),
 ) -> ReportFiles:
     """Write the report of campaigns already summarised (see `write_report`)."""
@@ -317,60 +321,57 @@ def _render_report(
     out: Path,
     dataset: Dataset | None,
     *,
-    toy: bool,
+    toy: Path | None,
     defenses: Sequence[Path],
 ) -> ReportFiles:
-    figures: list[tuple[str, str, Figure]] = []  # (file stem, caption, figure)
+    sections = []
     for index, s in enumerate(summaries):
         stem = f"{index}-{s.directory.name}"
-        figures += [
-            (f"{stem}-success", f"{s.label}: success rate per (source, target)",
+        figures = [
+            (f"{stem}-success", "success rate per (source, target)",
              heatmap(s.success * 100, "success rate (%)", fmt="{:.0f}")),
-            (f"{stem}-distortion", f"{s.label}: mean distortion of successes (%)",
+            (f"{stem}-distortion", "mean distortion of successes (%)",
              heatmap(s.distortion, "mean distortion of successes (%)", fmt="{:.1f}", cmap="magma")),
-            (f"{stem}-hardness", f"{s.label}: hardness H(s, t)",
+            (f"{stem}-hardness", "hardness H(s, t)",
              heatmap(s.hardness, "hardness H(s, t)", fmt="{:.1f}", cmap="magma")),
-            (f"{stem}-distance", f"{s.label}: mean adversarial distance A(X, t)",
+            (f"{stem}-distance", "mean adversarial distance A(X, t)",
              heatmap(s.distance, "adversarial distance A(X, t)", fmt="{:.2f}", cmap="cividis")),
         ]  # fmt: skip
         if dataset is not None and (grid := sample_grid(s, dataset)) is not None:
-            figures.append((f"{stem}-samples", f"{s.label}: adversarial samples", grid))
-    figures.append(
-        ("budget", "Success and distortion against the budget", budget_figure(summaries))
-    )
-    figures.append(
-        ("distortion-histogram", "Distribution of distortion", distortion_histogram(summaries))
-    )
-
-    extra: dict[str, Any] = {}
-    toy_text = defense_text = ""
-    if toy:
-        toy_text, toy_figures, extra["toy"] = _toy_section()
-        figures += toy_figures
-    if defenses:
-        defense_text, defense_figures, extra["defenses"] = _defense_sections(defenses)
-        figures += defense_figures
-
-    written = []
-    sections: dict[str, list[str]] = {}
-    for stem, caption, figure in figures:
-        data = _png(figure)
-        path = out / "figures" / f"{stem}.png"
-        with atomic_write(path) as handle:
-            handle.write(data)
-        written.append(path)
-        encoded = base64.b64encode(data).decode()
-        group = caption.split(":")[0] if ":" in caption else "Across campaigns"
-        sections.setdefault(group, []).append(
-            f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            figures.append((f"{stem}-samples", "adversarial samples", grid))
+        sections.append(
+            _Section(s.label, "", [(st, f"{s.label}: {c}", _png(f)) for st, c, f in figures])
         )
-    introductions = {"Toy example": toy_text, "Defenses": defense_text}
-    body = "".join(
-        f"<h2>{html.escape(group)}</h2>{introductions.get(group, '')}"
-        f"<div class='grid'>{''.join(items)}</div>"
-        for group, items in sections.items()
-    )
+    across = [
+        ("budget", "Success and distortion against the budget", budget_figure(summaries)),
+        ("distortion-histogram", "Distribution of distortion", distortion_histogram(summaries)),
+    ]
+    sections.append(_Section("Across campaigns", "", [(st, c, _png(f)) for st, c, f in across]))
+    extra: dict[str, Any] = {}
+    if toy is not None:
+        toy_section, extra["toy"] = _toy_section(toy)
+        sections.append(toy_section)
+    if defenses:
+        defense_section, extra["defenses"] = _defense_sections(defenses)
+        sections.append(defense_section)
+
+    written, body = [], []
+    for section in sections:
+        items = []
+        for stem, caption, data in section.figures:
+            path = out / "figures" / f"{stem}.png"
+            with atomic_write(path) as handle:
+                handle.write(data)
+            written.append(path)
+            encoded = base64.b64encode(data).decode()
+            items.append(
+                f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+        body.append(
+            f"<h2>{html.escape(section.title)}</h2>{section.introduction}"
+            f"<div class='grid'>{''.join(items)}</div>"
+        )
     try:
         version = metadata.version("jsma")
     except metadata.PackageNotFoundError:  # pragma: no cover
@@ -383,7 +384,7 @@ def _render_report(
         setting=_setting(summaries),
         results=_results_table(summaries),
         robustness=_robustness_table(summaries),
-        sections=body,
+        sections="".join(body),
         configuration=_configuration(summaries),
     )
     summary = {"campaigns": [s.to_json() for s in summaries], **extra}

@@ -9,23 +9,33 @@ to change. `craft_toy` follows it from an input mapped to 0 until F(X) > 0.5.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from jsma._io import atomic_write
 from jsma.attacks import forward_derivative
-from jsma.errors import ConfigurationError
+from jsma.errors import ConfigurationError, JSMAError
 from jsma.models.networks import AndNet
+from jsma.plotting import save_figure
 
 __all__ = [
+    "TOY_FIGURE",
+    "TOY_FILE",
     "ToyCrafting",
     "ToyModel",
+    "ToyRecord",
     "ToySurfaces",
     "and_labels",
     "craft_toy",
+    "read_toy",
+    "run_toy",
     "toy_figure",
     "toy_surfaces",
     "train_and_network",
@@ -185,3 +195,69 @@ def toy_figure(surfaces: ToySurfaces, crafting: ToyCrafting | None = None) -> Fi
             f"F = {crafting.outputs[-1]:.3f} in {len(crafting.features)} steps"
         )
     return figure
+
+
+TOY_FILE = "toy.json"
+TOY_FIGURE = "toy-and.png"
+
+
+@dataclass(frozen=True)
+class ToyRecord:
+    """What `run_toy` stores: the network's fit, the crafted path, and the settings."""
+
+    seed: int
+    theta: float
+    corner_outputs: tuple[float, float, float, float]
+    grid_accuracy: float
+    crafting: ToyCrafting
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "theta": self.theta,
+            "corner_outputs": list(self.corner_outputs),
+            "grid_accuracy": self.grid_accuracy,
+            "crafted_path": self.crafting.points.tolist(),
+            "crafted_outputs": self.crafting.outputs.tolist(),
+            "crafted_features": list(self.crafting.features),
+        }
+
+
+def run_toy(
+    directory: Path,
+    *,
+    seed: int = 0,
+    start: tuple[float, float] = (0.3, 0.4),
+    theta: float = 0.05,
+) -> ToyRecord:
+    """Train the AND network, craft from `start`, and store `toy.json` and the figure
+    `toy-and.png` in `directory` (what `jsma report --toy DIRECTORY` shows)."""
+    toy = train_and_network(seed=seed)
+    crafting = craft_toy(toy.model, start, theta=theta)
+    record = ToyRecord(seed, theta, toy.corner_outputs, toy.grid_accuracy, crafting)
+    save_figure(toy_figure(toy_surfaces(toy.model), crafting), directory / TOY_FIGURE)
+    with atomic_write(directory / TOY_FILE) as handle:
+        handle.write(json.dumps(record.to_json(), indent=2).encode())
+    return record
+
+
+def read_toy(directory: Path) -> ToyRecord:
+    """The record `run_toy` stored in `directory`; a `JSMAError` naming the file if it is
+    absent or damaged."""
+    path = directory / TOY_FILE
+    try:
+        data = json.loads(path.read_text())
+        low, mid_a, mid_b, high = (float(v) for v in data["corner_outputs"])
+        crafting = ToyCrafting(
+            np.asarray(data["crafted_path"], dtype=np.float64).reshape(-1, 2),
+            np.asarray(data["crafted_outputs"], dtype=np.float64),
+            tuple(int(f) for f in data["crafted_features"]),
+        )
+        return ToyRecord(
+            int(data["seed"]), float(data["theta"]), (low, mid_a, mid_b, high),
+            float(data["grid_accuracy"]), crafting,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise JSMAError(f"{path}: no toy results here (run `jsma toy --out DIR` first)") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise JSMAError(f"{path}: not a toy record ({error!r})") from None

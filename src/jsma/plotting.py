@@ -1,7 +1,10 @@
-"""Figures of adversarial samples, drawn on matplotlib `Figure` objects (no pyplot state)."""
+"""Plotting, in one place: the shared helpers (images, class matrices, PNG output) and
+the figures of single attacks. Everything draws on matplotlib `Figure` objects, never
+pyplot's global state, so figures can be made from any thread or process."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,16 +12,24 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
 from jsma._io import atomic_write
 from jsma.attacks import AttackResult
 
-__all__ = ["attack_figure", "save_figure", "targets_figure"]
+__all__ = [
+    "attack_figure",
+    "class_matrix",
+    "figure_png",
+    "save_figure",
+    "show_image",
+    "targets_figure",
+]
 
 
-def _show(axes: Axes, image: torch.Tensor, bounds: tuple[float, float]) -> None:
+def show_image(axes: Axes, image: torch.Tensor | np.ndarray, bounds: tuple[float, float]) -> None:
     """Draw a (channels, height, width) image: grayscale for one channel, RGB for three."""
-    array = image.detach().cpu().numpy()
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else image
     if array.shape[0] == 1:
         axes.imshow(array[0], cmap="gray", vmin=bounds[0], vmax=bounds[1])
     else:
@@ -45,12 +56,12 @@ def attack_figure(
     name = (lambda k: class_names[k]) if class_names else str
     figure = Figure(figsize=(9, 3.4), layout="constrained")
     left, middle, right = figure.subplots(1, 3)
-    _show(left, original[index], bounds)
+    show_image(left, original[index], bounds)
     title = f"original: {name(sample.source)}"
     if original_prediction is not None:
         title = f"original, predicted {name(original_prediction[0])} ({original_prediction[1]:.0%})"
     left.set_title(title)
-    _show(middle, sample.adversarial, bounds)
+    show_image(middle, sample.adversarial, bounds)
     middle.set_title(f"adversarial, predicted {name(sample.prediction)} ({sample.probability:.0%})")
     difference = (sample.adversarial - original[index]).detach().cpu().sum(dim=0).numpy()
     limit = float(np.abs(difference).max()) or 1.0
@@ -87,19 +98,58 @@ def targets_figure(
     )
     for column, ax in enumerate(axes):
         if column == source:
-            _show(ax, original, bounds)
+            show_image(ax, original, bounds)
             ax.set_title(f"original {source}", fontsize=9)
             continue
         sample = result[by_target[column]]
-        _show(ax, sample.adversarial, bounds)
+        show_image(ax, sample.adversarial, bounds)
         mark = "" if sample.success else " ✗"
         ax.set_title(f"→{column}: {sample.prediction}{mark}\n{sample.distortion:.1f}%", fontsize=9)
     figure.suptitle(f"sample of class {source} crafted towards every class (title: prediction, L0)")
     return figure
 
 
+def class_matrix(
+    axes: Axes,
+    values: np.ndarray,
+    *,
+    fmt: str = "{:.2f}",
+    cmap: str = "viridis",
+    limits: tuple[float, float] | None = None,
+    fontsize: float = 7,
+) -> AxesImage:
+    """A (classes x classes) matrix (rows: source class, columns: target class), each
+    cell labelled with its value; NaN cells are left blank."""
+    masked = np.ma.masked_invalid(values)
+    if limits is None:
+        limits = (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
+    low, high = limits
+    image = axes.imshow(masked, cmap=cmap, vmin=low, vmax=high)
+    classes = len(values)
+    axes.set_xticks(range(classes))
+    axes.set_yticks(range(classes))
+    axes.set_xlabel("target class")
+    axes.set_ylabel("source class")
+    for (row, column), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            bright = high > low and (value - low) / (high - low) > 0.6
+            axes.text(
+                column, row, fmt.format(value), ha="center", va="center", fontsize=fontsize,
+                color="black" if bright else "white",
+            )  # fmt: skip
+    return image
+
+
+def figure_png(figure: Figure, *, dpi: int = 120) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def save_figure(figure: Figure, path: Path, *, dpi: int = 120) -> Path:
     """Write a figure as PNG atomically and return the path."""
+    data = figure_png(figure, dpi=dpi)
     with atomic_write(path) as handle:
-        figure.savefig(handle, format="png", dpi=dpi)
+        handle.write(data)
     return path
