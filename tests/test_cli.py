@@ -189,3 +189,26 @@ def test_help_and_version_import_no_heavy_library() -> None:
             [sys.executable, "-c", script, flag], capture_output=True, text=True, check=True
         ).stdout
         assert out.strip().splitlines()[-1] == "[]", out
+
+
+def test_full_is_the_papers_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--full`: 10,000 samples of each of the three sets (270,000 attacks on MNIST), not
+    every sample (the training set has 50,000)."""
+    import jsma.experiments.replicate as replicate_module
+
+    asked: dict[str, object] = {}
+
+    def capture(*args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.update(kwargs, directory=args[2])
+        raise _Stop
+
+    monkeypatch.setattr(replicate_module, "replicate", capture)
+    args, _ = _replicate_command(tmp_path)
+    with pytest.raises(_Stop):
+        main(["-q", *args, "--full", "--cache-dir", str(tmp_path / "cache")])
+    assert (asked["splits"], asked["samples"]) == (("train", "validation", "test"), 10_000)
+    assert asked["directory"] == tmp_path / "cache" / "runs" / "replicate-paper-full-probabilities"
+
+
+class _Stop(Exception):
+    pass

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jsma.settings import Output, RecipeName
+from jsma.settings import Output, RecipeName, SplitName
 
-__all__ = ["CLOSEST", "PAPER", "PaperSetting"]
+__all__ = ["CLOSEST", "PAPER", "PAPER_SAMPLES_PER_SET", "PAPER_SETS", "PaperSetting"]
+
+# The full campaign: 10,000 samples of each set, each towards its 9 other classes
+# (270,000 adversarial samples per direction).
+PAPER_SETS: tuple[SplitName, ...] = ("train", "validation", "test")
+PAPER_SAMPLES_PER_SET = 10_000
 
 # Increasing: the average over the training, validation and test sets.
 PAPER: dict[str, dict[str, float]] = {

@@ -15,8 +15,8 @@ from jsma.cli._common import (
     model_options,
     print_evaluation,
 )
-from jsma.paper import CLOSEST, PAPER
-from jsma.settings import OUTPUTS, SPLIT_NAMES
+from jsma.paper import CLOSEST, PAPER, PAPER_SAMPLES_PER_SET, PAPER_SETS
+from jsma.settings import OUTPUTS
 
 __all__ = ["register"]
 
@@ -65,8 +65,9 @@ def _replicate(args: argparse.Namespace) -> int:
     )
     for split in (data.validation, data.test):
         print_evaluation(evaluate(loaded.model, split, data.num_classes))
-    splits = SPLIT_NAMES if args.full else ("test",)
-    samples = None if args.full else args.samples
+    # The paper's campaign: 10,000 samples of each set (the training set has 50,000).
+    splits = PAPER_SETS if args.full else ("test",)
+    samples = PAPER_SAMPLES_PER_SET if args.full else args.samples
     directory = args.out or replication_directory(
         cache_dir(args), args.recipe, samples=samples, splits=splits, output=args.output
     )

@@ -16,7 +16,7 @@ from torch import nn
 
 from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
 from jsma.data.dataset import Dataset
-from jsma.paper import CLOSEST
+from jsma.paper import CLOSEST, PAPER_SAMPLES_PER_SET, PAPER_SETS
 from jsma.report import CampaignSummary, ReportFiles, render_report, summarise
 from jsma.settings import PAPER_MAX_DISTORTION, Output
 
@@ -43,7 +43,8 @@ def replication_directory(
 ) -> Path:
     """Where `jsma replicate` keeps a run by default: one directory per setting, so that
     running the same setting again resumes it and another setting never mixes in."""
-    scale = "full" if samples is None and len(splits) == 3 else f"{'-'.join(splits)}-{samples}"
+    full = (tuple(splits), samples) == (PAPER_SETS, PAPER_SAMPLES_PER_SET)
+    scale = "full" if full else f"{'-'.join(splits)}-{'all' if samples is None else samples}"
     suffix = "" if output == "logits" else f"-{output}"
     return cache_dir / "runs" / f"replicate-{recipe}-{scale}{suffix}"
 
@@ -61,8 +62,9 @@ def replicate(
 ) -> Replication:
     """Run (or resume) the increasing and decreasing campaigns, summarise and report them.
 
-    `samples` takes the first N samples of each split (None: all of them; with
-    the three splits, the paper's full scale). Campaigns go to
+    `samples` takes the first N samples of each split (None: all of them); the
+    paper's full scale is the first 10,000 of each of the three sets
+    (`jsma.paper.PAPER_SETS`, `PAPER_SAMPLES_PER_SET`). Campaigns go to
     `directory`/increasing and `directory`/decreasing, the report to
     `directory`/report. `output` is what the attack differentiates: the
     softmax probabilities (the default: the setting closest to the paper's
