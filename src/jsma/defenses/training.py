@@ -14,6 +14,8 @@ its recipes, seeding, progress bar and checkpoints.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ __all__ = [
     "adversarial_training",
     "campaign_training_samples",
     "distill",
+    "recorded",
     "soft_labels",
 ]
 
@@ -170,10 +173,11 @@ def adversarial_training(
                     "variant": attack.variant, "output": attack.output},
         )  # fmt: skip
     description["fine_tuned"] = initial is not None
-    return train(
+    result = train(
         dataset, recipe, seed=seed, epochs=epochs, progress=progress,
-        objective=objective, initial=initial, defense=description,
+        objective=objective, initial=initial,
     )  # fmt: skip
+    return recorded(result, description)
 
 
 class TemperatureObjective:
@@ -235,17 +239,25 @@ def distill(
     progress: bool = False,
 ) -> Distillation:
     """Defensive distillation at `temperature`: teacher, soft labels, student."""
+    about = {"temperature": temperature, "seed": seed, "epochs": epochs}
     teacher = train(
         dataset, recipe, seed=seed, epochs=epochs, progress=progress,
         objective=TemperatureObjective(temperature),
-        defense={"kind": "distillation-teacher", "temperature": temperature, "seed": seed,
-                 "epochs": epochs},
     )  # fmt: skip
     soft = soft_labels(teacher.model, dataset.train.tensors()[0], temperature)
     student = train(
         dataset, recipe, seed=seed + 1, epochs=epochs, progress=progress,
         objective=SoftLabelObjective(soft, temperature),
-        defense={"kind": "distillation", "temperature": temperature, "seed": seed,
-                 "epochs": epochs},
     )  # fmt: skip
-    return Distillation(temperature, teacher, student)
+    return Distillation(
+        temperature,
+        recorded(teacher, {"kind": "distillation-teacher", **about}),
+        recorded(student, {"kind": "distillation", **about}),
+    )
+
+
+def recorded(result: TrainingResult, defense: Mapping[str, Any]) -> TrainingResult:
+    """`result` with how the defense made it written into its checkpoint metadata:
+    training itself knows nothing of defenses."""
+    info = dataclasses.replace(result.info, defense=dict(defense))
+    return dataclasses.replace(result, info=info)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -194,7 +194,6 @@ def train(
     progress: bool = False,
     objective: Objective = cross_entropy,
     initial: nn.Module | None = None,
-    defense: Mapping[str, Any] | None = None,
     on_epoch: Callable[[EpochRecord, nn.Module], None] | None = None,
 ) -> TrainingResult:
     """Train `architecture` on the training split with `recipe`, seeded.
@@ -203,7 +202,8 @@ def train(
     the model in eval mode with validation and test accuracy in `info`.
     `objective` replaces the cross-entropy (defenses train differently);
     `initial` starts from a copy of that model's weights instead of a fresh
-    initialisation (fine-tuning); `defense` is recorded in the checkpoint.
+    initialisation (fine-tuning). Training knows nothing of defenses: a defense
+    records what it did in the result (`jsma.defenses.training.recorded`).
     `on_epoch(record, model)` runs after each epoch (the model in training
     mode; copy it to keep a snapshot).
 
@@ -282,7 +282,6 @@ def train(
             "sizes": {split.name: len(split) for split in dataset.splits()},
         },
         accuracies=accuracies,
-        defense=dict(defense or {}),
     )
     return TrainingResult(model, info, tuple(history), time.perf_counter() - started)
 
