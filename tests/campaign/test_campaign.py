@@ -61,12 +61,22 @@ def test_spec_units_and_round_trip(tiny_dataset: Dataset) -> None:
         ({"splits": ("dev",)}, "splits must be distinct names"),
         ({"targets": "nearest"}, "unknown target rule 'nearest'"),
         ({"unit_size": 0}, "unit_size must be positive"),
-        ({"attack": AttackSettings(theta=0.0)}, "theta must be a non-zero"),
     ],
 )
 def test_spec_errors(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CampaignSpec(**changes)  # type: ignore[arg-type]
+
+
+def test_attack_settings_are_checked_when_made() -> None:
+    with pytest.raises(ValueError, match="theta must be a non-zero"):
+        AttackSettings(theta=0.0)
+    with pytest.raises(ValueError, match="theta must be a non-zero"):
+        CampaignSpec.from_json({**SPEC.to_json(), "attack": {"theta": 0.0}})
+    # One description: the attack a campaign runs is its settings plus the data's bounds.
+    attack = AttackSettings(theta=-1.0, variant="single").attack((0.0, 1.0))
+    assert attack.settings == AttackSettings(theta=-1.0, variant="single")
+    assert (attack.direction, attack.features_per_step) == ("decreasing", 1)
 
 
 def test_campaign_rows_match_direct_attacks(tiny_dataset: Dataset, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from jsma.attacks.compat import TorchattacksJSMA
 from jsma.attacks.crafting import (
     JSMA,
     AttackResult,
+    AttackSettings,
     SampleResult,
     StopReason,
     Variant,
@@ -30,6 +31,7 @@ from jsma.attacks.saliency import (
 __all__ = [
     "JSMA",
     "AttackResult",
+    "AttackSettings",
     "FeatureChoice",
     "Output",
     "PairChoice",

@@ -11,7 +11,7 @@ import enum
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -21,11 +21,20 @@ from jsma.attacks.derivatives import Output, check_finite, check_logits, target_
 from jsma.attacks.saliency import PairChoice, select_feature, select_pair
 from jsma.context import frozen_eval
 from jsma.errors import ConfigurationError, InputTypeError, ModelError
-from jsma.settings import DEFAULT_THETA, OUTPUTS, PAPER_MAX_DISTORTION, VARIANTS, Variant
+from jsma.settings import (
+    DEFAULT_THETA,
+    OUTPUTS,
+    PAPER_MAX_DISTORTION,
+    VARIANTS,
+    Direction,
+    Variant,
+    direction_of,
+)
 
 __all__ = [
     "JSMA",
     "AttackResult",
+    "AttackSettings",
     "PairSearch",
     "SampleResult",
     "StopReason",
@@ -169,38 +178,22 @@ def _check_labels(labels: torch.Tensor, name: str, batch: int, classes: int) -> 
     return labels.long()
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
-class JSMA:
-    """The Jacobian-based Saliency Map Attack, configured once, called per batch.
+@dataclass(frozen=True, kw_only=True)
+class AttackSettings:
+    """JSMA's hyper-parameters, the one description of them: what `JSMA` is configured
+    with, and what a campaign stores (the bounds come from the campaign's data).
 
-    Papernot et al., EuroS&P 2016: Algorithm 2 with the pair search of
-    Algorithm 3 (`variant="pairs"`, the paper's choice for DNNs) or Algorithm 1
-    with one feature per step (`variant="single"`). Each step changes the
-    chosen features by `theta` (clipped to the bounds): theta > 0 uses the
-    increasing map S+, theta < 0 the decreasing map S-. A sample stops when it
-    reaches its target, after floor(M * max_distortion / k) steps of k
-    features (M = number of input features, every element of the input), when
-    its search domain is exhausted, or when nothing is admissible.
-
-    Distance measure: L0, the share of features changed (`distortion`, in %).
-    Shapes: x (batch, *input_shape) within [clip_min, clip_max]; targets
-    (batch,) class indices, or None for an untargeted attack (push the source
-    class down and the others up, until the prediction leaves the source).
-    The model must return (batch, classes) logits; `output="probabilities"`
-    differentiates their softmax instead.
-
-    Example:
-        >>> attack = JSMA(theta=1.0, max_distortion=0.145)
-        >>> result = attack(model, images, targets)  # doctest: +SKIP
-        >>> result.success_rate, result[0].distortion  # doctest: +SKIP
+    `theta`: change per step (> 0 raises features with the map S+, < 0 lowers
+    them with S-); `max_distortion`: the budget Upsilon, a fraction of the
+    features; `variant`: features per step (`pairs`, the paper's choice for
+    DNNs, or `single`); `output`: what is differentiated (`logits` or the softmax
+    `probabilities`).
     """
 
     theta: float = DEFAULT_THETA
     max_distortion: float = PAPER_MAX_DISTORTION
     variant: Variant = "pairs"
     output: Output = "logits"
-    clip_min: Bound = 0.0
-    clip_max: Bound = 1.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.theta) or self.theta == 0:
@@ -222,12 +215,65 @@ class JSMA:
         return self.theta > 0
 
     @property
+    def direction(self) -> Direction:
+        return direction_of(self.theta)
+
+    @property
     def features_per_step(self) -> int:
         return 2 if self.variant == "pairs" else 1
 
     def max_iterations(self, num_features: int) -> int:
         """floor(M * max_distortion / k): the paper's iteration cap (Algorithm 2)."""
         return math.floor(num_features * self.max_distortion / self.features_per_step + 1e-9)
+
+    def attack(self, bounds: tuple[Bound, Bound] = (0.0, 1.0)) -> JSMA:
+        """The attack with these settings, clipping features to `bounds`."""
+        return JSMA(**self.to_json(), clip_min=bounds[0], clip_max=bounds[1])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "theta": self.theta,
+            "max_distortion": self.max_distortion,
+            "variant": self.variant,
+            "output": self.output,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class JSMA(AttackSettings):
+    """The Jacobian-based Saliency Map Attack, configured once, called per batch.
+
+    Papernot et al., EuroS&P 2016: Algorithm 2 with the pair search of
+    Algorithm 3 (`variant="pairs"`, the paper's choice for DNNs) or Algorithm 1
+    with one feature per step (`variant="single"`). Each step changes the
+    chosen features by `theta` (clipped to the bounds): theta > 0 uses the
+    increasing map S+, theta < 0 the decreasing map S-. A sample stops when it
+    reaches its target, after floor(M * max_distortion / k) steps of k
+    features (M = number of input features, every element of the input), when
+    its search domain is exhausted, or when nothing is admissible.
+
+    The hyper-parameters are those of `AttackSettings`; `clip_min` and
+    `clip_max` bound every feature (numbers, or tensors broadcast to the input).
+    Distance measure: L0, the share of features changed (`distortion`, in %).
+    Shapes: x (batch, *input_shape) within [clip_min, clip_max]; targets
+    (batch,) class indices, or None for an untargeted attack (push the source
+    class down and the others up, until the prediction leaves the source).
+    The model must return (batch, classes) logits; `output="probabilities"`
+    differentiates their softmax instead.
+
+    Example:
+        >>> attack = JSMA(theta=1.0, max_distortion=0.145)
+        >>> result = attack(model, images, targets)  # doctest: +SKIP
+        >>> result.success_rate, result[0].distortion  # doctest: +SKIP
+    """
+
+    clip_min: Bound = 0.0
+    clip_max: Bound = 1.0
+
+    @property
+    def settings(self) -> AttackSettings:
+        """The hyper-parameters alone, without the bounds."""
+        return AttackSettings(**self.to_json())
 
     def __call__(
         self,

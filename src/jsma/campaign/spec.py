@@ -9,39 +9,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsma.attacks import JSMA, Output, Variant
+from jsma.attacks import AttackSettings
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError
 from jsma.settings import (
-    DEFAULT_THETA,
     DEFAULT_UNIT_SIZE,
-    PAPER_MAX_DISTORTION,
     SPLIT_NAMES,
     TARGET_RULES,
     TargetRule,
 )
 
 __all__ = ["AttackSettings", "CampaignSpec", "TargetRule", "WorkUnit"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class AttackSettings:
-    """The JSMA hyper-parameters of a campaign (bounds come from the data)."""
-
-    theta: float = DEFAULT_THETA
-    max_distortion: float = PAPER_MAX_DISTORTION
-    variant: Variant = "pairs"
-    output: Output = "logits"
-
-    def attack(self, bounds: tuple[float, float]) -> JSMA:
-        return JSMA(
-            theta=self.theta,
-            max_distortion=self.max_distortion,
-            variant=self.variant,
-            output=self.output,
-            clip_min=bounds[0],
-            clip_max=bounds[1],
-        )
 
 
 @dataclass(frozen=True)
@@ -89,7 +67,6 @@ class CampaignSpec:
             raise ConfigurationError(f"samples must be positive, got {self.samples}")
         if self.unit_size < 1:
             raise ConfigurationError(f"unit_size must be positive, got {self.unit_size}")
-        self.attack.attack((0.0, 1.0))  # validates the attack settings now, not mid-run
 
     def units(self, dataset: Dataset) -> list[WorkUnit]:
         """The deterministic list of work units over `dataset`."""

@@ -169,8 +169,7 @@ def adversarial_training(
         )
         description.update(
             source="on-the-fly",
-            attack={"theta": attack.theta, "max_distortion": attack.max_distortion,
-                    "variant": attack.variant, "output": attack.output},
+            attack=attack.to_json(),
         )  # fmt: skip
     description["fine_tuned"] = initial is not None
     result = train(
