@@ -104,7 +104,7 @@ def test_pair_matrices() -> None:
 def test_budget_curves_truncate_the_trajectories() -> None:
     arrays = _synthetic()
     budgets = np.array([0.0, 0.1, 0.25, 0.5, 1.0])
-    curves = budget_curves(arrays, budgets, FEATURES)
+    curves = budget_curves(arrays, budgets, FEATURES, features_per_step=2)
     for i in range(len(arrays.source)):
         trajectory = arrays.trajectory_features[
             arrays.trajectory_offsets[i] : arrays.trajectory_offsets[i + 1]
@@ -130,14 +130,14 @@ def test_budget_curves_count_repeated_features_once() -> None:
         "trajectory_features": np.array([5, 7, 5, 9, 7, 7]),  # small theta: features repeat
         "features_changed": np.array([3]),
     })  # fmt: skip
-    curves = budget_curves(arrays, np.array([0.05, 0.1, 0.15]), FEATURES)
+    curves = budget_curves(arrays, np.array([0.05, 0.1, 0.15]), FEATURES, features_per_step=2)
     np.testing.assert_allclose(curves.distortion[0], np.array([2, 3, 3]) * 100 / FEATURES)
 
 
 def test_hardness_matches_a_trapezoid_by_hand() -> None:
     arrays = _synthetic()
     budgets = np.linspace(0.05, 1.0, 20)
-    curves = budget_curves(arrays, budgets, FEATURES)
+    curves = budget_curves(arrays, budgets, FEATURES, features_per_step=2)
     hardness = hardness_matrix(arrays, curves, CLASSES)
     s, t = int(arrays.source[0]), int(arrays.target[0])
     rows = [i for i in range(len(arrays.source)) if (arrays.source[i], arrays.target[i]) == (s, t)]
@@ -199,6 +199,6 @@ def test_from_a_real_campaign_table(tiny_dataset: Dataset, tmp_path: Path) -> No
     table = load_results(tmp_path / "run")
     arrays = CampaignArrays.from_table(table)
     assert len(arrays.source) == table.num_rows
-    curves = budget_curves(arrays, np.array([0.145]), 16 * 16)
+    curves = budget_curves(arrays, np.array([0.145]), 16 * 16, features_per_step=2)
     np.testing.assert_array_equal(curves.success[:, 0], arrays.success)
     np.testing.assert_allclose(curves.distortion[:, 0], arrays.distortion, rtol=1e-6)

@@ -191,7 +191,7 @@ class BudgetCurves:
 
 
 def budget_curves(
-    arrays: CampaignArrays, budgets: np.ndarray, num_features: int, *, features_per_step: int = 2
+    arrays: CampaignArrays, budgets: np.ndarray, num_features: int, *, features_per_step: int
 ) -> BudgetCurves:
     """Rebuild every attack at each smaller budget from its trajectory.
 

@@ -115,10 +115,9 @@ def summarise(directory: Path) -> CampaignSummary:
     classes = manifest.data.num_classes
     features = int(np.prod(manifest.data.input_shape))
     settings = manifest.spec.attack
-    per_step = 2 if settings.variant == "pairs" else 1
     steps = max(1, round(settings.max_distortion / _BUDGET_STEP))
     budgets = np.linspace(settings.max_distortion / steps, settings.max_distortion, steps)
-    curves = budget_curves(arrays, budgets, features, features_per_step=per_step)
+    curves = budget_curves(arrays, budgets, features, features_per_step=settings.features_per_step)
     hardness = hardness_matrix(arrays, curves, classes)
     distance = distance_matrix(arrays, classes)
     smallest, mean_minimum = robustness(arrays)
