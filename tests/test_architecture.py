@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "jsma.defenses": 4,
     "jsma.report": 5,
     "jsma.experiments.replicate": 6,
+    "jsma.study": 6,
     "jsma.cli": 7,
 }
 

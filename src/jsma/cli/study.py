@@ -1,0 +1,55 @@
+"""`jsma study create`: a human perception study's stimuli, chosen from campaigns."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jsma.cli._common import Commands, cache_dir, data_options, dataset
+
+__all__ = ["register"]
+
+
+def register(commands: Commands) -> None:
+    """Add the `study` commands to the parser."""
+    study = commands.add_parser("study", help="the human perception study: create (serve next)")
+    sub = study.add_subparsers(dest="study_command", required=True, metavar="COMMAND")
+    create = sub.add_parser(
+        "create", help="choose balanced stimuli from campaigns; store images and design"
+    )
+    create.add_argument("campaigns", type=Path, nargs="+", metavar="CAMPAIGN")
+    create.add_argument("--out", type=Path, required=True, metavar="STUDY", help="new directory")
+    create.add_argument(
+        "--per-condition", type=int, default=40,
+        help="stimuli per condition: benign, increasing, decreasing (default 40)",
+    )  # fmt: skip
+    create.add_argument("--seed", type=int, default=0)
+    create.add_argument(
+        "--completion-url", help="where participants go at the end (a Prolific completion link)"
+    )
+    data_options(create)
+    create.set_defaults(handler=_create)
+
+
+def _create(args: argparse.Namespace) -> int:
+    from jsma.campaign import open_campaign
+    from jsma.models import resolve_model
+    from jsma.study import create_study, describe
+
+    data = dataset(args)
+    stored = open_campaign(args.campaigns[0]).model
+    model = None
+    if stored.checkpoint or stored.recipe:
+        checkpoint = Path(stored.checkpoint) if stored.checkpoint else None
+        loaded, _ = resolve_model(
+            data, cache_dir(args), checkpoint=checkpoint, recipe=stored.recipe or "default"
+        )
+        model = loaded.model
+    stimuli = create_study(
+        args.campaigns, data, args.out, per_condition=args.per_condition, seed=args.seed,
+        model=model, completion_url=args.completion_url,
+    )  # fmt: skip
+    counts = ", ".join(f"{condition} {count}" for condition, count in describe(stimuli).items())
+    print(f"study:   {args.out}")
+    print(f"stimuli: {counts}")
+    return 0
