@@ -1,5 +1,6 @@
 """The human perception study (the paper's third question): its design, chosen from
-campaigns. Serving it to people, machine observers and the analysis come next."""
+campaigns, and the store of participants, trials and answers. Serving it over HTTP,
+machine observers and the analysis come next."""
 
 from jsma.study.design import (
     ATTENTION_CHECKS,
@@ -12,13 +13,18 @@ from jsma.study.design import (
     describe,
     read_stimuli,
 )
+from jsma.study.store import Answer, Participant, StudyStore, Trial
 
 __all__ = [
     "ATTENTION_CHECKS",
     "DISTORTION_EDGES",
     "STUDY_DATABASE",
+    "Answer",
     "Condition",
+    "Participant",
     "Stimulus",
+    "StudyStore",
+    "Trial",
     "choose_stimuli",
     "create_study",
     "describe",

@@ -1,0 +1,249 @@
+"""The study's participants, their trials and their answers, in the study's SQLite file.
+
+What the study server (next) and the analysis stand on, tested without HTTP:
+
+- `join` admits a participant in one transaction: an unguessable session
+  token, and their trials: every attention check plus the least-viewed
+  stimuli of the other conditions (ties broken by a seeded draw, so views stay
+  even across participants), in a seeded random order of their own.
+- `answer` is idempotent per (participant, trial): a double click or a retried
+  request stores nothing twice and cannot change a stored answer.
+- `next_trial` is the first trial without an answer, so a reload resumes where
+  the participant was, and a restarted server continues every participant.
+- `finish` gives the completion code once every trial is answered.
+
+Every write is one transaction in WAL mode: a server killed at any moment
+loses nothing it has acknowledged. SQL only with parameters.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jsma.errors import ConfigurationError, JSMAError
+from jsma.study.design import STUDY_DATABASE, Stimulus, read_stimuli
+
+__all__ = ["Answer", "Participant", "StudyStore", "Trial"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS participants (
+    id INTEGER PRIMARY KEY,
+    token TEXT NOT NULL UNIQUE,
+    external_id TEXT NOT NULL,
+    joined TEXT NOT NULL,
+    completion_code TEXT
+);
+CREATE TABLE IF NOT EXISTS trials (
+    participant INTEGER NOT NULL REFERENCES participants(id),
+    position INTEGER NOT NULL,
+    stimulus INTEGER NOT NULL REFERENCES stimuli(id),
+    PRIMARY KEY (participant, position)
+);
+CREATE TABLE IF NOT EXISTS answers (
+    participant INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    is_digit INTEGER NOT NULL,
+    digit INTEGER,
+    milliseconds INTEGER NOT NULL,
+    answered TEXT NOT NULL,
+    PRIMARY KEY (participant, position),
+    FOREIGN KEY (participant, position) REFERENCES trials(participant, position)
+);
+"""
+
+_MAX_MILLISECONDS = 3_600_000  # an hour on one image is not a response time
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A participant: the row id, the secret session token, the id they came with."""
+
+    id: int
+    token: str
+    external_id: str
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One position of a participant's sequence and the stimulus shown there."""
+
+    position: int
+    count: int  # trials in the participant's sequence
+    stimulus: Stimulus
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A stored answer: "is this a digit?", which digit (None when not a digit), time."""
+
+    is_digit: bool
+    digit: int | None
+    milliseconds: int
+
+
+class StudyStore:
+    """The participants' side of a study created by `create_study` in `directory`."""
+
+    def __init__(self, directory: Path, *, trials_per_participant: int = 40) -> None:
+        self.path = directory / STUDY_DATABASE
+        self.stimuli = {stimulus.id: stimulus for stimulus in read_stimuli(directory)}
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            connection.executescript(_SCHEMA)  # its own transaction (executescript commits)
+            settings = dict(connection.execute("SELECT key, value FROM study").fetchall())
+        finally:
+            connection.close()
+        self.seed = int(settings.get("seed", "0"))
+        attention = sum(1 for s in self.stimuli.values() if s.condition == "attention")
+        if not attention < trials_per_participant <= len(self.stimuli):
+            raise ConfigurationError(
+                f"trials per participant must exceed the {attention} attention checks and not "
+                f"exceed the {len(self.stimuli)} stimuli, got {trials_per_participant}"
+            )
+        self.trials_per_participant = trials_per_participant
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One connection, one IMMEDIATE transaction: writers queue, nothing half-done."""
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+
+    def join(self, external_id: str | None = None) -> Participant:
+        """Admit a participant (with the id their recruiting site gave, else a new one)
+        and assign their trials."""
+        if external_id is not None and not (0 < len(external_id) <= 128):
+            raise ConfigurationError("a participant id has 1 to 128 characters")
+        token = secrets.token_urlsafe(32)
+        external = external_id if external_id is not None else secrets.token_hex(8)
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO participants (token, external_id, joined) VALUES (?, ?, ?)",
+                (token, external, now),
+            )
+            participant = int(cursor.lastrowid or 0)
+            views = dict(
+                connection.execute("SELECT stimulus, COUNT(*) FROM trials GROUP BY stimulus")
+            )
+            chosen = self._assign(participant, views)
+            connection.executemany(
+                "INSERT INTO trials (participant, position, stimulus) VALUES (?, ?, ?)",
+                [(participant, position, stimulus) for position, stimulus in enumerate(chosen)],
+            )
+        return Participant(participant, token, external)
+
+    def _assign(self, participant: int, views: dict[int, int]) -> list[int]:
+        """Every attention check and the least-viewed other stimuli, in a seeded order."""
+        rng = np.random.default_rng([self.seed, participant])
+        attention = [i for i, s in self.stimuli.items() if s.condition == "attention"]
+        others = [i for i, s in self.stimuli.items() if s.condition != "attention"]
+        tie_break = rng.permutation(len(others))
+        ranked = sorted(range(len(others)), key=lambda k: (views.get(others[k], 0), tie_break[k]))
+        wanted = self.trials_per_participant - len(attention)
+        chosen = [others[k] for k in ranked[:wanted]] + attention
+        return [chosen[k] for k in rng.permutation(len(chosen))]
+
+    def participant(self, token: str) -> Participant:
+        """The participant holding `token`; a `JSMAError` for any other token."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT id, token, external_id FROM participants WHERE token = ?", (token,)
+            ).fetchone()
+        if row is None:
+            raise JSMAError("unknown session")
+        return Participant(int(row[0]), str(row[1]), str(row[2]))
+
+    def next_trial(self, token: str) -> Trial | None:
+        """The participant's first unanswered trial, or None when all are answered."""
+        participant = self.participant(token)
+        with self._transaction() as connection:
+            count = connection.execute(
+                "SELECT COUNT(*) FROM trials WHERE participant = ?", (participant.id,)
+            ).fetchone()[0]
+            row = connection.execute(
+                "SELECT t.position, t.stimulus FROM trials t LEFT JOIN answers a "
+                "ON a.participant = t.participant AND a.position = t.position "
+                "WHERE t.participant = ? AND a.position IS NULL ORDER BY t.position LIMIT 1",
+                (participant.id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Trial(int(row[0]), int(count), self.stimuli[int(row[1])])
+
+    def answer(
+        self, token: str, position: int, *, is_digit: bool, digit: int | None, milliseconds: int
+    ) -> Answer:
+        """Store the answer to trial `position`, once: a repeat returns the stored answer
+        unchanged. The digit is 0-9 when the image is judged a digit, else None."""
+        if not isinstance(is_digit, bool):
+            raise ConfigurationError("is_digit must be true or false")
+        if is_digit and (isinstance(digit, bool) or digit not in range(10)):
+            raise ConfigurationError(f"the digit must be 0 to 9, got {digit!r}")
+        if not is_digit and digit is not None:
+            raise ConfigurationError("no digit is given for an image that is not a digit")
+        if isinstance(milliseconds, bool) or not 0 <= milliseconds <= _MAX_MILLISECONDS:
+            raise ConfigurationError(f"response time out of range: {milliseconds!r} ms")
+        participant = self.participant(token)
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        with self._transaction() as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM trials WHERE participant = ? AND position = ?",
+                (participant.id, position),
+            ).fetchone()
+            if exists is None:
+                raise JSMAError(f"no trial {position} for this participant")
+            connection.execute(
+                "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
+                (participant.id, position, int(is_digit), digit, milliseconds, now),
+            )
+            row = connection.execute(
+                "SELECT is_digit, digit, milliseconds FROM answers "
+                "WHERE participant = ? AND position = ?",
+                (participant.id, position),
+            ).fetchone()
+        return Answer(bool(row[0]), None if row[1] is None else int(row[1]), int(row[2]))
+
+    def finish(self, token: str) -> str | None:
+        """The participant's completion code once every trial is answered (the same code
+        on every call), else None."""
+        if self.next_trial(token) is not None:
+            return None
+        participant = self.participant(token)
+        with self._transaction() as connection:
+            code = secrets.token_hex(4).upper()
+            connection.execute(
+                "UPDATE participants SET completion_code = ? "
+                "WHERE id = ? AND completion_code IS NULL",
+                (code, participant.id),
+            )
+            stored = connection.execute(
+                "SELECT completion_code FROM participants WHERE id = ?", (participant.id,)
+            ).fetchone()[0]
+        return str(stored)
+
+    def views(self) -> dict[int, int]:
+        """How many participants were assigned each stimulus."""
+        with self._transaction() as connection:
+            counted = dict(
+                connection.execute("SELECT stimulus, COUNT(*) FROM trials GROUP BY stimulus")
+            )
+        return {stimulus: int(counted.get(stimulus, 0)) for stimulus in self.stimuli}
