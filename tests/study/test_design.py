@@ -116,6 +116,7 @@ def test_create_stores_images_and_design(
     assert stimuli == read_stimuli(study)
     conditions = Counter(s.condition for s in stimuli)
     assert conditions["attention"] == len(ATTENTION_CHECKS)
+    assert conditions["practice"] == 2
     assert 0 < conditions["increasing"] <= 6
     assert conditions["benign"] == 6
     low, high = tiny_dataset.bounds
@@ -127,11 +128,21 @@ def test_create_stores_images_and_design(
             assert stimulus.prompt
             assert stimulus.expected_digit is not None
             continue
+        if stimulus.condition == "practice":  # training originals no condition uses
+            assert stimulus.split == "train"
+            assert ("train", stimulus.sample) not in {
+                (s.split, s.sample) for s in stimuli if s.condition != "practice"
+            }
         assert stimulus.split is not None
         assert stimulus.sample is not None
         original = tiny_dataset.split(stimulus.split).tensors(np.array([stimulus.sample]))[0]
-        if stimulus.condition == "benign":
+        if stimulus.condition in ("benign", "practice"):
             expected = original[0].numpy()
+            if stimulus.condition == "practice":
+                np.testing.assert_allclose(
+                    picture, (expected[0] - low) / (high - low), atol=1 / 255
+                )
+                continue
             assert stimulus.prediction == int(predict(model, original)[0])
             assert stimulus.target is None
         else:

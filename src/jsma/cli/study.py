@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 def register(commands: Commands) -> None:
     """Add the `study` commands to the parser."""
-    study = commands.add_parser("study", help="the human perception study: create (serve next)")
+    study = commands.add_parser("study", help="the human perception study: create, serve")
     sub = study.add_subparsers(dest="study_command", required=True, metavar="COMMAND")
     create = sub.add_parser(
         "create", help="choose balanced stimuli from campaigns; store images and design"
@@ -29,6 +29,20 @@ def register(commands: Commands) -> None:
     )
     data_options(create)
     create.set_defaults(handler=_create)
+
+    serve = sub.add_parser("serve", help="serve a study to participants (web pages)")
+    serve.add_argument("study", type=Path, metavar="STUDY")
+    serve.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; put a TLS "
+        "reverse proxy in front to serve the internet)",
+    )  # fmt: skip
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--trials", type=int, default=40, help="trials per participant")
+    serve.add_argument(
+        "--admin-token", help="the admin pages' token (default: a new random one, printed)"
+    )
+    serve.set_defaults(handler=_serve)
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -52,4 +66,27 @@ def _create(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{condition} {count}" for condition, count in describe(stimuli).items())
     print(f"study:   {args.out}")
     print(f"stimuli: {counts}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import secrets
+
+    try:
+        import uvicorn
+
+        from jsma.study.server import create_app
+    except ImportError as error:
+        from jsma.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"jsma study serve needs the `study` extra ({error.name} is missing): "
+            "pip install -c constraints.txt -e '.[study]'"
+        ) from None
+    token = args.admin_token or secrets.token_urlsafe(24)
+    app = create_app(args.study, admin_token=token, trials_per_participant=args.trials)
+    base = f"http://{args.host}:{args.port}"
+    print(f"participants: {base}/?PROLIFIC_PID=<id>   (or {base}/ for an anonymous id)")
+    print(f"admin:        {base}/admin?token={token}")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

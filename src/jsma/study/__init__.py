@@ -5,6 +5,7 @@ machine observers and the analysis come next."""
 from jsma.study.design import (
     ATTENTION_CHECKS,
     DISTORTION_EDGES,
+    PRACTICE_TRIALS,
     STUDY_DATABASE,
     Condition,
     Stimulus,
@@ -18,6 +19,7 @@ from jsma.study.store import Answer, Participant, StudyStore, Trial
 __all__ = [
     "ATTENTION_CHECKS",
     "DISTORTION_EDGES",
+    "PRACTICE_TRIALS",
     "STUDY_DATABASE",
     "Answer",
     "Condition",

@@ -38,6 +38,7 @@ from jsma.models import predict
 __all__ = [
     "ATTENTION_CHECKS",
     "DISTORTION_EDGES",
+    "PRACTICE_TRIALS",
     "STUDY_DATABASE",
     "Condition",
     "Stimulus",
@@ -47,9 +48,10 @@ __all__ = [
     "read_stimuli",
 ]
 
-Condition = Literal["benign", "increasing", "decreasing", "attention"]
+Condition = Literal["benign", "increasing", "decreasing", "attention", "practice"]
 
 STUDY_DATABASE = "study.sqlite"
+PRACTICE_TRIALS = 2
 DISTORTION_EDGES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 14.5)  # percent of the pixels
 # Instructed-response checks (Prolific's rules: they test attention to the
 # question, not memory): the page says which answers to give.
@@ -84,7 +86,9 @@ class Stimulus:
 
     For `benign` images `target` is None and `distortion` 0; `prediction` is the
     network's class for the image (the target, for a successful adversarial
-    sample). `attention` checks carry a prompt and the answers it asks for.
+    sample). `attention` checks carry a prompt and the answers it asks for;
+    `practice` images (training-split originals) come before the trials and are
+    not analysed.
     """
 
     id: int
@@ -297,6 +301,20 @@ def create_study(
                     prediction=predictions[i],
                 )
             )
+    # Two practice images: training-split originals that no condition uses.
+    taken = {(s.split, s.sample) for s in stimuli}
+    rng = np.random.default_rng([seed, 1])
+    practice = [
+        int(i) for i in rng.permutation(len(dataset.train))[:100] if ("train", int(i)) not in taken
+    ][:PRACTICE_TRIALS]
+    images_, labels = dataset.train.tensors(np.array(practice))
+    for image, label, sample in zip(images_.numpy(), labels.tolist(), practice, strict=True):
+        number = len(stimuli) + 1
+        name = f"{number:05d}.png"
+        _save_png(directory / "images" / name, image, dataset.bounds)
+        stimuli.append(
+            Stimulus(number, "practice", name, split="train", sample=sample, source=int(label))
+        )
     for prompt, is_digit, digit in ATTENTION_CHECKS:
         number = len(stimuli) + 1
         name = f"{number:05d}.png"

@@ -25,13 +25,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.study.design import STUDY_DATABASE, Stimulus, read_stimuli
 
-__all__ = ["Answer", "Participant", "StudyStore", "Trial"]
+__all__ = ["Answer", "AnswerRow", "Participant", "StudyStore", "Trial"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS participants (
@@ -80,6 +81,24 @@ class Trial:
     stimulus: Stimulus
 
 
+class AnswerRow(NamedTuple):
+    """One exported answer: who, which trial and stimulus, what it was, the answer."""
+
+    participant: int
+    external_id: str
+    position: int
+    stimulus: int
+    condition: str
+    source: int | None
+    target: int | None
+    distortion: float | None
+    prediction: int | None
+    is_digit: bool
+    digit: int | None
+    milliseconds: int
+    answered: str
+
+
 @dataclass(frozen=True)
 class Answer:
     """A stored answer: "is this a digit?", which digit (None when not a digit), time."""
@@ -102,11 +121,13 @@ class StudyStore:
         finally:
             connection.close()
         self.seed = int(settings.get("seed", "0"))
+        self.completion_url = settings.get("completion_url") or None
         attention = sum(1 for s in self.stimuli.values() if s.condition == "attention")
-        if not attention < trials_per_participant <= len(self.stimuli):
+        assignable = sum(1 for s in self.stimuli.values() if s.condition != "practice")
+        if not attention < trials_per_participant <= assignable:
             raise ConfigurationError(
                 f"trials per participant must exceed the {attention} attention checks and not "
-                f"exceed the {len(self.stimuli)} stimuli, got {trials_per_participant}"
+                f"exceed the {assignable} stimuli, got {trials_per_participant}"
             )
         self.trials_per_participant = trials_per_participant
 
@@ -155,7 +176,9 @@ class StudyStore:
         """Every attention check and the least-viewed other stimuli, in a seeded order."""
         rng = np.random.default_rng([self.seed, participant])
         attention = [i for i, s in self.stimuli.items() if s.condition == "attention"]
-        others = [i for i, s in self.stimuli.items() if s.condition != "attention"]
+        others = [
+            i for i, s in self.stimuli.items() if s.condition not in ("attention", "practice")
+        ]
         tie_break = rng.permutation(len(others))
         ranked = sorted(range(len(others)), key=lambda k: (views.get(others[k], 0), tie_break[k]))
         wanted = self.trials_per_participant - len(attention)
@@ -240,10 +263,61 @@ class StudyStore:
             ).fetchone()[0]
         return str(stored)
 
+    def trial_stimulus(self, token: str, position: int) -> Stimulus | None:
+        """The stimulus of the participant's trial `position` (None if they have none)."""
+        participant = self.participant(token)
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT stimulus FROM trials WHERE participant = ? AND position = ?",
+                (participant.id, position),
+            ).fetchone()
+        return None if row is None else self.stimuli[int(row[0])]
+
+    def progress(self) -> dict[str, Any]:
+        """Participants (joined, finished), and answers per condition: what the admin sees."""
+        with self._transaction() as connection:
+            joined, finished = connection.execute(
+                "SELECT COUNT(*), COUNT(completion_code) FROM participants"
+            ).fetchone()
+            rows = connection.execute(
+                "SELECT t.stimulus FROM answers a JOIN trials t "
+                "ON a.participant = t.participant AND a.position = t.position"
+            ).fetchall()
+        answered: dict[str, int] = {}
+        for (stimulus,) in rows:
+            condition = self.stimuli[int(stimulus)].condition
+            answered[condition] = answered.get(condition, 0) + 1
+        return {"joined": int(joined), "finished": int(finished), "answers": answered}
+
+    def answers(self) -> list[AnswerRow]:
+        """Every stored answer with its participant and stimulus, for export and analysis."""
+        with self._transaction() as connection:
+            rows = connection.execute(
+                "SELECT p.id, p.external_id, a.position, t.stimulus, a.is_digit, a.digit, "
+                "a.milliseconds, a.answered FROM answers a "
+                "JOIN trials t ON a.participant = t.participant AND a.position = t.position "
+                "JOIN participants p ON p.id = a.participant ORDER BY p.id, a.position"
+            ).fetchall()
+        result = []
+        for participant, external, position, stimulus, is_digit, digit, ms, answered in rows:
+            about = self.stimuli[int(stimulus)]
+            result.append(
+                AnswerRow(
+                    int(participant), str(external), int(position), int(stimulus),
+                    about.condition, about.source, about.target, about.distortion,
+                    about.prediction, bool(is_digit), digit, int(ms), str(answered),
+                )
+            )  # fmt: skip
+        return result
+
     def views(self) -> dict[int, int]:
         """How many participants were assigned each stimulus."""
         with self._transaction() as connection:
             counted = dict(
                 connection.execute("SELECT stimulus, COUNT(*) FROM trials GROUP BY stimulus")
             )
-        return {stimulus: int(counted.get(stimulus, 0)) for stimulus in self.stimuli}
+        return {
+            stimulus: int(counted.get(stimulus, 0))
+            for stimulus, about in self.stimuli.items()
+            if about.condition != "practice"
+        }

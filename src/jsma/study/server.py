@@ -1,0 +1,309 @@
+"""`jsma study serve`: the study as web pages people answer (Starlette, Jinja2, SQLite).
+
+The participant's flow: consent -> instructions with two practice trials -> the
+trials -> a completion page with a completion code (and the recruiting site's
+completion link, when the study has one). Every form posts and redirects
+(post/redirect/get), so a reload never sends an answer twice, and the store
+keeps answers idempotent anyway.
+
+Security, since a study server faces the internet: the session token is an
+unguessable cookie (`HttpOnly`, `SameSite=Strict`) that reaches only its own
+trials; every form carries a CSRF token (a random cookie value repeated in the
+form before the session exists, an HMAC of the session after); admin pages need
+the admin token; every input is checked and bad input gets a 4xx with a
+message, never a traceback; templates autoescape; and the pages run no inline
+script (a Content-Security-Policy allows scripts from this server only).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from jsma.errors import ConfigurationError, JSMAError
+from jsma.study.store import StudyStore
+
+__all__ = ["EXTERNAL_ID_PARAMETERS", "create_app"]
+
+# Where recruiting sites put a participant's id in the study link.
+EXTERNAL_ID_PARAMETERS = ("PROLIFIC_PID", "workerId", "participant")
+SESSION_COOKIE, CSRF_COOKIE = "jsma_session", "jsma_csrf"
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+_MAX_FORM_FIELD = 256
+
+
+class _SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in _HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def create_app(
+    directory: Path,
+    *,
+    admin_token: str,
+    trials_per_participant: int = 40,
+    secret: bytes | None = None,
+) -> Starlette:
+    """The study server's ASGI application for the study in `directory`.
+
+    `admin_token` opens `/admin` and `/admin/answers.csv`; `secret` signs the
+    CSRF tokens and the served-at times (random per start unless given: pages
+    served before a restart then ask to be reloaded, answers are never lost).
+    """
+    if len(admin_token) < 16:
+        raise ConfigurationError("the admin token needs at least 16 characters")
+    store = StudyStore(directory, trials_per_participant=trials_per_participant)
+    key = secret or secrets.token_bytes(32)
+    # Autoescaping on for every template: a participant id of `<script>` shows as text.
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resources.files("jsma.study") / "templates")),
+        autoescape=True,
+    )
+    templates = Jinja2Templates(env=environment)
+    practice = sorted(i for i, s in store.stimuli.items() if s.condition == "practice")
+
+    def sign(*parts: object) -> str:
+        message = "|".join(str(part) for part in parts).encode()
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def session(request: Request) -> str:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        try:
+            store.participant(token)
+        except JSMAError:
+            raise HTTPException(
+                403, "This page needs a session: start from the study link."
+            ) from None
+        return token
+
+    async def form(request: Request) -> dict[str, str]:
+        data = await request.form()
+        fields = {k: v for k, v in data.items() if isinstance(v, str)}
+        if any(len(v) > _MAX_FORM_FIELD for v in fields.values()):
+            raise HTTPException(400, "A form field is too long.")
+        return fields
+
+    def check_csrf(given: str, expected: str) -> None:
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(403, "The form has expired or did not come from this study.")
+
+    async def consent(request: Request) -> Response:
+        external = next(
+            (request.query_params[p] for p in EXTERNAL_ID_PARAMETERS if p in request.query_params),
+            "",
+        )
+        if len(external) > 128:
+            raise HTTPException(400, "The participant id is too long (at most 128 characters).")
+        csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        response = page(request, "consent.html", external_id=external, csrf=csrf)
+        response.set_cookie(
+            CSRF_COOKIE, csrf, httponly=True, samesite="strict", secure=_https(request)
+        )
+        return response
+
+    async def join(request: Request) -> Response:
+        fields = await form(request)
+        check_csrf(fields.get("csrf", ""), request.cookies.get(CSRF_COOKIE, ""))
+        if fields.get("consent") != "yes":
+            raise HTTPException(400, "The study needs your consent to go on.")
+        try:
+            participant = store.join(fields.get("external_id") or None)
+        except ConfigurationError as error:
+            raise HTTPException(400, str(error)) from None
+        response = RedirectResponse("/instructions", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE, participant.token, httponly=True, samesite="strict",
+            secure=_https(request),
+        )  # fmt: skip
+        return response
+
+    async def instructions(request: Request) -> Response:
+        token = session(request)
+        return page(request, "instructions.html", csrf=sign("csrf", token), practice=len(practice))
+
+    def trial_page(request: Request, token: str, *, number: int, count: int, image: str,
+                   action: str, prompt: str | None, kind: str) -> Response:  # fmt: skip
+        served = int(time.time() * 1000)
+        return page(
+            request, "trial.html", number=number, count=count, image=image, action=action,
+            prompt=prompt, kind=kind, csrf=sign("csrf", token), served=served,
+            served_signature=sign("served", token, action, served),
+        )  # fmt: skip
+
+    async def practice_trial(request: Request) -> Response:
+        token = session(request)
+        number = _int(request.path_params["number"], "practice trial")
+        if not 1 <= number <= len(practice):
+            raise HTTPException(404, "No such practice trial.")
+        return trial_page(
+            request, token, number=number, count=len(practice),
+            image=f"/practice/{number}/image", action=f"/practice/{number}", prompt=None,
+            kind="practice",
+        )  # fmt: skip
+
+    async def practice_answer(request: Request) -> Response:
+        token = session(request)
+        fields = await form(request)
+        check_csrf(fields.get("csrf", ""), sign("csrf", token))
+        number = _int(request.path_params["number"], "practice trial")
+        _parse_answer(fields)  # checked like a real answer, not stored
+        following = f"/practice/{number + 1}" if number < len(practice) else "/trial"
+        return RedirectResponse(following, status_code=303)
+
+    async def practice_image(request: Request) -> Response:
+        session(request)
+        number = _int(request.path_params["number"], "practice trial")
+        if not 1 <= number <= len(practice):
+            raise HTTPException(404, "No such image.")
+        return FileResponse(directory / "images" / store.stimuli[practice[number - 1]].image)
+
+    async def trial(request: Request) -> Response:
+        token = session(request)
+        current = store.next_trial(token)
+        if current is None:
+            return RedirectResponse("/done", status_code=303)
+        return trial_page(
+            request, token, number=current.position + 1, count=current.count,
+            image=f"/trial/{current.position}/image", action=f"/trial/{current.position}",
+            prompt=current.stimulus.prompt, kind="trial",
+        )  # fmt: skip
+
+    async def answer(request: Request) -> Response:
+        token = session(request)
+        fields = await form(request)
+        check_csrf(fields.get("csrf", ""), sign("csrf", token))
+        position = _int(request.path_params["position"], "trial")
+        is_digit, digit = _parse_answer(fields)
+        served = _int(fields.get("served", ""), "served time")
+        action = f"/trial/{position}"
+        check_csrf(fields.get("served_signature", ""), sign("served", token, action, served))
+        elapsed = max(0, int(time.time() * 1000) - served)
+        try:
+            store.answer(token, position, is_digit=is_digit, digit=digit, milliseconds=elapsed)
+        except ConfigurationError as error:
+            raise HTTPException(400, str(error)) from None
+        except JSMAError as error:
+            raise HTTPException(404, str(error)) from None
+        return RedirectResponse("/trial", status_code=303)
+
+    async def trial_image(request: Request) -> Response:
+        token = session(request)
+        position = _int(request.path_params["position"], "trial")
+        stimulus = store.trial_stimulus(token, position)
+        if stimulus is None:
+            raise HTTPException(404, "No such image.")
+        return FileResponse(directory / "images" / stimulus.image)
+
+    async def done(request: Request) -> Response:
+        token = session(request)
+        code = store.finish(token)
+        if code is None:
+            return RedirectResponse("/trial", status_code=303)
+        return page(request, "done.html", code=code, completion_url=store.completion_url)
+
+    def admin_check(request: Request) -> None:
+        given = request.query_params.get("token") or request.headers.get("x-admin-token", "")
+        if not hmac.compare_digest(given.encode(), admin_token.encode()):
+            raise HTTPException(403, "The admin pages need the admin token.")
+
+    async def admin(request: Request) -> Response:
+        admin_check(request)
+        return page(request, "admin.html", progress=store.progress(), token=admin_token)
+
+    async def export(request: Request) -> Response:
+        admin_check(request)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        rows = store.answers()
+        writer.writerow(rows[0]._fields if rows else ("participant",))
+        writer.writerows(rows)
+        return Response(
+            buffer.getvalue(), media_type="text/csv",
+            headers={"Content-Disposition": "attachment; filename=answers.csv"},
+        )  # fmt: skip
+
+    async def problem(request: Request, error: Exception) -> Response:
+        status = error.status_code if isinstance(error, HTTPException) else 500
+        detail = error.detail if isinstance(error, HTTPException) else "Something went wrong."
+        return page(request, "error.html", status=status, message=detail)
+
+    routes = [
+        Route("/", consent),
+        Route("/join", join, methods=["POST"]),
+        Route("/instructions", instructions),
+        Route("/practice/{number}", practice_trial),
+        Route("/practice/{number}", practice_answer, methods=["POST"]),
+        Route("/practice/{number}/image", practice_image),
+        Route("/trial", trial),
+        Route("/trial/{position}", answer, methods=["POST"]),
+        Route("/trial/{position}/image", trial_image),
+        Route("/done", done),
+        Route("/admin", admin),
+        Route("/admin/answers.csv", export),
+        Mount("/static", StaticFiles(directory=str(resources.files("jsma.study") / "static"))),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_SecurityHeaders)],
+        exception_handlers={HTTPException: problem, Exception: problem},
+    )
+
+
+def _https(request: Request) -> bool:
+    """Cookies are `Secure` when the page came over HTTPS (behind a TLS proxy, uvicorn's
+    proxy headers say so); on plain-HTTP 127.0.0.1 they could not be sent back."""
+    return request.url.scheme == "https"
+
+
+def _int(value: str, what: str) -> int:
+    if not value.isdigit() or len(value) > 15:
+        raise HTTPException(400, f"Not a valid {what}.")
+    return int(value)
+
+
+def _parse_answer(fields: dict[str, str]) -> tuple[bool, int | None]:
+    is_digit = fields.get("is_digit")
+    if is_digit not in ("yes", "no"):
+        raise HTTPException(400, "Answer whether the image is a digit (yes or no).")
+    if is_digit == "no":
+        return False, None
+    digit = fields.get("digit", "")
+    if len(digit) != 1 or not digit.isdigit():
+        raise HTTPException(400, "Choose which digit it is (0 to 9).")
+    return True, int(digit)

@@ -1,0 +1,256 @@
+"""The study server through its pages: a real uvicorn server on 127.0.0.1 (a free port),
+driven with httpx; every request has a timeout and every loop a bound."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from jsma.data import IdxDirectorySource
+from jsma.study import STUDY_DATABASE, create_study
+from jsma.study.server import CSRF_COOKIE, SESSION_COOKIE, create_app
+from tests.conftest import increasing_and_decreasing, write_idx_directory
+
+ADMIN = "admin-token-for-tests-0123456789"
+TRIALS = 8
+
+
+@pytest.fixture(scope="module")
+def created(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("served")
+    dataset = IdxDirectorySource(write_idx_directory(root / "idx"), validation_size=40).load(
+        root / "cache"
+    )
+    campaigns = increasing_and_decreasing(dataset, root / "runs", samples=24, unit_size=12)
+    completion = "https://app.prolific.example/submissions/complete?cc=X"
+    create_study(
+        campaigns, dataset, root / "study", per_condition=6, seed=2, completion_url=completion
+    )
+    return root / "study"
+
+
+@pytest.fixture
+def study(created: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(created, tmp_path / "study"))
+
+
+@contextmanager
+def _serving(study: Path) -> Iterator[str]:
+    """A study server on 127.0.0.1 for the block; its base URL."""
+    # One signing secret across "restarts", as a deployment giving one would have.
+    app = create_app(study, admin_token=ADMIN, trials_per_participant=TRIALS, secret=b"k" * 32)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def url(study: Path) -> Iterator[str]:
+    with _serving(study) as base:
+        yield base
+
+
+def _client(base: str) -> httpx.Client:
+    return httpx.Client(base_url=base, follow_redirects=False, timeout=10)
+
+
+def _field(page: str, name: str) -> str:
+    match = re.search(rf"name=\"{name}\" value=\"([^\"]*)\"", page)
+    assert match, f"no {name} field"
+    return match.group(1)
+
+
+def _join(client: httpx.Client, external: str = "P-1") -> None:
+    page = client.get("/", params={"PROLIFIC_PID": external})
+    assert page.status_code == 200
+    response = client.post(
+        "/join", data={"csrf": _field(page.text, "csrf"), "external_id": external, "consent": "yes"}
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/instructions"
+    assert SESSION_COOKIE in client.cookies
+
+
+def _answer(client: httpx.Client, page: str, **answer: str) -> httpx.Response:
+    action = re.search(r'action="([^"]+)"', page)
+    assert action
+    fields = {name: _field(page, name) for name in ("csrf", "served", "served_signature")}
+    return client.post(action.group(1), data={**fields, **answer})
+
+
+def test_a_participant_goes_through_the_whole_study(study: Path, url: str) -> None:
+    client = _client(url)
+    _join(client)
+    instructions = client.get("/instructions")
+    assert "2 practice images" in instructions.text
+    for number in (1, 2):
+        page = client.get(f"/practice/{number}")
+        assert f"Practice {number} of 2" in page.text
+        assert client.get(f"/practice/{number}/image").content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert _answer(client, page.text, is_digit="yes", digit="3").status_code == 303
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 0  # practice
+    seen = []
+    for number in range(1, TRIALS + 1):
+        page = client.get("/trial")
+        assert page.status_code == 200
+        assert f"{number} of {TRIALS}" in page.text
+        image = re.search(r'src="(/trial/\d+/image)"', page.text)
+        assert image
+        assert client.get(image.group(1)).content[:8] == b"\x89PNG\r\n\x1a\n"
+        seen.append(image.group(1))
+        response = _answer(client, page.text, is_digit="no")
+        assert response.status_code == 303
+    assert len(set(seen)) == TRIALS
+    assert client.get("/trial").headers["location"] == "/done"
+    done = client.get("/done")
+    code = re.search(r'id="code">([0-9A-F]+)<', done.text)
+    assert code
+    assert "https://app.prolific.example/submissions/complete?cc=X" in done.text
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == TRIALS
+        assert connection.execute("SELECT external_id FROM participants").fetchone()[0] == "P-1"
+
+
+def test_reloads_double_posts_and_restarts_lose_and_repeat_nothing(study: Path) -> None:
+    with _serving(study) as first_server:
+        client = _client(first_server)
+        _join(client)
+        first = client.get("/trial")
+        assert "1 of" in client.get("/trial").text  # a reload shows the same trial
+        assert _answer(client, first.text, is_digit="yes", digit="7").status_code == 303
+        assert _answer(client, first.text, is_digit="yes", digit="1").status_code == 303  # again
+    with _serving(study) as second_server:  # the server restarted on the same study
+        restarted = _client(second_server)
+        restarted.cookies.update(client.cookies)
+        assert "2 of" in restarted.get("/trial").text
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        rows = connection.execute("SELECT position, digit FROM answers").fetchall()
+    assert rows == [(0, 7)]
+
+
+def test_pages_need_a_session_and_forms_need_their_token(study: Path, url: str) -> None:
+    client = _client(url)
+    for path in ("/instructions", "/trial", "/done", "/practice/1", "/trial/0/image"):
+        assert client.get(path).status_code == 403
+    # A form without the cookie's CSRF value is refused, and nothing is stored.
+    client.get("/")
+    assert client.post("/join", data={"csrf": "forged", "consent": "yes"}).status_code == 403
+    _join(client)
+    page = client.get("/trial").text
+    forged = page.replace(_field(page, "csrf"), "0" * 64)
+    assert _answer(client, forged, is_digit="no").status_code == 403
+    # Another participant's session reaches only their own trials and images.
+    other = _client(url)
+    _join(other, "P-2")
+    assert other.get("/trial/99/image").status_code == 404
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "message"),
+    [
+        ({"is_digit": "maybe"}, 400, "Answer whether the image is a digit"),
+        ({"is_digit": "yes", "digit": "12"}, 400, "Choose which digit it is"),
+        ({"is_digit": "yes"}, 400, "Choose which digit it is"),
+        ({"is_digit": "no", "served": "soon"}, 400, "Not a valid served time"),
+        ({"is_digit": "no", "served": "123"}, 403, "The form has expired"),
+        ({"is_digit": "no", "note": "x" * 300}, 400, "A form field is too long"),
+    ],
+)
+def test_bad_input_gets_a_4xx_with_a_message(
+    url: str, answer: dict[str, str], status: int, message: str
+) -> None:
+    client = _client(url)
+    _join(client)
+    page = client.get("/trial").text
+    action = re.search(r'action="([^"]+)"', page)
+    assert action
+    fields = {name: _field(page, name) for name in ("csrf", "served", "served_signature")}
+    response = client.post(action.group(1), data={**fields, **answer})
+    assert response.status_code == status
+    assert message in response.text
+    assert "Traceback" not in response.text
+    assert client.post("/trial/abc", data=fields).status_code == 400
+
+
+def test_escaping_headers_and_admin(url: str) -> None:
+    client = _client(url)
+    page = client.get("/", params={"PROLIFIC_PID": "<script>alert(1)</script>"})
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    scripts = re.findall(r"<script[^>]*>", page.text)
+    assert scripts == ['<script src="/static/study.js" defer>']  # no inline script
+    headers = page.headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "unsafe-inline" not in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    cookie = headers["set-cookie"]
+    assert CSRF_COOKIE in cookie
+    assert "httponly" in cookie.lower()
+    assert "samesite=strict" in cookie.lower()
+    _join(client, "<script>alert(1)</script>")
+    _answer(client, client.get("/trial").text, is_digit="yes", digit="2")
+    assert client.get("/admin").status_code == 403
+    assert client.get("/admin", params={"token": "wrong"}).status_code == 403
+    admin = client.get("/admin", params={"token": ADMIN})
+    assert "1 joined, 0 finished" in admin.text
+    exported = client.get("/admin/answers.csv", headers={"x-admin-token": ADMIN})
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert len(rows) == 1
+    assert (rows[0]["external_id"], rows[0]["digit"]) == ("<script>alert(1)</script>", "2")
+
+
+def test_serve_command_prints_its_urls_and_serves(study: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "jsma.cli", "study", "serve", str(study), "--port", str(port),
+               "--trials", str(TRIALS), "--admin-token", ADMIN]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        printed = [process.stdout.readline() for _ in range(2)]
+        assert printed[0].startswith(f"participants: http://127.0.0.1:{port}/?PROLIFIC_PID=")
+        assert printed[1] == f"admin:        http://127.0.0.1:{port}/admin?token={ADMIN}\n"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.05)
+        assert response.status_code == 200
+        assert "A short study on images of digits" in response.text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
