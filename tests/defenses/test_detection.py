@@ -128,7 +128,7 @@ def test_evaluate_detection_on_a_campaign(
     record = json.loads(json.dumps(result.to_json(), allow_nan=False))
     assert record["auc"] == pytest.approx(result.auc)
     decreasing = evaluate_detection(campaigns[1], tiny_dataset, false_positive_rates=(0.05, 0.25))
-    figure = detection_figure([record, decreasing.to_json()])
+    figure = detection_figure([result.summary(), decreasing.summary()])
     assert len(figure.axes) == 3
 
     # An attacker holding both directions' samples keeps whichever evades.
@@ -152,14 +152,16 @@ def test_evaluate_detection_on_a_campaign(
     # "variant" to "direction", and a damaged one.
     read = read_detection(tmp_path / "d")
     assert read is not None
-    assert [r["direction"] for r in read.results] == ["increasing", "decreasing"]
-    assert read.joint[1]["undetected_success_rate"] == rate
+    assert [r.direction for r in read.results] == ["increasing", "decreasing"]
+    assert read.results[0].auc == result.auc
+    assert read.results[0].points[1].threshold == result.points[1].threshold
+    assert read.joint[1].undetected_success_rate == rate
     for entry in stored["results"]:
         entry["variant"] = entry.pop("direction")
     path.write_text(json.dumps(stored))
     legacy = read_detection(tmp_path / "d")
     assert legacy is not None
-    assert [r["direction"] for r in legacy.results] == ["increasing", "decreasing"]
+    assert [r.direction for r in legacy.results] == ["increasing", "decreasing"]
     del stored["results"][0]["auc"]
     path.write_text(json.dumps(stored))
     damaged = r"detection\.json: not a detection record \(KeyError\('auc'\)"

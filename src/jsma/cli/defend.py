@@ -94,7 +94,7 @@ def _detect(args: argparse.Namespace) -> int:
     ]
     stored = write_detection(args.out, results)
     figure = save_figure(
-        detection_figure([result.to_json() for result in results]), args.out / "detection.png"
+        detection_figure([result.summary() for result in results]), args.out / "detection.png"
     )
     for result in results:
         print(
@@ -113,8 +113,8 @@ def _detect(args: argparse.Namespace) -> int:
     for record in joint_records(results):
         print(
             f"either campaign's sample, whichever evades the "
-            f"{record['calibrated_false_positive_rate']:.0%} threshold: "
-            f"{record['undetected_success_rate']:.2%} of {record['attacks']} attacks succeed "
+            f"{record.calibrated_false_positive_rate:.0%} threshold: "
+            f"{record.undetected_success_rate:.2%} of {record.attacks} attacks succeed "
             "undetected"
         )
     print(f"results: {stored}")

@@ -10,6 +10,7 @@ adversarial samples.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -26,12 +27,14 @@ from jsma.campaign.manifest import open_campaign
 from jsma.data.dataset import SPLIT_NAMES, Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays, adversarial_samples, sample_keys
-from jsma.settings import Direction, direction_of
+from jsma.settings import DIRECTIONS, Direction, direction_of
 
 __all__ = [
     "DETECTION_FILE",
     "DISTORTION_BUCKETS",
     "DetectionResult",
+    "DetectionSummary",
+    "JointRecord",
     "OperatingPoint",
     "RocCurve",
     "StoredDetection",
@@ -146,6 +149,10 @@ class DetectionResult:
     @property
     def auc(self) -> float:
         return self.roc.auc
+
+    def summary(self) -> DetectionSummary:
+        """What `write_detection` stores of this result, typed."""
+        return DetectionSummary.from_json(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         # The ROC thinned to at most ~400 points: enough to draw, small enough to read.
@@ -313,29 +320,104 @@ def evaluate_detection(
 def write_detection(directory: Path, results: Sequence[DetectionResult]) -> Path:
     """Store `results` as `directory`/detection.json (what `jsma report --defenses` reads)."""
     path = directory / DETECTION_FILE
-    data = {"results": [result.to_json() for result in results], "joint": joint_records(results)}
+    data = {
+        "results": [result.to_json() for result in results],
+        "joint": [record.to_json() for record in joint_records(results)],
+    }
     with atomic_write(path) as handle:
         handle.write(json.dumps(data, indent=2).encode())
     return path
 
 
 @dataclass(frozen=True)
+class DetectionSummary:
+    """What `write_detection` keeps of a `DetectionResult`: the figures, the operating
+    points, the ROC thinned to about 400 points and the statistic's histogram."""
+
+    campaign: str
+    direction: Direction
+    auc: float
+    benign_samples: int
+    attacks: int
+    adversarial_samples: int
+    points: tuple[OperatingPoint, ...]
+    distortion_buckets: tuple[float, ...]
+    bucket_counts: tuple[int, ...]
+    histogram_edges: tuple[float, ...]
+    histogram_benign: tuple[int, ...]
+    histogram_adversarial: tuple[int, ...]
+    roc_false_positive_rate: tuple[float, ...]
+    roc_true_positive_rate: tuple[float, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DetectionSummary:
+        """Read a `DetectionResult.to_json()` document, checking its fields' types."""
+        if "direction" not in data and "variant" in data:  # written before the rename
+            data = {**data, "direction": data["variant"]}
+        direction = data["direction"]
+        if direction not in DIRECTIONS:
+            raise ValueError(f"unknown direction {direction!r}")
+        points = tuple(
+            OperatingPoint(
+                calibrated_false_positive_rate=float(p["calibrated_false_positive_rate"]),
+                threshold=float(p["threshold"]),
+                test_false_positive_rate=float(p["test_false_positive_rate"]),
+                detection_rate=float(p["detection_rate"]),
+                undetected=int(p["undetected"]),
+                undetected_success_rate=float(p["undetected_success_rate"]),
+                detection_rate_by_bucket=tuple(
+                    math.nan if v is None else float(v) for v in p["detection_rate_by_bucket"]
+                ),
+            )
+            for p in data["operating_points"]
+        )
+        return cls(
+            campaign=str(data["campaign"]),
+            direction=direction,
+            auc=float(data["auc"]),
+            benign_samples=int(data["benign_samples"]),
+            attacks=int(data["attacks"]),
+            adversarial_samples=int(data["adversarial_samples"]),
+            points=points,
+            distortion_buckets=tuple(float(v) for v in data["distortion_buckets"]),
+            bucket_counts=tuple(int(v) for v in data["bucket_counts"]),
+            histogram_edges=tuple(float(v) for v in data["histogram"]["edges"]),
+            histogram_benign=tuple(int(v) for v in data["histogram"]["benign"]),
+            histogram_adversarial=tuple(int(v) for v in data["histogram"]["adversarial"]),
+            roc_false_positive_rate=tuple(float(v) for v in data["roc"]["false_positive_rate"]),
+            roc_true_positive_rate=tuple(float(v) for v in data["roc"]["true_positive_rate"]),
+        )
+
+
+@dataclass(frozen=True)
+class JointRecord:
+    """At one calibrated threshold: the share of all attacks that succeed undetected when
+    the attacker keeps, for each (sample, target), any campaign's sample that evades."""
+
+    calibrated_false_positive_rate: float
+    threshold: float
+    undetected_success_rate: float
+    attacks: int
+    campaigns: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "campaigns": list(self.campaigns)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JointRecord:
+        return cls(
+            float(data["calibrated_false_positive_rate"]), float(data["threshold"]),
+            float(data["undetected_success_rate"]), int(data["attacks"]),
+            tuple(str(c) for c in data["campaigns"]),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class StoredDetection:
-    """What `write_detection` stored: one summary per campaign and the joint records.
+    """What `write_detection` stored: one summary per campaign and the joint records."""
 
-    The summaries are `DetectionResult.to_json()` documents (the ROC thinned, the
-    histograms binned): what the report draws and tabulates.
-    """
-
-    results: tuple[dict[str, Any], ...]
-    joint: tuple[dict[str, Any], ...]
-
-
-# What the report's table and figure read from each result.
-_RESULT_KEYS = (
-    "campaign", "direction", "auc", "adversarial_samples", "operating_points", "histogram",
-    "roc", "distortion_buckets",
-)  # fmt: skip
+    results: tuple[DetectionSummary, ...]
+    joint: tuple[JointRecord, ...]
 
 
 def read_detection(directory: Path) -> StoredDetection | None:
@@ -346,19 +428,15 @@ def read_detection(directory: Path) -> StoredDetection | None:
         return None
     try:
         data = json.loads(path.read_text())
-        results = tuple(dict(result) for result in data["results"])
-        for result in results:
-            if "direction" not in result and "variant" in result:  # written before the rename
-                result["direction"] = result.pop("variant")
-            missing = [key for key in _RESULT_KEYS if key not in result]
-            if missing:
-                raise KeyError(missing[0])
-        return StoredDetection(results, tuple(dict(record) for record in data["joint"]))
+        return StoredDetection(
+            tuple(DetectionSummary.from_json(result) for result in data["results"]),
+            tuple(JointRecord.from_json(record) for record in data["joint"]),
+        )
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise JSMAError(f"{path}: not a detection record ({error!r})") from None
 
 
-def joint_records(results: Sequence[DetectionResult]) -> list[dict[str, Any]]:
+def joint_records(results: Sequence[DetectionResult]) -> list[JointRecord]:
     """`joint_undetected_success_rate` at each calibrated threshold (with 2+ results)."""
     if len(results) < 2:
         return []
@@ -366,12 +444,12 @@ def joint_records(results: Sequence[DetectionResult]) -> list[dict[str, Any]]:
     for point in results[0].points:
         rate, attacks = joint_undetected_success_rate(results, point.threshold)
         records.append(
-            {
-                "calibrated_false_positive_rate": point.calibrated_false_positive_rate,
-                "threshold": point.threshold,
-                "undetected_success_rate": rate,
-                "attacks": attacks,
-                "campaigns": [str(result.campaign) for result in results],
-            }
+            JointRecord(
+                point.calibrated_false_positive_rate,
+                point.threshold,
+                rate,
+                attacks,
+                tuple(str(result.campaign) for result in results),
+            )
         )
     return records

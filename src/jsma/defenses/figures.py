@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from jsma.defenses.detection import DetectionSummary
 from jsma.plotting import class_matrix
 
 __all__ = ["comparison_figure", "detection_figure"]
@@ -19,45 +19,44 @@ def _shares(counts: Sequence[int]) -> np.ndarray:
     return values * 100 / max(1.0, values.sum())
 
 
-def detection_figure(results: Sequence[Mapping[str, Any]]) -> Figure:
+def detection_figure(results: Sequence[DetectionSummary]) -> Figure:
     """ROC curves, the statistic's distribution and the detection rate per
-    distortion bucket, one colour per campaign (`DetectionResult.to_json`)."""
+    distortion bucket, one colour per campaign."""
     figure = Figure(figsize=(14, 4), layout="constrained")
     roc, histogram, buckets = figure.subplots(1, 3)
     width = 0.8 / max(1, len(results))
     for number, result in enumerate(results):
-        name = f"{result['direction']} (AUC {result['auc']:.3f})"
-        line = roc.plot(
-            result["roc"]["false_positive_rate"], result["roc"]["true_positive_rate"], label=name
-        )[0]
+        name = f"{result.direction} (AUC {result.auc:.3f})"
+        line = roc.plot(result.roc_false_positive_rate, result.roc_true_positive_rate, label=name)[
+            0
+        ]
         colour = line.get_color()
-        points = result["operating_points"]
+        points = result.points
         roc.plot(
-            [p["test_false_positive_rate"] for p in points],
-            [p["detection_rate"] for p in points],
+            [p.test_false_positive_rate for p in points],
+            [p.detection_rate for p in points],
             "o",
             color=colour,
         )
-        edges = np.array(result["histogram"]["edges"])
+        edges = np.array(result.histogram_edges)
         if number == 0:
             histogram.stairs(
-                _shares(result["histogram"]["benign"]), edges, color="black", label="benign",
+                _shares(result.histogram_benign), edges, color="black", label="benign",
                 linewidth=1.5,
             )  # fmt: skip
         histogram.stairs(
-            _shares(result["histogram"]["adversarial"]), edges, color=colour,
-            label=result["direction"],
-        )  # fmt: skip
+            _shares(result.histogram_adversarial), edges, color=colour, label=result.direction
+        )
         point = points[-1]
-        rates = [np.nan if v is None else v * 100 for v in point["detection_rate_by_bucket"]]
-        bucket_edges = result["distortion_buckets"]
+        rates = [v * 100 for v in point.detection_rate_by_bucket]  # NaN: an empty bucket
+        bucket_edges = result.distortion_buckets
         positions = np.arange(len(rates)) + (number - (len(results) - 1) / 2) * width
         buckets.bar(
             positions,
             rates,
             width=width,
             color=colour,
-            label=f"{result['direction']} at {point['calibrated_false_positive_rate']:.0%} FPR",
+            label=f"{result.direction} at {point.calibrated_false_positive_rate:.0%} FPR",
         )
         labels = [f"{a:g}-{b:g}" for a, b in itertools.pairwise(bucket_edges)]
         buckets.set_xticks(range(len(rates)), labels, fontsize=8)

@@ -7,6 +7,7 @@ and runs no attack.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import html
 import json
@@ -25,7 +26,13 @@ from jsma._io import atomic_write, ensure_writable
 from jsma.campaign import load_results
 from jsma.campaign.manifest import open_campaign
 from jsma.data.dataset import Dataset
-from jsma.defenses.detection import read_detection
+from jsma.defenses.detection import (
+    DetectionSummary,
+    JointRecord,
+    OperatingPoint,
+    StoredDetection,
+    read_detection,
+)
 from jsma.defenses.evaluation import read_defense
 from jsma.defenses.figures import comparison_figure, detection_figure
 from jsma.experiments.toy import TOY_FIGURE, read_toy
@@ -224,10 +231,8 @@ def _defense_sections(directories: Sequence[Path]) -> tuple[_Section, list[dict[
         detection = read_detection(directory)
         if detection is not None:
             results = list(detection.results)
-            records.append(
-                {"kind": "detection", "directory": str(directory), "results": results,
-                 "joint": list(detection.joint)}
-            )  # fmt: skip
+            records.append({"kind": "detection", "directory": str(directory),
+                            **_detection_json(detection)})  # fmt: skip
             parts.append(_detection_table(results, detection.joint))
             figures.append(
                 (f"defense-{number}-detection", "Detection", _png(detection_figure(results)))
@@ -269,25 +274,51 @@ def _defense_sections(directories: Sequence[Path]) -> tuple[_Section, list[dict[
     return _Section("Defenses", "".join(parts), figures), records
 
 
-def _detection_table(results: Sequence[dict[str, Any]], joint: Sequence[dict[str, Any]]) -> str:
+def _detection_json(detection: StoredDetection) -> dict[str, Any]:
+    """The figures of stored detection results for summary.json (strict JSON: no NaN)."""
+
+    def point(p: OperatingPoint) -> dict[str, Any]:
+        values = dataclasses.asdict(p)
+        values["detection_rate_by_bucket"] = [
+            None if math.isnan(v) else v for v in p.detection_rate_by_bucket
+        ]
+        return values
+
+    return {
+        "results": [
+            {
+                "campaign": r.campaign,
+                "direction": r.direction,
+                "auc": r.auc,
+                "attacks": r.attacks,
+                "adversarial_samples": r.adversarial_samples,
+                "operating_points": [point(p) for p in r.points],
+            }
+            for r in detection.results
+        ],
+        "joint": [record.to_json() for record in detection.joint],
+    }
+
+
+def _detection_table(results: Sequence[DetectionSummary], joint: Sequence[JointRecord]) -> str:
     rows = []
     for result in results:
-        for point in result["operating_points"]:
+        for point in result.points:
             rows.append(
-                f"<tr><td class='name'>{html.escape(result['direction'])}</td>"
-                f"<td>{result['auc']:.3f}</td>"
-                f"<td>{_percent(point['calibrated_false_positive_rate'])}</td>"
-                f"<td>{_percent(point['test_false_positive_rate'])}</td>"
-                f"<td>{_percent(point['detection_rate'])}</td>"
-                f"<td>{point['undetected']} of {result['adversarial_samples']}</td>"
-                f"<td>{_percent(point['undetected_success_rate'])}</td></tr>"
+                f"<tr><td class='name'>{html.escape(result.direction)}</td>"
+                f"<td>{result.auc:.3f}</td>"
+                f"<td>{_percent(point.calibrated_false_positive_rate)}</td>"
+                f"<td>{_percent(point.test_false_positive_rate)}</td>"
+                f"<td>{_percent(point.detection_rate)}</td>"
+                f"<td>{point.undetected} of {result.adversarial_samples}</td>"
+                f"<td>{_percent(point.undetected_success_rate)}</td></tr>"
             )
     for record in joint:
         rows.append(
             "<tr><td class='name'>either, whichever evades</td><td>&ndash;</td>"
-            f"<td>{_percent(record['calibrated_false_positive_rate'])}</td>"
+            f"<td>{_percent(record.calibrated_false_positive_rate)}</td>"
             "<td>&ndash;</td><td>&ndash;</td><td>&ndash;</td>"
-            f"<td>{_percent(record['undetected_success_rate'])}</td></tr>"
+            f"<td>{_percent(record.undetected_success_rate)}</td></tr>"
         )
     return (
         "<h3>Detection by the sum of squared neighbour differences</h3>"
