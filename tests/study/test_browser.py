@@ -56,8 +56,8 @@ def test_mouse_keyboard_and_reload(study: Path) -> None:  # noqa: F811
             assert _image_loaded(page)
             page.check("input[name=is_digit][value=yes]")
             page.check("input[name=digit][value='4']")
-            page.click("#next")
-            page.wait_for_load_state()
+            with page.expect_navigation():
+                page.click("#next")
         assert re.fullmatch(r"[0-9A-F]{8}", page.inner_text("#code"))
         # With the keyboard only, and a reload in the middle.
         keys = browser.new_page()
@@ -81,8 +81,8 @@ def test_mouse_keyboard_and_reload(study: Path) -> None:  # noqa: F811
             keys.keyboard.press("n" if step % 2 else "y")
             if step % 2 == 0:
                 keys.keyboard.press("7")
-            keys.keyboard.press("Enter")
-            keys.wait_for_load_state()
+            with keys.expect_navigation():
+                keys.keyboard.press("Enter")
         assert re.fullmatch(r"[0-9A-F]{8}", keys.inner_text("#code"))
         browser.close()
     assert problems == []

@@ -263,8 +263,12 @@ def create_app(
         detail = error.detail if isinstance(error, HTTPException) else "Something went wrong."
         return page(request, "error.html", status=status, message=detail)
 
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)  # browsers ask for one on every site
+
     routes = [
         Route("/", consent),
+        Route("/favicon.ico", no_icon),
         Route("/join", join, methods=["POST"]),
         Route("/instructions", instructions),
         Route("/practice/{number}", practice_trial),
