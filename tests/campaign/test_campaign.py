@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-import jsma.campaign.runner as runner
 from jsma.attacks import attack
 from jsma.campaign import (
     AttackSettings,
@@ -140,7 +139,7 @@ def test_target_rules(tiny_dataset: Dataset, tmp_path: Path, rule: str) -> None:
 
 
 def test_resume_redoes_only_missing_and_damaged_units(
-    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_dataset: Dataset, tmp_path: Path, units_run: list[str]
 ) -> None:
     model = _model()
     directory = tmp_path / "run"
@@ -153,17 +152,10 @@ def test_resume_redoes_only_missing_and_damaged_units(
     units[1].write_bytes(bytes(data))
     with pytest.raises(CampaignError, match="2 of 3 units are missing or damaged"):
         load_results(directory)
-    done: list[str] = []
-    original = runner.run_unit
-
-    def counting(*args):  # type: ignore[no-untyped-def]
-        done.append(args[3].name)
-        return original(*args)
-
-    monkeypatch.setattr(runner, "run_unit", counting)
+    units_run.clear()  # count from here
     status = run_campaign(directory, SPEC, model, tiny_dataset)
     assert status.complete
-    assert sorted(done) == sorted(path.stem for path in units[:2])
+    assert sorted(units_run) == sorted(path.stem for path in units[:2])
     assert _comparable(load_results(directory)) == complete
 
 

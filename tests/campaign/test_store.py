@@ -45,18 +45,6 @@ def campaign(tiny_dataset: Dataset, tmp_path: Path) -> Path:
     return directory
 
 
-def _count_units_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    done: list[str] = []
-    original = runner.run_unit
-
-    def counting(*args):  # type: ignore[no-untyped-def]
-        done.append(args[3].name)
-        return original(*args)
-
-    monkeypatch.setattr(runner, "run_unit", counting)
-    return done
-
-
 def _first_unit(directory: Path) -> tuple[Path, UnitStamp]:
     manifest = open_campaign(directory)
     unit = manifest.units[0]
@@ -67,15 +55,14 @@ def _first_unit(directory: Path) -> tuple[Path, UnitStamp]:
 # --- 1. `key=value` folders on the path ----------------------------------------------
 
 
-def test_equals_sign_in_path(
-    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_equals_sign_in_path(tiny_dataset: Dataset, tmp_path: Path, units_run: list[str]) -> None:
     directory = tmp_path / "theta=1" / "quick"
     status = run_campaign(directory, SPEC, _model(), tiny_dataset)
     assert (status.units_done, status.attacks_done) == (3, ATTACKS)
     assert campaign_status(directory).attacks_done == ATTACKS
     assert load_results(directory).column_names == runner.SCHEMA.names
-    done = _count_units_run(monkeypatch)
+    units_run.clear()  # count from here
+    done = units_run
     run_campaign(directory, SPEC, _model(), tiny_dataset)
     assert done == []  # nothing recomputed
 
@@ -132,7 +119,7 @@ def test_damaged_footer_is_redone(
     tiny_dataset: Dataset,
     campaign: Path,
     change: dict[bytes, bytes | None],
-    monkeypatch: pytest.MonkeyPatch,
+    units_run: list[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     path, stamp = _first_unit(campaign)
@@ -141,7 +128,8 @@ def test_damaged_footer_is_redone(
     assert read_unit(path, stamp) is None
     assert campaign_status(campaign).units_done == 2
     assert path.name in caplog.text
-    done = _count_units_run(monkeypatch)
+    units_run.clear()  # count from here
+    done = units_run
     assert run_campaign(campaign, SPEC, _model(), tiny_dataset).complete
     assert done == [stamp.unit.name]
     rows = pq.ParquetFile(path).read().drop_columns(["seconds"]).to_pylist()
@@ -230,7 +218,7 @@ def test_second_driver_is_refused(tiny_dataset: Dataset, tmp_path: Path) -> None
 
 
 def test_units_of_another_model_are_redone(
-    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_dataset: Dataset, tmp_path: Path, units_run: list[str]
 ) -> None:
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     run_campaign(mine, SPEC, _model(0), tiny_dataset)
@@ -238,7 +226,8 @@ def test_units_of_another_model_are_redone(
     path, stamp = _first_unit(mine)
     path.write_bytes(unit_path(theirs, stamp.unit).read_bytes())  # same spec, other weights
     assert read_unit(path, stamp) is None
-    done = _count_units_run(monkeypatch)
+    units_run.clear()  # count from here
+    done = units_run
     run_campaign(mine, SPEC, _model(0), tiny_dataset)
     assert done == [stamp.unit.name]
 
@@ -257,12 +246,13 @@ def test_directory_that_is_a_file(tiny_dataset: Dataset, tmp_path: Path) -> None
 
 
 def test_unwritable_units_fail_before_any_attack(
-    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_dataset: Dataset, tmp_path: Path, units_run: list[str]
 ) -> None:
     directory = tmp_path / "run"
     directory.mkdir()
     (directory / "units").write_text("in the way")  # not writable, even for root
-    done = _count_units_run(monkeypatch)
+    units_run.clear()  # count from here
+    done = units_run
     with pytest.raises(StorageError, match="units: results cannot be written there"):
         run_campaign(directory, SPEC, _model(), tiny_dataset)
     assert done == []

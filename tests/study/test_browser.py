@@ -12,7 +12,7 @@ import pytest
 
 from jsma.study import STUDY_DATABASE
 from tests.report.test_report import _chromium
-from tests.study.test_server import TRIALS, _serving, created, study  # noqa: F401
+from tests.study.test_server import TRIALS, _serving
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +38,7 @@ def _progress(page: Any) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def test_mouse_keyboard_and_reload(study: Path) -> None:  # noqa: F811
+def test_mouse_keyboard_and_reload(study: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     problems: list[str] = []

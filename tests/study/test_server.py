@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -21,32 +20,12 @@ import httpx
 import pytest
 import uvicorn
 
-from jsma.data import IdxDirectorySource
-from jsma.study import STUDY_DATABASE, create_study
+from jsma.study import STUDY_DATABASE
 from jsma.study.server import CSRF_COOKIE, SESSION_COOKIE, create_app
-from tests.conftest import increasing_and_decreasing, write_idx_directory
+from tests.study.conftest import COMPLETION_URL
 
 ADMIN = "admin-token-for-tests-0123456789"
 TRIALS = 8
-
-
-@pytest.fixture(scope="module")
-def created(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("served")
-    dataset = IdxDirectorySource(write_idx_directory(root / "idx"), validation_size=40).load(
-        root / "cache"
-    )
-    campaigns = increasing_and_decreasing(dataset, root / "runs", samples=24, unit_size=12)
-    completion = "https://app.prolific.example/submissions/complete?cc=X"
-    create_study(
-        campaigns, dataset, root / "study", per_condition=6, seed=2, completion_url=completion
-    )
-    return root / "study"
-
-
-@pytest.fixture
-def study(created: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(created, tmp_path / "study"))
 
 
 @contextmanager
@@ -133,7 +112,7 @@ def test_a_participant_goes_through_the_whole_study(study: Path, url: str) -> No
     done = client.get("/done")
     code = re.search(r'id="code">([0-9A-F]+)<', done.text)
     assert code
-    assert "https://app.prolific.example/submissions/complete?cc=X" in done.text
+    assert COMPLETION_URL in done.text
     with sqlite3.connect(study / STUDY_DATABASE) as connection:
         assert connection.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == TRIALS
         assert connection.execute("SELECT external_id FROM participants").fetchone()[0] == "P-1"

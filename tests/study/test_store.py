@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -12,28 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jsma.data import IdxDirectorySource
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.study import STUDY_DATABASE, create_study
+from jsma.study import STUDY_DATABASE
 from jsma.study.store import StudyStore
-from tests.conftest import increasing_and_decreasing, write_idx_directory
-
-
-@pytest.fixture(scope="module")
-def created(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One study, made once: each test works on its own copy."""
-    root = tmp_path_factory.mktemp("study")
-    dataset = IdxDirectorySource(write_idx_directory(root / "idx"), validation_size=40).load(
-        root / "cache"
-    )
-    campaigns = increasing_and_decreasing(dataset, root / "runs", samples=24, unit_size=12)
-    create_study(campaigns, dataset, root / "study", per_condition=6, seed=2)
-    return root / "study"
-
-
-@pytest.fixture
-def study(created: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(created, tmp_path / "study"))
 
 
 def _answer_all(store: StudyStore, token: str) -> None:

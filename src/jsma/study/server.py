@@ -123,6 +123,19 @@ def create_app(
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise HTTPException(403, "The form has expired or did not come from this study.")
 
+    async def posted(request: Request) -> tuple[str, dict[str, str]]:
+        """The session and the fields of a participant's form, its CSRF token checked."""
+        token = session(request)
+        fields = await form(request)
+        check_csrf(fields.get("csrf", ""), sign("csrf", token))
+        return token, fields
+
+    def practice_number(request: Request) -> int:
+        number = _int(request.path_params["number"], "practice trial")
+        if not 1 <= number <= len(practice):
+            raise HTTPException(404, "No such practice trial.")
+        return number
+
     async def consent(request: Request) -> Response:
         external = next(
             (request.query_params[p] for p in EXTERNAL_ID_PARAMETERS if p in request.query_params),
@@ -168,9 +181,7 @@ def create_app(
 
     async def practice_trial(request: Request) -> Response:
         token = session(request)
-        number = _int(request.path_params["number"], "practice trial")
-        if not 1 <= number <= len(practice):
-            raise HTTPException(404, "No such practice trial.")
+        number = practice_number(request)
         return trial_page(
             request, token, number=number, count=len(practice),
             image=f"/practice/{number}/image", action=f"/practice/{number}", prompt=None,
@@ -178,19 +189,15 @@ def create_app(
         )  # fmt: skip
 
     async def practice_answer(request: Request) -> Response:
-        token = session(request)
-        fields = await form(request)
-        check_csrf(fields.get("csrf", ""), sign("csrf", token))
-        number = _int(request.path_params["number"], "practice trial")
+        _, fields = await posted(request)
+        number = practice_number(request)
         _parse_answer(fields)  # checked like a real answer, not stored
         following = f"/practice/{number + 1}" if number < len(practice) else "/trial"
         return RedirectResponse(following, status_code=303)
 
     async def practice_image(request: Request) -> Response:
         session(request)
-        number = _int(request.path_params["number"], "practice trial")
-        if not 1 <= number <= len(practice):
-            raise HTTPException(404, "No such image.")
+        number = practice_number(request)
         return FileResponse(directory / "images" / store.stimuli[practice[number - 1]].image)
 
     async def trial(request: Request) -> Response:
@@ -205,9 +212,7 @@ def create_app(
         )  # fmt: skip
 
     async def answer(request: Request) -> Response:
-        token = session(request)
-        fields = await form(request)
-        check_csrf(fields.get("csrf", ""), sign("csrf", token))
+        token, fields = await posted(request)
         position = _int(request.path_params["position"], "trial")
         is_digit, digit = _parse_answer(fields)
         served = _int(fields.get("served", ""), "served time")
