@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 def register(commands: Commands) -> None:
     """Add the `study` commands to the parser."""
-    study = commands.add_parser("study", help="the human perception study: create, serve")
+    study = commands.add_parser("study", help="the human perception study: create, serve, analyze")
     sub = study.add_subparsers(dest="study_command", required=True, metavar="COMMAND")
     create = sub.add_parser(
         "create", help="choose balanced stimuli from campaigns; store images and design"
@@ -43,6 +43,11 @@ def register(commands: Commands) -> None:
         "--admin-token", help="the admin pages' token (default: a new random one, printed)"
     )
     serve.set_defaults(handler=_serve)
+
+    analyze = sub.add_parser("analyze", help="the answers: tables, analysis.json, a figure")
+    analyze.add_argument("study", type=Path, metavar="STUDY")
+    analyze.add_argument("--out", type=Path, help="output directory (default: STUDY/analysis)")
+    analyze.set_defaults(handler=_analyze)
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -89,4 +94,32 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"participants: {base}/?PROLIFIC_PID=<id>   (or {base}/ for an anonymous id)")
     print(f"admin:        {base}/admin?token={token}")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from jsma.study.analysis import analyze, write_analysis
+
+    analysis = analyze(args.study)
+    out = args.out or args.study / "analysis"
+    path = write_analysis(analysis, out)
+    for kind, kept in analysis.participants.items():
+        print(f"{kind}: {kept} participants kept, {analysis.excluded[kind]} excluded "
+              "(failed an attention check)")  # fmt: skip
+    header = f"{'observer':>10} {'condition':>11} {'bucket':>7} {'answers':>8} "
+    print(header + f"{'digit':>7} {'source':>7} {'target':>7} {'net: target':>12}")
+    for line in analysis.lines:
+        cells = [line.judged_digit, line.saw_source, line.saw_target, line.network_target]
+        shares = " ".join(
+            f"{'-':>7}" if rate.n == 0 else f"{rate.share:>7.1%}" for rate in cells[:3]
+        )
+        network = "-" if cells[3].n == 0 else f"{cells[3].share:.1%}"
+        print(
+            f"{line.kind:>10} {line.condition:>11} {line.bucket:>7} {line.answers:>8} "
+            f"{shares} {network:>12}"
+        )
+    for key, value in analysis.kappa.items():
+        print(f"Fleiss' kappa {key}: {value:.3f}")
+    print(f"analysis: {path}")
+    print(f"figure:   {path.parent / 'analysis.png'}")
     return 0

@@ -2,6 +2,7 @@
 campaigns, and the store of participants, trials and answers. Serving it over HTTP,
 machine observers and the analysis come next."""
 
+from jsma.study.analysis import StudyAnalysis, analyze, fleiss_kappa, write_analysis
 from jsma.study.design import (
     ATTENTION_CHECKS,
     DISTORTION_EDGES,
@@ -25,10 +26,14 @@ __all__ = [
     "Condition",
     "Participant",
     "Stimulus",
+    "StudyAnalysis",
     "StudyStore",
     "Trial",
+    "analyze",
     "choose_stimuli",
     "create_study",
     "describe",
+    "fleiss_kappa",
     "read_stimuli",
+    "write_analysis",
 ]

@@ -111,7 +111,7 @@ class Answer:
 class StudyStore:
     """The participants' side of a study created by `create_study` in `directory`."""
 
-    def __init__(self, directory: Path, *, trials_per_participant: int = 40) -> None:
+    def __init__(self, directory: Path, *, trials_per_participant: int | None = 40) -> None:
         self.path = directory / STUDY_DATABASE
         self.stimuli = {stimulus.id: stimulus for stimulus in read_stimuli(directory)}
         connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -124,12 +124,19 @@ class StudyStore:
         self.completion_url = settings.get("completion_url") or None
         attention = sum(1 for s in self.stimuli.values() if s.condition == "attention")
         assignable = sum(1 for s in self.stimuli.values() if s.condition != "practice")
-        if not attention < trials_per_participant <= assignable:
+        if trials_per_participant is not None and not (
+            attention < trials_per_participant <= assignable
+        ):
             raise ConfigurationError(
                 f"trials per participant must exceed the {attention} attention checks and not "
                 f"exceed the {assignable} stimuli, got {trials_per_participant}"
             )
         self.trials_per_participant = trials_per_participant
+
+    @classmethod
+    def open(cls, directory: Path) -> StudyStore:
+        """The store for reading answers (analysis, export): it admits nobody."""
+        return cls(directory, trials_per_participant=None)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -151,6 +158,8 @@ class StudyStore:
     def join(self, external_id: str | None = None) -> Participant:
         """Admit a participant (with the id their recruiting site gave, else a new one)
         and assign their trials."""
+        if self.trials_per_participant is None:
+            raise ConfigurationError("this store was opened for reading; it admits nobody")
         if external_id is not None and not (0 < len(external_id) <= 128):
             raise ConfigurationError("a participant id has 1 to 128 characters")
         token = secrets.token_urlsafe(32)
@@ -181,7 +190,7 @@ class StudyStore:
         ]
         tie_break = rng.permutation(len(others))
         ranked = sorted(range(len(others)), key=lambda k: (views.get(others[k], 0), tie_break[k]))
-        wanted = self.trials_per_participant - len(attention)
+        wanted = (self.trials_per_participant or 0) - len(attention)
         chosen = [others[k] for k in ranked[:wanted]] + attention
         return [chosen[k] for k in rng.permutation(len(chosen))]
 

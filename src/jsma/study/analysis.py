@@ -1,0 +1,221 @@
+"""`jsma study analyze`: what the participants saw, beside what the network saw.
+
+Per observer kind (people, and each machine observer, never pooled), condition
+(benign, increasing, decreasing) and distortion bucket: the share of answers
+judging the image a digit, recognising the source class, and naming the target
+class, each with a Wilson 95% interval; the network's rate beside them (it
+outputs the target on every adversarial stimulus, by construction); median
+response times; agreement between participants on each stimulus (Fleiss'
+kappa over 11 categories: the ten digits and "not a digit"). Participants who
+fail an attention check are excluded, and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from jsma._io import atomic_write, ensure_writable
+from jsma.study.design import DISTORTION_EDGES
+from jsma.study.store import AnswerRow, StudyStore
+
+__all__ = [
+    "MACHINE_PREFIX",
+    "ConditionLine",
+    "Rate",
+    "StudyAnalysis",
+    "analyze",
+    "fleiss_kappa",
+    "observer_kind",
+    "write_analysis",
+]
+
+MACHINE_PREFIX = "machine:"  # external ids of machine observers: machine:KIND:N
+_CONDITIONS = ("benign", "increasing", "decreasing")
+
+
+def observer_kind(external_id: str) -> str:
+    """`human`, or the machine observer's kind (`machine:oracle:3` -> `oracle`)."""
+    if external_id.startswith(MACHINE_PREFIX):
+        return external_id[len(MACHINE_PREFIX) :].split(":", 1)[0] or "machine"
+    return "human"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k of n, with its Wilson 95% interval (NaN when n is 0)."""
+
+    k: int
+    n: int
+    share: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, k: int, n: int) -> Rate:
+        if n == 0:
+            return cls(0, 0, math.nan, math.nan, math.nan)
+        interval = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        return cls(k, n, k / n, float(interval.low), float(interval.high))
+
+
+@dataclass(frozen=True)
+class ConditionLine:
+    """One observer kind's answers on one condition (and distortion bucket)."""
+
+    kind: str
+    condition: str
+    bucket: str  # "all", or "2-4" (% of the pixels changed)
+    answers: int
+    judged_digit: Rate
+    saw_source: Rate
+    saw_target: Rate  # None-target (benign) lines: not applicable, n = 0
+    network_target: Rate  # the network's prediction is the target (adversarial)
+    network_source: Rate  # the network's prediction is the source (benign)
+    median_milliseconds: float
+
+
+@dataclass(frozen=True)
+class StudyAnalysis:
+    """The whole analysis: lines per kind/condition/bucket, exclusions, agreement."""
+
+    lines: tuple[ConditionLine, ...]
+    participants: dict[str, int]  # per kind, after exclusions
+    excluded: dict[str, int]  # per kind: failed an attention check
+    kappa: dict[str, float]  # per "kind/condition": Fleiss' kappa over stimuli
+
+    def to_json(self) -> dict[str, object]:
+        def clean(value: object) -> object:
+            if isinstance(value, float) and math.isnan(value):
+                return None
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            return value
+
+        return {
+            "lines": [clean(asdict(line)) for line in self.lines],
+            "participants": self.participants,
+            "excluded": self.excluded,
+            "kappa": clean(dict(self.kappa)),
+        }
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' kappa for (items, categories) rating counts, raters per item may vary.
+
+    Items with fewer than two ratings carry no agreement and are left out;
+    NaN when fewer than one item remains or every rating falls in one category.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    raters = counts.sum(axis=1)
+    counts, raters = counts[raters >= 2], raters[raters >= 2]
+    if not len(counts):
+        return math.nan
+    agreement = ((counts**2).sum(axis=1) - raters) / (raters * (raters - 1))
+    shares = counts.sum(axis=0) / raters.sum()
+    chance = float((shares**2).sum())
+    if chance >= 1:
+        return math.nan
+    return float((agreement.mean() - chance) / (1 - chance))
+
+
+def _failed_attention(rows: Sequence[AnswerRow], store: StudyStore) -> set[int]:
+    failed = set()
+    for row in rows:
+        stimulus = store.stimuli[row.stimulus]
+        if stimulus.condition != "attention":
+            continue
+        expected_digit = stimulus.expected_digit if stimulus.expected_is_digit else None
+        if row.is_digit != stimulus.expected_is_digit or row.digit != expected_digit:
+            failed.add(row.participant)
+    return failed
+
+
+def _bucket(distortion: float | None) -> str:
+    """The distortion bucket ("2-4") of a stimulus; the last one is closed."""
+    edges = DISTORTION_EDGES
+    index = int(np.searchsorted(edges, distortion or 0.0, side="right")) - 1
+    index = min(max(index, 0), len(edges) - 2)
+    return f"{edges[index]:g}-{edges[index + 1]:g}"
+
+
+def _line(kind: str, condition: str, bucket: str, rows: Sequence[AnswerRow]) -> ConditionLine:
+    n = len(rows)
+    adversarial = condition != "benign"
+    return ConditionLine(
+        kind=kind,
+        condition=condition,
+        bucket=bucket,
+        answers=n,
+        judged_digit=Rate.of(sum(r.is_digit for r in rows), n),
+        saw_source=Rate.of(sum(r.is_digit and r.digit == r.source for r in rows), n),
+        saw_target=Rate.of(sum(r.is_digit and r.digit == r.target for r in rows), n)
+        if adversarial
+        else Rate.of(0, 0),
+        network_target=Rate.of(sum(r.prediction == r.target for r in rows), n)
+        if adversarial
+        else Rate.of(0, 0),
+        network_source=Rate.of(
+            sum(r.prediction == r.source for r in rows if r.prediction is not None),
+            sum(r.prediction is not None for r in rows),
+        ),
+        median_milliseconds=float(np.median([r.milliseconds for r in rows])) if n else math.nan,
+    )
+
+
+def analyze(directory: Path) -> StudyAnalysis:
+    """Analyze the answers stored in the study in `directory` (see the module)."""
+    store = StudyStore.open(directory)
+    rows = store.answers()
+    failed = _failed_attention(rows, store)
+    by_kind: dict[str, list[AnswerRow]] = defaultdict(list)
+    for row in rows:
+        by_kind[observer_kind(row.external_id)].append(row)
+    lines: list[ConditionLine] = []
+    participants: dict[str, int] = {}
+    excluded: dict[str, int] = {}
+    kappa: dict[str, float] = {}
+    for kind in sorted(by_kind):
+        everyone = {r.participant for r in by_kind[kind]}
+        kept = [r for r in by_kind[kind] if r.participant not in failed]
+        participants[kind] = len(everyone - failed)
+        excluded[kind] = len(everyone & failed)
+        for condition in _CONDITIONS:
+            chosen = [r for r in kept if r.condition == condition]
+            if not chosen:
+                continue
+            lines.append(_line(kind, condition, "all", chosen))
+            if condition != "benign":
+                buckets: dict[str, list[AnswerRow]] = defaultdict(list)
+                for r in chosen:
+                    buckets[_bucket(r.distortion)].append(r)
+                lines += [_line(kind, condition, b, buckets[b]) for b in sorted(buckets, key=_low)]
+            per_stimulus: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(11))
+            for r in chosen:
+                per_stimulus[r.stimulus][r.digit if r.is_digit and r.digit is not None else 10] += 1
+            kappa[f"{kind}/{condition}"] = fleiss_kappa(np.array(list(per_stimulus.values())))
+    return StudyAnalysis(tuple(lines), participants, excluded, kappa)
+
+
+def _low(bucket: str) -> float:
+    return float(bucket.split("-")[0])
+
+
+def write_analysis(analysis: StudyAnalysis, out: Path) -> Path:
+    """`out`/analysis.json and `out`/analysis.png (the figure); returns the JSON path."""
+    from jsma.plotting import save_figure
+    from jsma.study.figures import analysis_figure
+
+    ensure_writable(out)
+    path = out / "analysis.json"
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(analysis.to_json(), indent=2).encode())
+    save_figure(analysis_figure(analysis), out / "analysis.png")
+    return path

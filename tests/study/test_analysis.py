@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jsma.cli import main
+from jsma.study import StudyStore, analyze, fleiss_kappa
+from jsma.study.analysis import Rate, observer_kind
+
+
+def test_fleiss_kappa_of_the_textbook_example() -> None:
+    # Fleiss (1971), as tabulated on Wikipedia: 10 subjects, 14 raters, 5 categories.
+    counts = np.array([
+        [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+    ])  # fmt: skip
+    assert fleiss_kappa(counts) == pytest.approx(0.20993, abs=1e-5)
+    # Perfect agreement on different categories is 1; an item rated once carries nothing.
+    assert fleiss_kappa(np.array([[3, 0], [0, 3], [1, 0]])) == pytest.approx(1.0)
+    assert math.isnan(fleiss_kappa(np.array([[1, 0]])))
+
+
+def test_wilson_interval() -> None:
+    rate, z = Rate.of(8, 10), 1.959963984540054
+    centre = (0.8 + z**2 / 20) / (1 + z**2 / 10)
+    half = z / (1 + z**2 / 10) * math.sqrt(0.8 * 0.2 / 10 + z**2 / 400)
+    assert (rate.low, rate.high) == pytest.approx((centre - half, centre + half))
+    assert math.isnan(Rate.of(0, 0).share)
+
+
+def test_observer_kinds() -> None:
+    assert observer_kind("PROLIFIC-1") == "human"
+    assert observer_kind("machine:oracle:3") == "oracle"
+    assert observer_kind("machine:knn:1") == "knn"
+
+
+def _answer_everything(store: StudyStore, external: str, *, fail_attention: bool) -> None:
+    """See the source digit in every image; follow the attention checks, or not."""
+    participant = store.join(external)
+    while (trial := store.next_trial(participant.token)) is not None:
+        stimulus = trial.stimulus
+        if stimulus.condition == "attention":
+            is_digit = bool(stimulus.expected_is_digit) != fail_attention
+            digit = stimulus.expected_digit if is_digit else None
+        else:
+            is_digit, digit = True, stimulus.source
+        store.answer(participant.token, trial.position, is_digit=is_digit, digit=digit,
+                     milliseconds=1000 + trial.position)  # fmt: skip
+
+
+def test_analysis_of_scripted_answers(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = StudyStore(study, trials_per_participant=8)
+    _answer_everything(store, "P-1", fail_attention=False)
+    _answer_everything(store, "P-2", fail_attention=True)  # excluded
+    _answer_everything(store, "machine:oracle:1", fail_attention=False)
+    analysis = analyze(study)
+    assert analysis.participants == {"human": 1, "oracle": 1}
+    assert analysis.excluded == {"human": 1, "oracle": 0}
+    assert {line.condition for line in analysis.lines} >= {"increasing", "decreasing"}
+    kept = {"human": "P-1", "oracle": "machine:oracle:1"}
+    shown = {
+        kind: [store.stimuli[r.stimulus] for r in store.answers() if r.external_id == external]
+        for kind, external in kept.items()
+    }
+    for line in analysis.lines:
+        if line.bucket != "all":
+            continue
+        expected = [s for s in shown[line.kind] if s.condition == line.condition]
+        assert line.answers == len(expected)
+        assert line.judged_digit.share == 1.0
+        assert line.saw_source.share == 1.0  # these observers always name the source
+        if line.condition == "benign":
+            assert line.saw_target.n == 0
+        else:
+            assert line.saw_target.share == 0.0
+            assert line.network_target.share == 1.0  # the network sees the target
+    buckets = [line for line in analysis.lines if line.kind == "human" and line.bucket != "all"]
+    assert sum(line.answers for line in buckets) == sum(
+        1 for s in shown["human"] if s.condition in ("increasing", "decreasing")
+    )
+    assert main(["study", "analyze", str(study)]) == 0
+    printed = capsys.readouterr().out
+    assert "human: 1 participants kept, 1 excluded" in printed
+    stored = json.loads((study / "analysis" / "analysis.json").read_text())
+    assert stored["excluded"] == {"human": 1, "oracle": 0}
+    assert (study / "analysis" / "analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
