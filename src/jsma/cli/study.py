@@ -44,6 +44,21 @@ def register(commands: Commands) -> None:
     )
     serve.set_defaults(handler=_serve)
 
+    simulate = sub.add_parser(
+        "simulate", help="machine observers take the study through its pages (never people)"
+    )
+    simulate.add_argument("study", type=Path, metavar="STUDY")
+    simulate.add_argument("--participants", type=int, default=50)
+    simulate.add_argument("--concurrency", type=int, default=50)
+    simulate.add_argument(
+        "--observer", default="oracle", metavar="oracle|knn|CHECKPOINT",
+        help="oracle (the true source), knn (nearest training image) or a model checkpoint",
+    )  # fmt: skip
+    simulate.add_argument("--url", help="a running server (default: start one on 127.0.0.1)")
+    simulate.add_argument("--trials", type=int, default=40, help="trials per participant")
+    data_options(simulate)
+    simulate.set_defaults(handler=_simulate)
+
     analyze = sub.add_parser("analyze", help="the answers: tables, analysis.json, a figure")
     analyze.add_argument("study", type=Path, metavar="STUDY")
     analyze.add_argument("--out", type=Path, help="output directory (default: STUDY/analysis)")
@@ -122,4 +137,37 @@ def _analyze(args: argparse.Namespace) -> int:
         print(f"Fleiss' kappa {key}: {value:.3f}")
     print(f"analysis: {path}")
     print(f"figure:   {path.parent / 'analysis.png'}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from jsma.study.simulate import (
+        Observer,
+        knn_observer,
+        model_observer,
+        oracle_observer,
+        simulate,
+    )
+
+    observe: Observer
+    if args.observer == "oracle":
+        kind, observe = "oracle", oracle_observer
+    elif args.observer == "knn":
+        data = dataset(args)
+        images, labels = data.train.tensors()
+        kind, observe = "knn", knn_observer(images[:, 0].numpy(), labels.numpy())
+    else:
+        from jsma.models import load_checkpoint
+
+        path = Path(args.observer)
+        kind, observe = f"model-{path.stem}", model_observer(load_checkpoint(path).model)
+    result = simulate(
+        args.study, kind, observe=observe, participants=args.participants,
+        concurrency=args.concurrency, url=args.url, trials_per_participant=args.trials,
+    )  # fmt: skip
+    print(f"observers:  {result.participants} x {kind} (machine observers, never people)")
+    print(f"answers:    {result.answers_sent} sent, {result.answers_stored} stored, "
+          f"{result.duplicates} duplicates")  # fmt: skip
+    print(f"latency:    p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms")
+    print(f"throughput: {result.answers_per_second:.1f} answers/s")
     return 0

@@ -1,0 +1,262 @@
+"""`jsma study simulate`: machine observers that take the study through its real pages.
+
+Each simulated participant is a thread with its own HTTP client: it opens the
+study link, consents, does the practice, answers every trial by reading the
+image the page shows, and finishes. Observers:
+
+- `oracle`: answers the stimulus's true source digit (read from the study's
+  design, which only a simulation may do); it exercises the pipeline;
+- `knn`: the nearest training image (Euclidean, on pixels) names the digit;
+- a model checkpoint: the model's prediction, "not a digit" when its top
+  probability is under 0.5.
+
+They follow the attention checks' instructions as written on the page. Their
+ids are `machine:KIND:N`, so the analysis never pools them with people: they
+measure the pipeline and how the adversarial samples transfer to other
+classifiers, never human perception.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+from matplotlib import image as mpimage
+from torch import nn
+
+from jsma.errors import ConfigurationError, JSMAError
+from jsma.study.analysis import MACHINE_PREFIX
+from jsma.study.store import StudyStore
+
+__all__ = ["Observer", "SimulationResult", "knn_observer", "model_observer", "serving", "simulate"]
+
+Observer = Callable[[np.ndarray, "int | None"], "tuple[bool, int | None]"]
+"""(image in [0, 1] as (height, width), the true source when known) -> (is a digit, digit)."""
+
+_PROMPT = re.compile(r"answer (Yes|No), then choose (\d)")
+_MAX_STEPS = 1000  # pages per participant: far above any study's length
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a simulation sent and what the study stored, and how fast."""
+
+    participants: int
+    answers_sent: int
+    answers_stored: int
+    duplicates: int
+    latencies_ms: tuple[float, ...]
+    seconds: float
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+
+    @property
+    def p95_ms(self) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        return float(np.percentile(self.latencies_ms, 95))
+
+    @property
+    def answers_per_second(self) -> float:
+        return self.answers_sent / self.seconds if self.seconds > 0 else float("nan")
+
+
+def oracle_observer(image: np.ndarray, source: int | None) -> tuple[bool, int | None]:
+    """Names the true source digit of every stimulus."""
+    return (source is not None, source)
+
+
+def knn_observer(train_images: np.ndarray, train_labels: np.ndarray) -> Observer:
+    """The label of the nearest training image (pixels scaled to [0, 1])."""
+    flat = train_images.reshape(len(train_images), -1).astype(np.float32)
+    norms = (flat**2).sum(axis=1)
+
+    def observe(image: np.ndarray, source: int | None) -> tuple[bool, int | None]:
+        query = image.reshape(-1).astype(np.float32)
+        nearest = int(np.argmin(norms - 2 * flat @ query))
+        return True, int(train_labels[nearest])
+
+    return observe
+
+
+def model_observer(model: nn.Module, *, threshold: float = 0.5) -> Observer:
+    """The model's class, or "not a digit" when its top probability is under `threshold`."""
+    lock = threading.Lock()  # one forward at a time: torch modules are not thread-safe
+
+    def observe(image: np.ndarray, source: int | None) -> tuple[bool, int | None]:
+        x = torch.from_numpy(image.astype(np.float32))[None, None]
+        with lock, torch.no_grad():
+            probabilities = model(x).softmax(dim=1)[0]
+        confidence, digit = probabilities.max(dim=0)
+        return (True, int(digit)) if float(confidence) >= threshold else (False, None)
+
+    return observe
+
+
+@contextmanager
+def serving(study: Path, *, trials_per_participant: int) -> Iterator[str]:
+    """The study served on 127.0.0.1 (a free port) for the block; its base URL."""
+    import secrets
+
+    import uvicorn
+
+    from jsma.study.server import create_app
+
+    app = create_app(
+        study, admin_token=secrets.token_urlsafe(24), trials_per_participant=trials_per_participant
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise JSMAError("the study server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _field(page: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', page)
+    if match is None:
+        raise JSMAError(f"the page has no {name} field")
+    return match.group(1)
+
+
+def _participant(
+    url: str, external: str, observe: Observer, sources: Callable[[str, int], int | None],
+    latencies: list[float], lock: threading.Lock, timeout: float,
+) -> int:  # fmt: skip
+    """Take the study once as `external`; return the number of answers sent."""
+    sent = 0
+    with httpx.Client(base_url=url, follow_redirects=False, timeout=timeout) as client:
+
+        def timed(method: str, path: str, **kwargs: object) -> httpx.Response:
+            started = time.perf_counter()
+            response = client.request(method, path, **kwargs)  # type: ignore[arg-type]
+            with lock:
+                latencies.append((time.perf_counter() - started) * 1e3)
+            if response.status_code >= 400:
+                raise JSMAError(f"{method} {path}: HTTP {response.status_code}")
+            return response
+
+        page = timed("GET", "/", params={"PROLIFIC_PID": external}).text
+        timed("POST", "/join", data={"csrf": _field(page, "csrf"), "external_id": external,
+                                      "consent": "yes"})  # fmt: skip
+        path = "/practice/1"
+        for _ in range(_MAX_STEPS):
+            page_response = timed("GET", path)
+            if page_response.status_code == 303:
+                path = page_response.headers["location"]
+                if path == "/done":
+                    break
+                continue
+            page = page_response.text
+            action = re.search(r'action="([^"]+)"', page)
+            image = re.search(r'src="(/(?:trial|practice)/\d+/image)"', page)
+            if action is None or image is None:
+                raise JSMAError(f"{path}: not a trial page")
+            prompt = _PROMPT.search(page)
+            if prompt is not None:  # an attention check says what to answer
+                is_digit = prompt.group(1) == "Yes"
+                digit: int | None = int(prompt.group(2)) if is_digit else None
+            else:
+                picture = mpimage.imread(BytesIO(timed("GET", image.group(1)).content))[..., 0]
+                position = re.search(r"/trial/(\d+)/image", image.group(1))
+                token = client.cookies.get("jsma_session") or ""
+                source = sources(token, int(position.group(1))) if position else None
+                is_digit, digit = observe(picture, source)
+            fields = {name: _field(page, name) for name in ("csrf", "served", "served_signature")}
+            fields["is_digit"] = "yes" if is_digit else "no"
+            if is_digit:
+                fields["digit"] = str(digit)
+            response = timed("POST", action.group(1), data=fields)
+            if action.group(1).startswith("/trial/"):
+                sent += 1
+            path = response.headers["location"]
+        else:
+            raise JSMAError(f"{external}: the study did not end within {_MAX_STEPS} pages")
+        timed("GET", "/done")
+    return sent
+
+
+def simulate(
+    study: Path,
+    observer: str,
+    *,
+    observe: Observer,
+    participants: int,
+    concurrency: int,
+    url: str | None = None,
+    trials_per_participant: int = 40,
+    timeout: float = 30.0,
+) -> SimulationResult:
+    """`participants` machine observers of kind `observer`, `concurrency` at a time, take
+    the study at `url` (or at a server started here on 127.0.0.1)."""
+    if participants < 1 or concurrency < 1:
+        raise ConfigurationError("participants and concurrency must be positive")
+    store = StudyStore.open(study)
+    before = len(store.answers())
+    start = len({r.participant for r in store.answers()})
+
+    def sources(token: str, position: int) -> int | None:
+        stimulus = store.trial_stimulus(token, position)
+        return None if stimulus is None else stimulus.source
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def run(base: str) -> tuple[int, float]:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            futures = [
+                pool.submit(
+                    _participant,
+                    base,
+                    f"{MACHINE_PREFIX}{observer}:{start + i + 1}",
+                    observe,
+                    sources,
+                    latencies,
+                    lock,
+                    timeout,
+                )
+                for i in range(participants)
+            ]
+            sent = sum(future.result() for future in futures)
+        return sent, time.perf_counter() - started
+
+    if url is None:
+        with serving(study, trials_per_participant=trials_per_participant) as base:
+            sent, seconds = run(base)
+    else:
+        sent, seconds = run(url)
+    rows = store.answers()
+    keys = [(r.participant, r.position) for r in rows]
+    return SimulationResult(
+        participants=participants,
+        answers_sent=sent,
+        answers_stored=len(rows) - before,
+        duplicates=len(keys) - len(set(keys)),
+        latencies_ms=tuple(latencies),
+        seconds=seconds,
+    )
