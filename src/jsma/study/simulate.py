@@ -39,7 +39,15 @@ from jsma.errors import ConfigurationError, JSMAError
 from jsma.study.analysis import MACHINE_PREFIX
 from jsma.study.store import StudyStore
 
-__all__ = ["Observer", "SimulationResult", "knn_observer", "model_observer", "serving", "simulate"]
+__all__ = [
+    "Observer",
+    "SimulationResult",
+    "knn_observer",
+    "model_observer",
+    "oracle_observer",
+    "serving",
+    "simulate",
+]
 
 Observer = Callable[[np.ndarray, "int | None"], "tuple[bool, int | None]"]
 """(image in [0, 1] as (height, width), the true source when known) -> (is a digit, digit)."""
