@@ -32,9 +32,9 @@ LAYERS: dict[str, int] = {
     "jsma.experiments": 3,
     "jsma.experiments.toy": 3,
     "jsma.defenses": 4,
+    "jsma.study": 4,
     "jsma.report": 5,
     "jsma.experiments.replicate": 6,
-    "jsma.study": 6,
     "jsma.cli": 7,
 }
 

@@ -88,3 +88,34 @@ def test_analysis_of_scripted_answers(study: Path, capsys: pytest.CaptureFixture
     stored = json.loads((study / "analysis" / "analysis.json").read_text())
     assert stored["excluded"] == {"human": 1, "oracle": 0}
     assert (study / "analysis" / "analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_path: Path) -> None:
+    from jsma.errors import JSMAError
+    from jsma.report import write_report
+    from jsma.study.analysis import read_analysis, write_analysis
+
+    campaigns = [created.parent / "runs" / "increasing", created.parent / "runs" / "decreasing"]
+    store = StudyStore(study, trials_per_participant=8)
+    _answer_everything(store, "P-1", fail_attention=False)
+    _answer_everything(store, "machine:oracle:1", fail_attention=False)
+    with pytest.raises(JSMAError, match="run `jsma study analyze STUDY --out DIR` first"):
+        write_report(campaigns, tmp_path / "early", study=study)
+    analysis = analyze(study)
+    write_analysis(analysis, study / "analysis")
+    again = read_analysis(study / "analysis")
+    assert again.participants == analysis.participants
+    assert [line.saw_source.share for line in again.lines] == [
+        line.saw_source.share for line in analysis.lines
+    ]
+    files = write_report(campaigns, tmp_path / "report", study=study)
+    page = files.html.read_text()
+    assert "<h2>Perception study</h2>" in page
+    assert "machine observer: oracle" in page
+    assert "human: 1 kept" not in page  # people are called people
+    assert "people: 1 kept, 0 excluded" in page
+    summary = json.loads(files.summary.read_text())
+    assert summary["study"]["participants"] == {"human": 1, "oracle": 1}
+    (study / "analysis" / "analysis.json").write_text("{}")
+    with pytest.raises(JSMAError, match="not a study analysis"):
+        read_analysis(study / "analysis")

@@ -30,6 +30,10 @@ def register(commands: Commands) -> None:
         "--defenses", type=Path, nargs="+", default=[], metavar="DIR",
         help="add the results of `jsma defend` stored in these directories",
     )  # fmt: skip
+    parser.add_argument(
+        "--study", type=Path, metavar="STUDY",
+        help="add the perception study's analysis (`jsma study analyze STUDY` first)",
+    )  # fmt: skip
     data_options(parser)
     parser.set_defaults(handler=_report)
 
@@ -39,7 +43,9 @@ def _report(args: argparse.Namespace) -> int:
 
     data = None if args.no_samples else dataset(args)
     out = args.out or args.campaigns[0] / "report"
-    files = write_report(args.campaigns, out, data, toy=args.toy, defenses=args.defenses)
+    files = write_report(
+        args.campaigns, out, data, toy=args.toy, defenses=args.defenses, study=args.study
+    )
     print(f"report:  {files.html}")
     print(f"summary: {files.summary}")
     print(f"figures: {len(files.figures)} PNG files in {files.html.parent / 'figures'}")

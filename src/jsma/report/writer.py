@@ -41,6 +41,7 @@ from jsma.paper import CLOSEST, PAPER
 from jsma.plotting import figure_png
 from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
 from jsma.report.summary import CampaignSummary, summarise
+from jsma.study.analysis import ANALYSIS_FIGURE, Rate, read_analysis
 
 __all__ = ["ReportFiles", "render_report", "write_report"]
 
@@ -174,17 +175,20 @@ def write_report(
     *,
     toy: Path | None = None,
     defenses: Sequence[Path] = (),
+    study: Path | None = None,
 ) -> ReportFiles:
     """Summarise `campaigns` and write `out`/report.html, summary.json and figures/*.png.
 
     The report only reads: `dataset` (the campaigns' data) is needed only to draw
     the grid of adversarial samples, which is left out without it; `toy` adds the
     AND network section that `jsma toy --out DIRECTORY` stored there; `defenses`
-    adds the results that `jsma defend` stored in those directories.
+    adds the results that `jsma defend` stored in those directories; `study` the
+    perception study's analysis (`jsma study analyze STUDY` stores it in
+    STUDY/analysis).
     """
     ensure_writable(out, out / "figures")
     summaries = [summarise(directory) for directory in campaigns]
-    return render_report(summaries, out, dataset, toy=toy, defenses=defenses)
+    return render_report(summaries, out, dataset, toy=toy, defenses=defenses, study=study)
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,49 @@ class _Section:
     title: str
     introduction: str
     figures: list[tuple[str, str, bytes]]
+
+
+def _study_section(directory: Path) -> tuple[_Section, dict[str, Any]]:
+    """The perception study's analysis, as `jsma study analyze` stored it in
+    `directory`/analysis."""
+    out = directory / "analysis"
+    analysis = read_analysis(out)
+
+    def cell(rate: Rate) -> str:
+        if rate.n == 0:
+            return f"<td>{_DASH}</td>"
+        return (
+            f"<td>{rate.share:.1%} <span class='note'>({rate.low:.0%}-{rate.high:.0%})</span></td>"
+        )
+
+    rows = []
+    for line in analysis.lines:
+        if line.bucket != "all":
+            continue
+        who = "people" if line.kind == "human" else f"machine observer: {line.kind}"
+        rows.append(
+            f"<tr><td class='name'>{html.escape(who)}</td>"
+            f"<td class='name'>{html.escape(line.condition)}</td><td>{line.answers}</td>"
+            + cell(line.judged_digit) + cell(line.saw_source) + cell(line.saw_target)
+            + cell(line.network_target) + "</tr>"
+        )  # fmt: skip
+    kept = ", ".join(
+        f"{'people' if kind == 'human' else kind}: {n} kept, {analysis.excluded.get(kind, 0)} "
+        "excluded" for kind, n in analysis.participants.items()
+    )  # fmt: skip
+    text = (
+        "<p>Observers judged each image: is it a digit, and which. Shares of the answers with "
+        "Wilson 95% intervals; machine observers are labelled and never pooled with people "
+        f"(they measure transfer to other classifiers, not perception). {html.escape(kept)} "
+        "(excluded: failed an attention check).</p>"
+        "<table><tr><th class='name'>observers</th><th class='name'>condition</th>"
+        "<th>answers</th><th>judged a digit</th><th>saw the source</th>"
+        "<th>saw the target</th><th>network: the target</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
+    figure = (out / ANALYSIS_FIGURE).read_bytes()
+    section = _Section("Perception study", text, [("study", "What observers saw", figure)])
+    return section, {"directory": str(directory), **analysis.to_json()}
 
 
 def _toy_section(directory: Path) -> tuple[_Section, dict[str, Any]]:
@@ -339,12 +386,13 @@ def render_report(
     *,
     toy: Path | None = None,
     defenses: Sequence[Path] = (),
+    study: Path | None = None,
 ) -> ReportFiles:
     """Write the report of campaigns already summarised (see `write_report`)."""
     # Directory names reach titles and legends: a `$` in one must stay a `$`, not
     # start a formula that matplotlib then fails to parse.
     with matplotlib.rc_context({"text.parse_math": False}):
-        return _render_report(summaries, out, dataset, toy=toy, defenses=defenses)
+        return _render_report(summaries, out, dataset, toy=toy, defenses=defenses, study=study)
 
 
 def _render_report(
@@ -354,6 +402,7 @@ def _render_report(
     *,
     toy: Path | None,
     defenses: Sequence[Path],
+    study: Path | None,
 ) -> ReportFiles:
     sections = []
     for index, s in enumerate(summaries):
@@ -385,6 +434,9 @@ def _render_report(
     if defenses:
         defense_section, extra["defenses"] = _defense_sections(defenses)
         sections.append(defense_section)
+    if study is not None:
+        study_section, extra["study"] = _study_section(study)
+        sections.append(study_section)
 
     written, body = [], []
     for section in sections:

@@ -23,10 +23,13 @@ import numpy as np
 from scipy import stats
 
 from jsma._io import atomic_write, ensure_writable
+from jsma.errors import JSMAError
 from jsma.study.design import DISTORTION_EDGES
 from jsma.study.store import AnswerRow, StudyStore
 
 __all__ = [
+    "ANALYSIS_FIGURE",
+    "ANALYSIS_FILE",
     "MACHINE_PREFIX",
     "ConditionLine",
     "Rate",
@@ -34,6 +37,7 @@ __all__ = [
     "analyze",
     "fleiss_kappa",
     "observer_kind",
+    "read_analysis",
     "write_analysis",
 ]
 
@@ -204,6 +208,51 @@ def analyze(directory: Path) -> StudyAnalysis:
     return StudyAnalysis(tuple(lines), participants, excluded, kappa)
 
 
+ANALYSIS_FILE, ANALYSIS_FIGURE = "analysis.json", "analysis.png"
+
+
+def read_analysis(out: Path) -> StudyAnalysis:
+    """The analysis `write_analysis` stored in `out`; a `JSMAError` naming the file if it
+    is absent or damaged (what `jsma report --study` reads)."""
+    path = out / ANALYSIS_FILE
+    try:
+        data = json.loads(path.read_text())
+
+        def rate(values: dict[str, object]) -> Rate:
+            def number(key: str) -> float:
+                value = values[key]
+                return math.nan if value is None else float(value)  # type: ignore[arg-type]
+
+            return Rate(int(values["k"]), int(values["n"]), number("share"), number("low"),  # type: ignore[call-overload]
+                        number("high"))  # fmt: skip
+
+        lines = tuple(
+            ConditionLine(
+                kind=str(line["kind"]), condition=str(line["condition"]),
+                bucket=str(line["bucket"]), answers=int(line["answers"]),
+                judged_digit=rate(line["judged_digit"]), saw_source=rate(line["saw_source"]),
+                saw_target=rate(line["saw_target"]), network_target=rate(line["network_target"]),
+                network_source=rate(line["network_source"]),
+                median_milliseconds=math.nan if line["median_milliseconds"] is None
+                else float(line["median_milliseconds"]),
+            )
+            for line in data["lines"]
+        )  # fmt: skip
+        kappa = {str(k): math.nan if v is None else float(v) for k, v in data["kappa"].items()}
+        return StudyAnalysis(
+            lines,
+            {str(k): int(v) for k, v in data["participants"].items()},
+            {str(k): int(v) for k, v in data["excluded"].items()},
+            kappa,
+        )
+    except FileNotFoundError:
+        raise JSMAError(
+            f"{path}: no study analysis here (run `jsma study analyze STUDY --out DIR` first)"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise JSMAError(f"{path}: not a study analysis ({error!r})") from None
+
+
 def _low(bucket: str) -> float:
     return float(bucket.split("-")[0])
 
@@ -214,8 +263,8 @@ def write_analysis(analysis: StudyAnalysis, out: Path) -> Path:
     from jsma.study.figures import analysis_figure
 
     ensure_writable(out)
-    path = out / "analysis.json"
+    path = out / ANALYSIS_FILE
     with atomic_write(path) as handle:
         handle.write(json.dumps(analysis.to_json(), indent=2).encode())
-    save_figure(analysis_figure(analysis), out / "analysis.png")
+    save_figure(analysis_figure(analysis), out / ANALYSIS_FIGURE)
     return path
