@@ -10,44 +10,26 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from jsma.study import STUDY_DATABASE
-from jsma.study.server import CSRF_COOKIE, SESSION_COOKIE, create_app
+from jsma.study.server import CSRF_COOKIE, SESSION_COOKIE
+from jsma.study.simulate import serving
 from tests.study.conftest import COMPLETION_URL
 
 ADMIN = "admin-token-for-tests-0123456789"
 TRIALS = 8
 
 
-@contextmanager
-def _serving(study: Path) -> Iterator[str]:
-    """A study server on 127.0.0.1 for the block; its base URL."""
+def _serving(study: Path) -> AbstractContextManager[str]:
     # One signing secret across "restarts", as a deployment giving one would have.
-    app = create_app(study, admin_token=ADMIN, trials_per_participant=TRIALS, secret=b"k" * 32)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return serving(study, trials_per_participant=TRIALS, admin_token=ADMIN, secret=b"k" * 32)
 
 
 @pytest.fixture

@@ -115,8 +115,17 @@ def model_observer(model: nn.Module, *, threshold: float = 0.5) -> Observer:
 
 
 @contextmanager
-def serving(study: Path, *, trials_per_participant: int) -> Iterator[str]:
-    """The study served on 127.0.0.1 (a free port) for the block; its base URL."""
+def serving(
+    study: Path,
+    *,
+    trials_per_participant: int,
+    admin_token: str | None = None,
+    secret: bytes | None = None,
+) -> Iterator[str]:
+    """The study served on 127.0.0.1 (a free port) for the block; its base URL.
+
+    `admin_token` and `secret` as for `create_app` (random unless given).
+    """
     import secrets
 
     import uvicorn
@@ -124,7 +133,10 @@ def serving(study: Path, *, trials_per_participant: int) -> Iterator[str]:
     from jsma.study.server import create_app
 
     app = create_app(
-        study, admin_token=secrets.token_urlsafe(24), trials_per_participant=trials_per_participant
+        study,
+        admin_token=admin_token or secrets.token_urlsafe(24),
+        trials_per_participant=trials_per_participant,
+        secret=secret,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
