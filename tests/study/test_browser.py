@@ -28,8 +28,14 @@ def _watch(page: Any, problems: list[str]) -> None:
 
 
 def _image_loaded(page: Any) -> bool:
-    return bool(page.evaluate("(() => { const i = document.querySelector('img.stimulus');"
-                              " return i.complete && i.naturalWidth > 0; })()"))  # fmt: skip
+    """Whether the page's stimulus loads (waiting for it: a click does not wait for the
+    next page's images); a broken image never does, and the wait fails."""
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img.stimulus');"
+        " return i !== null && i.complete && i.naturalWidth > 0; }",
+        timeout=10_000,
+    )
+    return True
 
 
 def _progress(page: Any) -> tuple[int, int]:
