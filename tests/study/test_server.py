@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from jsma.study import STUDY_DATABASE
-from jsma.study.server import CSRF_COOKIE, SESSION_COOKIE
+from jsma.errors import StorageError
+from jsma.study.server import CSRF_COOKIE, SECRET_FILE, SESSION_COOKIE, study_secret
 from jsma.study.simulate import serving
 from tests.study.conftest import COMPLETION_URL
 
@@ -115,6 +116,29 @@ def test_reloads_double_posts_and_restarts_lose_and_repeat_nothing(study: Path) 
     with sqlite3.connect(study / STUDY_DATABASE) as connection:
         rows = connection.execute("SELECT position, digit FROM answers").fetchall()
     assert rows == [(0, 7)]
+
+
+def test_a_page_served_before_a_restart_can_be_answered_after_it(study: Path) -> None:
+    # No secret given: the study's own key, kept beside it, signs the forms of both servers.
+    with serving(study, trials_per_participant=TRIALS) as first_server:
+        client = _client(first_server)
+        _join(client)
+        page = client.get("/trial").text
+    assert (study / SECRET_FILE).stat().st_mode & 0o777 == 0o600
+    with serving(study, trials_per_participant=TRIALS) as second_server:
+        restarted = _client(second_server)
+        restarted.cookies.update(client.cookies)
+        assert _answer(restarted, page, is_digit="no").status_code == 303
+        assert "2 of" in restarted.get("/trial").text
+
+
+def test_the_study_key_is_made_once_and_checked(study: Path) -> None:
+    key = study_secret(study)
+    assert len(key) == 32 and study_secret(study) == key
+    assert not list(study.glob(f".{SECRET_FILE}*"))  # no temporary left behind
+    (study / SECRET_FILE).write_bytes(b"short")
+    with pytest.raises(StorageError, match=f"{SECRET_FILE}: a study key has 32 bytes, this one 5"):
+        study_secret(study)
 
 
 def test_pages_need_a_session_and_forms_need_their_token(study: Path, url: str) -> None:

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import logging
+import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -7,13 +11,23 @@ import pytest
 import torch
 
 from jsma.cli import main
+from jsma.errors import JSMAError
 from jsma.study import analyze
-from jsma.study.simulate import knn_observer, model_observer, oracle_observer, simulate
+from jsma.study.simulate import (
+    SimulationResult,
+    knn_observer,
+    model_observer,
+    oracle_observer,
+    serving,
+    simulate,
+)
 
 TRIALS = 8
 
 
-def test_oracles_through_the_real_pages(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_oracles_through_the_real_pages(
+    study: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     result = simulate(study, "oracle", observe=oracle_observer, participants=6, concurrency=3,
                       trials_per_participant=TRIALS)  # fmt: skip
     assert (result.answers_sent, result.answers_stored, result.duplicates) == (48, 48, 0)
@@ -26,10 +40,13 @@ def test_oracles_through_the_real_pages(study: Path, capsys: pytest.CaptureFixtu
     for line in analysis.lines:
         assert line.saw_source.share == 1.0  # the oracle names the true source
     # The command: the same, printed.
+    caplog.set_level(logging.INFO)
     assert main(["study", "simulate", str(study), "--participants", "2", "--concurrency", "2",
                  "--trials", str(TRIALS)]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "answers:    16 sent, 16 stored, 0 duplicates" in printed
+    # httpx's line per request is not logged (it was: thousands of lines).
+    assert not [record for record in caplog.records if record.name.startswith("http")]
     assert "machine observers, never people" in printed
 
 
@@ -52,3 +69,42 @@ def test_knn_and_model_observers() -> None:
 
     assert model_observer(Fixed([0.0, 5.0, 0.0]))(probe, None) == (True, 1)
     assert model_observer(Fixed([1.0, 1.0, 1.0]))(probe, None) == (False, None)  # 1/3 < 0.5
+
+
+def test_observers_wait_for_a_server_that_is_restarting(study: Path) -> None:
+    # Nothing listens on the port at first: the observers retry until the server is up.
+    port = _free_port()
+    outcome: list[object] = []
+
+    def observers() -> None:
+        outcome.append(
+            simulate(study, "oracle", observe=oracle_observer, participants=2, concurrency=2,
+                     url=f"http://127.0.0.1:{port}", trials_per_participant=TRIALS,
+                     retry_seconds=20)  # fmt: skip
+        )
+
+    thread = threading.Thread(target=observers)
+    thread.start()
+    time.sleep(0.5)
+    with serving(study, trials_per_participant=TRIALS, port=port):
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    result = outcome[0]
+    assert isinstance(result, SimulationResult)
+    assert result.retries > 0
+    assert (result.answers_sent, result.answers_stored, result.duplicates) == (16, 16, 0)
+
+
+def test_observers_give_up_on_a_server_that_never_answers(study: Path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    with pytest.raises(JSMAError, match=r"GET /: no answer from .* within 0.3 s \(ConnectError\)"):
+        simulate(study, "oracle", observe=oracle_observer, participants=1, concurrency=1,
+                 url=url, retry_seconds=0.3)  # fmt: skip
+    assert time.monotonic() - started < 10
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

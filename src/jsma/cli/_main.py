@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s: %(message)s",
     )
+    # httpx logs every request at INFO: thousands of lines for one `study simulate`.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         if args.threads is not None:
             if args.threads < 1:

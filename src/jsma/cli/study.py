@@ -121,7 +121,8 @@ def _analyze(args: argparse.Namespace) -> int:
     for kind, kept in analysis.participants.items():
         print(f"{kind}: {kept} participants kept, {analysis.excluded[kind]} excluded "
               "(failed an attention check)")  # fmt: skip
-    header = f"{'observer':>10} {'condition':>11} {'bucket':>7} {'answers':>8} "
+    width = max([len("observer"), *(len(line.kind) for line in analysis.lines)])
+    header = f"{'observer':>{width}} {'condition':>11} {'bucket':>7} {'answers':>8} "
     print(header + f"{'digit':>7} {'source':>7} {'target':>7} {'net: target':>12}")
     for line in analysis.lines:
         cells = [line.judged_digit, line.saw_source, line.saw_target, line.network_target]
@@ -130,7 +131,7 @@ def _analyze(args: argparse.Namespace) -> int:
         )
         network = "-" if cells[3].n == 0 else f"{cells[3].share:.1%}"
         print(
-            f"{line.kind:>10} {line.condition:>11} {line.bucket:>7} {line.answers:>8} "
+            f"{line.kind:>{width}} {line.condition:>11} {line.bucket:>7} {line.answers:>8} "
             f"{shares} {network:>12}"
         )
     for key, value in analysis.kappa.items():

@@ -1,6 +1,7 @@
 """The human perception study (the paper's third question): its design, chosen from
-campaigns, and the store of participants, trials and answers. Serving it over HTTP,
-machine observers and the analysis come next."""
+campaigns; the store of participants, trials and answers; the analysis. The web
+server (`jsma.study.server`) and the machine observers (`jsma.study.simulate`)
+need the `study` extra and are imported from their modules."""
 
 from jsma.study.analysis import StudyAnalysis, analyze, fleiss_kappa, write_analysis
 from jsma.study.design import (

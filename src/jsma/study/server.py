@@ -21,6 +21,7 @@ import csv
 import hashlib
 import hmac
 import io
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -39,14 +40,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from jsma.errors import ConfigurationError, JSMAError
+from jsma.errors import ConfigurationError, JSMAError, StorageError
 from jsma.study.store import StudyStore
 
-__all__ = ["EXTERNAL_ID_PARAMETERS", "create_app"]
+__all__ = ["EXTERNAL_ID_PARAMETERS", "SECRET_FILE", "create_app", "study_secret"]
 
 # Where recruiting sites put a participant's id in the study link.
 EXTERNAL_ID_PARAMETERS = ("PROLIFIC_PID", "workerId", "participant")
 SESSION_COOKIE, CSRF_COOKIE = "jsma_session", "jsma_csrf"
+SECRET_FILE = "server.key"  # in the study directory, readable by its owner only
+_SECRET_BYTES = 32
 _HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -80,13 +83,13 @@ def create_app(
     """The study server's ASGI application for the study in `directory`.
 
     `admin_token` opens `/admin` and `/admin/answers.csv`; `secret` signs the
-    CSRF tokens and the served-at times (random per start unless given: pages
-    served before a restart then ask to be reloaded, answers are never lost).
+    CSRF tokens and the served-at times (by default the study's own, kept in
+    `STUDY/server.key`, so pages served before a restart can still be answered).
     """
     if len(admin_token) < 16:
         raise ConfigurationError("the admin token needs at least 16 characters")
     store = StudyStore(directory, trials_per_participant=trials_per_participant)
-    key = secret or secrets.token_bytes(32)
+    key = secret if secret is not None else study_secret(directory)
     # Autoescaping on for every template: a participant id of `<script>` shows as text.
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resources.files("jsma.study") / "templates")),
@@ -292,6 +295,35 @@ def create_app(
         middleware=[Middleware(_SecurityHeaders)],
         exception_handlers={HTTPException: problem, Exception: problem},
     )
+
+
+def study_secret(directory: Path) -> bytes:
+    """The study's signing key, made on first use (mode 0600) and the same after.
+
+    Created beside its final name and linked into place, so two servers started
+    at once on one study agree on one key.
+    """
+    path = directory / SECRET_FILE
+    if not path.exists():
+        temporary = directory / f".{SECRET_FILE}.{os.getpid()}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secrets.token_bytes(_SECRET_BYTES))
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another server made it first: use theirs
+        finally:
+            temporary.unlink()
+    key = path.read_bytes()
+    if len(key) != _SECRET_BYTES:
+        raise StorageError(
+            f"{path}: a study key has {_SECRET_BYTES} bytes, this one {len(key)}; delete it "
+            "to make a new one (pages open in browsers then need a reload)"
+        )
+    return key
 
 
 def _https(request: Request) -> bool:

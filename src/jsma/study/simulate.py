@@ -10,8 +10,10 @@ image the page shows, and finishes. Observers:
 - a model checkpoint: the model's prediction, "not a digit" when its top
   probability is under 0.5.
 
-They follow the attention checks' instructions as written on the page. Their
-ids are `machine:KIND:N`, so the analysis never pools them with people: they
+They follow the attention checks' instructions as written on the page, and
+retry a request whose connection failed (a server restarting) for up to
+`retry_seconds`, as a person reloading would; answers are idempotent, so a
+retried answer is never stored twice. Their ids are `machine:KIND:N`, so the analysis never pools them with people: they
 measure the pipeline and how the adversarial samples transfer to other
 classifiers, never human perception.
 """
@@ -66,6 +68,7 @@ class SimulationResult:
     duplicates: int
     latencies_ms: tuple[float, ...]
     seconds: float
+    retries: int = 0
 
     @property
     def p50_ms(self) -> float:
@@ -121,10 +124,12 @@ def serving(
     trials_per_participant: int,
     admin_token: str | None = None,
     secret: bytes | None = None,
+    port: int = 0,
 ) -> Iterator[str]:
-    """The study served on 127.0.0.1 (a free port) for the block; its base URL.
+    """The study served on 127.0.0.1 for the block (on `port`; 0: a free one); its base URL.
 
-    `admin_token` and `secret` as for `create_app` (random unless given).
+    `admin_token` as for `create_app` (random unless given), and `secret` (the
+    study's own key unless given).
     """
     import secrets
 
@@ -139,7 +144,7 @@ def serving(
         secret=secret,
     )
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -163,19 +168,43 @@ def _field(page: str, name: str) -> str:
     return match.group(1)
 
 
+class _Tally:
+    """What the participants' threads measure, shared under one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latencies: list[float] = []
+        self.retries = 0
+
+
 def _participant(
     url: str, external: str, observe: Observer, sources: Callable[[str, int], int | None],
-    latencies: list[float], lock: threading.Lock, timeout: float,
+    tally: _Tally, timeout: float, retry_seconds: float,
 ) -> int:  # fmt: skip
-    """Take the study once as `external`; return the number of answers sent."""
+    """Take the study once as `external`; return the number of answers acknowledged."""
     sent = 0
     with httpx.Client(base_url=url, follow_redirects=False, timeout=timeout) as client:
 
         def timed(method: str, path: str, **kwargs: object) -> httpx.Response:
+            # The latency is the participant's: from the first try to the response.
             started = time.perf_counter()
-            response = client.request(method, path, **kwargs)  # type: ignore[arg-type]
-            with lock:
-                latencies.append((time.perf_counter() - started) * 1e3)
+            deadline, pause = started + retry_seconds, 0.05
+            while True:
+                try:
+                    response = client.request(method, path, **kwargs)  # type: ignore[arg-type]
+                    break
+                except httpx.TransportError as error:
+                    if time.perf_counter() + pause > deadline:
+                        raise JSMAError(
+                            f"{method} {path}: no answer from {url} within {retry_seconds:g} s "
+                            f"({type(error).__name__})"
+                        ) from None
+                    with tally.lock:
+                        tally.retries += 1
+                    time.sleep(pause)
+                    pause = min(2 * pause, 1.0)
+            with tally.lock:
+                tally.latencies.append((time.perf_counter() - started) * 1e3)
             if response.status_code >= 400:
                 raise JSMAError(f"{method} {path}: HTTP {response.status_code}")
             return response
@@ -230,11 +259,17 @@ def simulate(
     url: str | None = None,
     trials_per_participant: int = 40,
     timeout: float = 30.0,
+    retry_seconds: float = 60.0,
 ) -> SimulationResult:
     """`participants` machine observers of kind `observer`, `concurrency` at a time, take
-    the study at `url` (or at a server started here on 127.0.0.1)."""
+    the study at `url` (or at a server started here on 127.0.0.1).
+
+    A request whose connection fails is retried for up to `retry_seconds`.
+    """
     if participants < 1 or concurrency < 1:
         raise ConfigurationError("participants and concurrency must be positive")
+    if retry_seconds < 0:
+        raise ConfigurationError("retry_seconds cannot be negative")
     store = StudyStore.open(study)
     before = len(store.answers())
     start = len({r.participant for r in store.answers()})
@@ -243,8 +278,7 @@ def simulate(
         stimulus = store.trial_stimulus(token, position)
         return None if stimulus is None else stimulus.source
 
-    latencies: list[float] = []
-    lock = threading.Lock()
+    tally = _Tally()
 
     def run(base: str) -> tuple[int, float]:
         started = time.perf_counter()
@@ -256,9 +290,9 @@ def simulate(
                     f"{MACHINE_PREFIX}{observer}:{start + i + 1}",
                     observe,
                     sources,
-                    latencies,
-                    lock,
+                    tally,
                     timeout,
+                    retry_seconds,
                 )
                 for i in range(participants)
             ]
@@ -277,6 +311,7 @@ def simulate(
         answers_sent=sent,
         answers_stored=len(rows) - before,
         duplicates=len(keys) - len(set(keys)),
-        latencies_ms=tuple(latencies),
+        latencies_ms=tuple(tally.latencies),
         seconds=seconds,
+        retries=tally.retries,
     )
