@@ -132,12 +132,11 @@ def run(study: Path, *, participants: int, trials: int, kill: bool) -> Row:
 
     def observers() -> None:
         try:
-            outcome.append(
-                simulate(
-                    study, "oracle", observe=oracle_observer, participants=participants,
-                    concurrency=participants, url=server.url, trials_per_participant=trials,
-                )  # fmt: skip
-            )
+            result = simulate(
+                study, "oracle", observe=oracle_observer, participants=participants,
+                concurrency=participants, url=server.url, trials_per_participant=trials,
+            )  # fmt: skip
+            outcome.append(result)
         except BaseException as error:  # reported by the main thread
             outcome.append(error)
 

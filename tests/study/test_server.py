@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jsma.study import STUDY_DATABASE
 from jsma.errors import StorageError
+from jsma.study import STUDY_DATABASE
 from jsma.study.server import CSRF_COOKIE, SECRET_FILE, SESSION_COOKIE, study_secret
 from jsma.study.simulate import serving
 from tests.study.conftest import COMPLETION_URL
@@ -134,7 +134,8 @@ def test_a_page_served_before_a_restart_can_be_answered_after_it(study: Path) ->
 
 def test_the_study_key_is_made_once_and_checked(study: Path) -> None:
     key = study_secret(study)
-    assert len(key) == 32 and study_secret(study) == key
+    assert len(key) == 32
+    assert study_secret(study) == key
     assert not list(study.glob(f".{SECRET_FILE}*"))  # no temporary left behind
     (study / SECRET_FILE).write_bytes(b"short")
     with pytest.raises(StorageError, match=f"{SECRET_FILE}: a study key has 32 bytes, this one 5"):

@@ -77,11 +77,10 @@ def test_observers_wait_for_a_server_that_is_restarting(study: Path) -> None:
     outcome: list[object] = []
 
     def observers() -> None:
-        outcome.append(
-            simulate(study, "oracle", observe=oracle_observer, participants=2, concurrency=2,
-                     url=f"http://127.0.0.1:{port}", trials_per_participant=TRIALS,
-                     retry_seconds=20)  # fmt: skip
-        )
+        result = simulate(study, "oracle", observe=oracle_observer, participants=2, concurrency=2,
+                          url=f"http://127.0.0.1:{port}", trials_per_participant=TRIALS,
+                          retry_seconds=20)  # fmt: skip
+        outcome.append(result)
 
     thread = threading.Thread(target=observers)
     thread.start()

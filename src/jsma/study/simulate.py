@@ -13,9 +13,9 @@ image the page shows, and finishes. Observers:
 They follow the attention checks' instructions as written on the page, and
 retry a request whose connection failed (a server restarting) for up to
 `retry_seconds`, as a person reloading would; answers are idempotent, so a
-retried answer is never stored twice. Their ids are `machine:KIND:N`, so the analysis never pools them with people: they
-measure the pipeline and how the adversarial samples transfer to other
-classifiers, never human perception.
+retried answer is never stored twice. Their ids are `machine:KIND:N`, so the
+analysis never pools them with people: they measure the pipeline and how
+the adversarial samples transfer to other classifiers, never human perception.
 """
 
 from __future__ import annotations
