@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator, Sequence
 
-import jsma.campaign.runner as runner
+import pytest
+from torch import nn
+
+from jsma.campaign import InProcess
+from jsma.campaign.engines import UnitTask
+from jsma.campaign.store import UnitInfo
+
+
+class Recording:
+    """An engine that runs units in this process and notes their names, in order."""
+
+    def __init__(self) -> None:
+        self.units: list[str] = []
+
+    def run(
+        self, model: nn.Module, tasks: Sequence[UnitTask]
+    ) -> Iterator[tuple[UnitTask, UnitInfo]]:
+        for task, info in InProcess().run(model, tasks):
+            self.units.append(task.name)
+            yield task, info
 
 
 @pytest.fixture
-def units_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the units the campaign runner attacks from now on, in order."""
-    done: list[str] = []
-    original = runner.run_unit
-
-    def counting(*args):  # type: ignore[no-untyped-def]
-        done.append(args[3].name)
-        return original(*args)
-
-    monkeypatch.setattr(runner, "run_unit", counting)
-    return done
+def recording() -> Recording:
+    return Recording()

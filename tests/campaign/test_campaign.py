@@ -26,6 +26,7 @@ from jsma.campaign import (
 from jsma.data import Dataset
 from jsma.models import ModelSpec, save_checkpoint
 from jsma.models.checkpoint import CheckpointInfo
+from tests.campaign.conftest import Recording
 from tests.conftest import NUM_CLASSES, write_idx_directory
 
 SPEC = CampaignSpec(splits=("test",), samples=6, unit_size=2)
@@ -139,7 +140,7 @@ def test_target_rules(tiny_dataset: Dataset, tmp_path: Path, rule: str) -> None:
 
 
 def test_resume_redoes_only_missing_and_damaged_units(
-    tiny_dataset: Dataset, tmp_path: Path, units_run: list[str]
+    tiny_dataset: Dataset, tmp_path: Path, recording: Recording
 ) -> None:
     model = _model()
     directory = tmp_path / "run"
@@ -152,10 +153,9 @@ def test_resume_redoes_only_missing_and_damaged_units(
     units[1].write_bytes(bytes(data))
     with pytest.raises(CampaignError, match="2 of 3 units are missing or damaged"):
         load_results(directory)
-    units_run.clear()  # count from here
-    status = run_campaign(directory, SPEC, model, tiny_dataset)
+    status = run_campaign(directory, SPEC, model, tiny_dataset, engine=recording)
     assert status.complete
-    assert sorted(units_run) == sorted(path.stem for path in units[:2])
+    assert sorted(recording.units) == sorted(path.stem for path in units[:2])
     assert _comparable(load_results(directory)) == complete
 
 

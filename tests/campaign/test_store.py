@@ -26,6 +26,7 @@ from jsma.campaign.store import UnitStamp, campaign_lock, read_unit, unit_path
 from jsma.data import Dataset
 from jsma.errors import StorageError
 from jsma.models import ModelSpec
+from tests.campaign.conftest import Recording
 from tests.conftest import NUM_CLASSES, SIDE
 
 SPEC = CampaignSpec(splits=("test",), samples=6, unit_size=2)
@@ -55,16 +56,14 @@ def _first_unit(directory: Path) -> tuple[Path, UnitStamp]:
 # --- 1. `key=value` folders on the path ----------------------------------------------
 
 
-def test_equals_sign_in_path(tiny_dataset: Dataset, tmp_path: Path, units_run: list[str]) -> None:
+def test_equals_sign_in_path(tiny_dataset: Dataset, tmp_path: Path, recording: Recording) -> None:
     directory = tmp_path / "theta=1" / "quick"
     status = run_campaign(directory, SPEC, _model(), tiny_dataset)
     assert (status.units_done, status.attacks_done) == (3, ATTACKS)
     assert campaign_status(directory).attacks_done == ATTACKS
     assert load_results(directory).column_names == runner.SCHEMA.names
-    units_run.clear()  # count from here
-    done = units_run
-    run_campaign(directory, SPEC, _model(), tiny_dataset)
-    assert done == []  # nothing recomputed
+    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=recording)
+    assert recording.units == []  # nothing recomputed
 
 
 def test_readme_reader_skips_strays(tiny_dataset: Dataset, tmp_path: Path) -> None:
@@ -119,7 +118,7 @@ def test_damaged_footer_is_redone(
     tiny_dataset: Dataset,
     campaign: Path,
     change: dict[bytes, bytes | None],
-    units_run: list[str],
+    recording: Recording,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     path, stamp = _first_unit(campaign)
@@ -128,10 +127,8 @@ def test_damaged_footer_is_redone(
     assert read_unit(path, stamp) is None
     assert campaign_status(campaign).units_done == 2
     assert path.name in caplog.text
-    units_run.clear()  # count from here
-    done = units_run
-    assert run_campaign(campaign, SPEC, _model(), tiny_dataset).complete
-    assert done == [stamp.unit.name]
+    assert run_campaign(campaign, SPEC, _model(), tiny_dataset, engine=recording).complete
+    assert recording.units == [stamp.unit.name]
     rows = pq.ParquetFile(path).read().drop_columns(["seconds"]).to_pylist()
     assert rows == [{k: v for k, v in r.items() if k != "seconds"} for r in reference]
 
@@ -218,7 +215,7 @@ def test_second_driver_is_refused(tiny_dataset: Dataset, tmp_path: Path) -> None
 
 
 def test_units_of_another_model_are_redone(
-    tiny_dataset: Dataset, tmp_path: Path, units_run: list[str]
+    tiny_dataset: Dataset, tmp_path: Path, recording: Recording
 ) -> None:
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     run_campaign(mine, SPEC, _model(0), tiny_dataset)
@@ -226,10 +223,8 @@ def test_units_of_another_model_are_redone(
     path, stamp = _first_unit(mine)
     path.write_bytes(unit_path(theirs, stamp.unit).read_bytes())  # same spec, other weights
     assert read_unit(path, stamp) is None
-    units_run.clear()  # count from here
-    done = units_run
-    run_campaign(mine, SPEC, _model(0), tiny_dataset)
-    assert done == [stamp.unit.name]
+    run_campaign(mine, SPEC, _model(0), tiny_dataset, engine=recording)
+    assert recording.units == [stamp.unit.name]
 
 
 # --- the directory itself ----------------------------------------------------------------
@@ -246,16 +241,14 @@ def test_directory_that_is_a_file(tiny_dataset: Dataset, tmp_path: Path) -> None
 
 
 def test_unwritable_units_fail_before_any_attack(
-    tiny_dataset: Dataset, tmp_path: Path, units_run: list[str]
+    tiny_dataset: Dataset, tmp_path: Path, recording: Recording
 ) -> None:
     directory = tmp_path / "run"
     directory.mkdir()
     (directory / "units").write_text("in the way")  # not writable, even for root
-    units_run.clear()  # count from here
-    done = units_run
     with pytest.raises(StorageError, match="units: results cannot be written there"):
-        run_campaign(directory, SPEC, _model(), tiny_dataset)
-    assert done == []
+        run_campaign(directory, SPEC, _model(), tiny_dataset, engine=recording)
+    assert recording.units == []
 
 
 def test_unit_file_schema_mismatch(campaign: Path) -> None:

@@ -1,5 +1,6 @@
 """Campaigns: every sample of a set attacked towards chosen targets, resumably."""
 
+from jsma.campaign.engines import Engine, InProcess, LocalPool, available_cores, local_engine
 from jsma.campaign.manifest import DataRecord, Manifest, ModelRecord, open_campaign
 from jsma.campaign.runner import (
     CampaignStatus,
@@ -22,14 +23,19 @@ __all__ = [
     "CampaignSpec",
     "CampaignStatus",
     "DataRecord",
+    "Engine",
+    "InProcess",
+    "LocalPool",
     "Manifest",
     "ModelRecord",
     "TargetRule",
     "WorkUnit",
+    "available_cores",
     "campaign_status",
     "data_fingerprint",
     "describe_campaign",
     "load_results",
+    "local_engine",
     "model_fingerprint",
     "open_campaign",
     "run_campaign",

@@ -3,15 +3,14 @@
 Units share nothing but their files: each is planned from the spec alone,
 attacked as one batch and written atomically, so a killed run loses at most
 the units in flight, which the next run redoes from scratch with the same
-result (the attack is deterministic). The design lets units run in other
-processes or on other machines later.
+result (the attack is deterministic). An engine (`jsma.campaign.engines`) runs
+them, in this process or in worker processes; the rows are the same.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jsma._io import ensure_writable
-from jsma.attacks import (
-    StopReason,
-    adversarial_distance,
-    all_other_targets,
-    target_derivatives,
-)
+from jsma.campaign.engines import Engine, InProcess, UnitTask
 from jsma.campaign.manifest import (
     DataRecord,
     Manifest,
@@ -47,10 +41,9 @@ from jsma.campaign.store import (
     remove_stale_temporaries,
     unit_info,
     unit_path,
-    write_unit,
 )
-from jsma.context import frozen_eval
-from jsma.data.dataset import SPLIT_NAMES, Dataset
+from jsma.campaign.unit import UnitData, run_unit
+from jsma.data.dataset import Dataset
 from jsma.errors import CampaignError
 
 __all__ = [
@@ -116,79 +109,6 @@ class CampaignStatus:
         return (self.attacks_total - self.attacks_done) / self.throughput
 
 
-def _unit_inputs(
-    model: nn.Module, dataset: Dataset, spec: CampaignSpec, unit: WorkUnit
-) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Sample indices, images, sources and targets (None: untargeted) of one unit."""
-    device = next(model.parameters()).device
-    indices = np.arange(unit.start, unit.stop)
-    images, labels = dataset.split(unit.split).tensors(indices, device=device)
-    classes = dataset.num_classes
-    if spec.targets == "all-others":
-        repeated, sources, targets = all_other_targets(images, labels, classes)
-        return np.repeat(indices, classes - 1), repeated, sources, targets
-    if spec.targets == "random":
-        # Seeded by the unit, which the spec fixes: the same on every run.
-        rng = np.random.default_rng([spec.seed, SPLIT_NAMES.index(unit.split), unit.start])
-        offsets = torch.from_numpy(rng.integers(1, classes, size=len(indices))).to(device)
-        return indices, images, labels, (labels + offsets) % classes
-    if spec.targets == "least-likely":
-        with frozen_eval(model), torch.no_grad():
-            logits = model(images)
-        logits[torch.arange(len(labels)), labels] = float("inf")
-        return indices, images, labels, logits.argmin(dim=1)
-    return indices, images, labels, None
-
-
-def run_unit(
-    model: nn.Module, dataset: Dataset, spec: CampaignSpec, unit: WorkUnit
-) -> tuple[pa.Table, float]:
-    """Attack one unit as one batch; return its rows and the seconds it took."""
-    indices, images, sources, targets = _unit_inputs(model, dataset, spec, unit)
-    attack = spec.attack.attack(dataset.bounds)
-    started = time.perf_counter()
-    result = attack(model, images, targets, sources=sources)
-    seconds = time.perf_counter() - started
-    goal = sources if targets is None else targets
-    alpha, beta, _ = target_derivatives(model, images, goal, output=spec.attack.output)
-    if targets is None:
-        alpha, beta = beta, alpha
-    distance = adversarial_distance(alpha, beta, increasing=attack.increasing)
-
-    steps = (result.trajectory_features >= 0).sum(dim=1).cpu().numpy()
-    offsets = pa.array(np.concatenate([[0], np.cumsum(steps)]).astype(np.int32))
-    valid = result.trajectory_features >= 0
-    features = result.trajectory_features[valid].cpu().numpy().astype(np.int32)
-    values = result.trajectory_values[valid].cpu().numpy().astype(np.float32)
-    count = len(indices)
-
-    def column(tensor: torch.Tensor, dtype: Any) -> np.ndarray:
-        return tensor.detach().cpu().numpy().astype(dtype)
-
-    table = pa.Table.from_arrays(
-        [
-            pa.array([unit.split] * count),
-            pa.array(indices.astype(np.int32)),
-            pa.array(column(sources, np.int16)),
-            pa.nulls(count, pa.int16()) if targets is None else pa.array(column(targets, np.int16)),
-            pa.array(column(result.success, np.bool_)),
-            pa.array(column(result.iterations, np.int32)),
-            pa.array(column(result.features_changed, np.int32)),
-            pa.array(column(result.distortion, np.float32)),
-            pa.array(column(result.l2, np.float32)),
-            pa.array(column(result.predictions, np.int16)),
-            pa.array(column(result.probabilities, np.float32)),
-            pa.array([StopReason(code).name.lower() for code in result.stop_reasons.tolist()]),
-            pa.array(np.full(count, seconds / count, dtype=np.float32)),
-            pa.array(column(distance, np.float32)),
-            pa.ListArray.from_arrays(offsets, pa.array(features)),
-            pa.ListArray.from_arrays(offsets, pa.array(values)),
-        ],
-        schema=SCHEMA,
-    )
-    return table, seconds
-
-
 def _check_same(stored: Manifest, asked: Manifest, directory: Path) -> None:
     problems = []
     if stored.spec != asked.spec:
@@ -234,12 +154,16 @@ def run_campaign(
     *,
     model_description: dict[str, Any] | None = None,
     progress: bool = False,
+    engine: Engine | None = None,
 ) -> CampaignStatus:
     """Run (or resume) a campaign in `directory`; return its status at the end.
 
     A new directory gets a manifest; an existing one must match the spec, the
     model and the data, or a `CampaignError` says what differs. Units whose
-    files are present and sound are skipped; the others are (re)done.
+    files are present and sound are skipped; the others are (re)done by
+    `engine` (default: one after another in this process; `local_engine(N)`
+    for N processes). The rows do not depend on the engine, so a campaign
+    started by one can be resumed by another.
 
     Example:
         >>> spec = CampaignSpec(splits=("test",), samples=100)  # doctest: +SKIP
@@ -258,11 +182,19 @@ def run_campaign(
             _check_same(stored, asked, directory)
         if removed := remove_stale_temporaries(directory):
             logger.info("%s: removed %d temporary files of killed runs", directory, removed)
-        return _run_units(directory, stored, model, dataset, progress=progress)
+        return _run_units(
+            directory, stored, model, dataset, engine or InProcess(), progress=progress
+        )
 
 
 def _run_units(
-    directory: Path, manifest: Manifest, model: nn.Module, dataset: Dataset, *, progress: bool
+    directory: Path,
+    manifest: Manifest,
+    model: nn.Module,
+    dataset: Dataset,
+    engine: Engine,
+    *,
+    progress: bool,
 ) -> CampaignStatus:
     # One verification pass decides what is done; finished units are added as they land.
     finished = _finished_units(directory, manifest)
@@ -275,14 +207,15 @@ def _run_units(
         desc="campaign",
         smoothing=0.1,
     )
+    tasks = [
+        UnitTask(directory, _stamp(manifest, unit), manifest.spec, UnitData.cut(dataset, unit))
+        for unit in manifest.units
+        if unit.name not in finished
+    ]
     try:
-        for unit in manifest.units:
-            if unit.name in finished:
-                continue
-            table, seconds = run_unit(model, dataset, manifest.spec, unit)
-            write_unit(directory, _stamp(manifest, unit), table, seconds=seconds)
-            finished[unit.name] = UnitInfo(table.num_rows, seconds)
-            bar.update(table.num_rows)
+        for task, info in engine.run(model, tasks):
+            finished[task.name] = info
+            bar.update(info.rows)
     finally:
         bar.close()
     return _status(directory, manifest, finished)

@@ -131,3 +131,20 @@ def print_evaluation(evaluation: Evaluation) -> None:
     print(
         f"{evaluation.split:>10}: accuracy {evaluation.accuracy:.2%} ({evaluation.count} samples)"
     )
+
+
+def engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine")
+    group.add_argument(
+        "--workers", type=int,
+        help="worker processes on this machine (default: one per available core); each "
+        "uses one torch thread unless --threads says otherwise; 1: this process, with "
+        "torch's threads",
+    )  # fmt: skip
+
+
+def engine(args: argparse.Namespace) -> Any:
+    """The campaign engine the options ask for (a `jsma.campaign.Engine`)."""
+    from jsma.campaign import local_engine
+
+    return local_engine(args.workers, args.threads)

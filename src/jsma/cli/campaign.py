@@ -12,6 +12,8 @@ from jsma.cli._common import (
     cache_dir,
     data_options,
     dataset,
+    engine,
+    engine_options,
     model_options,
 )
 from jsma.settings import DEFAULT_UNIT_SIZE, SPLIT_NAMES, TARGET_RULES
@@ -43,12 +45,14 @@ def register(commands: Commands) -> None:
         "--unit-size", type=int, default=DEFAULT_UNIT_SIZE, help="samples per work unit"
     )
     run.add_argument("--seed", type=int, default=0, help="seed of the random target rule")
+    engine_options(run)
     run.set_defaults(handler=_run)
 
     resume = sub.add_parser("resume", help="finish an interrupted campaign")
     resume.add_argument("directory", type=Path, metavar="DIR")
     data_options(resume)
     model_options(resume)
+    engine_options(resume)
     resume.set_defaults(handler=_resume)
 
     status = sub.add_parser("status", help="done / total, throughput, ETA")
@@ -89,8 +93,9 @@ def _run(args: argparse.Namespace) -> int:
     data = dataset(args)
     loaded, description = model_and_description(args, data)
     status = run_campaign(
-        args.directory, spec, loaded.model, data, model_description=description, progress=True
-    )
+        args.directory, spec, loaded.model, data, model_description=description, progress=True,
+        engine=engine(args),
+    )  # fmt: skip
     _print_status(status)
     return 0
 
@@ -111,7 +116,7 @@ def _resume(args: argparse.Namespace) -> int:
     )  # fmt: skip
     status = run_campaign(
         args.directory, manifest.spec, loaded.model, data,
-        model_description=description, progress=True,
+        model_description=description, progress=True, engine=engine(args),
     )  # fmt: skip
     _print_status(status)
     return 0

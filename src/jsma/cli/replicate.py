@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 from pathlib import Path
 
 from jsma.cli._common import (
@@ -11,6 +12,8 @@ from jsma.cli._common import (
     cache_dir,
     data_options,
     dataset,
+    engine,
+    engine_options,
     model_and_description,
     model_options,
     print_evaluation,
@@ -46,6 +49,7 @@ def register(commands: Commands) -> None:
     parser.add_argument(
         "--out", type=Path, help="campaign directory (default: in the cache directory)"
     )
+    engine_options(parser)
     parser.set_defaults(handler=_replicate)
 
 
@@ -71,15 +75,20 @@ def _replicate(args: argparse.Namespace) -> int:
     directory = args.out or replication_directory(
         cache_dir(args), args.recipe, samples=samples, splits=splits, output=args.output
     )
+    runner = engine(args)
+    started = time.perf_counter()
     replication = replicate(
         data, loaded.model, directory, samples=samples, splits=splits, output=args.output,
-        model_description=description, progress=True,
+        model_description=description, progress=True, engine=runner,
     )  # fmt: skip
+    wall = time.perf_counter() - started
+    workers = getattr(runner, "workers", 1)
+    in_one = " in one worker" if workers > 1 else ""
     for campaign in replication.campaigns:
         paper = PAPER[campaign.direction]
         print(
             f"\n{campaign.label}, Upsilon = 14.5%, {campaign.status.attacks_done} attacks, "
-            f"{1e3 / campaign.status.throughput:.1f} ms per attack"
+            f"{1e3 / campaign.status.throughput:.1f} ms per attack{in_one}"
         )
         print(f"{'set':>12} {'attacks':>8} {'success':>9} {'dist. succ.':>12} {'dist. all':>10}")
         for line in campaign.results:
@@ -106,6 +115,8 @@ def _replicate(args: argparse.Namespace) -> int:
             f"{campaign.mean_sample_robustness:.4f}); rank correlation of hardness and "
             f"adversarial distance: {campaign.hardness_distance_correlation:.2f}"
         )
-    print(f"\nreport: {replication.report.html}")
+    print(f"\ntime: {wall:.0f} s with {workers} worker{'s' if workers > 1 else ''} "
+          "(attacks run now; finished units are not redone)")  # fmt: skip
+    print(f"report: {replication.report.html}")
     print(f"\nresults: {directory}")
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+from jsma.campaign import AttackSettings, CampaignSpec, Engine, run_campaign
 from jsma.data.dataset import Dataset
 from jsma.paper import CLOSEST, PAPER_SAMPLES_PER_SET, PAPER_SETS
 from jsma.report import CampaignSummary, ReportFiles, render_report, summarise
@@ -59,6 +59,7 @@ def replicate(
     output: Output = CLOSEST.output,
     model_description: dict[str, Any] | None = None,
     progress: bool = False,
+    engine: Engine | None = None,
 ) -> Replication:
     """Run (or resume) the increasing and decreasing campaigns, summarise and report them.
 
@@ -69,6 +70,7 @@ def replicate(
     `directory`/report. `output` is what the attack differentiates: the
     softmax probabilities (the default: the setting closest to the paper's
     figures, see `jsma.paper.CLOSEST`) or the logits (the paper's text).
+    `engine` runs the units (default: this process; see `jsma.campaign.local_engine`).
     """
     campaigns = []
     for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
@@ -80,7 +82,7 @@ def replicate(
         logger.info("%s campaign: %s", name, directory / name)
         run_campaign(
             directory / name, spec, model, dataset,
-            model_description=model_description, progress=progress,
+            model_description=model_description, progress=progress, engine=engine,
         )  # fmt: skip
         campaigns.append(summarise(directory / name))
     report = render_report(campaigns, directory / "report", dataset)

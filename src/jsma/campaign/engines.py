@@ -1,0 +1,197 @@
+"""Where a campaign's units run: in this process, or in a pool of local worker processes.
+
+A unit needs only its own samples (`UnitData`, kilobytes), the spec and the
+model. Whoever runs it attacks it, writes its file atomically and hands back
+its row count and seconds, so units can run in any process that sees the
+campaign directory, and the results do not depend on where they ran: the
+attack is deterministic, and one unit is one batch whatever the engine.
+
+The driver (`run_campaign`) holds the campaign's lock, decides which units are
+left, and counts what lands; an engine only runs units.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from jsma.campaign.spec import CampaignSpec
+from jsma.campaign.store import UnitInfo, UnitStamp, write_unit
+from jsma.campaign.unit import UnitData, attack_unit
+from jsma.errors import CampaignError, ConfigurationError
+
+__all__ = [
+    "Engine",
+    "InProcess",
+    "LocalPool",
+    "UnitTask",
+    "available_cores",
+    "local_engine",
+    "perform",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UnitTask:
+    """One unit to run and where its file goes: all a worker needs besides the model."""
+
+    directory: Path
+    stamp: UnitStamp
+    spec: CampaignSpec
+    data: UnitData
+
+    @property
+    def name(self) -> str:
+        return self.stamp.unit.name
+
+
+def perform(model: nn.Module, task: UnitTask) -> UnitInfo:
+    """Attack the task's unit and write its file; return what the driver counts."""
+    table, seconds = attack_unit(model, task.data, task.spec)
+    write_unit(task.directory, task.stamp, table, seconds=seconds)
+    return UnitInfo(table.num_rows, seconds)
+
+
+class Engine(Protocol):
+    """Runs units and yields each as it lands, in any order."""
+
+    def run(
+        self, model: nn.Module, tasks: Sequence[UnitTask]
+    ) -> Iterator[tuple[UnitTask, UnitInfo]]: ...
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """One unit after another in this process, with torch's threads as they are set."""
+
+    def run(
+        self, model: nn.Module, tasks: Sequence[UnitTask]
+    ) -> Iterator[tuple[UnitTask, UnitInfo]]:
+        for task in tasks:
+            yield task, perform(model, task)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# The worker process's model, loaded once when the process starts.
+_worker_model: nn.Module | None = None
+
+
+def _start_worker(model_file: str, threads: int) -> None:
+    global _worker_model
+    torch.set_num_threads(threads)
+    # Our own driver serialised this model a moment ago: a trusted pickle.
+    _worker_model = torch.load(model_file, weights_only=False)
+
+
+def _perform_in_worker(task: UnitTask) -> UnitInfo:
+    if _worker_model is None:
+        raise CampaignError("a worker process ran a unit before it loaded the model")
+    return perform(_worker_model, task)
+
+
+@dataclass(frozen=True)
+class LocalPool:
+    """`workers` processes of this machine (started with spawn), `threads` torch threads
+    each; the model goes to each process once.
+
+    A worker that dies (killed, out of memory) breaks the pool: the units it and
+    the others had in hand are run again in a new pool, up to `restarts` times
+    in a row without a unit landing.
+    """
+
+    workers: int
+    threads: int = 1
+    restarts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.threads < 1:
+            raise ConfigurationError(
+                f"workers and threads must be at least 1, got {self.workers} and {self.threads}"
+            )
+
+    def run(
+        self, model: nn.Module, tasks: Sequence[UnitTask]
+    ) -> Iterator[tuple[UnitTask, UnitInfo]]:
+        pending = {task.name: task for task in tasks}
+        if not pending:
+            return
+        # The model goes to the workers through a file, not the start-up pipe: a
+        # process start then returns at once, so every worker exists before any
+        # can die. (A start still writing a large model while another worker
+        # dies is missed by the pool's clean-up, which then waits for it forever.)
+        with tempfile.TemporaryDirectory(prefix="jsma-model-") as scratch:
+            model_file = str(Path(scratch) / "model.pt")
+            torch.save(model, model_file)
+            yield from self._rounds(model_file, pending)
+
+    def _rounds(
+        self, model_file: str, pending: dict[str, UnitTask]
+    ) -> Iterator[tuple[UnitTask, UnitInfo]]:
+        fruitless = 0
+        while pending:
+            landed = 0
+            executor = ProcessPoolExecutor(
+                max_workers=min(self.workers, len(pending)),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(model_file, self.threads),
+            )
+            futures: dict[Future[UnitInfo], str] = {}
+            try:
+                # Inside the try: a worker can die while later units are still being handed in.
+                for name, task in pending.items():
+                    futures[executor.submit(_perform_in_worker, task)] = name
+                waiting = set(futures)
+                while waiting:
+                    done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        info = future.result()  # a worker's error is raised here
+                        landed += 1
+                        yield pending.pop(futures[future]), info
+            except BrokenProcessPool:
+                # Units that finished before the pool broke count; the rest run again.
+                for future, name in futures.items():
+                    if name in pending and future.done() and future.exception() is None:
+                        landed += 1
+                        yield pending.pop(name), future.result()
+                fruitless = 0 if landed else fruitless + 1
+                logger.warning(
+                    "a worker process died; %d units go to a new pool (%d of %d restarts)",
+                    len(pending), fruitless, self.restarts,
+                )  # fmt: skip
+                if fruitless > self.restarts:
+                    raise CampaignError(
+                        f"worker processes died {fruitless} times in a row before any unit "
+                        "landed (out of memory?); try fewer --workers, then resume"
+                    ) from None
+            finally:
+                executor.shutdown(wait=True, cancel_futures=True)
+
+
+def local_engine(workers: int | None = None, threads: int | None = None) -> Engine:
+    """`workers` processes (None: every available core) with `threads` torch threads
+    each (None: one); a single worker is this process, with its threads as they are."""
+    count = available_cores() if workers is None else workers
+    if count < 1:
+        raise ConfigurationError(f"workers must be at least 1, got {count}")
+    return InProcess() if count == 1 else LocalPool(count, threads or 1)

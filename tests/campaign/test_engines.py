@@ -1,0 +1,126 @@
+"""Engines: the same rows whoever runs the units, and a worker's death costs nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from jsma.campaign import (
+    CampaignSpec,
+    InProcess,
+    LocalPool,
+    campaign_status,
+    load_results,
+    local_engine,
+    run_campaign,
+)
+from jsma.data import Dataset
+from jsma.errors import CampaignError, ConfigurationError, ModelError
+from tests.campaign.conftest import Recording
+from tests.campaign.test_campaign import MODEL_SPEC, _comparable, _model
+
+SPEC = CampaignSpec(splits=("validation", "test"), samples=4, unit_size=2)  # 4 units
+
+
+class DiesOnce(nn.Module):
+    """A model whose first forward in a process other than its creator's kills that
+    process with SIGKILL, once per marker file: a worker dying mid-unit."""
+
+    def __init__(self, inner: nn.Module, marker: Path, always: bool = False) -> None:
+        super().__init__()
+        self.inner, self.marker, self.always = inner, str(marker), always
+        self.creator = os.getpid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if os.getpid() != self.creator:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+                first = True
+            except FileExistsError:
+                first = False
+            if first or self.always:
+                os.kill(os.getpid(), signal.SIGKILL)
+        out: torch.Tensor = self.inner(x)
+        return out
+
+
+class NotFinite(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = MODEL_SPEC.build()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) * float("nan")
+
+
+@pytest.fixture
+def reference(tiny_dataset: Dataset, tmp_path: Path) -> list[dict[str, object]]:
+    """The rows of the campaign run in this process: what every engine must reproduce."""
+    run_campaign(tmp_path / "reference", SPEC, _model(), tiny_dataset, engine=InProcess())
+    return _comparable(load_results(tmp_path / "reference"))
+
+
+def test_a_pool_gives_the_rows_of_one_process(
+    tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]]
+) -> None:
+    status = run_campaign(tmp_path / "run", SPEC, _model(), tiny_dataset, engine=LocalPool(2))
+    assert status.complete
+    assert _comparable(load_results(tmp_path / "run")) == reference
+
+
+def test_one_engine_resumes_what_another_began(
+    tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]], recording: Recording
+) -> None:
+    directory = tmp_path / "run"
+    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=LocalPool(2))
+    for unit in sorted((directory / "units").glob("*.parquet"))[:2]:
+        unit.unlink()  # as if the pool's run had been stopped
+    assert campaign_status(directory).units_done == 2
+    assert run_campaign(directory, SPEC, _model(), tiny_dataset, engine=recording).complete
+    assert len(recording.units) == 2
+    assert _comparable(load_results(directory)) == reference
+
+
+def test_a_worker_killed_mid_unit_costs_nothing(
+    tiny_dataset: Dataset,
+    tmp_path: Path,
+    reference: list[dict[str, object]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = DiesOnce(_model(), tmp_path / "killed")
+    status = run_campaign(tmp_path / "run", SPEC, model, tiny_dataset, engine=LocalPool(2))
+    assert (tmp_path / "killed").exists()  # a worker did die
+    assert "a worker process died" in caplog.text
+    assert status.complete
+    rows = _comparable(load_results(tmp_path / "run"))
+    assert len(rows) == len(reference)  # none lost, none repeated
+    assert rows == reference
+
+
+def test_workers_that_always_die_end_in_a_clear_error(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    model = DiesOnce(_model(), tmp_path / "killed", always=True)
+    with pytest.raises(CampaignError, match="worker processes died 2 times in a row"):
+        run_campaign(tmp_path / "run", SPEC, model, tiny_dataset, engine=LocalPool(2, restarts=1))
+    assert campaign_status(tmp_path / "run").units_done == 0
+
+
+def test_a_workers_error_reaches_the_caller(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="outputs are NaN or infinite for batch rows 0, 1"):
+        run_campaign(tmp_path / "run", SPEC, NotFinite(), tiny_dataset, engine=LocalPool(2))
+
+
+def test_local_engine_choices() -> None:
+    assert isinstance(local_engine(1), InProcess)
+    assert local_engine(3, threads=2) == LocalPool(3, 2)
+    assert isinstance(local_engine(), InProcess | LocalPool)
+    with pytest.raises(ConfigurationError, match="workers must be at least 1, got 0"):
+        local_engine(0)
+    with pytest.raises(ConfigurationError, match="workers and threads must be at least 1"):
+        LocalPool(2, threads=0)
