@@ -16,6 +16,8 @@ import logging
 import multiprocessing
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -92,15 +94,31 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+_WATCH_SECONDS = 0.5  # how often a worker checks that its driver is alive
+
 # The worker process's model, loaded once when the process starts.
 _worker_model: nn.Module | None = None
 
 
-def _start_worker(model_file: str, threads: int) -> None:
+def _start_worker(driver: int, model_file: str, threads: int) -> None:
     global _worker_model
+    _exit_with(driver)  # the driver's pid from the driver: it may be gone already
     torch.set_num_threads(threads)
     # Our own driver serialised this model a moment ago: a trusted pickle.
     _worker_model = torch.load(model_file, weights_only=False)
+
+
+def _exit_with(driver: int) -> None:
+    """End this worker once its driver is gone (killed with `kill -9`, say): the pool's
+    queues keep an orphan waiting for work forever, and a unit it finished late would
+    race the next run's."""
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(_WATCH_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="jsma-driver-watch", daemon=True).start()
 
 
 def _perform_in_worker(task: UnitTask) -> UnitInfo:
@@ -154,7 +172,7 @@ class LocalPool:
                 max_workers=min(self.workers, len(pending)),
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(model_file, self.threads),
+                initargs=(os.getpid(), model_file, self.threads),
             )
             futures: dict[Future[UnitInfo], str] = {}
             try:
