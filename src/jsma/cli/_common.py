@@ -136,6 +136,18 @@ def print_evaluation(evaluation: Evaluation) -> None:
 def engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument(
+        "--engine", choices=("local", "ray"), default="local",
+        help="where units run: local worker processes (default) or Ray tasks",
+    )  # fmt: skip
+    group.add_argument(
+        "--address", metavar="auto|ray://HOST:10001",
+        help="the Ray cluster (default: a Ray started here, on 127.0.0.1, for the run)",
+    )  # fmt: skip
+    group.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, metavar="FRACTION",
+        help="with --engine ray: the share of a GPU each task gets (it then runs on CUDA)",
+    )  # fmt: skip
+    group.add_argument(
         "--workers", type=int,
         help="worker processes on this machine (default: one per available core); each "
         "uses one torch thread unless --threads says otherwise; 1: this process, with "
@@ -145,6 +157,15 @@ def engine_options(parser: argparse.ArgumentParser) -> None:
 
 def engine(args: argparse.Namespace) -> Any:
     """The campaign engine the options ask for (a `jsma.campaign.Engine`)."""
+    if args.engine == "ray":
+        from jsma.campaign.ray_engine import RayEngine
+
+        return RayEngine(
+            address=args.address, workers=args.workers, threads=args.threads or 1,
+            gpus_per_worker=args.gpus_per_worker,
+        )  # fmt: skip
+    if args.address is not None or args.gpus_per_worker:
+        raise JSMAError("--address and --gpus-per-worker go with --engine ray")
     from jsma.campaign import local_engine
 
     return local_engine(args.workers, args.threads)

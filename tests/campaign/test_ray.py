@@ -1,0 +1,127 @@
+"""The Ray engine on a Ray started here, on 127.0.0.1 only, and stopped after the module."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jsma.campaign.ray_engine import LOCAL_ADDRESS, LOOPBACK_ONLY, RayEngine
+
+os.environ.update(LOOPBACK_ONLY)  # before Ray is imported: it reads this then
+import ray
+
+from jsma.campaign import InProcess, LocalPool, campaign_status, load_results, run_campaign
+from jsma.cli import main
+from jsma.data import Dataset
+from jsma.errors import ConfigurationError, ModelError
+from jsma.models import save_checkpoint
+from jsma.models.checkpoint import CheckpointInfo
+from tests.campaign.conftest import Recording
+from tests.campaign.test_campaign import MODEL_SPEC, _comparable, _model
+from tests.campaign.test_engines import SPEC, DiesOnce, NotFinite
+from tests.conftest import write_idx_directory
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    ray.init(
+        num_cpus=2, _node_ip_address=LOCAL_ADDRESS, include_dashboard=False,
+        log_to_driver=False, logging_level=logging.WARNING,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture
+def reference(tiny_dataset: Dataset, tmp_path: Path) -> list[dict[str, object]]:
+    run_campaign(tmp_path / "reference", SPEC, _model(), tiny_dataset, engine=InProcess())
+    return _comparable(load_results(tmp_path / "reference"))
+
+
+def test_ray_listens_on_127_0_0_1_only() -> None:
+    ss = shutil.which("ss")
+    assert ss, "the check needs `ss` (iproute2)"
+    listening = subprocess.run([ss, "-ltnpH"], capture_output=True, text=True, check=True)
+    ray_sockets = [
+        line.split()[3]
+        for line in listening.stdout.splitlines()
+        if any(name in line for name in ("gcs_server", "raylet", "ray::", f"pid={os.getpid()},"))
+    ]
+    assert ray_sockets, "no Ray process is listening: the check would prove nothing"
+    local = [a for a in ray_sockets if a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:"))]
+    assert local == ray_sockets
+
+
+def test_ray_gives_the_rows_of_one_process(
+    tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]]
+) -> None:
+    engine = RayEngine(workers=2)
+    assert run_campaign(tmp_path / "run", SPEC, _model(), tiny_dataset, engine=engine).complete
+    assert _comparable(load_results(tmp_path / "run")) == reference
+    assert ray.is_initialized()  # a Ray it did not start is left running
+
+
+def test_engines_resume_each_others_campaigns(
+    tiny_dataset: Dataset,
+    tmp_path: Path,
+    reference: list[dict[str, object]],
+    recording: Recording,
+) -> None:
+    directory = tmp_path / "run"
+    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=LocalPool(2))
+    units = sorted((directory / "units").glob("*.parquet"))
+    for unit in units[:2]:
+        unit.unlink()
+    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=RayEngine())
+    assert _comparable(load_results(directory)) == reference
+    for unit in units[2:]:
+        unit.unlink()
+    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=recording)
+    assert recording.units == [unit.stem for unit in units[2:]]
+    assert _comparable(load_results(directory)) == reference
+
+
+def test_a_ray_worker_killed_mid_unit_is_retried(
+    tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]]
+) -> None:
+    model = DiesOnce(_model(), tmp_path / "killed")
+    status = run_campaign(tmp_path / "run", SPEC, model, tiny_dataset, engine=RayEngine())
+    assert (tmp_path / "killed").exists()  # a worker did die
+    assert status.complete
+    assert _comparable(load_results(tmp_path / "run")) == reference
+
+
+def test_a_tasks_error_reaches_the_caller(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="outputs are NaN or infinite"):
+        run_campaign(tmp_path / "run", SPEC, NotFinite(), tiny_dataset, engine=RayEngine())
+    assert campaign_status(tmp_path / "run").units_done == 0
+
+
+def test_ray_engine_settings_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="workers must be at least 1, got 0"):
+        RayEngine(workers=0)
+    with pytest.raises(ConfigurationError, match="threads must be at least 1"):
+        RayEngine(gpus_per_worker=-0.5)
+
+
+def test_the_command_line_runs_on_ray(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+
+    checkpoint = tmp_path / "model.safetensors"
+    save_checkpoint(checkpoint, _model(), CheckpointInfo(spec=MODEL_SPEC))
+    options = [
+        "--source", "idx", "--data-dir", str(write_idx_directory(tmp_path / "idx", train=10_010)),
+        "--cache-dir", str(tmp_path / "cache"), "--model", str(checkpoint),
+    ]  # fmt: skip
+    run = ["campaign", "run", str(tmp_path / "run"), *options, "--samples", "4", "--unit-size", "2"]
+    assert main([*run, "--engine", "ray", "--workers", "2"]) == 0
+    assert "attacks:    12 / 12" in capsys.readouterr().out
+    assert main([*run, "--address", "auto"]) == 2
+    assert "--address and --gpus-per-worker go with --engine ray" in capsys.readouterr().err
