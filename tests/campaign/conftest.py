@@ -15,6 +15,8 @@ from jsma.campaign.store import UnitInfo
 class Recording:
     """An engine that runs units in this process and notes their names, in order."""
 
+    label = "this process, recorded"
+
     def __init__(self) -> None:
         self.units: list[str] = []
 

@@ -70,6 +70,11 @@ def perform(model: nn.Module, task: UnitTask) -> UnitInfo:
 class Engine(Protocol):
     """Runs units and yields each as it lands, in any order."""
 
+    @property
+    def label(self) -> str:
+        """Where units run, for people: "this process", "2 worker processes", ..."""
+        ...
+
     def run(
         self, model: nn.Module, tasks: Sequence[UnitTask]
     ) -> Iterator[tuple[UnitTask, UnitInfo]]: ...
@@ -78,6 +83,10 @@ class Engine(Protocol):
 @dataclass(frozen=True)
 class InProcess:
     """One unit after another in this process, with torch's threads as they are set."""
+
+    @property
+    def label(self) -> str:
+        return "this process"
 
     def run(
         self, model: nn.Module, tasks: Sequence[UnitTask]
@@ -140,6 +149,10 @@ class LocalPool:
     workers: int
     threads: int = 1
     restarts: int = 3
+
+    @property
+    def label(self) -> str:
+        return f"{self.workers} worker processes"
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.threads < 1:

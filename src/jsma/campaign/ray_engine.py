@@ -81,6 +81,10 @@ class RayEngine:
     gpus_per_worker: float = 0.0
     retries: int = 3
 
+    @property
+    def label(self) -> str:
+        return f"Ray tasks ({self.address or 'a Ray started here'})"
+
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
             raise ConfigurationError(f"workers must be at least 1, got {self.workers}")

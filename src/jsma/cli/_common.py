@@ -22,6 +22,7 @@ from jsma.settings import (
 )
 
 if TYPE_CHECKING:
+    from jsma.campaign import Engine
     from jsma.data import Dataset, MnistSource
     from jsma.models import Evaluation, LoadedModel
 
@@ -155,7 +156,7 @@ def engine_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def engine(args: argparse.Namespace) -> Any:
+def engine(args: argparse.Namespace) -> Engine:
     """The campaign engine the options ask for (a `jsma.campaign.Engine`)."""
     if args.engine == "ray":
         from jsma.campaign.ray_engine import RayEngine

@@ -54,6 +54,7 @@ def register(commands: Commands) -> None:
 
 
 def _replicate(args: argparse.Namespace) -> int:
+    from jsma.campaign import InProcess
     from jsma.experiments.replicate import replicate, replication_directory
     from jsma.models import evaluate
 
@@ -82,8 +83,7 @@ def _replicate(args: argparse.Namespace) -> int:
         model_description=description, progress=True, engine=runner,
     )  # fmt: skip
     wall = time.perf_counter() - started
-    workers = getattr(runner, "workers", 1)
-    in_one = " in one worker" if workers > 1 else ""
+    in_one = "" if isinstance(runner, InProcess) else " in one worker"
     for campaign in replication.campaigns:
         paper = PAPER[campaign.direction]
         print(
@@ -115,7 +115,7 @@ def _replicate(args: argparse.Namespace) -> int:
             f"{campaign.mean_sample_robustness:.4f}); rank correlation of hardness and "
             f"adversarial distance: {campaign.hardness_distance_correlation:.2f}"
         )
-    print(f"\ntime: {wall:.0f} s with {workers} worker{'s' if workers > 1 else ''} "
+    print(f"\ntime: {wall:.0f} s in {runner.label} "
           "(attacks run now; finished units are not redone)")  # fmt: skip
     print(f"report: {replication.report.html}")
     print(f"\nresults: {directory}")
