@@ -1,0 +1,94 @@
+"""A campaign on a two-node Ray cluster on this machine (127.0.0.1 only) that loses a
+node in the middle: Ray reruns the lost node's tasks and the rows stay the same.
+
+The nodes come from Ray's test utility `ray.cluster_utils.Cluster` (a head and a
+second raylet, one CPU each): `ray start --address` refuses a second node when
+Ray is kept on the loopback address, and without that Ray binds the machine's
+network address.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from jsma.campaign import CampaignSpec, InProcess, load_results, run_campaign
+from jsma.campaign.ray_engine import LOOPBACK_ONLY, RayEngine
+from jsma.data import Dataset
+from tests.campaign.test_campaign import _comparable, _model
+
+os.environ.update(LOOPBACK_ONLY)  # before Ray is imported: it reads this then
+import ray
+from ray.cluster_utils import Cluster
+
+SPEC = CampaignSpec(splits=("validation", "test"), samples=8, unit_size=2)  # 8 units
+
+
+class Slow(nn.Module):
+    """The same outputs, a little later: units long enough to lose a node during one."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.02)
+        out: torch.Tensor = self.inner(x)
+        return out
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    two_nodes = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    two_nodes.add_node(num_cpus=1)
+    try:
+        yield two_nodes
+    finally:
+        ray.shutdown()
+        two_nodes.shutdown()
+
+
+def test_a_node_leaving_mid_campaign_costs_nothing(
+    cluster: Cluster, tiny_dataset: Dataset, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run_campaign(tmp_path / "reference", SPEC, _model(), tiny_dataset, engine=InProcess())
+    reference = _comparable(load_results(tmp_path / "reference"))
+    directory = tmp_path / "run"
+    engine = RayEngine(address=cluster.address, workers=2)
+    outcome: list[object] = []
+
+    def campaign() -> None:
+        try:
+            outcome.append(
+                run_campaign(directory, SPEC, Slow(_model()), tiny_dataset, engine=engine)
+            )
+        except BaseException as error:  # reported below
+            outcome.append(error)
+
+    thread = threading.Thread(target=campaign)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not list((directory / "units").glob("*.parquet")) and thread.is_alive():
+        assert time.monotonic() < deadline, "no unit landed in time"
+        time.sleep(0.05)
+    landed = len(list((directory / "units").glob("*.parquet")))
+    second = next(node for node in cluster.list_all_nodes() if not node.head)
+    cluster.remove_node(second)  # the second raylet and its workers go
+    thread.join(timeout=180)
+    assert not thread.is_alive()
+    status = outcome[0]
+    assert not isinstance(status, BaseException), status
+    assert landed < 8, "the campaign ended before the node left"
+    # Ray says so when it reruns a task of the node that left: one was running there.
+    said = capfd.readouterr()
+    assert "node it was running on is dead" in said.out + said.err
+    assert _comparable(load_results(directory)) == reference
