@@ -1,6 +1,7 @@
 """Campaign engines side by side, in one run: one process against a pool of workers.
 
     .venv/bin/python benchmarks/bench_engines.py [--samples 200] [--repeats 3] [--workers 2]
+    .venv/bin/python benchmarks/bench_engines.py --cluster [--unit-sizes 5 20 100]
 
 The paper's LeNet, attacked on its probabilities (the `replicate` setting),
 increasing, the first --samples test samples towards their 9 other classes
@@ -13,6 +14,13 @@ the projected time of the paper's 270,000 attacks, and how the rows compare
 with the first configuration's (timing aside): identical, or the same
 decisions and trajectories with the model's float outputs off in the last bits
 (the thread count changes the order of torch's sums, whatever the engine).
+
+--cluster: the cost of a Ray task, to size units for a real cluster. A
+two-node Ray cluster on 127.0.0.1 (Ray's `cluster_utils`, one CPU per node)
+runs the same campaign cut into units of each --unit-sizes; per task, the
+overhead is the wall time the two nodes spent beyond the attacks themselves
+(2 x wall - the units' own seconds) over the number of tasks: scheduling,
+fetching the model from the object store, writing the file.
 """
 
 from __future__ import annotations
@@ -48,7 +56,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cluster", action="store_true", help="the per-task cost on Ray")
+    parser.add_argument("--unit-sizes", type=int, nargs="+", default=[5, 20, 100])
     args = parser.parse_args()
+    if args.cluster:
+        cluster_overhead(args.samples, args.unit_sizes)
+        return
 
     from jsma.models import cached_model
 
@@ -90,6 +103,45 @@ def main() -> None:
         print(
             f"{name:<26} {rate:>10.1f} {rate / base:>8.2f}x {projected:>12.1f} min  {rows_compared}"
         )
+
+
+def cluster_overhead(samples: int, unit_sizes: list[int]) -> None:
+    import os
+
+    from jsma.campaign.ray_engine import LOOPBACK_ONLY
+    from jsma.models import cached_model
+
+    os.environ.update(LOOPBACK_ONLY)  # before Ray is imported
+    import ray
+    from ray.cluster_utils import Cluster
+
+    data = load_mnist()
+    model = cached_model(data, default_cache_dir(), "paper").model
+    head = {"num_cpus": 1, "include_dashboard": False}
+    nodes = Cluster(initialize_head=True, head_node_args=head)
+    nodes.add_node(num_cpus=1)
+    print(f"two Ray nodes on 127.0.0.1, one CPU each; {samples * 9} attacks per run")
+    print(f"{'unit size':>9} {'tasks':>6} {'wall s':>7} {'attack s':>9} {'overhead per task':>18}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="jsma-bench-cluster-") as scratch:
+            for size in unit_sizes:
+                spec = CampaignSpec(
+                    samples=samples, unit_size=size,
+                    attack=AttackSettings(theta=1.0, output="probabilities"),
+                )  # fmt: skip
+                engine = RayEngine(address=nodes.address, workers=2)
+                started = time.perf_counter()
+                status = run_campaign(Path(scratch) / str(size), spec, model, data, engine=engine)
+                wall = time.perf_counter() - started
+                tasks = status.units_total
+                overhead = (2 * wall - status.seconds) / tasks
+                print(
+                    f"{size:>9} {tasks:>6} {wall:>7.1f} {status.seconds:>9.1f} "
+                    f"{overhead * 1e3:>15.0f} ms"
+                )
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
 
 
 FLOATS = ("probability", "adversarial_distance", "l2", "distortion")
