@@ -202,7 +202,8 @@ class LocalPool:
             except BrokenProcessPool:
                 # Units that finished before the pool broke count; the rest run again.
                 for future, name in futures.items():
-                    if name in pending and future.done() and future.exception() is None:
+                    finished = future.done() and not future.cancelled()
+                    if name in pending and finished and future.exception() is None:
                         landed += 1
                         yield pending.pop(name), future.result()
                 fruitless = 0 if landed else fruitless + 1
