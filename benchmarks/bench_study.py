@@ -52,7 +52,7 @@ RUN_SECONDS = 600.0  # the longest a run may take
 class Row(NamedTuple):
     name: str
     result: SimulationResult
-    joined: int  # participants the study admitted (a join retried after a kill adds one)
+    joined: int  # participants the study admitted: one each, retried joins included
 
 
 def make_study(directory: Path, per_condition: int) -> Path:

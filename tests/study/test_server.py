@@ -118,6 +118,18 @@ def test_reloads_double_posts_and_restarts_lose_and_repeat_nothing(study: Path) 
     assert rows == [(0, 7)]
 
 
+def test_a_retried_join_admits_the_participant_once(study: Path, url: str) -> None:
+    client = _client(url)
+    page = client.get("/", params={"PROLIFIC_PID": "P-9"}).text
+    form = {"csrf": _field(page, "csrf"), "external_id": "P-9", "consent": "yes"}
+    first = client.post("/join", data=form)
+    client.cookies.delete(SESSION_COOKIE)  # the reply was lost: the browser never saw it
+    again = client.post("/join", data=form)
+    assert first.cookies[SESSION_COOKIE] == again.cookies[SESSION_COOKIE]
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 1
+
+
 def test_a_page_served_before_a_restart_can_be_answered_after_it(study: Path) -> None:
     # No secret given: the study's own key, kept beside it, signs the forms of both servers.
     with serving(study, trials_per_participant=TRIALS) as first_server:

@@ -178,3 +178,17 @@ def test_a_killed_writer_loses_nothing_it_acknowledged(study: Path) -> None:
         stored = set(connection.execute("SELECT participant, position FROM answers").fetchall())
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert set(acknowledged) <= stored
+
+
+def test_a_join_repeated_with_its_key_admits_once(study: Path) -> None:
+    store = StudyStore(study, trials_per_participant=8)
+    first = store.join("P-1", join_key="browser-a")
+    assert store.join("P-1", join_key="browser-a") == first  # the retry: same participant
+    assert store.join("P-2", join_key="browser-a") != first  # another id in that browser
+    assert store.join("P-1", join_key="browser-b") != first  # the same id elsewhere
+    assert store.join("P-1") != first  # no key: a new participant, as before
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 4
+        keys = [row[0] for row in connection.execute("SELECT key FROM joins")]
+    assert len(keys) == 3
+    assert not any("browser" in key for key in keys)  # only digests are stored

@@ -155,11 +155,14 @@ def create_app(
 
     async def join(request: Request) -> Response:
         fields = await form(request)
-        check_csrf(fields.get("csrf", ""), request.cookies.get(CSRF_COOKIE, ""))
+        browser = request.cookies.get(CSRF_COOKIE, "")
+        check_csrf(fields.get("csrf", ""), browser)
         if fields.get("consent") != "yes":
             raise HTTPException(400, "The study needs your consent to go on.")
         try:
-            participant = store.join(fields.get("external_id") or None)
+            # Keyed by the browser's random cookie: a retried join (its reply lost in a
+            # restart) or a second visit with the same id resumes, never admits twice.
+            participant = store.join(fields.get("external_id") or None, join_key=browser)
         except ConfigurationError as error:
             raise HTTPException(400, str(error)) from None
         response = RedirectResponse("/instructions", status_code=303)

@@ -19,6 +19,7 @@ loses nothing it has acknowledged. SQL only with parameters.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -57,6 +58,10 @@ CREATE TABLE IF NOT EXISTS answers (
     answered TEXT NOT NULL,
     PRIMARY KEY (participant, position),
     FOREIGN KEY (participant, position) REFERENCES trials(participant, position)
+);
+CREATE TABLE IF NOT EXISTS joins (
+    key TEXT PRIMARY KEY,
+    participant INTEGER NOT NULL REFERENCES participants(id)
 );
 """
 
@@ -155,9 +160,14 @@ class StudyStore:
         finally:
             connection.close()
 
-    def join(self, external_id: str | None = None) -> Participant:
+    def join(self, external_id: str | None = None, *, join_key: str | None = None) -> Participant:
         """Admit a participant (with the id their recruiting site gave, else a new one)
-        and assign their trials."""
+        and assign their trials.
+
+        `join_key` makes the join idempotent: a join repeated with the same key and
+        id (a retried request whose reply was lost) gets the same participant back.
+        Only a digest of the key is stored.
+        """
         if self.trials_per_participant is None:
             raise ConfigurationError("this store was opened for reading; it admits nobody")
         if external_id is not None and not (0 < len(external_id) <= 128):
@@ -165,7 +175,18 @@ class StudyStore:
         token = secrets.token_urlsafe(32)
         external = external_id if external_id is not None else secrets.token_hex(8)
         now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        key = None
+        if join_key is not None:
+            key = hashlib.sha256(f"{join_key}|{external_id or ''}".encode()).hexdigest()
         with self._transaction() as connection:
+            if key is not None:
+                earlier = connection.execute(
+                    "SELECT p.id, p.token, p.external_id FROM joins j "
+                    "JOIN participants p ON p.id = j.participant WHERE j.key = ?",
+                    (key,),
+                ).fetchone()
+                if earlier is not None:
+                    return Participant(int(earlier[0]), earlier[1], earlier[2])
             cursor = connection.execute(
                 "INSERT INTO participants (token, external_id, joined) VALUES (?, ?, ?)",
                 (token, external, now),
@@ -179,6 +200,10 @@ class StudyStore:
                 "INSERT INTO trials (participant, position, stimulus) VALUES (?, ?, ?)",
                 [(participant, position, stimulus) for position, stimulus in enumerate(chosen)],
             )
+            if key is not None:
+                connection.execute(
+                    "INSERT INTO joins (key, participant) VALUES (?, ?)", (key, participant)
+                )
         return Participant(participant, token, external)
 
     def _assign(self, participant: int, views: dict[int, int]) -> list[int]:
