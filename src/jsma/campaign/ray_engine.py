@@ -25,15 +25,13 @@ from jsma.campaign.engines import UnitTask, available_cores, perform
 from jsma.campaign.store import UnitInfo
 from jsma.errors import ConfigurationError, MissingDependencyError
 
-__all__ = ["LOCAL_ADDRESS", "RayEngine"]
+__all__ = ["LOCAL_ADDRESS", "LOOPBACK_ONLY", "RayEngine"]
 
 LOCAL_ADDRESS = "127.0.0.1"  # a Ray started here binds to this machine only
 # Without it, Ray on Linux takes the machine's network address as the node's and
 # binds its servers to every interface, whatever `_node_ip_address` says. Read
 # when Ray is imported.
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-
-logger = logging.getLogger(__name__)
 
 
 def _ray(*, local: bool) -> Any:
