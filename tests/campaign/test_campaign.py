@@ -24,22 +24,10 @@ from jsma.campaign import (
     run_campaign,
 )
 from jsma.data import Dataset
-from jsma.models import ModelSpec, save_checkpoint
-from jsma.models.checkpoint import CheckpointInfo
-from tests.campaign.conftest import Recording
-from tests.conftest import NUM_CLASSES, write_idx_directory
+from tests.campaign.conftest import Recording, _comparable, _model
+from tests.conftest import NUM_CLASSES
 
 SPEC = CampaignSpec(splits=("test",), samples=6, unit_size=2)
-MODEL_SPEC = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES})
-
-
-def _model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return MODEL_SPEC.build().eval()
-
-
-def _comparable(table):  # type: ignore[no-untyped-def]
-    return table.drop_columns(["seconds"]).to_pylist()
 
 
 def test_spec_units_and_round_trip(tiny_dataset: Dataset) -> None:
@@ -180,18 +168,6 @@ def test_status_of_nothing(tmp_path: Path) -> None:
 
 
 # --- a real process, really killed -----------------------------------------------
-
-
-@pytest.fixture
-def cli_setup(tmp_path: Path) -> tuple[list[str], Path]:
-    data = write_idx_directory(tmp_path / "idx", train=10_010, test=40)
-    checkpoint = tmp_path / "model.safetensors"
-    save_checkpoint(checkpoint, _model(), CheckpointInfo(spec=MODEL_SPEC))
-    options = [
-        "--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache"),
-        "--model", str(checkpoint),
-    ]  # fmt: skip
-    return options, tmp_path
 
 
 def _jsma(*args: str) -> list[str]:

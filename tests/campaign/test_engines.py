@@ -21,8 +21,7 @@ from jsma.campaign import (
 )
 from jsma.data import Dataset
 from jsma.errors import CampaignError, ConfigurationError, ModelError
-from tests.campaign.conftest import Recording
-from tests.campaign.test_campaign import MODEL_SPEC, _comparable, _model
+from tests.campaign.conftest import MODEL_SPEC, Recording, _comparable, _model
 
 SPEC = CampaignSpec(splits=("validation", "test"), samples=4, unit_size=2)  # 4 units
 

@@ -22,8 +22,7 @@ from jsma.data import Dataset
 from jsma.errors import ConfigurationError, ModelError
 from jsma.models import save_checkpoint
 from jsma.models.checkpoint import CheckpointInfo
-from tests.campaign.conftest import Recording
-from tests.campaign.test_campaign import MODEL_SPEC, _comparable, _model
+from tests.campaign.conftest import MODEL_SPEC, Recording, _comparable, _model
 from tests.campaign.test_engines import SPEC, DiesOnce, NotFinite
 from tests.conftest import write_idx_directory
 
@@ -92,11 +91,13 @@ def test_engines_resume_each_others_campaigns(
 def test_a_ray_worker_killed_mid_unit_is_retried(
     tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]]
 ) -> None:
+    # Into a storage URI: the tasks write through pyarrow.fs, as on s3://.
+    uri = f"file://{tmp_path}/bucket/run"
     model = DiesOnce(_model(), tmp_path / "killed")
-    status = run_campaign(tmp_path / "run", SPEC, model, tiny_dataset, engine=RayEngine())
+    status = run_campaign(uri, SPEC, model, tiny_dataset, engine=RayEngine())
     assert (tmp_path / "killed").exists()  # a worker did die
     assert status.complete
-    assert _comparable(load_results(tmp_path / "run")) == reference
+    assert _comparable(load_results(uri)) == reference
 
 
 def test_a_tasks_error_reaches_the_caller(tiny_dataset: Dataset, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from torch import nn
 from jsma.campaign import CampaignSpec, InProcess, load_results, run_campaign
 from jsma.campaign.ray_engine import LOOPBACK_ONLY, RayEngine
 from jsma.data import Dataset
-from tests.campaign.test_campaign import _comparable, _model
+from tests.campaign.conftest import _comparable, _model
 
 os.environ.update(LOOPBACK_ONLY)  # before Ray is imported: it reads this then
 import ray

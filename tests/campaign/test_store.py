@@ -22,7 +22,8 @@ from jsma.campaign import (
     open_campaign,
     run_campaign,
 )
-from jsma.campaign.store import UnitStamp, campaign_lock, read_unit, unit_path
+from jsma.campaign.location import LocalFolder
+from jsma.campaign.store import UnitStamp, campaign_lock, read_unit, unit_name
 from jsma.data import Dataset
 from jsma.errors import StorageError
 from jsma.models import ModelSpec
@@ -50,7 +51,12 @@ def _first_unit(directory: Path) -> tuple[Path, UnitStamp]:
     manifest = open_campaign(directory)
     unit = manifest.units[0]
     stamp = UnitStamp(unit, manifest.spec.digest(), manifest.model.fingerprint)
-    return unit_path(directory, unit), stamp
+    return directory / unit_name(unit), stamp
+
+
+def _read(path: Path, stamp: UnitStamp) -> Any:
+    """`read_unit` of the campaign that holds the unit file at `path`."""
+    return read_unit(LocalFolder(path.parents[1]), stamp)
 
 
 # --- 1. `key=value` folders on the path ----------------------------------------------
@@ -124,7 +130,7 @@ def test_damaged_footer_is_redone(
     path, stamp = _first_unit(campaign)
     reference = pq.ParquetFile(path).read().to_pylist()
     _rewrite_footer(path, change)
-    assert read_unit(path, stamp) is None
+    assert _read(path, stamp) is None
     assert campaign_status(campaign).units_done == 2
     assert path.name in caplog.text
     assert run_campaign(campaign, SPEC, _model(), tiny_dataset, engine=recording).complete
@@ -136,14 +142,14 @@ def test_damaged_footer_is_redone(
 def test_bit_flips_never_raise_and_never_change_rows(campaign: Path) -> None:
     path, stamp = _first_unit(campaign)
     data = path.read_bytes()
-    reference = read_unit(path, stamp)
+    reference = _read(path, stamp)
     assert reference is not None
     outcomes = {"redo": 0, "same": 0}
     for bit in random.Random(0).sample(range(len(data) * 8), 1500):
         flipped = bytearray(data)
         flipped[bit // 8] ^= 1 << (bit % 8)
         path.write_bytes(bytes(flipped))
-        table = read_unit(path, stamp)  # must not raise, whatever the flip
+        table = _read(path, stamp)  # must not raise, whatever the flip
         if table is None:
             outcomes["redo"] += 1
         else:  # the flip hit bytes that do not decide the rows (statistics, padding)
@@ -221,8 +227,8 @@ def test_units_of_another_model_are_redone(
     run_campaign(mine, SPEC, _model(0), tiny_dataset)
     run_campaign(theirs, SPEC, _model(1), tiny_dataset)
     path, stamp = _first_unit(mine)
-    path.write_bytes(unit_path(theirs, stamp.unit).read_bytes())  # same spec, other weights
-    assert read_unit(path, stamp) is None
+    path.write_bytes((theirs / unit_name(stamp.unit)).read_bytes())  # same spec, other weights
+    assert _read(path, stamp) is None
     run_campaign(mine, SPEC, _model(0), tiny_dataset, engine=recording)
     assert recording.units == [stamp.unit.name]
 
@@ -256,4 +262,4 @@ def test_unit_file_schema_mismatch(campaign: Path) -> None:
     table = pq.ParquetFile(path).read()
     narrower = table.drop_columns(["l2"]).replace_schema_metadata(table.schema.metadata)
     pq.write_table(narrower, path)
-    assert read_unit(path, stamp) is None
+    assert _read(path, stamp) is None

@@ -1,6 +1,7 @@
 """Campaigns: every sample of a set attacked towards chosen targets, resumably."""
 
 from jsma.campaign.engines import Engine, InProcess, LocalPool, available_cores, local_engine
+from jsma.campaign.location import ArrowFolder, Folder, LocalFolder, folder_at
 from jsma.campaign.manifest import DataRecord, Manifest, ModelRecord, open_campaign
 from jsma.campaign.runner import (
     CampaignStatus,
@@ -18,13 +19,16 @@ from jsma.errors import CampaignError
 
 __all__ = [
     "SCHEMA",
+    "ArrowFolder",
     "AttackSettings",
     "CampaignError",
     "CampaignSpec",
     "CampaignStatus",
     "DataRecord",
     "Engine",
+    "Folder",
     "InProcess",
+    "LocalFolder",
     "LocalPool",
     "Manifest",
     "ModelRecord",
@@ -34,6 +38,7 @@ __all__ = [
     "campaign_status",
     "data_fingerprint",
     "describe_campaign",
+    "folder_at",
     "load_results",
     "local_engine",
     "model_fingerprint",

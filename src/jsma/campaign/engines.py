@@ -28,6 +28,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from jsma.campaign.location import Folder
 from jsma.campaign.spec import CampaignSpec
 from jsma.campaign.store import UnitInfo, UnitStamp, write_unit
 from jsma.campaign.unit import UnitData, attack_unit
@@ -50,7 +51,7 @@ logger = logging.getLogger(__name__)
 class UnitTask:
     """One unit to run and where its file goes: all a worker needs besides the model."""
 
-    directory: Path
+    folder: Folder
     stamp: UnitStamp
     spec: CampaignSpec
     data: UnitData
@@ -63,7 +64,7 @@ class UnitTask:
 def perform(model: nn.Module, task: UnitTask) -> UnitInfo:
     """Attack the task's unit and write its file; return what the driver counts."""
     table, seconds = attack_unit(model, task.data, task.spec)
-    write_unit(task.directory, task.stamp, table, seconds=seconds)
+    write_unit(task.folder, task.stamp, table, seconds=seconds)
     return UnitInfo(table.num_rows, seconds)
 
 

@@ -16,16 +16,16 @@ import datetime
 import hashlib
 import json
 import logging
+import os
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from jsma._io import atomic_write
+from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.errors import CampaignError
 
@@ -155,18 +155,18 @@ class Manifest:
         # fmt: on
         return {**content, "digest": _digest(content)}
 
-    def write(self, directory: Path) -> None:
-        with atomic_write(directory / MANIFEST_NAME) as handle:
-            handle.write(json.dumps(self.to_json(), indent=2).encode())
+    def write(self, folder: Folder) -> None:
+        folder.write(MANIFEST_NAME, json.dumps(self.to_json(), indent=2).encode())
 
     @classmethod
-    def read(cls, directory: Path) -> Manifest | None:
-        """The checked manifest of `directory`, or None when there is no campaign there."""
-        path = directory / MANIFEST_NAME
-        if not path.is_file():
-            return None
+    def read(cls, folder: Folder) -> Manifest | None:
+        """The checked manifest of `folder`, or None when there is no campaign there."""
+        path = f"{folder}/{MANIFEST_NAME}"
         try:
-            content = json.loads(path.read_text(encoding="utf-8"))
+            data = folder.read(MANIFEST_NAME)
+            if data is None:
+                return None
+            content = json.loads(data.decode("utf-8"))
         except (OSError, ValueError) as error:
             raise CampaignError(f"{path}: unreadable campaign manifest ({error})") from error
         if not isinstance(content, dict):
@@ -212,7 +212,7 @@ class Manifest:
             created=_typed(content["created"], str, "created"),
         )
 
-    def _check(self, content: dict[str, Any], path: Path) -> None:
+    def _check(self, content: dict[str, Any], path: str) -> None:
         """Everything the stored text claims must be what its parts imply."""
         if content["spec_digest"] != self.spec.digest():
             raise CampaignError(
@@ -239,13 +239,17 @@ class Manifest:
             )
 
 
-def open_campaign(directory: Path) -> Manifest:
-    """The checked manifest of the campaign in `directory`; a `CampaignError` if none."""
-    if directory.exists() and not directory.is_dir():
-        raise CampaignError(f"{directory}: not a directory, so not a campaign")
-    manifest = Manifest.read(directory)
+def open_campaign(where: str | os.PathLike[str] | Folder) -> Manifest:
+    """The checked manifest of the campaign at `where` (a directory, a storage URI such
+    as `s3://bucket/prefix`, or a `Folder`); a `CampaignError` if none."""
+    folder = folder_at(where)
+    try:
+        folder.check()
+    except CampaignError:
+        raise CampaignError(f"{folder}: not a directory, so not a campaign") from None
+    manifest = Manifest.read(folder)
     if manifest is None:
-        raise CampaignError(f"{directory}: no campaign here (no {MANIFEST_NAME})")
+        raise CampaignError(f"{folder}: no campaign here (no {MANIFEST_NAME})")
     return manifest
 
 

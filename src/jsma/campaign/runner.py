@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from jsma._io import ensure_writable
 from jsma.campaign.engines import Engine, InProcess, UnitTask
+from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.manifest import (
     DataRecord,
     Manifest,
@@ -34,13 +34,12 @@ from jsma.campaign.manifest import (
 from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.campaign.store import (
     SCHEMA,
+    UNITS,
     UnitInfo,
     UnitStamp,
-    campaign_lock,
     read_unit,
     remove_stale_temporaries,
     unit_info,
-    unit_path,
 )
 from jsma.campaign.unit import UnitData, run_unit
 from jsma.data.dataset import Dataset
@@ -85,7 +84,7 @@ def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
 class CampaignStatus:
     """How far a campaign is. `seconds` sums the time spent in finished units."""
 
-    directory: Path
+    directory: Folder
     units_done: int
     units_total: int
     attacks_done: int
@@ -109,7 +108,7 @@ class CampaignStatus:
         return (self.attacks_total - self.attacks_done) / self.throughput
 
 
-def _check_same(stored: Manifest, asked: Manifest, directory: Path) -> None:
+def _check_same(stored: Manifest, asked: Manifest, directory: Folder) -> None:
     problems = []
     if stored.spec != asked.spec:
         changes = "; ".join(spec_differences(stored.spec, asked.spec))
@@ -147,7 +146,7 @@ def describe_campaign(
 
 
 def run_campaign(
-    directory: Path,
+    directory: str | os.PathLike[str] | Folder,
     spec: CampaignSpec,
     model: nn.Module,
     dataset: Dataset,
@@ -158,8 +157,10 @@ def run_campaign(
 ) -> CampaignStatus:
     """Run (or resume) a campaign in `directory`; return its status at the end.
 
-    A new directory gets a manifest; an existing one must match the spec, the
-    model and the data, or a `CampaignError` says what differs. Units whose
+    `directory` is a local path, or a storage URI (`s3://bucket/prefix`, `gs://...`,
+    `file:///...`) that `pyarrow.fs` opens, or a `Folder`. A new directory gets a
+    manifest; an existing one must match the spec, the model and the data, or a
+    `CampaignError` says what differs. Units whose
     files are present and sound are skipped; the others are (re)done by
     `engine` (default: one after another in this process; `local_engine(N)`
     for N processes). The rows do not depend on the engine, so a campaign
@@ -170,25 +171,23 @@ def run_campaign(
         >>> status = run_campaign(Path("runs/lenet"), spec, model, load_mnist())  # doctest: +SKIP
     """
     asked = describe_campaign(spec, model, dataset, model_description)
-    if directory.exists() and not directory.is_dir():
-        raise CampaignError(f"{directory}: exists and is not a directory")
-    ensure_writable(directory, directory / "units")
-    with campaign_lock(directory):
-        stored = Manifest.read(directory)
+    folder = folder_at(directory)
+    folder.check()
+    folder.ensure_writable(UNITS)
+    with folder.lock():
+        stored = Manifest.read(folder)
         if stored is None:
-            asked.write(directory)
+            asked.write(folder)
             stored = asked
         else:
-            _check_same(stored, asked, directory)
-        if removed := remove_stale_temporaries(directory):
-            logger.info("%s: removed %d temporary files of killed runs", directory, removed)
-        return _run_units(
-            directory, stored, model, dataset, engine or InProcess(), progress=progress
-        )
+            _check_same(stored, asked, folder)
+        if removed := remove_stale_temporaries(folder):
+            logger.info("%s: removed %d temporary files of killed runs", folder, removed)
+        return _run_units(folder, stored, model, dataset, engine or InProcess(), progress=progress)
 
 
 def _run_units(
-    directory: Path,
+    directory: Folder,
     manifest: Manifest,
     model: nn.Module,
     dataset: Dataset,
@@ -225,7 +224,7 @@ def _stamp(manifest: Manifest, unit: WorkUnit) -> UnitStamp:
     return UnitStamp(unit, manifest.spec.digest(), manifest.model.fingerprint)
 
 
-def _finished_units(directory: Path, manifest: Manifest) -> dict[str, UnitInfo]:
+def _finished_units(directory: Folder, manifest: Manifest) -> dict[str, UnitInfo]:
     """The units whose files pass every check, by name.
 
     Every unit file is verified in full: a damaged one counts as not done.
@@ -233,14 +232,14 @@ def _finished_units(directory: Path, manifest: Manifest) -> dict[str, UnitInfo]:
     finished = {}
     attacks = manifest.attacks_per_unit
     for unit in manifest.units:
-        path, stamp = unit_path(directory, unit), _stamp(manifest, unit)
-        info = unit_info(path, stamp)
-        if info is not None and info.rows == attacks[unit.name] and read_unit(path, stamp):
+        stamp = _stamp(manifest, unit)
+        info = unit_info(directory, stamp)
+        if info is not None and info.rows == attacks[unit.name] and read_unit(directory, stamp):
             finished[unit.name] = info
     return finished
 
 
-def _status(directory: Path, manifest: Manifest, finished: dict[str, UnitInfo]) -> CampaignStatus:
+def _status(directory: Folder, manifest: Manifest, finished: dict[str, UnitInfo]) -> CampaignStatus:
     return CampaignStatus(
         directory=directory,
         units_done=len(finished),
@@ -251,32 +250,36 @@ def _status(directory: Path, manifest: Manifest, finished: dict[str, UnitInfo]) 
     )
 
 
-def campaign_status(directory: Path) -> CampaignStatus:
+def campaign_status(directory: str | os.PathLike[str] | Folder) -> CampaignStatus:
     """Done and total units and attacks, and the time spent, from the files alone.
 
     Every unit file is verified in full: a damaged one counts as not done.
     """
-    manifest = open_campaign(directory)
-    return _status(directory, manifest, _finished_units(directory, manifest))
+    folder = folder_at(directory)
+    manifest = open_campaign(folder)
+    return _status(folder, manifest, _finished_units(folder, manifest))
 
 
-def load_results(directory: Path, *, allow_partial: bool = False) -> pa.Table:
+def load_results(
+    directory: str | os.PathLike[str] | Folder, *, allow_partial: bool = False
+) -> pa.Table:
     """Every stored attack of a campaign, one row each, in unit order.
 
     Each unit file is fully verified. An incomplete campaign raises a
     `CampaignError` unless `allow_partial`.
     """
-    manifest = open_campaign(directory)
+    folder = folder_at(directory)
+    manifest = open_campaign(folder)
     tables, missing = [], []
     for unit in manifest.units:
-        table = read_unit(unit_path(directory, unit), _stamp(manifest, unit))
+        table = read_unit(folder, _stamp(manifest, unit))
         if table is None:
             missing.append(unit.name)
         else:
             tables.append(table.replace_schema_metadata(None))
     if missing and not allow_partial:
         raise CampaignError(
-            f"{directory}: {len(missing)} of {len(manifest.units)} units are missing or "
+            f"{folder}: {len(missing)} of {len(manifest.units)} units are missing or "
             f"damaged (first: {missing[0]}); resume the campaign to finish them"
         )
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()

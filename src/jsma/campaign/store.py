@@ -1,9 +1,10 @@
 """Campaign storage: a manifest and one Parquet file per work unit.
 
-A campaign directory holds `campaign.json` (the spec, the model and data
-fingerprints, versions) and `units/<split>-<start>-<stop>.parquet`, one row
-per attack. Every file is written to a temporary name and renamed into place,
-so a crash leaves whole files only; unit files carry page checksums and
+A campaign directory (or object store prefix, see `jsma.campaign.location`)
+holds `campaign.json` (the spec, the model and data fingerprints, versions)
+and `units/<split>-<start>-<stop>.parquet`, one row per attack. Every file is
+written to a temporary name and moved into place, so a crash leaves whole
+files only; unit files carry page checksums and
 their unit name, spec digest and row count in the footer, and a file that
 fails any of these checks is redone rather than trusted. The files are plain
 Parquet: pandas, pyarrow and DuckDB read them without jsma.
@@ -12,20 +13,15 @@ Parquet: pandas, pyarrow and DuckDB read them without jsma.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import fcntl
 import io
 import logging
 import os
-import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jsma._io import atomic_write
+from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.spec import WorkUnit
 from jsma.errors import CampaignError
 
@@ -38,13 +34,11 @@ __all__ = [
     "read_unit",
     "remove_stale_temporaries",
     "unit_info",
-    "unit_path",
+    "unit_name",
     "write_unit",
 ]
 
 logger = logging.getLogger(__name__)
-
-LOCK_NAME = ".lock"
 
 SCHEMA = pa.schema(
     [
@@ -68,9 +62,12 @@ SCHEMA = pa.schema(
 )
 
 
-def unit_path(directory: Path, unit: WorkUnit) -> Path:
-    """Where the file of `unit` lives in a campaign directory."""
-    return directory / "units" / f"{unit.name}.parquet"
+UNITS = "units"
+
+
+def unit_name(unit: WorkUnit) -> str:
+    """Where the file of `unit` lives, relative to the campaign's root."""
+    return f"{UNITS}/{unit.name}.parquet"
 
 
 @dataclass(frozen=True)
@@ -83,8 +80,8 @@ class UnitStamp:
     model_fingerprint: str
 
 
-def write_unit(directory: Path, stamp: UnitStamp, table: pa.Table, *, seconds: float) -> Path:
-    """Write one unit's rows atomically, stamped with what identifies them."""
+def write_unit(folder: Folder, stamp: UnitStamp, table: pa.Table, *, seconds: float) -> str:
+    """Write one unit's rows atomically, stamped with what identifies them; return the name."""
     metadata = {
         b"jsma.unit": stamp.unit.name.encode(),
         b"jsma.spec": stamp.spec_digest.encode(),
@@ -99,10 +96,9 @@ def write_unit(directory: Path, stamp: UnitStamp, table: pa.Table, *, seconds: f
         compression="zstd",
         write_page_checksum=True,
     )
-    path = unit_path(directory, stamp.unit)
-    with atomic_write(path) as handle:
-        handle.write(buffer.getvalue())
-    return path
+    name = unit_name(stamp.unit)
+    folder.write(name, buffer.getvalue())
+    return name
 
 
 @dataclass(frozen=True)
@@ -113,19 +109,22 @@ class UnitInfo:
     seconds: float
 
 
-def unit_info(path: Path, stamp: UnitStamp) -> UnitInfo | None:
+def unit_info(folder: Folder, stamp: UnitStamp) -> UnitInfo | None:
     """The footer's account of a unit file, or None if it is absent, damaged or not this
     unit's (another unit, spec or model).
 
     Reads only the footer: cheap enough for `status`. `read_unit` checks the data too.
     """
-    if not path.is_file():
-        return None
+    name = unit_name(stamp.unit)
+    where = f"{folder}/{name}"
     try:
-        metadata = pq.read_metadata(path).metadata or {}
+        with folder.open(name) as source:
+            metadata = pq.read_metadata(source).metadata or {}
         rows, seconds = int(metadata[b"jsma.rows"]), float(metadata[b"jsma.seconds"])
+    except FileNotFoundError:
+        return None
     except Exception as error:
-        logger.warning("%s: damaged unit file (%s); it will be redone", path, _describe(error))
+        logger.warning("%s: damaged unit file (%s); it will be redone", where, _describe(error))
         return None
     expected = {
         b"jsma.unit": stamp.unit.name,
@@ -133,30 +132,34 @@ def unit_info(path: Path, stamp: UnitStamp) -> UnitInfo | None:
         b"jsma.model": stamp.model_fingerprint,
     }
     if any(metadata.get(key) != value.encode() for key, value in expected.items()):
-        logger.warning("%s: made for another unit, configuration or model; it will be redone", path)
+        logger.warning("%s: made for another unit, configuration or model; redone", where)
         return None
     if rows < 0 or not seconds >= 0:
         logger.warning(
-            "%s: damaged footer (rows %d, seconds %r); it will be redone", path, rows, seconds
+            "%s: damaged footer (rows %d, seconds %r); it will be redone", where, rows, seconds
         )
         return None
     return UnitInfo(rows, seconds)
 
 
-def read_unit(path: Path, stamp: UnitStamp) -> pa.Table | None:
+def read_unit(folder: Folder, stamp: UnitStamp) -> pa.Table | None:
     """A unit's rows after every check (footer, page checksums, row count), else None."""
-    info = unit_info(path, stamp)
+    info = unit_info(folder, stamp)
     if info is None:
         return None
+    name = unit_name(stamp.unit)
     try:
         # One file, read as one file: `pq.read_table(path)` would take `key=value`
         # folders on the path for Hive partitions and add their columns.
-        table = pq.ParquetFile(path, page_checksum_verification=True).read()
+        with folder.open(name) as source:
+            table = pq.ParquetFile(source, page_checksum_verification=True).read()
     except Exception as error:
-        logger.warning("%s: damaged unit file (%s); it will be redone", path, _describe(error))
+        logger.warning(
+            "%s/%s: damaged unit file (%s); it will be redone", folder, name, _describe(error)
+        )
         return None
     if table.num_rows != info.rows or not table.schema.remove_metadata().equals(SCHEMA):
-        logger.warning("%s: unexpected rows or columns; it will be redone", path)
+        logger.warning("%s/%s: unexpected rows or columns; it will be redone", folder, name)
         return None
     return table
 
@@ -165,37 +168,21 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def remove_stale_temporaries(directory: Path) -> int:
+def remove_stale_temporaries(folder: Folder) -> int:
     """Delete the temporary files that killed writers left in `units/`; call under the lock."""
-    removed = 0
-    for path in (directory / "units").glob(".*.tmp"):
-        path.unlink(missing_ok=True)
-        removed += 1
-    return removed
+    stale = folder.temporaries(UNITS)
+    for name in stale:
+        folder.delete(name)
+    return len(stale)
 
 
-@contextlib.contextmanager
-def campaign_lock(directory: Path) -> Iterator[None]:
+def campaign_lock(
+    where: str | os.PathLike[str] | Folder,
+) -> contextlib.AbstractContextManager[None]:
     """Hold the campaign's exclusive lock, or fail at once saying who holds it.
 
-    An advisory `flock` on `DIR/.lock`: the kernel drops it when its holder
-    exits, however it exits, so a killed run never leaves a stale lock.
+    A local directory: an advisory `flock` on `DIR/.lock`, dropped by the kernel
+    when its holder exits, however it exits. An object store: a lease object
+    (see `ArrowFolder`).
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
-            raise CampaignError(
-                f"{directory}: another run is using this campaign ({holder}); wait for it to "
-                "finish or stop it, then resume"
-            ) from None
-        started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+    return folder_at(where).lock()

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 Commands = Any  # argparse's private _SubParsersAction
 
 
+def campaign_location(text: str) -> str | Path:
+    """A campaign argument: a storage URI (`s3://bucket/prefix`) as given, else a path."""
+    return text if "://" in text else Path(text)
+
+
 def data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(

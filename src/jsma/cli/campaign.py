@@ -10,6 +10,7 @@ from jsma.cli._common import (
     Commands,
     attack_options,
     cache_dir,
+    campaign_location,
     data_options,
     dataset,
     engine,
@@ -23,13 +24,15 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+_DIR_HELP = "campaign directory, or a storage URI (s3://bucket/prefix, gs://..., file:///...)"
+
 
 def register(commands: Commands) -> None:
     """Add the `campaign run|resume|status` commands to the parser."""
     campaign = commands.add_parser("campaign", help="run, resume and inspect attack campaigns")
     sub = campaign.add_subparsers(dest="campaign_command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="start (or continue) a campaign in DIR")
-    run.add_argument("directory", type=Path, metavar="DIR")
+    run.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
     data_options(run)
     model_options(run)
     run.add_argument("--splits", nargs="+", choices=SPLIT_NAMES, default=["test"])
@@ -49,14 +52,14 @@ def register(commands: Commands) -> None:
     run.set_defaults(handler=_run)
 
     resume = sub.add_parser("resume", help="finish an interrupted campaign")
-    resume.add_argument("directory", type=Path, metavar="DIR")
+    resume.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
     data_options(resume)
     model_options(resume)
     engine_options(resume)
     resume.set_defaults(handler=_resume)
 
     status = sub.add_parser("status", help="done / total, throughput, ETA")
-    status.add_argument("directory", type=Path, metavar="DIR")
+    status.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
     status.set_defaults(handler=_status)
 
 

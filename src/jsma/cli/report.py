@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jsma.cli._common import Commands, data_options, dataset
+from jsma.cli._common import Commands, campaign_location, data_options, dataset
 
 __all__ = ["register"]
 
@@ -15,7 +15,10 @@ def register(commands: Commands) -> None:
     parser = commands.add_parser(
         "report", help="HTML report, figures and JSON summary of stored campaigns"
     )
-    parser.add_argument("campaigns", type=Path, nargs="+", metavar="CAMPAIGN")
+    parser.add_argument(
+        "campaigns", type=campaign_location, nargs="+", metavar="CAMPAIGN",
+        help="campaign directories or storage URIs (s3://bucket/prefix, ...)",
+    )  # fmt: skip
     parser.add_argument(
         "--out", type=Path, help="output directory (default: CAMPAIGN/report of the first)"
     )
@@ -39,10 +42,14 @@ def register(commands: Commands) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from jsma.errors import ConfigurationError
     from jsma.report import write_report
 
     data = None if args.no_samples else dataset(args)
-    out = args.out or args.campaigns[0] / "report"
+    first = args.campaigns[0]
+    if args.out is None and not isinstance(first, Path):
+        raise ConfigurationError(f"{first}: a campaign in object storage needs --out DIR")
+    out = args.out or first / "report"
     files = write_report(
         args.campaigns, out, data, toy=args.toy, defenses=args.defenses, study=args.study
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jsma.campaign import CampaignStatus, campaign_status, load_results
+from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.manifest import Manifest, open_campaign
 from jsma.metrics import (
     BudgetCurves,
@@ -36,7 +37,7 @@ _BUDGET_STEP = 0.005
 class CampaignSummary:
     """A campaign's metrics, ready to draw and to write as JSON."""
 
-    directory: Path
+    directory: Folder
     manifest: Manifest
     status: CampaignStatus
     arrays: CampaignArrays
@@ -107,8 +108,10 @@ class CampaignSummary:
         }
 
 
-def summarise(directory: Path) -> CampaignSummary:
-    """Read a finished campaign and compute every metric the report shows."""
+def summarise(where: str | os.PathLike[str] | Folder) -> CampaignSummary:
+    """Read a finished campaign (a directory or a storage URI) and compute every metric
+    the report shows."""
+    directory = folder_at(where)
     manifest = open_campaign(directory)
     status = campaign_status(directory)
     arrays = CampaignArrays.from_table(load_results(directory))

@@ -12,6 +12,7 @@ import datetime
 import html
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata, resources
@@ -24,6 +25,7 @@ from matplotlib.figure import Figure
 
 from jsma._io import atomic_write, ensure_writable
 from jsma.campaign import load_results
+from jsma.campaign.location import Folder
 from jsma.campaign.manifest import open_campaign
 from jsma.data.dataset import Dataset
 from jsma.defenses.detection import (
@@ -169,7 +171,7 @@ def _configuration(summaries: Sequence[CampaignSummary]) -> str:
 
 
 def write_report(
-    campaigns: Sequence[Path],
+    campaigns: Sequence[str | os.PathLike[str] | Folder],
     out: Path,
     dataset: Dataset | None = None,
     *,
