@@ -246,3 +246,15 @@ def test_cli_status(cli_setup: tuple[list[str], Path], capsys: pytest.CaptureFix
     assert main(["campaign", "run", str(directory), *options, "--samples", "3"]) == 2
     assert "cannot resume this campaign: the configuration differs" in capsys.readouterr().err
     assert np.isfinite(campaign_status(directory).throughput)
+
+
+def test_fingerprints_cover_batch_norm_and_keep_their_values() -> None:
+    from jsma.campaign import model_fingerprint
+
+    # The value a LeNet had before 0-dim buffers were handled: stored campaigns still match.
+    expected = "5df0e1d058d06d538a4d164521d1974502974d3dd921b570370ad49f48b44b43"
+    assert model_fingerprint(_model()) == expected
+    normed = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    before = model_fingerprint(normed)
+    normed.train()(torch.randn(5, 4))  # one step: the 0-dim step count moves
+    assert model_fingerprint(normed) != before

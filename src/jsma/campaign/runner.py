@@ -65,7 +65,10 @@ def model_fingerprint(model: nn.Module) -> str:
     for name, tensor in sorted(model.state_dict().items()):
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{value.dtype}:{tuple(value.shape)};".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        # reshape: a 0-dim tensor (batch norm's step count) has no byte view of its own.
+        digest.update(
+            value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b""
+        )
     return digest.hexdigest()
 
 
