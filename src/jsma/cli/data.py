@@ -14,6 +14,7 @@ from jsma.cli._common import (
     model_options,
     print_evaluation,
 )
+from jsma.errors import JSMAError
 from jsma.settings import RECIPE_NAMES, SPLIT_NAMES
 
 __all__ = ["register"]
@@ -27,9 +28,13 @@ def register(commands: Commands) -> None:
     data_options(info)
     info.set_defaults(handler=_data_info)
 
-    train = commands.add_parser("train", help="train the paper's LeNet")
+    train = commands.add_parser("train", help="train the paper's LeNet (or an MLP)")
     data_options(train)
     train.add_argument("--recipe", choices=sorted(RECIPE_NAMES), default="default")
+    train.add_argument(
+        "--architecture", choices=("lenet", "mlp"), default="lenet",
+        help="lenet (default), or mlp (two hidden layers of 256; needs --out)",
+    )  # fmt: skip
     train.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
@@ -60,11 +65,16 @@ def _data_info(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from jsma.models import cached_model_path, save_checkpoint, train
 
+    if args.architecture != "lenet" and args.out is None:
+        raise JSMAError("--architecture mlp needs --out (the model cache keeps LeNets)")
     data = dataset(args)
-    result = train(data, args.recipe, seed=args.seed, epochs=args.epochs, progress=True)
+    result = train(
+        data, args.recipe, seed=args.seed, epochs=args.epochs, architecture=args.architecture,
+        progress=True,
+    )  # fmt: skip
     out = args.out or cached_model_path(cache_dir(args), args.recipe, args.seed)
     save_checkpoint(out, result.model, result.info)
-    print(f"trained with recipe {args.recipe!r} in {result.seconds:.0f} s")
+    print(f"trained a {args.architecture} with recipe {args.recipe!r} in {result.seconds:.0f} s")
     for name, accuracy in result.info.accuracies.items():
         print(f"{name:>10}: accuracy {accuracy:.2%}")
     print(f"checkpoint: {out}")

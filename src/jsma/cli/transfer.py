@@ -1,0 +1,112 @@
+"""`jsma transfer`: a campaign's adversarial samples given to other models."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jsma.cli._common import Commands, cache_dir, campaign_location, data_options, dataset
+from jsma.errors import JSMAError
+from jsma.settings import RECIPE_NAMES
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from jsma.data import Dataset
+    from jsma.transfer import TransferResult
+
+__all__ = ["register"]
+
+_MODELS_HELP = (
+    "models to evaluate on, each [NAME=]WHAT: a recipe of the model cache "
+    f"({', '.join(sorted(RECIPE_NAMES))}), a checkpoint file, or a `jsma defend` output "
+    "directory (adv-train: DIR; distill: DIR/T100)"
+)
+
+
+def register(commands: Commands) -> None:
+    """Add the `transfer` command to the parser."""
+    parser = commands.add_parser(
+        "transfer", help="give campaigns' adversarial samples to other models (transferability)"
+    )
+    parser.add_argument(
+        "campaigns", type=campaign_location, nargs="+", metavar="CAMPAIGN",
+        help="campaigns whose successful samples are transferred (directories or URIs)",
+    )  # fmt: skip
+    parser.add_argument("--models", nargs="+", required=True, metavar="MODEL", help=_MODELS_HELP)
+    parser.add_argument("--out", type=Path, help="store transfer.json and transfer.png here")
+    parser.add_argument(
+        "--buckets", type=float, nargs="+", metavar="PERCENT",
+        help="distortion bucket edges in percent (default: 0 2 4 6 10 100)",
+    )  # fmt: skip
+    data_options(parser)
+    parser.set_defaults(handler=_transfer)
+
+
+def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.Module]:
+    from jsma.models import resolve_model
+
+    name, _, where = what.rpartition("=")
+    if where in RECIPE_NAMES:
+        loaded, _ = resolve_model(data, cache_dir(args), recipe=where, progress=True)
+        return name or f"{where} LeNet", loaded.model
+    path = Path(where)
+    if path.is_dir():  # a `jsma defend` output: its defended model, named after it
+        found = [path / "model.safetensors", path / "student.safetensors"]
+        checkpoint = next((p for p in found if p.is_file()), None)
+        if checkpoint is None:
+            raise JSMAError(f"{path}: no defended model here (model.safetensors) to evaluate on")
+        default_name = path.name
+    else:
+        checkpoint, default_name = path, path.stem
+    loaded, _ = resolve_model(data, cache_dir(args), checkpoint=checkpoint)
+    return name or default_name, loaded.model
+
+
+def _campaign_name(where: str | Path) -> str:
+    from jsma.campaign import folder_at, open_campaign
+
+    folder = folder_at(where)
+    model = open_campaign(folder).model
+    made = model.recipe or (Path(model.checkpoint).stem if model.checkpoint else model.architecture)
+    return f"{folder.name} ({made})"
+
+
+def _print(result: TransferResult) -> None:
+    def cell(value: float) -> str:
+        return "-" if math.isnan(value) else f"{value:.1%}"
+
+    width = max(len(name) for name in result.evaluated_on) + 2
+    measures = (("as_target", "classified as the target"), ("misclassified", "misclassified"))
+    for measure, title in measures:
+        print(f"\n{title} (rows: crafted on; all samples)")
+        print(" " * 34 + "".join(f"{name:>{width}}" for name in result.evaluated_on))
+        for crafted, values in zip(result.crafted_on, result.matrix(measure), strict=True):
+            print(f"{crafted[:32]:<34}" + "".join(f"{cell(v):>{width}}" for v in values))
+    print("\nbenign accuracy on the same samples' originals")
+    first = result.crafted_on[0]
+    rows = [row for row in result.rows if row.crafted_on == first]
+    print(" " * 34 + "".join(f"{cell(row.benign_accuracy):>{width}}" for row in rows))
+    for crafted, counts in result.counts.items():
+        print(f"\n{crafted}: {counts[-1]} samples; by distortion bucket: {list(counts[:-1])}")
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    from jsma.plotting import save_figure
+    from jsma.transfer import DEFAULT_BUCKETS, transfer, transfer_figure, write_transfer
+
+    data = dataset(args)
+    models = dict(_model(what, data, args) for what in args.models)
+    if len(models) != len(args.models):
+        raise JSMAError("two models have the same name; name them: --models NAME=WHAT ...")
+    campaigns = {_campaign_name(where): where for where in args.campaigns}
+    buckets = tuple(args.buckets) if args.buckets else DEFAULT_BUCKETS
+    result = transfer(campaigns, models, data, buckets=buckets)
+    _print(result)
+    if args.out is not None:
+        path = write_transfer(args.out, result)
+        figure = save_figure(transfer_figure(result), args.out / "transfer.png")
+        print(f"\nresult:  {path}\nfigure:  {figure}")
+    return 0

@@ -1,0 +1,309 @@
+"""Transferability: do adversarial samples crafted on one model fool another?
+
+The premise of the black-box attack (Papernot et al., "Practical Black-Box
+Attacks against Machine Learning", 2017) is that they do: an attacker crafts
+on a substitute and the samples carry over to the unseen victim. Here a
+campaign's successful samples, rebuilt from their stored trajectories, are
+given to other models, and for each (crafted on, evaluated on) pair we count
+the share each model puts in the attack's target class and the share it
+misclassifies at all, overall and by distortion bucket, beside its accuracy
+on the same samples before the attack.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from jsma._io import atomic_write
+from jsma.campaign import load_results, open_campaign
+from jsma.campaign.location import Folder, folder_at
+from jsma.context import frozen_eval
+from jsma.data.dataset import Dataset
+from jsma.errors import ConfigurationError, JSMAError
+from jsma.metrics import CampaignArrays, adversarial_samples
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "TRANSFER_FILE",
+    "CraftedSamples",
+    "TransferResult",
+    "TransferRow",
+    "crafted_samples",
+    "predict",
+    "read_transfer",
+    "transfer",
+    "transfer_figure",
+    "transfer_rates",
+    "write_transfer",
+]
+
+DEFAULT_BUCKETS = (0.0, 2.0, 4.0, 6.0, 10.0, 100.0)  # distortion edges, percent of features
+TRANSFER_FILE = "transfer.json"
+
+
+@dataclass(frozen=True)
+class CraftedSamples:
+    """A campaign's successful adversarial samples and their originals, as tensors.
+
+    adversarial, originals: (N, C, H, W); sources, targets (-1: untargeted): (N,);
+    distortion: (N,) percent of features changed.
+    """
+
+    adversarial: torch.Tensor
+    originals: torch.Tensor
+    sources: torch.Tensor
+    targets: torch.Tensor
+    distortion: np.ndarray
+
+
+def crafted_samples(campaign: str | os.PathLike[str] | Folder, dataset: Dataset) -> CraftedSamples:
+    """Rebuild every successful sample of `campaign` from its trajectory and the data."""
+    folder = folder_at(campaign)
+    manifest = open_campaign(folder)
+    if manifest.data.input_shape != tuple(dataset.input_shape):
+        raise ConfigurationError(
+            f"{folder}: attacked inputs of shape {manifest.data.input_shape}; the data given "
+            f"has {tuple(dataset.input_shape)}"
+        )
+    arrays = CampaignArrays.from_table(load_results(folder))
+    rows = np.flatnonzero(arrays.success)
+    if not len(rows):
+        raise JSMAError(f"{folder}: no attack succeeded, so there is no sample to transfer")
+    originals = np.empty((len(rows), *dataset.input_shape), dtype=np.float32)
+    for split in np.unique(arrays.split[rows]):
+        here = np.flatnonzero(arrays.split[rows] == split)
+        originals[here] = dataset.split(str(split)).tensors(arrays.index[rows][here])[0].numpy()
+    adversarial = adversarial_samples(arrays, originals, rows)
+    return CraftedSamples(
+        adversarial=torch.from_numpy(adversarial).float(),
+        originals=torch.from_numpy(originals),
+        sources=torch.from_numpy(arrays.source[rows]),
+        targets=torch.from_numpy(arrays.target[rows]),
+        distortion=arrays.distortion[rows],
+    )
+
+
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
+    """The model's class for each image: (N, C, H, W) -> (N,), in eval mode, batched."""
+    device = next(model.parameters()).device
+    with frozen_eval(model), torch.no_grad():
+        return torch.cat(
+            [model(part.to(device)).argmax(1).cpu() for part in images.split(batch_size)]
+        )
+
+
+def _share(hits: np.ndarray, mask: np.ndarray) -> float:
+    return float(hits[mask].mean()) if mask.any() else float("nan")
+
+
+def transfer_rates(
+    predictions: np.ndarray,
+    sources: np.ndarray,
+    targets: np.ndarray,
+    distortion: np.ndarray,
+    buckets: Sequence[float] = DEFAULT_BUCKETS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shares of samples put in their target and misclassified, per distortion bucket.
+
+    predictions, sources, targets (-1: untargeted), distortion (percent): (N,).
+    Returns (as_target, misclassified, counts), each (B + 1,): bucket b holds
+    the samples with edges[b] < distortion <= edges[b + 1]; the last entry is
+    every sample. A share over no sample (or, for as_target, no targeted one)
+    is NaN.
+    """
+    edges = np.asarray(buckets, dtype=np.float64)
+    bucket = np.searchsorted(edges, distortion, side="left") - 1
+    masks = [bucket == b for b in range(len(edges) - 1)] + [np.ones(len(sources), dtype=bool)]
+    targeted = targets >= 0
+    on_target = predictions == targets
+    wrong = predictions != sources
+    as_target = np.array([_share(on_target, m & targeted) for m in masks])
+    misclassified = np.array([_share(wrong, m) for m in masks])
+    return as_target, misclassified, np.array([int(m.sum()) for m in masks])
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """One (crafted on, evaluated on) pair: shares by bucket, the last over all samples."""
+
+    crafted_on: str
+    evaluated_on: str
+    as_target: tuple[float, ...]
+    misclassified: tuple[float, ...]
+    benign_accuracy: float  # on the same samples' originals
+
+    def to_json(self) -> dict[str, Any]:
+        def nan_free(values: Sequence[float]) -> list[float | None]:
+            return [None if np.isnan(v) else float(v) for v in values]
+
+        return {
+            "crafted_on": self.crafted_on,
+            "evaluated_on": self.evaluated_on,
+            "as_target": nan_free(self.as_target),
+            "misclassified": nan_free(self.misclassified),
+            "benign_accuracy": self.benign_accuracy,
+        }
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """Every pair's row, the bucket edges, and the sample counts per campaign and bucket."""
+
+    buckets: tuple[float, ...]
+    rows: tuple[TransferRow, ...]
+    counts: Mapping[str, tuple[int, ...]]  # crafted_on -> samples per bucket, then all
+
+    @property
+    def crafted_on(self) -> list[str]:
+        return list(dict.fromkeys(row.crafted_on for row in self.rows))
+
+    @property
+    def evaluated_on(self) -> list[str]:
+        return list(dict.fromkeys(row.evaluated_on for row in self.rows))
+
+    def matrix(self, measure: str = "as_target") -> np.ndarray:
+        """(crafted on, evaluated on) over all samples: `as_target` or `misclassified`."""
+        index = {(r.crafted_on, r.evaluated_on): r for r in self.rows}
+        return np.array(
+            [
+                [getattr(index[c, e], measure)[-1] for e in self.evaluated_on]
+                for c in self.crafted_on
+            ]
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "buckets": list(self.buckets),
+            "counts": {k: list(v) for k, v in self.counts.items()},
+            "rows": [row.to_json() for row in self.rows],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TransferResult:
+        def numbers(values: Sequence[float | None]) -> tuple[float, ...]:
+            return tuple(float("nan") if v is None else float(v) for v in values)
+
+        rows = tuple(
+            TransferRow(
+                crafted_on=str(row["crafted_on"]),
+                evaluated_on=str(row["evaluated_on"]),
+                as_target=numbers(row["as_target"]),
+                misclassified=numbers(row["misclassified"]),
+                benign_accuracy=float(row["benign_accuracy"]),
+            )
+            for row in data["rows"]
+        )
+        counts = {str(k): tuple(int(c) for c in v) for k, v in data["counts"].items()}
+        return cls(tuple(float(b) for b in data["buckets"]), rows, counts)
+
+
+def transfer(
+    campaigns: Mapping[str, str | os.PathLike[str] | Folder],
+    models: Mapping[str, nn.Module],
+    dataset: Dataset,
+    *,
+    buckets: Sequence[float] = DEFAULT_BUCKETS,
+) -> TransferResult:
+    """Give each campaign's successful samples to each model.
+
+    `campaigns` and `models` are named (the names head the matrix's rows and
+    columns); name a campaign after the model it attacked.
+
+    Example:
+        >>> campaigns = {"paper LeNet": "runs/test"}  # doctest: +SKIP
+        >>> result = transfer(campaigns, {"MLP": mlp}, load_mnist())  # doctest: +SKIP
+        >>> result.matrix("as_target")  # doctest: +SKIP
+    """
+    edges = tuple(float(b) for b in buckets)
+    if len(edges) < 2 or not all(low < high for low, high in itertools.pairwise(edges)):
+        raise ConfigurationError(f"bucket edges must be at least two, increasing: {edges}")
+    if not campaigns or not models:
+        raise ConfigurationError("transfer needs at least one campaign and one model")
+    rows, counts = [], {}
+    for crafted_on, campaign in campaigns.items():
+        samples = crafted_samples(campaign, dataset)
+        sources, targets = samples.sources.numpy(), samples.targets.numpy()
+        for evaluated_on, model in models.items():
+            predictions = predict(model, samples.adversarial).numpy()
+            as_target, wrong, count = transfer_rates(
+                predictions, sources, targets, samples.distortion, edges
+            )
+            benign = float((predict(model, samples.originals).numpy() == sources).mean())
+            rows.append(
+                TransferRow(crafted_on, evaluated_on, tuple(as_target), tuple(wrong), benign)
+            )
+        counts[crafted_on] = tuple(int(c) for c in count)
+    return TransferResult(edges, tuple(rows), counts)
+
+
+def write_transfer(directory: Path, result: TransferResult) -> Path:
+    """Store a transfer result as `directory`/transfer.json (for the report)."""
+    path = directory / TRANSFER_FILE
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(result.to_json(), indent=2).encode())
+    return path
+
+
+def read_transfer(directory: Path) -> TransferResult:
+    """The transfer result stored in `directory`, checked."""
+    path = directory / TRANSFER_FILE
+    try:
+        return TransferResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise JSMAError(f"{path}: no transfer result here (run `jsma transfer --out`)") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise JSMAError(f"{path}: damaged transfer result ({error})") from None
+
+
+def transfer_figure(result: TransferResult) -> Figure:
+    """Heat maps of the shares put in the target and misclassified (rows: crafted on,
+    columns: evaluated on), and the share in the target by distortion bucket."""
+    crafted, evaluated = result.crafted_on, result.evaluated_on
+    figure = Figure(figsize=(5 + 2.2 * len(evaluated), 1.6 + 0.6 * len(crafted) + 2))
+    grid = figure.subplots(1, 3, gridspec_kw={"width_ratios": [len(evaluated)] * 2 + [4]})
+    for axes, measure, title in (
+        (grid[0], "as_target", "classified as the target"),
+        (grid[1], "misclassified", "misclassified"),
+    ):
+        values = result.matrix(measure)
+        axes.imshow(np.ma.masked_invalid(values), cmap="magma", vmin=0, vmax=1)
+        for (i, j), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                color = "black" if value > 0.6 else "white"
+                axes.text(j, i, f"{value:.0%}", ha="center", va="center", color=color)
+        axes.set_xticks(range(len(evaluated)), evaluated, rotation=30, ha="right")
+        axes.set_yticks(range(len(crafted)), crafted)
+        axes.set_xlabel("evaluated on")
+        axes.set_title(title)
+    grid[0].set_ylabel("crafted on")
+    grid[1].set_yticks([])
+    edges = result.buckets
+    labels = [f"{low:g}-{high:g}%" for low, high in itertools.pairwise(edges)]
+    for row in result.rows:
+        if row.crafted_on != row.evaluated_on:
+            grid[2].plot(
+                labels,
+                row.as_target[:-1],
+                marker="o",
+                label=f"{row.crafted_on} → {row.evaluated_on}",
+            )
+    grid[2].set_ylim(0, 1)
+    grid[2].set_xlabel("distortion of the sample")
+    grid[2].set_ylabel("share classified as the target")
+    grid[2].tick_params(axis="x", rotation=30)
+    if grid[2].lines:
+        grid[2].legend(fontsize=7)
+    figure.suptitle("transferability of JSMA samples between models")
+    figure.set_layout_engine("constrained")
+    return figure
