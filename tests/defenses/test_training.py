@@ -156,3 +156,79 @@ def test_run_distillation(undefended, tmp_path: Path) -> None:  # type: ignore[n
         assert manifest["spec"]["samples"] == 6
     with pytest.raises(ValueError, match="temperatures"):
         run_distillation(baseline, model, dataset, tmp_path / "d", recipe=FAST, temperatures=(0,))
+
+
+class _Spy(JSMA):
+    """The attack, noting the inputs it is given."""
+
+    seen: list[torch.Tensor] = []  # noqa: RUF012 - a test's notebook
+
+    def __call__(self, model, images, targets, **kwargs):  # type: ignore[no-untyped-def]
+        _Spy.seen.append(images.clone())
+        return super().__call__(model, images, targets, **kwargs)
+
+
+def _gan(dataset: Dataset):  # type: ignore[no-untyped-def]
+    from jsma.gan import GanRecipe, GanSpec, train_gan
+
+    spec = GanSpec(tuple(dataset.input_shape), NUM_CLASSES, dataset.bounds, width=4)  # type: ignore[arg-type]
+    return train_gan(dataset, GanRecipe(epochs=1, batch_size=16), spec=spec)
+
+
+def test_gan_digits_are_crafted_from(undefended) -> None:  # type: ignore[no-untyped-def]
+    from jsma.defenses import GeneratedAdversarialObjective
+
+    dataset, model, _ = undefended
+    gan = _gan(dataset)
+    _Spy.seen.clear()
+    objective = GeneratedAdversarialObjective(
+        gan.generator, _Spy(theta=1.0, max_distortion=0.1), fraction=0.5, seed=7
+    )
+    images, labels = dataset.train.tensors(torch.arange(16).numpy())
+    loss = objective(model, images, labels, torch.arange(16))
+    assert loss.requires_grad
+    assert objective.crafted == 8
+    (crafted_from,) = _Spy.seen
+    # The generator's digits, drawn as the objective draws them, and no real image.
+    expected, asked = GeneratedAdversarialObjective(
+        gan.generator, JSMA(), fraction=0.5, seed=7
+    ).digits(8)
+    torch.testing.assert_close(crafted_from, expected)
+    real = dataset.train.tensors()[0].flatten(1)
+    assert torch.cdist(crafted_from.flatten(1), real).min() > 0.1
+    assert set(asked.tolist()) <= set(range(NUM_CLASSES))
+
+
+def test_adversarial_training_on_gan_digits(  # type: ignore[no-untyped-def]
+    undefended, tmp_path: Path
+) -> None:
+    from jsma.campaign import model_fingerprint
+    from jsma.errors import CheckpointError, ConfigurationError
+    from jsma.gan import GanSpec, Generator, save_generator
+
+    dataset, model, baseline = undefended
+    gan = _gan(dataset)
+    result = adversarial_training(dataset, FAST, generator=gan.generator, seed=0, epochs=1)
+    assert result.info.defense["source"] == "gan"
+    assert result.info.defense["gan"] == model_fingerprint(gan.generator)
+    assert result.info.defense["training_seconds"] > 0
+    other = Generator(GanSpec((1, 8, 8), NUM_CLASSES))
+    with pytest.raises(ConfigurationError, match=r"the GAN makes \(1, 8, 8\) images"):
+        adversarial_training(dataset, FAST, generator=other, seed=0, epochs=1)
+
+    stored = tmp_path / "gan"
+    stored.mkdir()
+    save_generator(stored / "generator.safetensors", gan)
+    out = tmp_path / "defended"
+    record = run_adversarial_training(
+        baseline, model, dataset, out, recipe=FAST, gan=stored, epochs=1, seed=0
+    )
+    names = [entry.model for entry in record.entries]
+    assert names == ["undefended", "adversarially trained on GAN digits"]
+    assert record.details["source"] == "gan"
+    assert (out / runs.GAN_FIGURE).read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(CheckpointError, match="a classifier checkpoint, not a GAN generator"):
+        run_adversarial_training(
+            baseline, model, dataset, tmp_path / "x", recipe=FAST,
+            gan=out / "model.safetensors", epochs=1,
+        )  # fmt: skip

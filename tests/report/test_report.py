@@ -12,7 +12,7 @@ from jsma.campaign import load_results
 from jsma.cli import main
 from jsma.data import Dataset
 from jsma.defenses import evaluate_detection, write_detection
-from jsma.errors import StorageError
+from jsma.errors import JSMAError, StorageError
 from jsma.experiments.toy import run_toy
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
 from jsma.report import write_report
@@ -134,3 +134,39 @@ def test_report_renders_in_chromium(
     assert images == len(files.figures)
     assert broken == 0
     assert problems == []
+
+
+def test_gan_and_transfer_sections(
+    campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    import torch
+
+    from jsma.gan import GanRecipe, GanSpec, run_gan
+    from jsma.models import ModelSpec
+    from jsma.transfer import transfer, write_transfer
+    from tests.conftest import SIDE
+
+    torch.manual_seed(0)
+    spec = ModelSpec("mlp", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
+    judge = spec.build().eval()
+    gan = run_gan(
+        tiny_dataset, judge, tmp_path / "gan", GanRecipe(epochs=1, batch_size=16),
+        spec=GanSpec((1, SIDE, SIDE), NUM_CLASSES, width=4), judge_name="an MLP", samples=20,
+    )  # fmt: skip
+    moved = transfer({"increasing": campaigns[0]}, {"mlp": judge}, tiny_dataset)
+    write_transfer(tmp_path / "transfer", moved)
+    files = write_report(
+        campaigns[:1], tmp_path / "report", gan=tmp_path / "gan", transfer=tmp_path / "transfer"
+    )
+    page = files.html.read_text()
+    assert "<h2>Generated digits (DCGAN)</h2>" in page
+    assert f"labels {gan.quality.as_asked:.1%} of 20 generated digits" in page
+    assert "<h2>Transferability</h2>" in page
+    assert f"<td>{moved.rows[0].as_target[-1]:.2%}</td>" in page
+    assert {p.name for p in files.figures} >= {"gan-samples.png", "transfer.png"}
+    summary = json.loads(files.summary.read_text())
+    assert summary["transfer"]["rows"][0]["evaluated_on"] == "mlp"
+    assert summary["gan"]["quality"]["samples"] == 20
+    (tmp_path / "gan" / "quality.json").unlink()
+    with pytest.raises(JSMAError, match="no GAN run here"):
+        write_report(campaigns[:1], tmp_path / "report", gan=tmp_path / "gan")

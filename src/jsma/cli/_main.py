@@ -8,13 +8,24 @@ import sys
 from collections.abc import Sequence
 
 from jsma import __version__
-from jsma.cli import attack, campaign, data, defend, replicate, report, study, toy
+from jsma.cli import (
+    attack,
+    campaign,
+    data,
+    defend,
+    gan,
+    replicate,
+    report,
+    study,
+    toy,
+    transfer,
+)
 from jsma.errors import JSMAError
 
 __all__ = ["build_parser", "main"]
 
 # In the order `jsma --help` lists them.
-_GROUPS = (data, attack, campaign, report, toy, defend, replicate, study)
+_GROUPS = (data, attack, campaign, report, toy, defend, gan, transfer, replicate, study)
 
 
 def build_parser() -> argparse.ArgumentParser:

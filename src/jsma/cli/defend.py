@@ -49,6 +49,11 @@ def register(commands: Commands) -> None:
         "(default: craft them on the fly against the model being trained)",
     )  # fmt: skip
     adv.add_argument(
+        "--from-gan", type=Path, metavar="GAN",
+        help="craft the adversarial samples from fresh digits of this conditional GAN "
+        "(a `jsma gan train` directory or its generator.safetensors)",
+    )  # fmt: skip
+    adv.add_argument(
         "--fraction", type=float, default=0.25,
         help="adversarial samples added per benign sample of a batch (default 0.25)",
     )  # fmt: skip
@@ -142,11 +147,13 @@ def _print_record(record: DefenseRecord, out: Path) -> None:
 def _adv_train(args: argparse.Namespace) -> int:
     from jsma.defenses import run_adversarial_training
 
+    if args.from_campaign is not None and args.from_gan is not None:
+        raise JSMAError("give --from-campaign or --from-gan, not both")
     data = dataset(args)
     loaded, recipe = _undefended(args, data)
     record = run_adversarial_training(
         args.baseline, loaded.model, data, args.out, recipe=recipe,
-        campaign=args.from_campaign, fraction=args.fraction, epochs=args.epochs,
+        campaign=args.from_campaign, gan=args.from_gan, fraction=args.fraction, epochs=args.epochs,
         fine_tune=args.fine_tune, seed=args.seed, progress=True,
     )  # fmt: skip
     _print_record(record, args.out)

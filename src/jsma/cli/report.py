@@ -34,6 +34,14 @@ def register(commands: Commands) -> None:
         help="add the results of `jsma defend` stored in these directories",
     )  # fmt: skip
     parser.add_argument(
+        "--gan", type=Path, metavar="DIR",
+        help="add the generated digits that `jsma gan train --out DIR` stored",
+    )  # fmt: skip
+    parser.add_argument(
+        "--transfer", type=Path, metavar="DIR",
+        help="add the transfer matrix that `jsma transfer --out DIR` stored",
+    )  # fmt: skip
+    parser.add_argument(
         "--study", type=Path, metavar="STUDY",
         help="add the perception study's analysis (`jsma study analyze STUDY` first)",
     )  # fmt: skip
@@ -51,8 +59,9 @@ def _report(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"{first}: a campaign in object storage needs --out DIR")
     out = args.out or first / "report"
     files = write_report(
-        args.campaigns, out, data, toy=args.toy, defenses=args.defenses, study=args.study
-    )
+        args.campaigns, out, data, toy=args.toy, defenses=args.defenses, study=args.study,
+        gan=args.gan, transfer=args.transfer,
+    )  # fmt: skip
     print(f"report:  {files.html}")
     print(f"summary: {files.summary}")
     print(f"figures: {len(files.figures)} PNG files in {files.html.parent / 'figures'}")

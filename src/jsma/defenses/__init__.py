@@ -1,7 +1,8 @@
 """Defenses the paper discusses, and the follow-up's distillation, evaluated.
 
 - `evaluate_detection`: the neighbouring-pixel statistic as a detector.
-- `run_adversarial_training` / `adversarial_training`: train on JSMA samples.
+- `run_adversarial_training` / `adversarial_training`: train on JSMA samples
+  (crafted from the batches, from a conditional GAN's digits, or a campaign's).
 - `run_distillation` / `distill`: defensive distillation at temperature T.
 
 The `run_*` functions also attack the defended models with the campaign that
@@ -31,6 +32,7 @@ from jsma.defenses.runs import run_adversarial_training, run_distillation
 from jsma.defenses.training import (
     CampaignAdversarialObjective,
     Distillation,
+    GeneratedAdversarialObjective,
     OnTheFlyAdversarialObjective,
     SoftLabelObjective,
     TemperatureObjective,
@@ -47,6 +49,7 @@ __all__ = [
     "DefenseRecord",
     "DetectionResult",
     "Distillation",
+    "GeneratedAdversarialObjective",
     "OnTheFlyAdversarialObjective",
     "OperatingPoint",
     "RocCurve",

@@ -6,12 +6,16 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
+from torch import nn
 
+from jsma.attacks import JSMA
 from jsma.defenses.detection import DetectionSummary
-from jsma.plotting import class_matrix
+from jsma.gan import Generator, generate
+from jsma.plotting import class_matrix, show_image
 
-__all__ = ["comparison_figure", "detection_figure"]
+__all__ = ["comparison_figure", "detection_figure", "generated_adversarial_figure"]
 
 
 def _shares(counts: Sequence[int]) -> np.ndarray:
@@ -93,4 +97,28 @@ def comparison_figure(matrices: Sequence[tuple[str, np.ndarray]]) -> Figure:
         axes.set_visible(False)
     if image is not None:
         figure.colorbar(image, ax=list(panels[: len(matrices)]), shrink=0.8, label="success (%)")
+    return figure
+
+
+def generated_adversarial_figure(
+    generator: Generator, model: nn.Module, attack: JSMA, *, seed: int = 0
+) -> Figure:
+    """One generated digit per class (top) and its JSMA version against `model` towards
+    the next class (bottom): "adversarial samples generated using DCGAN"."""
+    classes = generator.spec.num_classes
+    asked = torch.arange(classes)
+    digits = generate(generator, asked, seed=seed)
+    targets = (asked + 1) % classes
+    result = attack(model, digits, targets, sources=asked)
+    figure = Figure(figsize=(0.9 * classes, 2.4), layout="constrained")
+    grid = figure.subplots(2, classes, squeeze=False)
+    for column in range(classes):
+        show_image(grid[0, column], digits[column], generator.spec.bounds)
+        grid[0, column].set_title(f"asked {column}", fontsize=8)
+        show_image(grid[1, column], result.adversarial[column], generator.spec.bounds)
+        mark = "" if bool(result.success[column]) else " ✗"
+        grid[1, column].set_title(
+            f"→{int(targets[column])}: {int(result.predictions[column])}{mark}", fontsize=8
+        )
+    figure.suptitle("adversarial samples generated using DCGAN (bottom: target: prediction)")
     return figure

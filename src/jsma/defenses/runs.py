@@ -13,7 +13,8 @@ from typing import Any
 
 from torch import nn
 
-from jsma.attacks import Output
+from jsma.attacks import JSMA, Output
+from jsma.campaign import model_fingerprint
 from jsma.data.dataset import Dataset
 from jsma.defenses.evaluation import (
     DefendedCampaign,
@@ -23,14 +24,19 @@ from jsma.defenses.evaluation import (
     same_campaign,
     write_defense,
 )
+from jsma.defenses.figures import generated_adversarial_figure
 from jsma.defenses.training import adversarial_training, distill
 from jsma.errors import ConfigurationError, JSMAError
+from jsma.gan import load_generator
 from jsma.models import LoadedModel, Recipe, evaluate, load_checkpoint, save_checkpoint
 from jsma.models.training import TrainingResult
+from jsma.plotting import save_figure
 
-__all__ = ["run_adversarial_training", "run_distillation"]
+__all__ = ["GAN_FIGURE", "run_adversarial_training", "run_distillation"]
 
 logger = logging.getLogger(__name__)
+
+GAN_FIGURE = "gan-adversarial.png"  # beside the record of adversarial training on GAN digits
 
 
 def _trained(
@@ -64,6 +70,7 @@ def run_adversarial_training(
     *,
     recipe: Recipe | str,
     campaign: Path | None = None,
+    gan: Path | None = None,
     fraction: float = 0.25,
     epochs: int | None = None,
     fine_tune: bool = False,
@@ -71,13 +78,20 @@ def run_adversarial_training(
     progress: bool = False,
 ) -> DefenseRecord:
     """Adversarially train a model, attack it with the campaign of `baseline` (run
-    against the undefended `model`) and record both side by side."""
+    against the undefended `model`) and record both side by side.
+
+    The adversarial samples come from `campaign` (a training-split campaign), or are
+    crafted on the fly from the batches' images, or from digits that the GAN stored
+    at `gan` (a `jsma gan train` directory or generator checkpoint) makes fresh."""
     check_baseline_model(baseline, model)
+    generator = None if gan is None else load_generator(gan).generator
+    source = "campaign" if campaign is not None else "gan" if gan is not None else "on-the-fly"
     description: dict[str, Any] = {
         "kind": "adversarial-training",
         "fraction": fraction,
-        "source": "campaign" if campaign is not None else "on-the-fly",
+        "source": source,
         "campaign": None if campaign is None else str(campaign.resolve()),
+        "gan": None if generator is None else model_fingerprint(generator),
         "fine_tuned": fine_tune,
         "seed": seed,
         "epochs": epochs,
@@ -86,8 +100,8 @@ def run_adversarial_training(
     def make() -> TrainingResult:
         initial = model if fine_tune else None
         return adversarial_training(
-            dataset, recipe, campaign=campaign, fraction=fraction, seed=seed, epochs=epochs,
-            initial=initial, progress=progress,
+            dataset, recipe, campaign=campaign, generator=generator, fraction=fraction,
+            seed=seed, epochs=epochs, initial=initial, progress=progress,
         )  # fmt: skip
 
     defended = _trained(directory / "model.safetensors", description, make)
@@ -103,12 +117,21 @@ def run_adversarial_training(
         (
             DefendedCampaign("undefended", output, _accuracy(model, dataset), baseline),
             DefendedCampaign(
-                "adversarially trained", output, _accuracy(defended.model, dataset), attacked
+                "adversarially trained" + (" on GAN digits" if gan is not None else ""),
+                output,
+                _accuracy(defended.model, dataset),
+                attacked,
             ),
         ),
         {**dict(defended.info.defense), "epochs": defended.info.recipe.get("epochs")},
     )
     write_defense(directory, record)
+    if generator is not None:
+        low, high = dataset.bounds
+        figure = generated_adversarial_figure(
+            generator, model, JSMA(clip_min=low, clip_max=high), seed=seed
+        )
+        save_figure(figure, directory / GAN_FIGURE)
     return record
 
 

@@ -5,7 +5,9 @@ its recipes, seeding, progress bar and checkpoints.
 
 - Adversarial training (the paper's Section VII idea): every batch is
   extended with JSMA samples labelled with their true class, crafted on the
-  fly against the model being trained, or drawn from a stored campaign.
+  fly against the model being trained (from the batch's own images, or from
+  digits a conditional GAN makes fresh for each batch), or drawn from a
+  stored campaign.
 - Defensive distillation (Papernot et al., S&P 2016, the follow-up): a
   teacher trained with its logits divided by a temperature T labels the
   training set softly at T; a student learns those soft labels at T and is
@@ -25,17 +27,19 @@ import torch
 from torch import nn
 
 from jsma.attacks import JSMA
-from jsma.campaign import load_results
+from jsma.campaign import load_results, model_fingerprint
 from jsma.campaign.manifest import open_campaign
 from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
+from jsma.gan import Generator
 from jsma.metrics import CampaignArrays, adversarial_samples
-from jsma.models.training import Recipe, TrainingResult, train
+from jsma.models.training import Objective, Recipe, TrainingResult, train
 
 __all__ = [
     "CampaignAdversarialObjective",
     "Distillation",
+    "GeneratedAdversarialObjective",
     "OnTheFlyAdversarialObjective",
     "SoftLabelObjective",
     "TemperatureObjective",
@@ -77,6 +81,46 @@ class OnTheFlyAdversarialObjective:
         self.succeeded += int(result.success.sum())
         inputs = torch.cat([images, result.adversarial.detach()])
         return nn.functional.cross_entropy(model(inputs), torch.cat([labels, labels[:count]]))
+
+
+class GeneratedAdversarialObjective:
+    """Cross-entropy over each batch plus JSMA samples crafted from digits the GAN
+    makes fresh for each batch (classes drawn at random), against the current model,
+    towards random other classes, labelled with the class the GAN was asked for.
+
+    Real training images are limited; a generator gives new inputs without end.
+    """
+
+    def __init__(
+        self, generator: Generator, attack: JSMA, *, fraction: float = 0.25, seed: int = 0
+    ):
+        _check_fraction(fraction)
+        self.generator, self.attack, self.fraction = generator.eval(), attack, fraction
+        self.num_classes = generator.spec.num_classes
+        self.random = torch.Generator().manual_seed(seed)
+        self.crafted = 0
+        self.succeeded = 0
+
+    def digits(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`count` fresh generated digits and the classes they were asked to be."""
+        asked = torch.randint(0, self.num_classes, (count,), generator=self.random)
+        noise = torch.randn(count, self.generator.spec.noise, generator=self.random)
+        device = next(self.generator.parameters()).device
+        with torch.no_grad():
+            return self.generator(noise.to(device), asked.to(device)), asked.to(device)
+
+    def __call__(
+        self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
+    ) -> torch.Tensor:
+        count = max(1, round(self.fraction * len(labels)))
+        digits, asked = self.digits(count)
+        offsets = torch.randint(1, self.num_classes, (count,), generator=self.random)
+        targets = (asked + offsets.to(asked.device)) % self.num_classes
+        result = self.attack(model, digits.to(images.device), targets, sources=asked)
+        self.crafted += count
+        self.succeeded += int(result.success.sum())
+        inputs = torch.cat([images, result.adversarial.detach()])
+        return nn.functional.cross_entropy(model(inputs), torch.cat([labels, asked]))
 
 
 class CampaignAdversarialObjective:
@@ -129,12 +173,25 @@ def campaign_training_samples(
     )
 
 
+def _check_generator(generator: Generator, dataset: Dataset) -> None:
+    spec = generator.spec
+    made = (spec.input_shape, spec.num_classes, tuple(spec.bounds))
+    wanted = (tuple(dataset.input_shape), dataset.num_classes, tuple(dataset.bounds))
+    if made != wanted:
+        raise ConfigurationError(
+            f"the GAN makes {spec.input_shape} images of {spec.num_classes} classes in "
+            f"{spec.bounds}; the data has {tuple(dataset.input_shape)}, "
+            f"{dataset.num_classes} and {dataset.bounds}"
+        )
+
+
 def adversarial_training(
     dataset: Dataset,
     recipe: Recipe | str,
     *,
     attack: JSMA | None = None,
     campaign: Path | None = None,
+    generator: Generator | None = None,
     fraction: float = 0.25,
     seed: int = 0,
     epochs: int | None = None,
@@ -146,7 +203,9 @@ def adversarial_training(
     With `campaign`, the samples come from that training-split campaign; else
     they are crafted on the fly with `attack` (default: the paper's
     increasing JSMA) against the model as it trains, `fraction` of each
-    batch. `initial` fine-tunes that model instead of training from scratch.
+    batch, from the batch's images or, with `generator` (a conditional GAN's),
+    from fresh generated digits. `initial` fine-tunes that model instead of
+    training from scratch.
     """
     description: dict[str, Any] = {
         "kind": "adversarial-training",
@@ -154,23 +213,28 @@ def adversarial_training(
         "seed": seed,
         "epochs": epochs,  # None: the recipe's
     }
-    objective: OnTheFlyAdversarialObjective | CampaignAdversarialObjective
+    objective: Objective
     if campaign is not None:
-        if attack is not None:
-            raise ConfigurationError("give either a campaign or an attack, not both")
+        if attack is not None or generator is not None:
+            raise ConfigurationError("give either a campaign or an attack / generator, not both")
         images, labels = campaign_training_samples(campaign, dataset)
         objective = CampaignAdversarialObjective(images, labels, fraction=fraction, seed=seed)
         description.update(source="campaign", campaign=str(campaign.resolve()), pool=len(labels))
     else:
         low, high = dataset.bounds
         attack = attack or JSMA(clip_min=low, clip_max=high)
-        objective = OnTheFlyAdversarialObjective(
-            attack, dataset.num_classes, fraction=fraction, seed=seed
-        )
-        description.update(
-            source="on-the-fly",
-            attack=attack.to_json(),
-        )  # fmt: skip
+        if generator is None:
+            objective = OnTheFlyAdversarialObjective(
+                attack, dataset.num_classes, fraction=fraction, seed=seed
+            )
+        else:
+            _check_generator(generator, dataset)
+            objective = GeneratedAdversarialObjective(
+                generator, attack, fraction=fraction, seed=seed
+            )
+        description.update(source="on-the-fly", attack=attack.to_json())
+        if generator is not None:  # the GAN, known by its weights
+            description.update(source="gan", gan=model_fingerprint(generator))
     description["fine_tuned"] = initial is not None
     result = train(
         dataset, recipe, seed=seed, epochs=epochs, progress=progress,
@@ -256,7 +320,8 @@ def distill(
 
 
 def recorded(result: TrainingResult, defense: Mapping[str, Any]) -> TrainingResult:
-    """`result` with how the defense made it written into its checkpoint metadata:
-    training itself knows nothing of defenses."""
-    info = dataclasses.replace(result.info, defense=dict(defense))
+    """`result` with how the defense made it (and the training's seconds: its cost)
+    written into its checkpoint metadata: training itself knows nothing of defenses."""
+    about = {**dict(defense), "training_seconds": round(result.seconds, 1)}
+    info = dataclasses.replace(result.info, defense=about)
     return dataclasses.replace(result, info=info)

@@ -37,13 +37,16 @@ from jsma.defenses.detection import (
 )
 from jsma.defenses.evaluation import read_defense
 from jsma.defenses.figures import comparison_figure, detection_figure
+from jsma.defenses.runs import GAN_FIGURE
 from jsma.experiments.toy import TOY_FIGURE, read_toy
+from jsma.gan import read_gan_run
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
 from jsma.paper import CLOSEST, PAPER
 from jsma.plotting import figure_png
 from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
 from jsma.report.summary import CampaignSummary, summarise
 from jsma.study.analysis import ANALYSIS_FIGURE, Rate, read_analysis
+from jsma.transfer import read_transfer, transfer_figure
 
 __all__ = ["ReportFiles", "render_report", "write_report"]
 
@@ -178,6 +181,8 @@ def write_report(
     toy: Path | None = None,
     defenses: Sequence[Path] = (),
     study: Path | None = None,
+    gan: Path | None = None,
+    transfer: Path | None = None,
 ) -> ReportFiles:
     """Summarise `campaigns` and write `out`/report.html, summary.json and figures/*.png.
 
@@ -186,11 +191,15 @@ def write_report(
     AND network section that `jsma toy --out DIRECTORY` stored there; `defenses`
     adds the results that `jsma defend` stored in those directories; `study` the
     perception study's analysis (`jsma study analyze STUDY` stores it in
-    STUDY/analysis).
+    STUDY/analysis); `gan` the generated digits that `jsma gan train --out DIR` stored;
+    `transfer` the matrix that `jsma transfer --out DIR` stored.
     """
     ensure_writable(out, out / "figures")
     summaries = [summarise(directory) for directory in campaigns]
-    return render_report(summaries, out, dataset, toy=toy, defenses=defenses, study=study)
+    return render_report(
+        summaries, out, dataset, toy=toy, defenses=defenses, study=study, gan=gan,
+        transfer=transfer,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -244,6 +253,59 @@ def _study_section(directory: Path) -> tuple[_Section, dict[str, Any]]:
     figure = (out / ANALYSIS_FIGURE).read_bytes()
     section = _Section("Perception study", text, [("study", "What observers saw", figure)])
     return section, {"directory": str(directory), **analysis.to_json()}
+
+
+def _gan_section(directory: Path) -> tuple[_Section, dict[str, Any]]:
+    """The generated digits and their quality, as `jsma gan train` stored them."""
+    summary, figure = read_gan_run(directory)
+    quality = summary["quality"]
+    text = (
+        f"<p>A class-conditional DCGAN trained {summary['epochs']} epochs on the training "
+        f"split. An independent classifier ({html.escape(str(summary.get('judge')))}) labels "
+        f"{quality['as_asked']:.1%} of {quality['samples']} generated digits as the class "
+        f"they were asked to be, {quality['confident']:.1%} with probability at least "
+        f"{quality['threshold']:g}. Frechet distance on that classifier's features: "
+        f"{quality['fid_generated_test']:.2f} between generated and real test digits, "
+        f"{quality['fid_train_test']:.2f} between real training and real test digits (the "
+        "floor of sampling).</p>"
+    )
+    section = _Section("Generated digits (DCGAN)", text, [("gan-samples", "Generated", figure)])
+    return section, {"directory": str(directory), **summary}
+
+
+def _transfer_section(directory: Path) -> tuple[_Section, dict[str, Any]]:
+    """The transfer matrix that `jsma transfer --out` stored."""
+    result = read_transfer(directory)
+    header = "".join(f"<th>{html.escape(name)}</th>" for name in result.evaluated_on)
+    tables = []
+    for measure, title in (
+        ("as_target", "classified as the target"), ("misclassified", "misclassified"),
+    ):  # fmt: skip
+        rows = "".join(
+            f"<tr><td class='name'>{html.escape(crafted)}</td>"
+            + "".join(f"<td>{_percent(v)}</td>" for v in values)
+            + "</tr>"
+            for crafted, values in zip(result.crafted_on, result.matrix(measure), strict=True)
+        )
+        tables.append(
+            f"<p>{title} (rows: crafted on; columns: evaluated on)</p>"
+            f"<table><tr><th class='name'>crafted on</th>{header}</tr>{rows}</table>"
+        )
+    first = [row for row in result.rows if row.crafted_on == result.crafted_on[0]]
+    accuracy = "".join(f"<td>{_percent(row.benign_accuracy)}</td>" for row in first)
+    tables.append(
+        "<p>accuracy on the same samples before the attack</p>"
+        f"<table><tr><th class='name'></th>{header}</tr>"
+        f"<tr><td class='name'>benign</td>{accuracy}</tr></table>"
+    )
+    text = (
+        "<p>Each campaign's successful samples, rebuilt from their stored trajectories, "
+        "given to other models: does what fools one model fool another (the premise of "
+        "black-box attacks through a substitute model)?</p>" + "".join(tables)
+    )
+    figure = _png(transfer_figure(result))
+    section = _Section("Transferability", text, [("transfer", "Transferability", figure)])
+    return section, {"directory": str(directory), **result.to_json()}
 
 
 def _toy_section(directory: Path) -> tuple[_Section, dict[str, Any]]:
@@ -317,6 +379,11 @@ def _defense_sections(directories: Sequence[Path]) -> tuple[_Section, list[dict[
              f"{record.kind.replace('-', ' ').capitalize()}: success rate per (source, target)",
              _png(comparison_figure(matrices))),
         )  # fmt: skip
+        if (directory / GAN_FIGURE).is_file():
+            figures.append(
+                (f"defense-{number}-gan", "Adversarial samples generated using DCGAN",
+                 (directory / GAN_FIGURE).read_bytes()),
+            )  # fmt: skip
         records.append(
             {"kind": record.kind, "directory": str(directory), "details": record.details}
         )
@@ -389,12 +456,17 @@ def render_report(
     toy: Path | None = None,
     defenses: Sequence[Path] = (),
     study: Path | None = None,
+    gan: Path | None = None,
+    transfer: Path | None = None,
 ) -> ReportFiles:
     """Write the report of campaigns already summarised (see `write_report`)."""
     # Directory names reach titles and legends: a `$` in one must stay a `$`, not
     # start a formula that matplotlib then fails to parse.
     with matplotlib.rc_context({"text.parse_math": False}):
-        return _render_report(summaries, out, dataset, toy=toy, defenses=defenses, study=study)
+        return _render_report(
+            summaries, out, dataset, toy=toy, defenses=defenses, study=study, gan=gan,
+            transfer=transfer,
+        )  # fmt: skip
 
 
 def _render_report(
@@ -405,6 +477,8 @@ def _render_report(
     toy: Path | None,
     defenses: Sequence[Path],
     study: Path | None,
+    gan: Path | None,
+    transfer: Path | None,
 ) -> ReportFiles:
     sections = []
     for index, s in enumerate(summaries):
@@ -436,6 +510,12 @@ def _render_report(
     if defenses:
         defense_section, extra["defenses"] = _defense_sections(defenses)
         sections.append(defense_section)
+    if gan is not None:
+        gan_section, extra["gan"] = _gan_section(gan)
+        sections.append(gan_section)
+    if transfer is not None:
+        transfer_section, extra["transfer"] = _transfer_section(transfer)
+        sections.append(transfer_section)
     if study is not None:
         study_section, extra["study"] = _study_section(study)
         sections.append(study_section)
