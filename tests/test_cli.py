@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from jsma.cli import main
+from jsma.data import Dataset
 from tests.conftest import write_idx_directory
 
 
@@ -212,3 +213,28 @@ def test_full_is_the_papers_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 class _Stop(Exception):
     pass
+
+
+def test_a_closed_pipe_ends_quietly(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    # `jsma campaign status DIR | head -1`: the reader leaves early; no traceback.
+    import subprocess
+    import sys
+
+    import torch
+
+    from jsma.campaign import CampaignSpec, run_campaign
+    from jsma.models import ModelSpec
+    from tests.conftest import NUM_CLASSES, SIDE
+
+    spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
+    torch.manual_seed(0)
+    run_campaign(tmp_path / "run", CampaignSpec(samples=2), spec.build(), tiny_dataset)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jsma.cli", "campaign", "status", str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    process.stdout.close()  # before jsma writes a byte
+    _, error = process.communicate(timeout=60)
+    assert error == b""
+    assert process.returncode == 1
