@@ -72,3 +72,10 @@ def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "attacked another model" in capsys.readouterr().err
     assert main(["report", str(baseline), "--no-samples", "--defenses", str(tmp_path)]) == 2
     assert "no defense results here" in capsys.readouterr().err
+
+
+def test_adv_train_takes_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sources = ["--from-campaign", str(tmp_path / "pool"), "--from-gan", str(tmp_path / "gan")]
+    command = ["defend", "adv-train", "--baseline", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main([*command, *sources]) == 2
+    assert "give --from-campaign or --from-gan, not both" in capsys.readouterr().err
