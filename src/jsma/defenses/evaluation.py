@@ -143,14 +143,15 @@ def campaign_results(campaign: Path) -> SetResults:
 
 def comparison_lines(entries: Sequence[DefendedCampaign]) -> list[str]:
     """A plain-text table of the entries, for the terminal."""
+    width = max([28, *(len(entry.model) for entry in entries)])
     lines = [
-        f"{'model':<28} {'output':<14} {'test acc':>8} {'attacks':>8} {'success':>8} "
+        f"{'model':<{width}} {'output':<14} {'test acc':>8} {'attacks':>8} {'success':>8} "
         f"{'dist. succ.':>11} {'dist. all':>9}"
     ]
     for entry in entries:
         result = campaign_results(entry.campaign)
         lines.append(
-            f"{entry.model:<28} {entry.output:<14} {entry.test_accuracy:>8.2%} "
+            f"{entry.model:<{width}} {entry.output:<14} {entry.test_accuracy:>8.2%} "
             f"{result.attacks:>8} {result.success_rate:>8.2%} "
             f"{result.mean_distortion_success:>10.2f}% {result.mean_distortion_all:>8.2f}%"
         )
