@@ -84,6 +84,7 @@ def test_the_matrix_is_a_loop_over_the_models(tiny_dataset: Dataset, campaign: P
         )
     # The samples fool the model they were crafted on, every one: they are its successes.
     assert result.matrix("as_target")[0, 0] == 1.0
+    assert [row.crafting_model for row in result.rows] == [True, False, False]
     assert result.counts["lenet"][-1] == len(samples.sources)
     assert result.matrix().shape == (1, 3)
 

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from jsma._io import atomic_write
-from jsma.campaign import load_results, open_campaign
+from jsma.campaign import load_results, model_fingerprint, open_campaign
 from jsma.campaign.location import Folder, folder_at
 from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
@@ -142,6 +142,7 @@ class TransferRow:
     as_target: tuple[float, ...]
     misclassified: tuple[float, ...]
     benign_accuracy: float  # on the same samples' originals
+    crafting_model: bool = False  # the very model the campaign attacked (same weights)
 
     def to_json(self) -> dict[str, Any]:
         def nan_free(values: Sequence[float]) -> list[float | None]:
@@ -153,6 +154,7 @@ class TransferRow:
             "as_target": nan_free(self.as_target),
             "misclassified": nan_free(self.misclassified),
             "benign_accuracy": self.benign_accuracy,
+            "crafting_model": self.crafting_model,
         }
 
 
@@ -201,6 +203,7 @@ class TransferResult:
                 as_target=numbers(row["as_target"]),
                 misclassified=numbers(row["misclassified"]),
                 benign_accuracy=float(row["benign_accuracy"]),
+                crafting_model=bool(row.get("crafting_model", False)),
             )
             for row in data["rows"]
         )
@@ -231,8 +234,10 @@ def transfer(
     if not campaigns or not models:
         raise ConfigurationError("transfer needs at least one campaign and one model")
     rows, counts = [], {}
+    fingerprints = {name: model_fingerprint(model) for name, model in models.items()}
     for crafted_on, campaign in campaigns.items():
         samples = crafted_samples(campaign, dataset)
+        attacked = open_campaign(campaign).model.fingerprint
         sources, targets = samples.sources.numpy(), samples.targets.numpy()
         for evaluated_on, model in models.items():
             predictions = predict(model, samples.adversarial).numpy()
@@ -241,8 +246,11 @@ def transfer(
             )
             benign = float((predict(model, samples.originals).numpy() == sources).mean())
             rows.append(
-                TransferRow(crafted_on, evaluated_on, tuple(as_target), tuple(wrong), benign)
-            )
+                TransferRow(
+                    crafted_on, evaluated_on, tuple(as_target), tuple(wrong), benign,
+                    crafting_model=fingerprints[evaluated_on] == attacked,
+                )
+            )  # fmt: skip
         counts[crafted_on] = tuple(int(c) for c in count)
     return TransferResult(edges, tuple(rows), counts)
 
@@ -268,7 +276,8 @@ def read_transfer(directory: Path) -> TransferResult:
 
 def transfer_figure(result: TransferResult) -> Figure:
     """Heat maps of the shares put in the target and misclassified (rows: crafted on,
-    columns: evaluated on), and the share in the target by distortion bucket."""
+    columns: evaluated on), and the share in the target by distortion bucket (the
+    crafting model left out: its share is 100% by construction)."""
     crafted, evaluated = result.crafted_on, result.evaluated_on
     figure = Figure(figsize=(5 + 2.2 * len(evaluated), 1.6 + 0.6 * len(crafted) + 2))
     grid = figure.subplots(1, 3, gridspec_kw={"width_ratios": [len(evaluated)] * 2 + [4]})
@@ -291,7 +300,7 @@ def transfer_figure(result: TransferResult) -> Figure:
     edges = result.buckets
     labels = [f"{low:g}-{high:g}%" for low, high in itertools.pairwise(edges)]
     for row in result.rows:
-        if row.crafted_on != row.evaluated_on:
+        if not row.crafting_model:  # 100% by construction: its own successes
             grid[2].plot(
                 labels,
                 row.as_target[:-1],
@@ -303,7 +312,7 @@ def transfer_figure(result: TransferResult) -> Figure:
     grid[2].set_ylabel("share classified as the target")
     grid[2].tick_params(axis="x", rotation=30)
     if grid[2].lines:
-        grid[2].legend(fontsize=7)
+        grid[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     figure.suptitle("transferability of JSMA samples between models")
     figure.set_layout_engine("constrained")
     return figure
