@@ -11,14 +11,19 @@ import pyarrow as pa
 import pytest
 import torch
 
-from jsma.campaign import CampaignSpec, LocalFolder, open_campaign, run_campaign
+from jsma.campaign import (
+    CampaignSpec,
+    LocalFolder,
+    crafted_samples,
+    open_campaign,
+    run_campaign,
+)
 from jsma.campaign.store import UnitStamp, read_unit, write_unit
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.models import ModelSpec, save_checkpoint, train
 from jsma.models.checkpoint import CheckpointInfo
 from jsma.transfer import (
-    crafted_samples,
     predict,
     read_transfer,
     transfer,
@@ -109,7 +114,7 @@ def test_a_campaign_without_successes_is_refused(tiny_dataset: Dataset, campaign
             pa.array([False] * table.num_rows),
         )  # fmt: skip
         write_unit(folder, stamp, failed.replace_schema_metadata(None), seconds=1.0)
-    with pytest.raises(JSMAError, match="no attack succeeded, so there is no sample to transfer"):
+    with pytest.raises(JSMAError, match="no attack succeeded, so it holds no adversarial sample"):
         transfer({"lenet": campaign}, {"mlp": _model(MLP, 2)}, tiny_dataset)
 
 

@@ -26,20 +26,17 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from jsma._io import atomic_write
-from jsma.campaign import load_results, model_fingerprint, open_campaign
-from jsma.campaign.location import Folder, folder_at
+from jsma.campaign import crafted_samples, model_fingerprint, open_campaign
+from jsma.campaign.location import Folder
 from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.metrics import CampaignArrays, adversarial_samples
 
 __all__ = [
     "DEFAULT_BUCKETS",
     "TRANSFER_FILE",
-    "CraftedSamples",
     "TransferResult",
     "TransferRow",
-    "crafted_samples",
     "predict",
     "read_transfer",
     "transfer",
@@ -50,48 +47,6 @@ __all__ = [
 
 DEFAULT_BUCKETS = (0.0, 2.0, 4.0, 6.0, 10.0, 100.0)  # distortion edges, percent of features
 TRANSFER_FILE = "transfer.json"
-
-
-@dataclass(frozen=True)
-class CraftedSamples:
-    """A campaign's successful adversarial samples and their originals, as tensors.
-
-    adversarial, originals: (N, C, H, W); sources, targets (-1: untargeted): (N,);
-    distortion: (N,) percent of features changed.
-    """
-
-    adversarial: torch.Tensor
-    originals: torch.Tensor
-    sources: torch.Tensor
-    targets: torch.Tensor
-    distortion: np.ndarray
-
-
-def crafted_samples(campaign: str | os.PathLike[str] | Folder, dataset: Dataset) -> CraftedSamples:
-    """Rebuild every successful sample of `campaign` from its trajectory and the data."""
-    folder = folder_at(campaign)
-    manifest = open_campaign(folder)
-    if manifest.data.input_shape != tuple(dataset.input_shape):
-        raise ConfigurationError(
-            f"{folder}: attacked inputs of shape {manifest.data.input_shape}; the data given "
-            f"has {tuple(dataset.input_shape)}"
-        )
-    arrays = CampaignArrays.from_table(load_results(folder))
-    rows = np.flatnonzero(arrays.success)
-    if not len(rows):
-        raise JSMAError(f"{folder}: no attack succeeded, so there is no sample to transfer")
-    originals = np.empty((len(rows), *dataset.input_shape), dtype=np.float32)
-    for split in np.unique(arrays.split[rows]):
-        here = np.flatnonzero(arrays.split[rows] == split)
-        originals[here] = dataset.split(str(split)).tensors(arrays.index[rows][here])[0].numpy()
-    adversarial = adversarial_samples(arrays, originals, rows)
-    return CraftedSamples(
-        adversarial=torch.from_numpy(adversarial).float(),
-        originals=torch.from_numpy(originals),
-        sources=torch.from_numpy(arrays.source[rows]),
-        targets=torch.from_numpy(arrays.target[rows]),
-        distortion=arrays.distortion[rows],
-    )
 
 
 def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:

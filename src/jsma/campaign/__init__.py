@@ -13,6 +13,7 @@ from jsma.campaign.runner import (
     run_campaign,
     run_unit,
 )
+from jsma.campaign.samples import CraftedSamples, crafted_samples
 from jsma.campaign.spec import AttackSettings, CampaignSpec, TargetRule, WorkUnit
 from jsma.campaign.store import SCHEMA
 from jsma.errors import CampaignError
@@ -24,6 +25,7 @@ __all__ = [
     "CampaignError",
     "CampaignSpec",
     "CampaignStatus",
+    "CraftedSamples",
     "DataRecord",
     "Engine",
     "Folder",
@@ -36,6 +38,7 @@ __all__ = [
     "WorkUnit",
     "available_cores",
     "campaign_status",
+    "crafted_samples",
     "data_fingerprint",
     "describe_campaign",
     "folder_at",

@@ -22,18 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from jsma.attacks import JSMA
-from jsma.campaign import load_results, model_fingerprint
+from jsma.campaign import crafted_samples, model_fingerprint
 from jsma.campaign.manifest import open_campaign
 from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.gan import Generator
-from jsma.metrics import CampaignArrays, adversarial_samples
 from jsma.models.training import Objective, Recipe, TrainingResult, train
 
 __all__ = [
@@ -161,16 +159,8 @@ def campaign_training_samples(
             f"{campaign}: attacks samples of {list(splits)}; adversarial training takes "
             "campaigns on the training split only (others would leak evaluation images)"
         )
-    arrays = CampaignArrays.from_table(load_results(campaign))
-    rows = np.flatnonzero(arrays.success)
-    if not len(rows):
-        raise JSMAError(f"{campaign}: no attack succeeded, so there is nothing to train on")
-    originals, _ = dataset.train.tensors(arrays.index[rows])
-    images = adversarial_samples(arrays, originals.numpy(), rows)
-    return (
-        torch.from_numpy(images).to(originals.dtype),
-        torch.from_numpy(arrays.source[rows]).long(),
-    )
+    samples = crafted_samples(campaign, dataset)
+    return samples.adversarial, samples.sources
 
 
 def _check_generator(generator: Generator, dataset: Dataset) -> None:
