@@ -3,12 +3,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 import jsma.defenses.runs as runs
-from jsma.attacks import JSMA
+from jsma.attacks import JSMA, AttackResult
 from jsma.campaign import CampaignSpec, load_results, run_campaign
 from jsma.data import Dataset
 from jsma.defenses import (
@@ -163,9 +164,15 @@ class _Spy(JSMA):
 
     seen: list[torch.Tensor] = []  # noqa: RUF012 - a test's notebook
 
-    def __call__(self, model, images, targets, **kwargs):  # type: ignore[no-untyped-def]
-        _Spy.seen.append(images.clone())
-        return super().__call__(model, images, targets, **kwargs)
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> AttackResult:
+        _Spy.seen.append(x.clone())
+        return super().__call__(model, x, targets, **kwargs)
 
 
 def _gan(dataset: Dataset):  # type: ignore[no-untyped-def]
