@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from jsma.campaign.ray_engine import LOCAL_ADDRESS, LOOPBACK_ONLY, RayEngine
 
@@ -126,3 +127,35 @@ def test_the_command_line_runs_on_ray(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "attacks:    12 / 12" in capsys.readouterr().out
     assert main([*run, "--address", "auto"]) == 2
     assert "--address and --gpus-per-worker go with --engine ray" in capsys.readouterr().err
+
+
+class RecordsDevice(torch.nn.Module):
+    """A model that notes, in a file, the device of every batch it sees."""
+
+    def __init__(self, inner: torch.nn.Module, marker: Path) -> None:
+        super().__init__()
+        self.inner, self.marker = inner, str(marker)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with open(self.marker, "a") as notes:
+            notes.write(f"{x.device.type}\n")
+        out: torch.Tensor = self.inner(x)
+        return out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpus_per_worker_runs_units_on_the_gpu(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    marker = tmp_path / "devices"
+    model = RecordsDevice(_model(), marker)
+    engine = RayEngine(workers=2, gpus_per_worker=0.5)
+    assert run_campaign(tmp_path / "run", SPEC, model, tiny_dataset, engine=engine).complete
+    assert set(marker.read_text().split()) == {"cuda"}
+    # The same GPU in this process: the rows agree (kernels, not the engine, set the bits).
+    reference = tmp_path / "reference"
+    run_campaign(reference, SPEC, _model().cuda(), tiny_dataset, engine=InProcess())
+    ours, theirs = load_results(tmp_path / "run"), load_results(reference)
+    agree = [
+        a == b
+        for a, b in zip(ours["success"].to_pylist(), theirs["success"].to_pylist(), strict=True)
+    ]
+    assert sum(agree) >= 0.95 * len(agree)
