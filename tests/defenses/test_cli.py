@@ -39,6 +39,7 @@ def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     printed = capsys.readouterr().out
     assert re.search(r"undefended\s+logits", printed)
     assert re.search(r"adversarially trained\s+logits", printed)
+    assert re.search(r"training: \d+ s", printed)  # the cost beside the gain
 
     distilled = tmp_path / "distill"
     distill = ["defend", "distill", "--baseline", str(baseline), *common, *model]

@@ -141,6 +141,9 @@ def _print_record(record: DefenseRecord, out: Path) -> None:
     from jsma.defenses.evaluation import comparison_lines
 
     print("\n".join(comparison_lines(record.entries)))
+    seconds = record.details.get("training_seconds")
+    if seconds is not None:  # the cost beside the gain (absent for records made before)
+        print(f"training: {float(seconds):.0f} s")
     print(f"\nresults: {out}  (add it to a report: jsma report CAMPAIGN --defenses {out})")
 
 
