@@ -166,3 +166,16 @@ def test_trained_models_measure(tiny_dataset: Dataset, campaign: Path) -> None:
     trained = train(tiny_dataset, "default", epochs=10).model
     result = transfer({"lenet": campaign}, {"trained": trained}, tiny_dataset)
     assert result.rows[0].benign_accuracy == 1.0
+
+
+def test_model_names_and_paths_with_equals_signs(tmp_path: Path) -> None:
+    from jsma.cli.transfer import _named
+
+    checkpoint = tmp_path / "theta=1" / "model.safetensors"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"")
+    assert _named(str(checkpoint)) == ("", str(checkpoint))
+    assert _named(f"T=100={checkpoint}") == ("T=100", str(checkpoint))
+    assert _named("paper") == ("", "paper")
+    assert _named("mine=default") == ("mine", "default")
+    assert _named("x=missing.safetensors") == ("x", "missing.safetensors")

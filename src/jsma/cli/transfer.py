@@ -45,10 +45,26 @@ def register(commands: Commands) -> None:
     parser.set_defaults(handler=_transfer)
 
 
+def _named(what: str) -> tuple[str, str]:
+    """`[NAME=]WHAT` as (NAME or "", WHAT). Paths may hold `=` too (`runs/theta=1/m.pt`),
+    and names may (`T=100=DIR`): WHAT is the longest tail that is a recipe or exists."""
+
+    def known(text: str) -> bool:
+        return text in RECIPE_NAMES or Path(text).exists()
+
+    if known(what):
+        return "", what
+    for index, char in enumerate(what):
+        if char == "=" and known(what[index + 1 :]):
+            return what[:index], what[index + 1 :]
+    name, _, where = what.rpartition("=")  # nothing exists: the error will name WHAT
+    return name, where
+
+
 def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.Module]:
     from jsma.models import resolve_model
 
-    name, _, where = what.rpartition("=")
+    name, where = _named(what)
     if where in RECIPE_NAMES:
         loaded, _ = resolve_model(data, cache_dir(args), recipe=where, progress=True)
         return name or f"{where} LeNet", loaded.model

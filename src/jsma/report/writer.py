@@ -261,7 +261,8 @@ def _gan_section(directory: Path) -> tuple[_Section, dict[str, Any]]:
     quality = summary["quality"]
     text = (
         f"<p>A class-conditional DCGAN trained {summary['epochs']} epochs on the training "
-        f"split. An independent classifier ({html.escape(str(summary.get('judge')))}) labels "
+        f"split ({float(summary.get('training_seconds', math.nan)):.0f} s). An independent "
+        f"classifier ({html.escape(str(summary.get('judge')))}) labels "
         f"{quality['as_asked']:.1%} of {quality['samples']} generated digits as the class "
         f"they were asked to be, {quality['confident']:.1%} with probability at least "
         f"{quality['threshold']:g}. Frechet distance on that classifier's features: "
