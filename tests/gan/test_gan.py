@@ -227,3 +227,43 @@ def test_cli_trains_continues_and_judges(
     assert load_generator(out).about["recipe"]["epochs"] == 2
     assert main([*common, "--epochs", "1"]) == 2
     assert "already trained 2 epochs" in capsys.readouterr().err
+
+
+def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import safetensors.torch
+
+    data = write_idx_directory(tmp_path / "idx", train=10_010 + 256)  # 256 to train on
+    judge = tmp_path / "judge.safetensors"
+    spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
+    save_checkpoint(judge, spec.build(), CheckpointInfo(spec=spec))
+
+    def command(out: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "jsma.cli", "-q", "--threads", "1", "gan", "train",
+            "--out", str(out), "--epochs", "60", "--width", "4", "--batch-size", "16",
+            "--samples", "20", "--source", "idx", "--data-dir", str(data),
+            "--cache-dir", str(tmp_path / "cache"), "--model", str(judge),
+        ]  # fmt: skip
+
+    subprocess.run(command(tmp_path / "unbroken"), check=True, capture_output=True)
+    broken = tmp_path / "broken"
+    process = subprocess.Popen(command(broken), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (broken / "training.safetensors").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)  # an epoch or so in, mid-epoch most likely
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it was killed"
+    assert not (broken / "generator.safetensors").exists()
+    subprocess.run(command(broken), check=True, capture_output=True)
+    ours = safetensors.torch.load_file(broken / "generator.safetensors")
+    theirs = safetensors.torch.load_file(tmp_path / "unbroken" / "generator.safetensors")
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[name], theirs[name]) for name in ours)
+    assert json.loads((broken / "quality.json").read_text())["epochs"] == 60
