@@ -117,9 +117,10 @@ def test_an_expired_lease_is_taken_over() -> None:
     folder.write(LOCK_NAME, json.dumps(killed).encode())
     with folder.lock():
         assert json.loads(folder.read(LOCK_NAME) or b"{}")["token"] != "dead"
-    folder.write(LOCK_NAME, b"not json")  # a damaged lease does not block forever
-    with folder.lock():
-        pass
+    for damaged in (b"not json", b"[]", b'{"holder": "x", "token": "y", "expires": "soon"}'):
+        folder.write(LOCK_NAME, damaged)  # a damaged lease does not block forever
+        with folder.lock():
+            pass
 
 
 def test_of_two_drivers_starting_together_one_wins() -> None:

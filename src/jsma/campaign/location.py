@@ -284,11 +284,14 @@ class ArrowFolder:
             return None
         try:
             lease = json.loads(data)
-            float(lease["expires"]), str(lease["token"]), str(lease["holder"])
+            return {
+                "holder": str(lease["holder"]),
+                "token": str(lease["token"]),
+                "expires": float(lease["expires"]),
+            }
         except (ValueError, KeyError, TypeError):
             logger.warning("%s/%s: unreadable lease; taking it over", self, LOCK_NAME)
             return None
-        return dict(lease)
 
     def _put_lease(self, holder: str, token: str) -> None:
         lease = {"holder": holder, "token": token, "expires": time.time() + self.lease_seconds}
