@@ -55,12 +55,14 @@ def test_rates_match_a_plain_loop() -> None:
     sources = rng.integers(0, 4, n)
     targets = np.where(rng.random(n) < 0.2, -1, rng.integers(0, 4, n))
     predictions = rng.integers(0, 4, n)
-    distortion = rng.choice([0.5, 2.0, 3.0, 5.0, 9.0], n)  # edges themselves included
+    distortion = rng.choice([0.0, 0.5, 2.0, 3.0, 5.0, 9.0], n)  # edges themselves included
     as_target, wrong, counts = transfer_rates(predictions, sources, targets, distortion, edges)
     for b in range(len(edges)):
         members = [
             i for i in range(n)
-            if b == len(edges) - 1 or edges[b] < distortion[i] <= edges[b + 1]
+            if b == len(edges) - 1
+            or edges[b] < distortion[i] <= edges[b + 1]
+            or (b == 0 and distortion[i] == edges[0])
         ]  # fmt: skip
         if b < len(edges) - 1:
             assert counts[b] == len(members)

@@ -73,12 +73,14 @@ def transfer_rates(
 
     predictions, sources, targets (-1: untargeted), distortion (percent): (N,).
     Returns (as_target, misclassified, counts), each (B + 1,): bucket b holds
-    the samples with edges[b] < distortion <= edges[b + 1]; the last entry is
-    every sample. A share over no sample (or, for as_target, no targeted one)
-    is NaN.
+    the samples with edges[b] < distortion <= edges[b + 1] (the first bucket
+    also its lower edge: a sample the model already put in the target has
+    distortion 0); the last entry is every sample. A share over no sample (or, for
+    as_target, no targeted one) is NaN.
     """
     edges = np.asarray(buckets, dtype=np.float64)
     bucket = np.searchsorted(edges, distortion, side="left") - 1
+    bucket[distortion == edges[0]] = 0
     masks = [bucket == b for b in range(len(edges) - 1)] + [np.ones(len(sources), dtype=bool)]
     targeted = targets >= 0
     on_target = predictions == targets

@@ -227,6 +227,10 @@ def test_cli_trains_continues_and_judges(
     assert load_generator(out).about["recipe"]["epochs"] == 2
     assert main([*common, "--epochs", "1"]) == 2
     assert "already trained 2 epochs" in capsys.readouterr().err
+    # Checked before training: a bad setting costs a second, not an epoch.
+    assert main([*common, "--out", str(tmp_path / "other"), "--samples", "0"]) == 2
+    assert "samples must be at least 4, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "other" / "training.safetensors").exists()
 
 
 def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path: Path) -> None:

@@ -28,7 +28,13 @@ from jsma.errors import ConfigurationError, InputTypeError
 from jsma.gan.networks import Generator
 from jsma.gan.training import generate
 
-__all__ = ["GanQuality", "frechet_distance", "gan_quality", "penultimate_features"]
+__all__ = [
+    "GanQuality",
+    "check_quality_settings",
+    "frechet_distance",
+    "gan_quality",
+    "penultimate_features",
+]
 
 
 def penultimate_features(
@@ -79,6 +85,18 @@ def frechet_distance(first: np.ndarray, second: np.ndarray) -> float:
     return float(mean_gap @ mean_gap + trace)
 
 
+def check_quality_settings(dataset: Dataset, samples: int, threshold: float = 0.9) -> int:
+    """The number of images each side of the measures compares, or a `ConfigurationError`
+    (called before training, so a bad setting fails in a second, not after it)."""
+    count = min(samples, len(dataset.test), len(dataset.train))
+    least = max(2, dataset.num_classes)
+    if count < least:
+        raise ConfigurationError(f"samples must be at least {least}, got {count}")
+    if not 0 < threshold <= 1:
+        raise ConfigurationError(f"threshold must lie in (0, 1], got {threshold}")
+    return count
+
+
 @dataclass(frozen=True)
 class GanQuality:
     """Generated digits as the judge sees them, `samples` of them, classes balanced."""
@@ -121,11 +139,7 @@ def gan_quality(
     training images vs the same test images.
     """
     classes_count = dataset.num_classes
-    count = min(samples, len(dataset.test), len(dataset.train))
-    if count < max(2, classes_count):
-        raise ConfigurationError(f"samples must be at least {max(2, classes_count)}, got {count}")
-    if not 0 < threshold <= 1:
-        raise ConfigurationError(f"threshold must lie in (0, 1], got {threshold}")
+    count = check_quality_settings(dataset, samples, threshold)
     asked = torch.arange(count) % classes_count
     generated = generate(generator, asked, seed=seed)
     with frozen_eval(judge), torch.no_grad():

@@ -17,7 +17,7 @@ from jsma.data.dataset import Dataset
 from jsma.errors import JSMAError
 from jsma.gan.checkpoint import GENERATOR_FILE, save_generator
 from jsma.gan.networks import GanSpec, Generator
-from jsma.gan.quality import GanQuality, gan_quality
+from jsma.gan.quality import GanQuality, check_quality_settings, gan_quality
 from jsma.gan.training import GanRecipe, TrainedGan, generate, train_gan
 from jsma.plotting import save_figure, show_image
 
@@ -71,6 +71,7 @@ def run_gan(
     Files in `out`: `generator.safetensors` (for `--from-gan`), `training.safetensors`
     (the state a stopped run continues from), `quality.json`, `samples.png`.
     """
+    check_quality_settings(dataset, samples)
     ensure_writable(out)
     gan = train_gan(dataset, recipe, spec=spec, state=out / STATE_FILE, progress=progress)
     checkpoint = out / GENERATOR_FILE
