@@ -27,7 +27,7 @@ from jsma.gan import (
     save_generator,
     train_gan,
 )
-from jsma.models import ModelSpec, save_checkpoint, train
+from jsma.models import ModelSpec, load_checkpoint, save_checkpoint, train
 from jsma.models.checkpoint import CheckpointInfo
 from tests.conftest import NUM_CLASSES, SIDE, write_idx_directory
 
@@ -122,6 +122,8 @@ def test_checkpoint_round_trip_and_wrong_files(tiny_dataset: Dataset, tmp_path: 
     save_checkpoint(classifier, spec.build(), CheckpointInfo(spec=spec))
     with pytest.raises(CheckpointError, match="a classifier checkpoint, not a GAN generator"):
         load_generator(classifier)
+    with pytest.raises(CheckpointError, match="a GAN generator checkpoint, not a classifier"):
+        load_checkpoint(path)
     with pytest.raises(CheckpointError, match="no GAN generator here"):
         load_generator(tmp_path / "nothing")
     (tmp_path / "cut.safetensors").write_bytes(path.read_bytes()[:100])

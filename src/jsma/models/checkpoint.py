@@ -188,6 +188,8 @@ def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> 
     """
     shapes, header = _read_header(path)
     if _METADATA_KEY not in header:
+        if "jsma-gan" in header:  # what `jsma gan train` writes (layer above: named here)
+            raise CheckpointError(f"{path}: a GAN generator checkpoint, not a classifier")
         raise CheckpointError(f"{path}: no jsma metadata; use load_weights with your own model")
     try:
         info = CheckpointInfo.from_json(json.loads(header[_METADATA_KEY]))
