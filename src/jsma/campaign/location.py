@@ -350,9 +350,11 @@ def folder_at(where: str | os.PathLike[str] | Folder) -> Folder:
         return LocalFolder(Path(where))
     try:
         filesystem, root = pafs.FileSystem.from_uri(where)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as error:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as error:
         raise ConfigurationError(
             f"{where}: not a storage URI pyarrow can open ({error}); use a local path or "
             "an s3://, gs://, hdfs:// or file:// URI"
         ) from None
+    except OSError as error:  # a well-formed URI whose store cannot be reached
+        raise StorageError(f"{where}: cannot be reached ({error})") from None
     return ArrowFolder(filesystem, root, uri=where.rstrip("/"))
