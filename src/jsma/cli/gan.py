@@ -18,6 +18,10 @@ def register(commands: Commands) -> None:
         "train",
         help="train it (resumably), judge its digits with an independent classifier "
         "(--model / --recipe: the judge), draw a grid",
+        description="Train a class-conditional DCGAN on the training split into DIR "
+        "(started again, it continues after the last finished epoch), then judge 10,000 "
+        "generated digits with a classifier the GAN never saw: the model options below "
+        "name that judge (default: the cached `default` LeNet).",
     )
     train.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     train.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
