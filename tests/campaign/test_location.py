@@ -176,3 +176,9 @@ def test_cli_runs_and_reports_a_uri(
     assert "needs --out DIR" in capsys.readouterr().err
     assert main(["report", uri, "--no-samples", "--out", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "report.html").is_file()
+
+
+def test_storage_workers_cannot_reach_is_refused_at_once(tiny_dataset: Dataset) -> None:
+    # pyarrow's in-memory file system lives in this process only.
+    with pytest.raises(ConfigurationError, match="cannot be sent to worker processes"):
+        run_campaign(_memory(), SPEC, _model(), tiny_dataset, engine=LocalPool(2))

@@ -159,3 +159,10 @@ def test_gpus_per_worker_runs_units_on_the_gpu(tiny_dataset: Dataset, tmp_path: 
         for a, b in zip(ours["success"].to_pylist(), theirs["success"].to_pylist(), strict=True)
     ]
     assert sum(agree) >= 0.95 * len(agree)
+
+
+def test_storage_tasks_cannot_reach_is_refused_at_once(tiny_dataset: Dataset) -> None:
+    from tests.campaign.test_location import _memory
+
+    with pytest.raises(ConfigurationError, match="cannot be sent to worker processes"):
+        run_campaign(_memory(), SPEC, _model(), tiny_dataset, engine=RayEngine())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import tempfile
 import threading
 import time
@@ -40,6 +41,7 @@ __all__ = [
     "LocalPool",
     "UnitTask",
     "available_cores",
+    "check_sendable",
     "local_engine",
     "perform",
 ]
@@ -137,6 +139,18 @@ def _perform_in_worker(task: UnitTask) -> UnitInfo:
     return perform(_worker_model, task)
 
 
+def check_sendable(task: UnitTask) -> None:
+    """Fail at once, saying why, if a task cannot reach a worker process (its storage
+    is an in-memory file system, say), rather than deep inside the pool."""
+    try:
+        pickle.dumps(task.folder)
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        raise ConfigurationError(
+            f"{task.folder}: this storage cannot be sent to worker processes ({error}); "
+            "run in this process (--workers 1) or use a file system they can open"
+        ) from None
+
+
 @dataclass(frozen=True)
 class LocalPool:
     """`workers` processes of this machine (started with spawn), `threads` torch threads
@@ -167,6 +181,7 @@ class LocalPool:
         pending = {task.name: task for task in tasks}
         if not pending:
             return
+        check_sendable(tasks[0])
         # The model goes to the workers through a file, not the start-up pipe: a
         # process start then returns at once, so every worker exists before any
         # can die. (A start still writing a large model while another worker

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from jsma.campaign.engines import UnitTask, available_cores, perform
+from jsma.campaign.engines import UnitTask, available_cores, check_sendable, perform
 from jsma.campaign.store import UnitInfo
 from jsma.errors import ConfigurationError, MissingDependencyError
 
@@ -96,6 +96,7 @@ class RayEngine:
     ) -> Iterator[tuple[UnitTask, UnitInfo]]:
         if not tasks:
             return
+        check_sendable(tasks[0])
         ray = _ray(local=self.address is None)
         started_here = not ray.is_initialized()
         if started_here:
