@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "jsma.errors": 0,
     "jsma.settings": 0,
     "jsma._io": 0,
+    "jsma._records": 0,
     "jsma.context": 0,
     "jsma.paper": 0,
     "jsma.data": 1,

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from jsma._records import record_differences
 from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.errors import CampaignError
@@ -255,22 +256,7 @@ def open_campaign(where: str | os.PathLike[str] | Folder) -> Manifest:
 
 def spec_differences(stored: CampaignSpec, asked: CampaignSpec) -> list[str]:
     """`field: stored X, asked Y` for each field where two specs differ."""
-    flat_stored, flat_asked = _flatten(stored.to_json()), _flatten(asked.to_json())
-    return [
-        f"{key}: stored {flat_stored.get(key)!r}, asked {flat_asked.get(key)!r}"
-        for key in sorted(flat_stored.keys() | flat_asked.keys())
-        if flat_stored.get(key) != flat_asked.get(key)
-    ]
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            flat |= _flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    return record_differences(stored.to_json(), asked.to_json())
 
 
 def _typed(value: Any, kind: type | tuple[type, ...], name: str) -> Any:

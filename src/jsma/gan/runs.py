@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ def run_gan(
         "epochs": len(gan.history),
         "training_seconds": float(np.sum(seconds)),
         "median_epoch_seconds": float(np.median(seconds)),
-        "history": [epoch.__dict__ for epoch in gan.history],
+        "history": [asdict(epoch) for epoch in gan.history],
     }
     with atomic_write(out / QUALITY_FILE) as handle:
         handle.write(json.dumps(summary, indent=2).encode())

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jsma._io import atomic_write
+from jsma._records import record_differences
 from jsma.data.dataset import Dataset
 from jsma.errors import CheckpointError, ConfigurationError
 from jsma.gan.networks import Discriminator, GanSpec, Generator
@@ -130,16 +131,6 @@ def generate(
     return torch.cat(chunks) if chunks else torch.empty(0, *generator.spec.input_shape)
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            flat |= _flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 class _State:
     """Everything a training run needs to continue exactly where it stopped."""
 
@@ -190,12 +181,7 @@ class _State:
                 f"{path}: not a GAN training state ({type(error).__name__}: {error}); "
                 "move it away to start afresh"
             ) from None
-        mine, theirs = _flatten(identity), _flatten({k: stored.get(k) for k in identity})
-        differences = [
-            f"{key}: stored {theirs.get(key)!r}, asked {value!r}"
-            for key, value in mine.items()
-            if theirs.get(key) != value
-        ]
+        differences = record_differences({k: stored.get(k) for k in identity}, identity)
         if differences:
             raise CheckpointError(
                 f"{path}: a training run with other settings or data ({'; '.join(differences)}); "
