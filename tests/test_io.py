@@ -36,3 +36,14 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_a_csv_cell_that_starts_like_a_formula_is_quoted(start: str) -> None:
+    from jsma._io import csv_cell, csv_text
+
+    assert csv_cell(f"{start}1+1") == f"'{start}1+1"
+    assert csv_cell("P-1") == "P-1"  # only the start counts
+    assert csv_cell(-3) == -3  # numbers are numbers
+    text = csv_text(["id", "n"], [[f"{start}cmd", -1]])
+    assert text.splitlines()[1].startswith(("'", "\"'"))

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 from jsma.errors import StorageError
 
-__all__ = ["atomic_write", "ensure_writable", "file_digest"]
+__all__ = ["atomic_write", "csv_cell", "csv_text", "ensure_writable", "file_digest"]
+
+# What a spreadsheet reads as the start of a formula (OWASP's list): a cell that
+# begins so, from a participant id say, would run when the CSV is opened.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @contextlib.contextmanager
@@ -70,3 +76,21 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def csv_cell(value: object) -> object:
+    """`value` as a CSV cell no spreadsheet runs: text that starts like a formula gets a
+    leading `'` (numbers are left as they are)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A CSV document of `header` and `rows`, every cell through `csv_cell`: the one
+    way the project writes CSV."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([csv_cell(name) for name in header])
+    writer.writerows([csv_cell(value) for value in row] for row in rows)
+    return buffer.getvalue()

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,8 @@ def _answer_everything(store: StudyStore, external: str, *, fail_attention: bool
         stimulus = trial.stimulus
         if stimulus.condition == "attention":
             is_digit = bool(stimulus.expected_is_digit) != fail_attention
-            digit = stimulus.expected_digit if is_digit else None
+            fallback = 7 if stimulus.expected_digit is None else stimulus.expected_digit
+            digit = fallback if is_digit else None
         else:
             is_digit, digit = True, stimulus.source
         store.answer(participant.token, trial.position, is_digit=is_digit, digit=digit,
@@ -85,6 +88,12 @@ def test_analysis_of_scripted_answers(study: Path, capsys: pytest.CaptureFixture
     assert main(["study", "analyze", str(study)]) == 0
     printed = capsys.readouterr().out
     assert "human: 1 participants kept, 1 excluded" in printed
+    # Every share with both intervals: 100.0% [Wilson] (cluster bootstrap).
+    assert re.search(r"100\.0% \[\d+-100\] \(100-100\)", printed)
+    assert "cluster bootstrap 95%" in printed
+    # One participant per kind: no stimulus is rated twice, so kappa is not defined.
+    assert "Fleiss' kappa human/increasing: not defined" in printed
+    assert "nan" not in printed
     stored = json.loads((study / "analysis" / "analysis.json").read_text())
     assert stored["excluded"] == {"human": 1, "oracle": 0}
     assert (study / "analysis" / "analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -119,3 +128,79 @@ def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_pa
     (study / "analysis" / "analysis.json").write_text("{}")
     with pytest.raises(JSMAError, match="not a study analysis"):
         read_analysis(study / "analysis")
+
+
+def _simulated_study(
+    rng: np.random.Generator, *, people: int, images: int, seen: int, mean: float, spread: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Answers of a crossed random-effects study: participant p says "source" on stimulus s
+    with probability logistic(mean + u_p + v_s), u and v normal with sd `spread`; each
+    participant rates `seen` stimuli drawn at random (the study's own sparse design)."""
+    u = rng.normal(0, spread, people)
+    v = rng.normal(0, spread, images)
+    who = np.repeat(np.arange(people), seen)
+    what = np.concatenate([rng.choice(images, seen, replace=False) for _ in range(people)])
+    chance = 1 / (1 + np.exp(-(mean + u[who] + v[what])))
+    return rng.random(len(who)) < chance, who, what
+
+
+def test_the_cluster_bootstrap_covers_the_true_share_where_wilson_does_not() -> None:
+    from jsma.study.analysis import crossed_bootstrap_interval
+
+    mean, spread = 1.0, 1.0
+    # The true share over new participants and new stimuli: E[logistic(mean + z)],
+    # z normal with sd spread * sqrt(2), by Gauss-Hermite quadrature.
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
+    truth = float((weights / (1 + np.exp(-(mean + spread * np.sqrt(2) * nodes)))).sum())
+    truth /= float(weights.sum())
+    rng = np.random.default_rng(7)
+    covered = {"cluster": 0, "wilson": 0}
+    studies = 150
+    for number in range(studies):
+        outcomes, who, what = _simulated_study(
+            rng, people=40, images=60, seen=30, mean=mean, spread=spread
+        )
+        low, high = crossed_bootstrap_interval(outcomes, who, what, replicates=400, seed=number)
+        covered["cluster"] += low <= truth <= high
+        wilson = Rate.of(int(outcomes.sum()), len(outcomes))
+        covered["wilson"] += wilson.low <= truth <= wilson.high
+    coverage = {name: count / studies for name, count in covered.items()}
+    assert 0.90 <= coverage["cluster"] <= 0.995, coverage
+    assert coverage["wilson"] < 0.75, coverage  # answers are not independent
+
+
+def test_a_rate_with_clusters_keeps_the_wilson_interval() -> None:
+    outcomes = np.array([True, True, False, True, False, True])
+    rate = Rate.clustered(outcomes, np.array([1, 1, 2, 2, 3, 3]), np.array([5, 6, 5, 6, 5, 6]))
+    wilson = Rate.of(4, 6)
+    assert (rate.k, rate.n, rate.low, rate.high) == (4, 6, wilson.low, wilson.high)
+    assert 0 <= rate.cluster_low <= rate.share <= rate.cluster_high <= 1
+    same = Rate.clustered(outcomes, np.array([1, 1, 2, 2, 3, 3]), np.array([5, 6, 5, 6, 5, 6]))
+    assert same == rate  # seeded: the analysis is the same on every run
+
+
+def test_a_study_of_0_1_0_opens_migrates_and_analyses(tmp_path: Path) -> None:
+    import shutil
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "v0.1.0"
+    study = Path(shutil.copytree(fixture / "study", tmp_path / "study"))
+    token = (fixture / "session-token.txt").read_text()
+    with sqlite3.connect(study / "study.sqlite") as connection:
+        assert token in {row[0] for row in connection.execute("SELECT token FROM participants")}
+    store = StudyStore(study, trials_per_participant=8)
+    trial = store.next_trial(token)  # the session of 0.1.0 still works
+    assert trial is not None
+    assert trial.position == 6
+    with sqlite3.connect(study / "study.sqlite") as connection:
+        stored = {row[0] for row in connection.execute("SELECT token FROM participants")}
+    assert token not in stored  # and its plain token is gone
+    assert study.stat().st_mode & 0o777 == 0o700
+    assert (study / "study.sqlite").stat().st_mode & 0o777 == 0o600
+    analysis = analyze(study)
+    assert analysis.participants["human"] + analysis.excluded["human"] == 2
+    assert len(store.answers()) == 9  # 3 and 6 answers, as 0.1.0 stored them
+    from jsma.study.analysis import read_analysis
+
+    old = read_analysis(study / "analysis")  # the analysis 0.1.0 wrote: no cluster intervals
+    assert old.participants == analysis.participants
+    assert math.isnan(old.lines[0].saw_source.cluster_low)

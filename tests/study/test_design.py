@@ -12,7 +12,7 @@ from matplotlib import image as mpimage
 from jsma.campaign import load_results
 from jsma.cli import main
 from jsma.data import Dataset
-from jsma.errors import JSMAError
+from jsma.errors import ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays, adversarial_samples
 from jsma.models import ModelSpec, predict
 from jsma.study import ATTENTION_CHECKS, STUDY_DATABASE, choose_stimuli, create_study, read_stimuli
@@ -126,7 +126,9 @@ def test_create_stores_images_and_design(
         assert picture.shape == (SIDE, SIDE)
         if stimulus.condition == "attention":
             assert stimulus.prompt
-            assert stimulus.expected_digit is not None
+            assert stimulus.expected_is_digit is not None
+            # The instructions' rule: a digit only after Yes.
+            assert (stimulus.expected_digit is not None) == stimulus.expected_is_digit
             continue
         if stimulus.condition == "practice":  # training originals no condition uses
             assert stimulus.split == "train"
@@ -164,8 +166,66 @@ def test_create_stores_images_and_design(
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         settings = dict(connection.execute("SELECT key, value FROM study"))
     assert (settings["seed"], settings["per_condition"]) == ("1", "6")
-    with pytest.raises(JSMAError, match="a study exists here already"):
+    with pytest.raises(JSMAError, match="exists and is not an empty directory"):
         create_study(campaigns, tiny_dataset, study, per_condition=6)
+    before = sorted(campaigns[0].rglob("*"))
+    with pytest.raises(JSMAError, match="exists and is not an empty directory"):
+        create_study(campaigns, tiny_dataset, campaigns[0], per_condition=6)  # a campaign
+    assert sorted(campaigns[0].rglob("*")) == before  # nothing written into it
+
+
+def test_a_short_condition_is_an_error_that_says_why(
+    campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    # 24 samples: far fewer successes and source images than 40 per condition.
+    with pytest.raises(ConfigurationError, match="too few stimuli") as raised:
+        create_study(campaigns, tiny_dataset, tmp_path / "s", per_condition=40)
+    message = str(raised.value)
+    for condition in ("increasing", "decreasing", "benign"):
+        assert f"{condition} " in message
+    assert "successful samples" in message
+    assert "source images" in message
+    assert "--allow-short" in message
+    assert not (tmp_path / "s").exists()  # checked before anything is written
+    stimuli = create_study(
+        campaigns, tiny_dataset, tmp_path / "s", per_condition=40, allow_short=True
+    )
+    assert {s.condition for s in stimuli} >= {"increasing", "attention"}
+    with pytest.raises(ConfigurationError, match="completion-url must be an http"):
+        create_study(
+            campaigns, tiny_dataset, tmp_path / "t", per_condition=2,
+            completion_url="javascript:alert(1)",
+        )  # fmt: skip
+
+
+def test_a_campaign_with_no_success_gives_a_short_condition(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+
+    torch.manual_seed(0)
+    model = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES}).build()
+    # A budget of one feature, less than a pair: no attack changes anything.
+    spec = CampaignSpec(samples=12, unit_size=12, attack=AttackSettings(max_distortion=0.004))
+    run_campaign(tmp_path / "failed", spec, model, tiny_dataset)
+    with pytest.raises(
+        ConfigurationError, match="increasing 0 of 4: the increasing campaigns hold 0"
+    ):
+        create_study([tmp_path / "failed"], tiny_dataset, tmp_path / "s", per_condition=4)
+
+
+def test_paths_are_never_read_as_uris(study: Path, tmp_path: Path) -> None:
+    import shutil
+
+    # A sibling whose name is what `y%41` means in a URI: `yA`, with other stimuli.
+    encoded = Path(shutil.copytree(study, tmp_path / "y%41"))
+    sibling = Path(shutil.copytree(study, tmp_path / "yA"))
+    with sqlite3.connect(sibling / STUDY_DATABASE) as connection:
+        connection.execute("DELETE FROM stimuli WHERE condition = 'benign'")
+    assert read_stimuli(encoded) == read_stimuli(study)
+    hashed = Path(shutil.copytree(study, tmp_path / "new#study?x=1"))
+    assert read_stimuli(hashed) == read_stimuli(study)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new#study?x=1", "study", "y%41", "yA"]
 
 
 def test_campaigns_of_other_models_are_refused(
@@ -214,3 +274,15 @@ def test_study_create_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (counts["benign"], counts["attention"]) == (4, 2)
     # The checkpoint the campaigns name gave the benign predictions.
     assert all(s.prediction is not None for s in stimuli if s.condition == "benign")
+    assert "contact:    NOT FILLED IN" in printed
+    assert "fill in before going live: jsma study settings" in printed
+    changed = ["study", "settings", str(study), "--minutes", "12", "--contact", "a@uni.example"]
+    assert main(changed) == 0
+    printed = capsys.readouterr().out
+    assert "minutes:    12" in printed
+    assert "contact:    a@uni.example" in printed
+    assert "ethics:     NOT FILLED IN" in printed
+    arguments[-1] = str(tmp_path / "other")
+    bad = ["--completion-url", "ftp://x.example/done", "--per-condition", "4", *common]
+    assert main(["-q", *arguments, *bad]) == 2
+    assert "--completion-url must be an http(s) address" in capsys.readouterr().err

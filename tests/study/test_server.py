@@ -125,9 +125,13 @@ def test_a_retried_join_admits_the_participant_once(study: Path, url: str) -> No
     first = client.post("/join", data=form)
     client.cookies.delete(SESSION_COOKIE)  # the reply was lost: the browser never saw it
     again = client.post("/join", data=form)
-    assert first.cookies[SESSION_COOKIE] == again.cookies[SESSION_COOKIE]
+    assert again.status_code == 303
+    assert client.get("/instructions").status_code == 200  # the new session works
     with sqlite3.connect(study / STUDY_DATABASE) as connection:
         assert connection.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 1
+    stale = _client(url)
+    stale.cookies.set(SESSION_COOKIE, first.cookies[SESSION_COOKIE])
+    assert stale.get("/instructions").status_code == 403  # one session per participant
 
 
 def test_a_page_served_before_a_restart_can_be_answered_after_it(study: Path) -> None:
@@ -249,6 +253,116 @@ def test_serve_command_prints_its_urls_and_serves(study: Path) -> None:
                 time.sleep(0.05)
         assert response.status_code == 200
         assert "A short study on images of digits" in response.text
+        started = time.monotonic()
+        process.terminate()  # SIGTERM, as a service manager stops it
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 1.5
+        assert (
+            process.stdout.read() == "study server stopped; every acknowledged answer is stored\n"
+        )
     finally:
-        process.terminate()
+        process.kill()
         process.wait(timeout=30)
+
+
+def test_an_exported_cell_that_starts_like_a_formula_is_neutralised(url: str) -> None:
+    hostile = "=cmd|' /C calc'!A0"
+    _join(_client(url), hostile)
+    exported = _client(url).get("/admin/answers.csv", headers={"x-admin-token": ADMIN})
+    assert hostile not in exported.text.splitlines()[1:]  # never a bare formula
+    client = _client(url)
+    _join(client, "@SUM(1+1)")
+    _answer(client, client.get("/trial").text, is_digit="yes", digit="2")
+    exported = _client(url).get("/admin/answers.csv", headers={"x-admin-token": ADMIN})
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [row["external_id"] for row in rows] == ["'@SUM(1+1)"]
+    assert rows[0]["digit"] == "2"  # numbers stay numbers
+
+
+def test_a_participant_back_from_the_recruiting_site_resumes(study: Path, url: str) -> None:
+    first = _client(url)
+    _join(first, "PROLIFIC-7")
+    _answer(first, first.get("/trial").text, is_digit="yes", digit="4")
+    # The cross-site arrival from Prolific carries no SameSite=Strict cookie: a fresh
+    # client, as that browser looks to the server.
+    back = _client(url)
+    _join(back, "PROLIFIC-7")
+    assert f"2 of {TRIALS}" in back.get("/trial").text
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 1
+        assert connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == TRIALS
+
+
+def test_the_study_is_its_owners_alone_and_keeps_no_token(study: Path, url: str) -> None:
+    client = _client(url)
+    _join(client)
+    token = client.cookies[SESSION_COOKIE]
+    assert study.stat().st_mode & 0o777 == 0o700
+    for path in [study / STUDY_DATABASE, *(study / "images").iterdir()]:
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        stored = [row[0] for row in connection.execute("SELECT token FROM participants")]
+    assert token not in stored
+
+
+@pytest.mark.parametrize("position", ["²", "٣", "1²", "+1", " 1"])
+def test_numbers_are_ascii_digits_only(url: str, position: str) -> None:
+    client = _client(url)
+    _join(client)
+    page = client.get("/trial").text
+    fields = {name: _field(page, name) for name in ("csrf", "served", "served_signature")}
+    response = client.post(f"/trial/{position}", data={**fields, "is_digit": "no"})
+    assert response.status_code == 400
+    assert response.headers["x-content-type-options"] == "nosniff"
+    digit = client.post(
+        re.search(r'action="([^"]+)"', page).group(1),  # type: ignore[union-attr]
+        data={**fields, "is_digit": "yes", "digit": position},
+    )
+    assert digit.status_code == 400
+    assert "Choose which digit it is" in digit.text
+
+
+def test_a_server_error_carries_the_security_headers(study: Path, url: str) -> None:
+    client = _client(url)
+    _join(client)
+    for image in (study / "images").iterdir():
+        image.unlink()  # a broken deployment: the images are gone
+    response = client.get("/practice/1/image")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.text
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_machine_ids_are_reserved_and_links_are_encoded(study: Path) -> None:
+    token = "admin+token#with&odd=chars/0123"
+    with serving(study, trials_per_participant=TRIALS, admin_token=token) as base:
+        client = _client(base)
+        page = client.get("/", params={"PROLIFIC_PID": "machine:oracle:999"}).text
+        joined = client.post(
+            "/join",
+            data={"csrf": _field(page, "csrf"), "external_id": "machine:oracle:999",
+                  "consent": "yes"},
+        )  # fmt: skip
+        assert joined.status_code == 400
+        assert "reserved" in joined.text
+        admin = client.get("/admin", params={"token": token})
+        link = re.search(r'href="(/admin/answers.csv\?token=[^"]+)"', admin.text)
+        assert link is not None
+        assert client.get(link.group(1).replace("&amp;", "&")).status_code == 200
+        static = client.get("/static", headers={"host": "evil.example"})
+        assert "evil.example" not in static.headers.get("location", "")
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 0
+
+
+def test_the_consent_page_shows_the_studys_settings(study: Path, url: str) -> None:
+    from jsma.study import update_consent
+
+    page = _client(url).get("/").text
+    assert page.count("Not filled in") == 5  # length, contact, ethics, payment, withdrawal
+    update_consent(study, minutes=7, contact="Dr A. Researcher, a@uni.example")
+    page = _client(url).get("/").text
+    assert "about\n7 minutes" in page
+    assert "Dr A. Researcher, a@uni.example" in page
+    assert page.count("Not filled in") == 3

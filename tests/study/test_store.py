@@ -182,13 +182,34 @@ def test_a_killed_writer_loses_nothing_it_acknowledged(study: Path) -> None:
 
 def test_a_join_repeated_with_its_key_admits_once(study: Path) -> None:
     store = StudyStore(study, trials_per_participant=8)
-    first = store.join("P-1", join_key="browser-a")
-    assert store.join("P-1", join_key="browser-a") == first  # the retry: same participant
-    assert store.join("P-2", join_key="browser-a") != first  # another id in that browser
-    assert store.join("P-1", join_key="browser-b") != first  # the same id elsewhere
-    assert store.join("P-1") != first  # no key: a new participant, as before
+    first = store.join(join_key="browser-a")  # anonymous: the key is all there is
+    assert store.join(join_key="browser-a").id == first.id  # the retry: same participant
+    assert store.join(join_key="browser-b").id != first.id  # another browser
+    assert store.join().id != first.id  # no key, no id: a new participant
     with sqlite3.connect(study / STUDY_DATABASE) as connection:
-        assert connection.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 4
+        assert connection.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 3
         keys = [row[0] for row in connection.execute("SELECT key FROM joins")]
-    assert len(keys) == 3
+    assert len(keys) == 2
     assert not any("browser" in key for key in keys)  # only digests are stored
+
+
+def test_an_id_that_comes_again_resumes_its_participant(study: Path) -> None:
+    store = StudyStore(study, trials_per_participant=8)
+    first = store.join("PROLIFIC-1", join_key="browser-a")
+    trial = store.next_trial(first.token)
+    assert trial is not None
+    store.answer(first.token, trial.position, is_digit=True, digit=3, milliseconds=900)
+    # Back from Prolific in another browser (or without the SameSite=Strict cookie).
+    again = store.join("PROLIFIC-1", join_key="browser-b")
+    assert again.id == first.id
+    resumed = store.next_trial(again.token)
+    assert resumed is not None
+    assert resumed.position == trial.position + 1
+    with pytest.raises(JSMAError, match="unknown session"):
+        store.next_trial(first.token)  # the earlier session ended
+    assert store.join("PROLIFIC-1").id == first.id  # and without any key
+    with sqlite3.connect(study / STUDY_DATABASE) as connection:
+        rows = connection.execute("SELECT COUNT(*) FROM participants").fetchone()[0]
+        stored_tokens = {row[0] for row in connection.execute("SELECT token FROM participants")}
+    assert rows == 1
+    assert again.token not in stored_tokens  # only its digest is kept

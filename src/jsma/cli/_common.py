@@ -8,10 +8,12 @@ command, so `jsma --help` never loads torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jsma.errors import JSMAError
+from jsma.errors import JSMAError, MissingDependencyError
 from jsma.settings import (
     DEFAULT_THETA,
     OUTPUTS,
@@ -27,6 +29,32 @@ if TYPE_CHECKING:
     from jsma.models import Evaluation, LoadedModel
 
 Commands = Any  # argparse's private _SubParsersAction
+
+
+@contextlib.contextmanager
+def needs_extra(extra: str, command: str) -> Iterator[None]:
+    """Imports in the block that fail for a missing third-party package become one line
+    naming the extra that brings it."""
+    try:
+        yield
+    except ImportError as error:
+        if error.name is None or error.name.split(".")[0] == "jsma":
+            raise  # our own module: a bug, with its traceback
+        raise MissingDependencyError(
+            f"{command} needs the `{extra}` extra ({error.name} is missing): "
+            f"pip install 'jsma[{extra}]' (in a clone: scripts/setup mnist,{extra})"
+        ) from None
+
+
+def port_number(text: str) -> int:
+    """A TCP port option: 0 to 65535 (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
+    return port
 
 
 def campaign_location(text: str) -> str | Path:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import math
+import signal
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jsma.cli._common import Commands, cache_dir, data_options, dataset
+from jsma.cli._common import Commands, cache_dir, data_options, dataset, needs_extra, port_number
+
+if TYPE_CHECKING:
+    from jsma.study.analysis import Rate
 
 __all__ = ["register"]
 
@@ -17,27 +24,45 @@ def register(commands: Commands) -> None:
     create = sub.add_parser(
         "create", help="choose balanced stimuli from campaigns; store images and design"
     )
-    create.add_argument("campaigns", type=Path, nargs="+", metavar="CAMPAIGN")
-    create.add_argument("--out", type=Path, required=True, metavar="STUDY", help="new directory")
+    create.add_argument(
+        "campaigns", type=Path, nargs="+", metavar="CAMPAIGN",
+        help="campaign directories of one model and data (increasing, decreasing or both)",
+    )  # fmt: skip
+    create.add_argument(
+        "--out", type=Path, required=True, metavar="STUDY", help="a new (or empty) directory"
+    )
     create.add_argument(
         "--per-condition", type=int, default=40,
-        help="stimuli per condition: benign, increasing, decreasing (default 40)",
+        help="stimuli per condition: benign, increasing, decreasing",
     )  # fmt: skip
-    create.add_argument("--seed", type=int, default=0)
     create.add_argument(
-        "--completion-url", help="where participants go at the end (a Prolific completion link)"
+        "--allow-short", action="store_true",
+        help="accept a condition with fewer stimuli than --per-condition (else an error)",
+    )  # fmt: skip
+    create.add_argument("--seed", type=int, default=0, help="seed of the stimuli's choice")
+    create.add_argument(
+        "--completion-url",
+        help="where participants go at the end, an http(s) address (a Prolific completion link)",
     )
+    _consent_options(create)
     data_options(create)
     create.set_defaults(handler=_create)
 
+    settings = sub.add_parser(
+        "settings", help="show or change what the consent page says (length, contact, ...)"
+    )
+    settings.add_argument("study", type=Path, metavar="STUDY", help="the study directory")
+    _consent_options(settings)
+    settings.set_defaults(handler=_settings)
+
     serve = sub.add_parser("serve", help="serve a study to participants (web pages)")
-    serve.add_argument("study", type=Path, metavar="STUDY")
+    serve.add_argument("study", type=Path, metavar="STUDY", help="the study directory")
     serve.add_argument(
         "--host", default="127.0.0.1",
         help="address to listen on (default 127.0.0.1: this machine only; put a TLS "
         "reverse proxy in front to serve the internet)",
     )  # fmt: skip
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=port_number, default=8000, help="TCP port, 0 to 65535")
     serve.add_argument("--trials", type=int, default=40, help="trials per participant")
     serve.add_argument(
         "--admin-token", help="the admin pages' token (default: a new random one, printed)"
@@ -47,9 +72,11 @@ def register(commands: Commands) -> None:
     simulate = sub.add_parser(
         "simulate", help="machine observers take the study through its pages (never people)"
     )
-    simulate.add_argument("study", type=Path, metavar="STUDY")
-    simulate.add_argument("--participants", type=int, default=50)
-    simulate.add_argument("--concurrency", type=int, default=50)
+    simulate.add_argument("study", type=Path, metavar="STUDY", help="the study directory")
+    simulate.add_argument(
+        "--participants", type=int, default=50, help="machine observers to send through"
+    )
+    simulate.add_argument("--concurrency", type=int, default=50, help="observers at a time")
     simulate.add_argument(
         "--observer", default="oracle", metavar="oracle|knn|CHECKPOINT",
         help="oracle (the true source), knn (nearest training image) or a model checkpoint",
@@ -60,15 +87,61 @@ def register(commands: Commands) -> None:
     simulate.set_defaults(handler=_simulate)
 
     analyze = sub.add_parser("analyze", help="the answers: tables, analysis.json, a figure")
-    analyze.add_argument("study", type=Path, metavar="STUDY")
+    analyze.add_argument("study", type=Path, metavar="STUDY", help="the study directory")
     analyze.add_argument("--out", type=Path, help="output directory (default: STUDY/analysis)")
     analyze.set_defaults(handler=_analyze)
+
+
+_CONSENT_FIELDS = {
+    "minutes": "how long the study takes, in minutes",
+    "contact": "who runs the study and how to reach them",
+    "ethics": "the ethics approval (board, reference)",
+    "payment": "what participants are paid",
+    "withdrawal": "how to withdraw, and what happens to the answers then",
+}
+
+
+def _consent_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "consent page", "what participants are told; each must be filled in before going live"
+    )
+    for name, about in _CONSENT_FIELDS.items():
+        group.add_argument(
+            f"--{name}", type=int if name == "minutes" else str, metavar="MINUTES" if
+            name == "minutes" else "TEXT", help=about,
+        )  # fmt: skip
+
+
+def _consent_changes(args: argparse.Namespace) -> dict[str, object]:
+    given = {name: getattr(args, name) for name in _CONSENT_FIELDS}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _print_consent(study: Path) -> None:
+    from jsma.study import read_consent
+
+    consent = read_consent(study)
+    for name in _CONSENT_FIELDS:
+        value = getattr(consent, name)
+        print(f"{name + ':':<12}{'NOT FILLED IN' if value is None else value}")
+    if missing := consent.missing():
+        options = " ".join(f"--{name} ..." for name in missing)
+        print(f"fill in before going live: jsma study settings {study} {options}")
+
+
+def _settings(args: argparse.Namespace) -> int:
+    from jsma.study import update_consent
+
+    if changes := _consent_changes(args):
+        update_consent(args.study, **changes)
+    _print_consent(args.study)
+    return 0
 
 
 def _create(args: argparse.Namespace) -> int:
     from jsma.campaign import open_campaign
     from jsma.models import resolve_model
-    from jsma.study import create_study, describe
+    from jsma.study import ConsentText, create_study, describe
 
     data = dataset(args)
     stored = open_campaign(args.campaigns[0]).model
@@ -82,33 +155,45 @@ def _create(args: argparse.Namespace) -> int:
     stimuli = create_study(
         args.campaigns, data, args.out, per_condition=args.per_condition, seed=args.seed,
         model=model, completion_url=args.completion_url,
+        consent=ConsentText(**_consent_changes(args)),  # type: ignore[arg-type]
+        allow_short=args.allow_short,
     )  # fmt: skip
     counts = ", ".join(f"{condition} {count}" for condition, count in describe(stimuli).items())
     print(f"study:   {args.out}")
     print(f"stimuli: {counts}")
+    _print_consent(args.out)
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     import secrets
+    from urllib.parse import quote
 
-    try:
+    with needs_extra("study", "jsma study serve"):
         import uvicorn
 
         from jsma.study.server import create_app
-    except ImportError as error:
-        from jsma.errors import MissingDependencyError
+    from jsma.study import read_consent
 
-        raise MissingDependencyError(
-            f"jsma study serve needs the `study` extra ({error.name} is missing): "
-            "pip install -c constraints.txt -e '.[study]'"
-        ) from None
     token = args.admin_token or secrets.token_urlsafe(24)
     app = create_app(args.study, admin_token=token, trials_per_participant=args.trials)
+    if missing := read_consent(args.study).missing():
+        print(f"warning: the consent page lacks {', '.join(missing)}: "
+              f"jsma study settings {args.study} --{missing[0]} ...", file=sys.stderr)  # fmt: skip
     base = f"http://{args.host}:{args.port}"
     print(f"participants: {base}/?PROLIFIC_PID=<id>   (or {base}/ for an anonymous id)")
-    print(f"admin:        {base}/admin?token={token}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    print(f"admin:        {base}/admin?token={quote(token, safe='')}", flush=True)
+    # Open connections get a second to finish on Ctrl-C or SIGTERM: every answer is
+    # stored before it is acknowledged, so nothing waits on them.
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=1
+    )
+    # uvicorn stops on SIGINT and SIGTERM, then raises the signal again for the handler
+    # it found: this one, so that a stop is a line and exit code 0, not a traceback.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: None)
+    uvicorn.Server(config).run()
+    print("study server stopped; every acknowledged answer is stored")
     return 0
 
 
@@ -123,32 +208,49 @@ def _analyze(args: argparse.Namespace) -> int:
               "(failed an attention check)")  # fmt: skip
     width = max([len("observer"), *(len(line.kind) for line in analysis.lines)])
     header = f"{'observer':>{width}} {'condition':>11} {'bucket':>7} {'answers':>8} "
-    print(header + f"{'digit':>7} {'source':>7} {'target':>7} {'net: target':>12}")
+    print(header + f"{'digit':>21} {'source':>21} {'target':>21} {'net: target':>12}")
     for line in analysis.lines:
         cells = [line.judged_digit, line.saw_source, line.saw_target, line.network_target]
-        shares = " ".join(
-            f"{'-':>7}" if rate.n == 0 else f"{rate.share:>7.1%}" for rate in cells[:3]
-        )
+        shares = " ".join(f"{_rate_cell(rate):>21}" for rate in cells[:3])
         network = "-" if cells[3].n == 0 else f"{cells[3].share:.1%}"
         print(
             f"{line.kind:>{width}} {line.condition:>11} {line.bucket:>7} {line.answers:>8} "
             f"{shares} {network:>12}"
         )
+    print("share [Wilson 95%: answers as independent] (cluster bootstrap 95%: participants "
+          "and stimuli resampled; the one to quote)")  # fmt: skip
     for key, value in analysis.kappa.items():
-        print(f"Fleiss' kappa {key}: {value:.3f}")
+        if math.isnan(value):
+            print(f"Fleiss' kappa {key}: not defined (no stimulus was rated twice, or every "
+                  "answer fell in one category)")  # fmt: skip
+        else:
+            print(f"Fleiss' kappa {key}: {value:.3f}")
     print(f"analysis: {path}")
     print(f"figure:   {path.parent / 'analysis.png'}")
     return 0
 
 
+def _rate_cell(rate: Rate) -> str:
+    """`75.0% [71-79] (62-86)`: the share, its Wilson and its cluster bootstrap interval."""
+    if rate.n == 0:
+        return "-"
+
+    def interval(low: float, high: float) -> str:
+        return "?" if math.isnan(low) else f"{low * 100:.0f}-{high * 100:.0f}"
+
+    wilson, cluster = interval(rate.low, rate.high), interval(rate.cluster_low, rate.cluster_high)
+    return f"{rate.share:.1%} [{wilson}] ({cluster})"
+
+
 def _simulate(args: argparse.Namespace) -> int:
-    from jsma.study.simulate import (
-        Observer,
-        knn_observer,
-        model_observer,
-        oracle_observer,
-        simulate,
-    )
+    with needs_extra("study", "jsma study simulate"):
+        from jsma.study.simulate import (
+            Observer,
+            knn_observer,
+            model_observer,
+            oracle_observer,
+            simulate,
+        )
 
     observe: Observer
     if args.observer == "oracle":

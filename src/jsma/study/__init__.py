@@ -10,11 +10,14 @@ from jsma.study.design import (
     PRACTICE_TRIALS,
     STUDY_DATABASE,
     Condition,
+    ConsentText,
     Stimulus,
     choose_stimuli,
     create_study,
     describe,
+    read_consent,
     read_stimuli,
+    update_consent,
 )
 from jsma.study.store import Answer, Participant, StudyStore, Trial
 
@@ -25,6 +28,7 @@ __all__ = [
     "STUDY_DATABASE",
     "Answer",
     "Condition",
+    "ConsentText",
     "Participant",
     "Stimulus",
     "StudyAnalysis",
@@ -35,6 +39,8 @@ __all__ = [
     "create_study",
     "describe",
     "fleiss_kappa",
+    "read_consent",
     "read_stimuli",
+    "update_consent",
     "write_analysis",
 ]

@@ -8,6 +8,19 @@ outputs the target on every adversarial stimulus, by construction); median
 response times; agreement between participants on each stimulus (Fleiss'
 kappa over 11 categories: the ten digits and "not a digit"). Participants who
 fail an attention check are excluded, and counted.
+
+The Wilson interval treats every answer as independent. They are not: each
+participant rates many stimuli and each stimulus is rated by many
+participants, so answers share both. Beside it stands a crossed cluster
+bootstrap (Owen 2007, "The pigeonhole bootstrap", Ann. Appl. Stat.):
+participants and stimuli are resampled independently, with replacement, and
+an answer counts as often as the product of its participant's and its
+stimulus's draws. It is the interval for the share over new participants
+*and* new stimuli, the question the study asks; it needs no model (a
+mixed-effects logistic model would assume logit-normal effects, and its
+intercept is a subject-specific quantity, not the share), and it is mildly
+conservative in the crossed random-effects model. Tested on simulated studies
+whose true share is known (coverage near 95%, where Wilson's falls far short).
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +43,14 @@ from jsma.study.store import AnswerRow, StudyStore
 __all__ = [
     "ANALYSIS_FIGURE",
     "ANALYSIS_FILE",
+    "ANALYSIS_FORMAT",
+    "BOOTSTRAP_REPLICATES",
     "MACHINE_PREFIX",
     "ConditionLine",
     "Rate",
     "StudyAnalysis",
     "analyze",
+    "crossed_bootstrap_interval",
     "fleiss_kappa",
     "observer_kind",
     "read_analysis",
@@ -52,15 +68,22 @@ def observer_kind(external_id: str) -> str:
     return "human"
 
 
+BOOTSTRAP_REPLICATES = 1000
+
+
 @dataclass(frozen=True)
 class Rate:
-    """k of n, with its Wilson 95% interval (NaN when n is 0)."""
+    """k of n, with its Wilson 95% interval (answers as independent) and the crossed
+    cluster bootstrap's 95% interval (participants and stimuli as the clusters they
+    are; see the module); NaN where not defined (n is 0, or not computed)."""
 
     k: int
     n: int
     share: float
     low: float
     high: float
+    cluster_low: float = math.nan
+    cluster_high: float = math.nan
 
     @classmethod
     def of(cls, k: int, n: int) -> Rate:
@@ -68,6 +91,60 @@ class Rate:
             return cls(0, 0, math.nan, math.nan, math.nan)
         interval = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
         return cls(k, n, k / n, float(interval.low), float(interval.high))
+
+    @classmethod
+    def clustered(
+        cls, outcomes: np.ndarray, participants: np.ndarray, stimuli: np.ndarray, *, seed: int = 0
+    ) -> Rate:
+        """The share of true `outcomes`, with both intervals; row i is the answer of
+        participant `participants[i]` on stimulus `stimuli[i]`."""
+        outcomes = np.asarray(outcomes, dtype=bool)
+        rate = cls.of(int(outcomes.sum()), len(outcomes))
+        if not len(outcomes):
+            return rate
+        low, high = crossed_bootstrap_interval(outcomes, participants, stimuli, seed=seed)
+        return replace(rate, cluster_low=low, cluster_high=high)
+
+
+def crossed_bootstrap_interval(
+    outcomes: np.ndarray,
+    participants: np.ndarray,
+    stimuli: np.ndarray,
+    *,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """The percentile interval of the share of `outcomes` under the pigeonhole bootstrap
+    (Owen 2007): participants and stimuli redrawn independently with replacement, each
+    answer weighted by the product of its two draw counts.
+
+    Shapes: `outcomes`, `participants`, `stimuli` are (n,), one entry per answer.
+    """
+    y = np.asarray(outcomes, dtype=np.float64)
+    _, people = np.unique(np.asarray(participants), return_inverse=True)
+    _, images = np.unique(np.asarray(stimuli), return_inverse=True)
+    rng = np.random.default_rng(seed)
+
+    def draws(count: int, size: int) -> np.ndarray:
+        """How often each of `count` clusters is drawn, in `size` resamples: (size, count)."""
+        return rng.multinomial(count, np.full(count, 1 / count), size=size)
+
+    estimates = []
+    for start in range(0, replicates, 100):  # blocks bound the (replicates, n) weights
+        size = min(100, replicates - start)
+        weights = draws(people.max() + 1, size)[:, people]
+        weights *= draws(images.max() + 1, size)[:, images]
+        total = weights.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            estimates.append(np.where(total > 0, weights @ y / total, np.nan))
+    values = np.concatenate(estimates)
+    values = values[np.isfinite(values)]  # a draw sharing no answer has no share
+    if not len(values):
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -104,6 +181,7 @@ class StudyAnalysis:
             return value
 
         return {
+            "format": ANALYSIS_FORMAT,
             "lines": [clean(asdict(line)) for line in self.lines],
             "participants": self.participants,
             "excluded": self.excluded,
@@ -153,14 +231,20 @@ def _bucket(distortion: float | None) -> str:
 def _line(kind: str, condition: str, bucket: str, rows: Sequence[AnswerRow]) -> ConditionLine:
     n = len(rows)
     adversarial = condition != "benign"
+    people = np.array([r.participant for r in rows])
+    images = np.array([r.stimulus for r in rows])
+
+    def rate(outcomes: list[bool]) -> Rate:
+        return Rate.clustered(np.array(outcomes, dtype=bool), people, images)
+
     return ConditionLine(
         kind=kind,
         condition=condition,
         bucket=bucket,
         answers=n,
-        judged_digit=Rate.of(sum(r.is_digit for r in rows), n),
-        saw_source=Rate.of(sum(r.is_digit and r.digit == r.source for r in rows), n),
-        saw_target=Rate.of(sum(r.is_digit and r.digit == r.target for r in rows), n)
+        judged_digit=rate([r.is_digit for r in rows]),
+        saw_source=rate([r.is_digit and r.digit == r.source for r in rows]),
+        saw_target=rate([r.is_digit and r.digit == r.target for r in rows])
         if adversarial
         else Rate.of(0, 0),
         network_target=Rate.of(sum(r.prediction == r.target for r in rows), n)
@@ -209,6 +293,8 @@ def analyze(directory: Path) -> StudyAnalysis:
 
 
 ANALYSIS_FILE, ANALYSIS_FIGURE = "analysis.json", "analysis.png"
+# 1: 0.1.0 (no format key, Wilson intervals only); 2: with the cluster bootstrap's.
+ANALYSIS_FORMAT = 2
 
 
 def read_analysis(out: Path) -> StudyAnalysis:
@@ -223,8 +309,11 @@ def read_analysis(out: Path) -> StudyAnalysis:
                 value = values[key]
                 return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
+            # Analyses of format 1 (0.1.0) have no cluster intervals: NaN.
             return Rate(int(values["k"]), int(values["n"]), number("share"), number("low"),  # type: ignore[call-overload]
-                        number("high"))  # fmt: skip
+                        number("high"), number("cluster_low") if "cluster_low" in values
+                        else math.nan, number("cluster_high") if "cluster_high" in values
+                        else math.nan)  # fmt: skip
 
         lines = tuple(
             ConditionLine(

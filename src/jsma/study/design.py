@@ -17,11 +17,14 @@ SQLite beside them.
 from __future__ import annotations
 
 import datetime
+import logging
+import os
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -35,30 +38,42 @@ from jsma.errors import ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays, adversarial_samples
 from jsma.models import predict
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "ATTENTION_CHECKS",
     "DISTORTION_EDGES",
     "PRACTICE_TRIALS",
     "STUDY_DATABASE",
+    "STUDY_FORMAT",
     "Condition",
+    "ConsentText",
     "Stimulus",
     "choose_stimuli",
+    "connect_read_only",
     "create_study",
     "describe",
+    "read_consent",
     "read_stimuli",
+    "restrict_to_owner",
+    "update_consent",
 ]
 
 Condition = Literal["benign", "increasing", "decreasing", "attention", "practice"]
 
 STUDY_DATABASE = "study.sqlite"
+# 1: 0.1.0 (session tokens in plain text); 2: token digests, consent settings.
+STUDY_FORMAT = 2
 PRACTICE_TRIALS = 2
 DISTORTION_EDGES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 14.5)  # percent of the pixels
 # Instructed-response checks (Prolific's rules: they test attention to the
-# question, not memory): the page says which answers to give.
-ATTENTION_CHECKS = (
-    ("For this image, answer No, then choose 7.", False, 7),
+# question, not memory): the page says which answers to give, within the
+# instructions' rules (a digit is chosen only after Yes).
+ATTENTION_CHECKS: tuple[tuple[str, bool, int | None], ...] = (
+    ("For this image, answer No (and choose no digit).", False, None),
     ("For this image, answer Yes, then choose 2.", True, 2),
 )
+_CONSENT_PREFIX = "consent."
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -104,6 +119,52 @@ class Stimulus:
     prompt: str | None = None
     expected_is_digit: bool | None = None
     expected_digit: int | None = None
+
+
+@dataclass(frozen=True)
+class ConsentText:
+    """What the consent page tells participants beside the task itself.
+
+    Every field is the researcher's to fill in (`jsma study create` or `jsma
+    study settings` options); one left empty shows on the page as a plain
+    "not filled in" notice, and `jsma study serve` warns about it.
+    """
+
+    minutes: int | None = None  # how long the study takes
+    contact: str | None = None  # who runs it, and how to reach them
+    ethics: str | None = None  # the approval (board, reference number)
+    payment: str | None = None  # what participants are paid
+    withdrawal: str | None = None  # how to withdraw, and what happens to the answers
+
+    def __post_init__(self) -> None:
+        if self.minutes is not None and not 0 < self.minutes <= 600:
+            raise ConfigurationError(f"the study's length is 1 to 600 minutes, got {self.minutes}")
+        for field in fields(self)[1:]:
+            text = getattr(self, field.name)
+            if text is not None and not 0 < len(text) <= 2000:
+                raise ConfigurationError(
+                    f"the consent page's {field.name} has 1 to 2000 characters"
+                )
+
+    def missing(self) -> list[str]:
+        """The fields not filled in."""
+        return [field.name for field in fields(self) if getattr(self, field.name) is None]
+
+    def to_settings(self) -> dict[str, str]:
+        return {
+            f"{_CONSENT_PREFIX}{field.name}": str(getattr(self, field.name))
+            for field in fields(self)
+            if getattr(self, field.name) is not None
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str]) -> ConsentText:
+        values: dict[str, object] = {
+            field.name: settings.get(f"{_CONSENT_PREFIX}{field.name}") for field in fields(cls)
+        }
+        if values["minutes"] is not None:
+            values["minutes"] = int(str(values["minutes"]))
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -226,6 +287,71 @@ def _attention_image(shape: tuple[int, ...]) -> np.ndarray:
     return (((rows // 4) + (columns // 4)) % 2).astype(np.float64)[None]
 
 
+def _shortfalls(
+    campaigns: Sequence[CampaignArrays],
+    directions: Sequence[str],
+    chosen: Mapping[str, Sequence[_Candidate]],
+    per_condition: int,
+) -> dict[str, str]:
+    """Why each wanted condition (benign, and each direction given) got fewer stimuli
+    than asked, by condition."""
+    short: dict[str, str] = {}
+    for direction in ("increasing", "decreasing"):
+        given = [a for a, d in zip(campaigns, directions, strict=True) if d == direction]
+        got = len(chosen.get(direction, []))
+        if not given or got >= per_condition:
+            continue
+        succeeded = [a.success & (a.target >= 0) & (a.iterations > 0) for a in given]
+        successes = sum(int(mask.sum()) for mask in succeeded)
+        images = len({
+            (str(split), int(index))
+            for a, mask in zip(given, succeeded, strict=True)
+            for split, index in zip(a.split[mask], a.index[mask], strict=True)
+        })  # fmt: skip
+        why = f"{got} of {per_condition}: the {direction} campaigns hold {successes} successful"
+        why += " samples"
+        if images > got:
+            why += (
+                f" of {images} source images, {images - got} of which another condition shows "
+                "(each image appears once per study)"
+            )
+        short[direction] = why
+    got = len(chosen.get("benign", []))
+    if got < per_condition:
+        images = len({
+            (str(s), int(i)) for a in campaigns for s, i in zip(a.split, a.index, strict=True)
+        })  # fmt: skip
+        short["benign"] = (
+            f"{got} of {per_condition}: of the campaigns' {images} source images, "
+            f"{images - got} are shown as adversarial samples (each image appears once); "
+            "attack more samples or ask for fewer per condition"
+        )
+    return short
+
+
+def _check_completion_url(url: str | None) -> None:
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"--completion-url must be an http(s) address, got {url!r}")
+
+
+def restrict_to_owner(directory: Path) -> None:
+    """The study directory, its images folder and every file in them readable and
+    writable by their owner only: the database holds who took part and their answers."""
+    for path in (directory, directory / "images"):
+        if not path.is_dir():
+            continue
+        try:
+            os.chmod(path, 0o700)
+            for child in path.iterdir():
+                if child.is_file() and not child.is_symlink():
+                    os.chmod(child, 0o600)
+        except PermissionError as error:
+            logger.warning("%s: cannot restrict to its owner (%s)", path, error.strerror)
+
+
 def create_study(
     campaigns: Sequence[Path],
     dataset: Dataset,
@@ -235,6 +361,8 @@ def create_study(
     seed: int = 0,
     model: nn.Module | None = None,
     completion_url: str | None = None,
+    consent: ConsentText | None = None,
+    allow_short: bool = False,
 ) -> list[Stimulus]:
     """Choose the stimuli of `campaigns`, render them into `directory`/images and store
     the design in `directory`/study.sqlite; return the stimuli.
@@ -242,12 +370,22 @@ def create_study(
     The campaigns must attack the same model on the same data. `model` (the
     campaigns' model) gives the network's prediction on the benign originals;
     without it that prediction is left empty. `completion_url` is where a
-    participant goes after the last page (Prolific's completion link, say).
+    participant goes after the last page (Prolific's completion link, say);
+    `consent` what the consent page says of length, contact, ethics, payment and
+    withdrawal. `directory` must be new or empty. A condition (benign, and each
+    direction of the campaigns) that gets fewer than `per_condition` stimuli is a
+    `ConfigurationError` saying why, unless `allow_short` (then a warning).
     """
     if not campaigns:
         raise ConfigurationError("a study needs at least one campaign")
-    if (directory / STUDY_DATABASE).exists():
-        raise JSMAError(f"{directory}: a study exists here already; choose another directory")
+    if per_condition < 1:
+        raise ConfigurationError(f"per_condition must be positive, got {per_condition}")
+    _check_completion_url(completion_url)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise JSMAError(
+            f"{directory}: exists and is not an empty directory (a study, a campaign or other "
+            "files); choose a new directory for the study"
+        )
     manifests = [open_campaign(path) for path in campaigns]
     models = {m.model.fingerprint for m in manifests}
     data = {m.data.fingerprint for m in manifests}
@@ -256,6 +394,15 @@ def create_study(
     arrays = [CampaignArrays.from_table(load_results(path)) for path in campaigns]
     directions = [m.spec.attack.direction for m in manifests]
     chosen = choose_stimuli(arrays, directions, per_condition=per_condition, seed=seed)
+    short = _shortfalls(arrays, directions, chosen, per_condition)
+    if short and not allow_short:
+        reasons = "; ".join(f"{name} {why}" for name, why in short.items())
+        raise ConfigurationError(
+            f"too few stimuli: {reasons}. Allow a smaller condition with --allow-short"
+        )
+    for name, why in short.items():
+        logger.warning("study: %s gets %s", name, why)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     ensure_writable(directory, directory / "images")
 
     stimuli: list[Stimulus] = []
@@ -324,7 +471,8 @@ def create_study(
                      expected_digit=digit)
         )  # fmt: skip
     _write_design(directory, stimuli, seed=seed, per_condition=per_condition,
-                  completion_url=completion_url)  # fmt: skip
+                  completion_url=completion_url, consent=consent or ConsentText())  # fmt: skip
+    restrict_to_owner(directory)
     return stimuli
 
 
@@ -342,17 +490,20 @@ def _write_design(
     seed: int,
     per_condition: int,
     completion_url: str | None,
+    consent: ConsentText,
 ) -> None:
     connection = _connect(directory / STUDY_DATABASE)
     try:
         connection.executescript(_SCHEMA)
         connection.execute("BEGIN")
         settings = {
-            "format": "1",
+            "format": str(STUDY_FORMAT),
+            "tokens": "sha256",  # session tokens are stored as digests only
             "seed": str(seed),
             "per_condition": str(per_condition),
             "completion_url": completion_url or "",
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            **consent.to_settings(),
         }
         connection.executemany("INSERT INTO study VALUES (?, ?)", sorted(settings.items()))
         columns = [name for name in asdict(stimuli[0])]
@@ -370,12 +521,22 @@ def _write_design(
         connection.close()
 
 
-def read_stimuli(directory: Path) -> list[Stimulus]:
-    """The stimuli of the study in `directory`, in id order."""
+def connect_read_only(directory: Path) -> sqlite3.Connection:
+    """The study database of `directory`, opened read-only.
+
+    The URI is built by `Path.as_uri`, which escapes what a URI would read
+    otherwise: `runs/y%41` must not open `runs/yA`, nor `new#study` a file `new`.
+    """
     path = directory / STUDY_DATABASE
     if not path.is_file():
         raise JSMAError(f"{directory}: no study here (no {STUDY_DATABASE})")
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def read_stimuli(directory: Path) -> list[Stimulus]:
+    """The stimuli of the study in `directory`, in id order."""
+    path = directory / STUDY_DATABASE
+    connection = connect_read_only(directory)
     try:
         connection.row_factory = sqlite3.Row
         rows = connection.execute("SELECT * FROM stimuli ORDER BY id").fetchall()
@@ -391,6 +552,39 @@ def read_stimuli(directory: Path) -> list[Stimulus]:
                 values[key] = bool(values[key])
         stimuli.append(Stimulus(**values))
     return stimuli
+
+
+def read_consent(directory: Path) -> ConsentText:
+    """What the consent page of the study in `directory` says (see `ConsentText`)."""
+    connection = connect_read_only(directory)
+    try:
+        settings = dict(connection.execute("SELECT key, value FROM study").fetchall())
+    except sqlite3.DatabaseError as error:
+        raise JSMAError(f"{directory / STUDY_DATABASE}: not a study database ({error})") from None
+    finally:
+        connection.close()
+    try:
+        return ConsentText.from_settings(settings)
+    except ValueError as error:
+        raise JSMAError(
+            f"{directory / STUDY_DATABASE}: damaged consent settings ({error})"
+        ) from None
+
+
+def update_consent(directory: Path, **changes: object) -> ConsentText:
+    """Set some of the consent page's fields (see `ConsentText`) of the study in
+    `directory`; return them all. A running server shows them on its next page."""
+    consent = replace(read_consent(directory), **changes)  # type: ignore[arg-type]
+    connection = _connect(directory / STUDY_DATABASE)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(
+            "INSERT OR REPLACE INTO study VALUES (?, ?)", sorted(consent.to_settings().items())
+        )
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+    return consent
 
 
 def describe(stimuli: Sequence[Stimulus]) -> dict[str, int]:

@@ -17,11 +17,10 @@ script (a Content-Security-Policy allows scripts from this server only).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import os
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -40,10 +39,19 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from jsma._io import csv_text
 from jsma.errors import ConfigurationError, JSMAError, StorageError
+from jsma.study.analysis import MACHINE_PREFIX
+from jsma.study.design import read_consent
 from jsma.study.store import StudyStore
 
-__all__ = ["EXTERNAL_ID_PARAMETERS", "SECRET_FILE", "create_app", "study_secret"]
+__all__ = [
+    "EXTERNAL_ID_PARAMETERS",
+    "SECRET_FILE",
+    "create_app",
+    "machine_signature",
+    "study_secret",
+]
 
 # Where recruiting sites put a participant's id in the study link.
 EXTERNAL_ID_PARAMETERS = ("PROLIFIC_PID", "workerId", "participant")
@@ -61,16 +69,27 @@ _HEADERS = {
     "Cache-Control": "no-store",
 }
 _MAX_FORM_FIELD = 256
+_NUMBER = re.compile(r"[0-9]{1,15}")  # ASCII digits only: str.isdigit() takes "²" and "٣"
+
+
+def _secure(response: Response) -> Response:
+    for name, value in _HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 class _SecurityHeaders(BaseHTTPMiddleware):
     async def dispatch(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
-        for name, value in _HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+        return _secure(await call_next(request))
+
+
+def machine_signature(directory: Path, external_id: str) -> str:
+    """What proves a join with a `machine:` id came from `jsma study simulate` (which
+    can read the study's key) and not from a person who typed such an id."""
+    message = f"machine|{external_id}".encode()
+    return hmac.new(study_secret(directory), message, hashlib.sha256).hexdigest()
 
 
 def create_app(
@@ -147,7 +166,10 @@ def create_app(
         if len(external) > 128:
             raise HTTPException(400, "The participant id is too long (at most 128 characters).")
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-        response = page(request, "consent.html", external_id=external, csrf=csrf)
+        response = page(
+            request, "consent.html", external_id=external, csrf=csrf,
+            consent=read_consent(directory),
+        )  # fmt: skip
         response.set_cookie(
             CSRF_COOKIE, csrf, httponly=True, samesite="strict", secure=_https(request)
         )
@@ -159,6 +181,14 @@ def create_app(
         check_csrf(fields.get("csrf", ""), browser)
         if fields.get("consent") != "yes":
             raise HTTPException(400, "The study needs your consent to go on.")
+        external = fields.get("external_id") or ""
+        if external.startswith(MACHINE_PREFIX) and not hmac.compare_digest(
+            fields.get("machine_signature", "").encode(),
+            machine_signature(directory, external).encode(),
+        ):
+            raise HTTPException(
+                400, f"Participant ids starting with {MACHINE_PREFIX!r} are reserved."
+            )
         try:
             # Keyed by the browser's random cookie: a retried join (its reply lost in a
             # restart) or a second visit with the same id resumes, never admits twice.
@@ -259,20 +289,18 @@ def create_app(
 
     async def export(request: Request) -> Response:
         admin_check(request)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
         rows = store.answers()
-        writer.writerow(rows[0]._fields if rows else ("participant",))
-        writer.writerows(rows)
+        header = rows[0]._fields if rows else ("participant",)
         return Response(
-            buffer.getvalue(), media_type="text/csv",
+            csv_text(header, rows), media_type="text/csv",
             headers={"Content-Disposition": "attachment; filename=answers.csv"},
         )  # fmt: skip
 
     async def problem(request: Request, error: Exception) -> Response:
         status = error.status_code if isinstance(error, HTTPException) else 500
         detail = error.detail if isinstance(error, HTTPException) else "Something went wrong."
-        return page(request, "error.html", status=status, message=detail)
+        # Headers here too: a 500 is answered outside the middleware.
+        return _secure(page(request, "error.html", status=status, message=detail))
 
     async def no_icon(request: Request) -> Response:
         return Response(status_code=204)  # browsers ask for one on every site
@@ -293,11 +321,15 @@ def create_app(
         Route("/admin/answers.csv", export),
         Mount("/static", StaticFiles(directory=str(resources.files("jsma.study") / "static"))),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(_SecurityHeaders)],
         exception_handlers={HTTPException: problem, Exception: problem},
     )
+    # No redirect from `/static` to `/static/`: Starlette builds it from the request's
+    # Host header, which a client controls.
+    app.router.redirect_slashes = False
+    return app
 
 
 def study_secret(directory: Path) -> bytes:
@@ -336,7 +368,7 @@ def _https(request: Request) -> bool:
 
 
 def _int(value: str, what: str) -> int:
-    if not value.isdigit() or len(value) > 15:
+    if not _NUMBER.fullmatch(value):
         raise HTTPException(400, f"Not a valid {what}.")
     return int(value)
 
@@ -348,6 +380,6 @@ def _parse_answer(fields: dict[str, str]) -> tuple[bool, int | None]:
     if is_digit == "no":
         return False, None
     digit = fields.get("digit", "")
-    if len(digit) != 1 or not digit.isdigit():
+    if len(digit) != 1 or not _NUMBER.fullmatch(digit):
         raise HTTPException(400, "Choose which digit it is (0 to 9).")
     return True, int(digit)

@@ -39,6 +39,7 @@ from torch import nn
 
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.study.analysis import MACHINE_PREFIX
+from jsma.study.server import machine_signature
 from jsma.study.store import StudyStore
 
 __all__ = [
@@ -54,7 +55,7 @@ __all__ = [
 Observer = Callable[[np.ndarray, "int | None"], "tuple[bool, int | None]"]
 """(image in [0, 1] as (height, width), the true source when known) -> (is a digit, digit)."""
 
-_PROMPT = re.compile(r"answer (Yes|No), then choose (\d)")
+_PROMPT = re.compile(r"answer (Yes|No)(?:, then choose (\d))?")
 _MAX_STEPS = 1000  # pages per participant: far above any study's length
 
 
@@ -178,8 +179,9 @@ class _Tally:
 
 
 def _participant(
-    url: str, external: str, observe: Observer, sources: Callable[[str, int], int | None],
-    tally: _Tally, timeout: float, retry_seconds: float,
+    url: str, external: str, signature: str, observe: Observer,
+    sources: Callable[[str, int], int | None], tally: _Tally, timeout: float,
+    retry_seconds: float,
 ) -> int:  # fmt: skip
     """Take the study once as `external`; return the number of answers acknowledged."""
     sent = 0
@@ -210,8 +212,9 @@ def _participant(
             return response
 
         page = timed("GET", "/", params={"PROLIFIC_PID": external}).text
-        timed("POST", "/join", data={"csrf": _field(page, "csrf"), "external_id": external,
-                                      "consent": "yes"})  # fmt: skip
+        joining = {"csrf": _field(page, "csrf"), "external_id": external, "consent": "yes",
+                   "machine_signature": signature}  # fmt: skip
+        timed("POST", "/join", data=joining)
         path = "/practice/1"
         for _ in range(_MAX_STEPS):
             page_response = timed("GET", path)
@@ -228,7 +231,7 @@ def _participant(
             prompt = _PROMPT.search(page)
             if prompt is not None:  # an attention check says what to answer
                 is_digit = prompt.group(1) == "Yes"
-                digit: int | None = int(prompt.group(2)) if is_digit else None
+                digit: int | None = int(prompt.group(2)) if is_digit and prompt.group(2) else None
             else:
                 picture = mpimage.imread(BytesIO(timed("GET", image.group(1)).content))[..., 0]
                 position = re.search(r"/trial/(\d+)/image", image.group(1))
@@ -282,19 +285,21 @@ def simulate(
 
     def run(base: str) -> tuple[int, float]:
         started = time.perf_counter()
+        externals = [f"{MACHINE_PREFIX}{observer}:{start + i + 1}" for i in range(participants)]
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             futures = [
                 pool.submit(
                     _participant,
                     base,
-                    f"{MACHINE_PREFIX}{observer}:{start + i + 1}",
+                    external,
+                    machine_signature(study, external),
                     observe,
                     sources,
                     tally,
                     timeout,
                     retry_seconds,
                 )
-                for i in range(participants)
+                for external in externals
             ]
             sent = sum(future.result() for future in futures)
         return sent, time.perf_counter() - started

@@ -3,7 +3,7 @@
 What the study server (next) and the analysis stand on, tested without HTTP:
 
 - `join` admits a participant in one transaction: an unguessable session
-  token, and their trials: every attention check plus the least-viewed
+  token (only its digest is stored), and their trials: every attention check plus the least-viewed
   stimuli of the other conditions (ties broken by a seeded draw, so views stay
   even across participants), in a seeded random order of their own.
 - `answer` is idempotent per (participant, trial): a double click or a retried
@@ -11,6 +11,14 @@ What the study server (next) and the analysis stand on, tested without HTTP:
 - `next_trial` is the first trial without an answer, so a reload resumes where
   the participant was, and a restarted server continues every participant.
 - `finish` gives the completion code once every trial is answered.
+
+A participant is one row per recruiting-site id: an id that joins again (a
+new browser, a lost cookie, the cross-site arrival from Prolific that a
+`SameSite=Strict` cookie does not survive) resumes that participant with a new
+session token, which ends the old one. The trade-off: whoever knows a
+participant's recruiting-site id can continue their session; such ids are not
+public, and refusing them instead would strand every participant whose browser
+lost its cookie.
 
 Every write is one transaction in WAL mode: a server killed at any moment
 loses nothing it has acknowledged. SQL only with parameters.
@@ -31,7 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.study.design import STUDY_DATABASE, Stimulus, read_stimuli
+from jsma.study.design import STUDY_DATABASE, Stimulus, read_stimuli, restrict_to_owner
 
 __all__ = ["Answer", "AnswerRow", "Participant", "StudyStore", "Trial"]
 
@@ -68,9 +76,15 @@ CREATE TABLE IF NOT EXISTS joins (
 _MAX_MILLISECONDS = 3_600_000  # an hour on one image is not a response time
 
 
+def _digest(token: str) -> str:
+    """What the database keeps of a session token: a stolen copy opens no session."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Participant:
-    """A participant: the row id, the secret session token, the id they came with."""
+    """A participant: the row id, the secret session token (only its digest is stored),
+    the id they came with."""
 
     id: int
     token: str
@@ -125,6 +139,9 @@ class StudyStore:
             settings = dict(connection.execute("SELECT key, value FROM study").fetchall())
         finally:
             connection.close()
+        if settings.get("tokens") != "sha256":
+            self._hash_tokens()  # a study of 0.1.0 kept its session tokens in plain text
+        restrict_to_owner(directory)
         self.seed = int(settings.get("seed", "0"))
         self.completion_url = settings.get("completion_url") or None
         attention = sum(1 for s in self.stimuli.values() if s.condition == "attention")
@@ -137,6 +154,16 @@ class StudyStore:
                 f"exceed the {assignable} stimuli, got {trials_per_participant}"
             )
         self.trials_per_participant = trials_per_participant
+
+    def _hash_tokens(self) -> None:
+        """Replace plain session tokens by their digests, once: sessions stay valid."""
+        with self._transaction() as connection:
+            stored = connection.execute("SELECT id, token FROM participants").fetchall()
+            connection.executemany(
+                "UPDATE participants SET token = ? WHERE id = ?",
+                [(_digest(token), participant) for participant, token in stored],
+            )
+            connection.execute("INSERT OR REPLACE INTO study VALUES ('tokens', 'sha256')")
 
     @classmethod
     def open(cls, directory: Path) -> StudyStore:
@@ -162,11 +189,13 @@ class StudyStore:
 
     def join(self, external_id: str | None = None, *, join_key: str | None = None) -> Participant:
         """Admit a participant (with the id their recruiting site gave, else a new one)
-        and assign their trials.
+        and assign their trials; or resume the participant who came with that id.
 
-        `join_key` makes the join idempotent: a join repeated with the same key and
-        id (a retried request whose reply was lost) gets the same participant back.
-        Only a digest of the key is stored.
+        An id seen before gets its participant back with a new session token (the
+        old one ends): one row per id, however often it arrives. Without an id,
+        `join_key` makes the join idempotent: a join repeated with the same key (a
+        retried request whose reply was lost) gets the same participant back. Only
+        digests of keys and tokens are stored.
         """
         if self.trials_per_participant is None:
             raise ConfigurationError("this store was opened for reading; it admits nobody")
@@ -179,17 +208,28 @@ class StudyStore:
         if join_key is not None:
             key = hashlib.sha256(f"{join_key}|{external_id or ''}".encode()).hexdigest()
         with self._transaction() as connection:
-            if key is not None:
+            if external_id is not None:
                 earlier = connection.execute(
-                    "SELECT p.id, p.token, p.external_id FROM joins j "
-                    "JOIN participants p ON p.id = j.participant WHERE j.key = ?",
-                    (key,),
+                    "SELECT id FROM participants WHERE external_id = ? ORDER BY id LIMIT 1",
+                    (external_id,),
                 ).fetchone()
-                if earlier is not None:
-                    return Participant(int(earlier[0]), earlier[1], earlier[2])
+            elif key is not None:
+                earlier = connection.execute(
+                    "SELECT participant FROM joins WHERE key = ?", (key,)
+                ).fetchone()
+            else:
+                earlier = None
+            if earlier is not None:
+                connection.execute(
+                    "UPDATE participants SET token = ? WHERE id = ?", (_digest(token), earlier[0])
+                )
+                stored = connection.execute(
+                    "SELECT external_id FROM participants WHERE id = ?", (earlier[0],)
+                ).fetchone()[0]
+                return Participant(int(earlier[0]), token, str(stored))
             cursor = connection.execute(
                 "INSERT INTO participants (token, external_id, joined) VALUES (?, ?, ?)",
-                (token, external, now),
+                (_digest(token), external, now),
             )
             participant = int(cursor.lastrowid or 0)
             views = dict(
@@ -223,11 +263,11 @@ class StudyStore:
         """The participant holding `token`; a `JSMAError` for any other token."""
         with self._transaction() as connection:
             row = connection.execute(
-                "SELECT id, token, external_id FROM participants WHERE token = ?", (token,)
+                "SELECT id, external_id FROM participants WHERE token = ?", (_digest(token),)
             ).fetchone()
         if row is None:
             raise JSMAError("unknown session")
-        return Participant(int(row[0]), str(row[1]), str(row[2]))
+        return Participant(int(row[0]), token, str(row[1]))
 
     def next_trial(self, token: str) -> Trial | None:
         """The participant's first unanswered trial, or None when all are answered."""
