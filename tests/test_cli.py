@@ -54,6 +54,10 @@ def test_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "equals the source class" in capsys.readouterr().err
     assert main(["attack", *common, *model, "--index", "99"]) == 2
     assert "--index 99 is outside the test split" in capsys.readouterr().err
+    assert main(["attack", *common, *model, "--target", "11"]) == 2
+    assert f"--target 11 is not a class of the data (0 to {NUM_CLASSES - 1})" in (
+        capsys.readouterr().err
+    )
 
 
 def test_model_errors_exit_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,8 +123,9 @@ def test_threads_option(
 ) -> None:
     import torch
 
-    assert main(["--threads", "0", "data", "info"]) == 2
-    assert "--threads must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--threads", "0", "data", "info"])
+    assert "--threads: must be at least 1" in capsys.readouterr().err
     chosen: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", chosen.append)
     data = write_idx_directory(tmp_path / "idx", train=10_010)
@@ -238,3 +243,56 @@ def test_a_closed_pipe_ends_quietly(tiny_dataset: Dataset, tmp_path: Path) -> No
     _, error = process.communicate(timeout=60)
     assert error == b""
     assert process.returncode == 1
+
+
+def test_every_option_says_what_it_is_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from jsma.cli._main import _commands, build_parser
+
+    parser = build_parser()
+    problems = []
+    for command in [parser, *_commands(parser)]:
+        formatter = command._get_formatter()
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            if not action.help:
+                problems.append(f"{command.prog} {action.dest}: no help")
+                continue
+            shown = action.default not in (None, False, argparse.SUPPRESS)
+            if action.option_strings and shown:
+                text = formatter._format_action(action)
+                if "default" not in text:
+                    problems.append(f"{command.prog} {action.dest}: default not shown")
+    assert not problems, problems
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = " ".join(capsys.readouterr().out.split())  # help wraps lines
+    assert "create, settings, serve, simulate, analyze" in listed
+
+
+def test_threads_after_the_command_and_no_abbreviations(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from jsma.cli._main import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["campaign", "status", "x", "--threads", "2"]).threads == 2
+    assert parser.parse_args(["--threads", "3", "campaign", "status", "x"]).threads == 3
+    assert parser.parse_args(["campaign", "status", "x"]).threads is None
+    for wrong in (
+        ["data", "info", "--data", "somewhere"],  # once read as --data-dir
+        ["campaign", "status", "x", "--threads", "0"],
+        ["study", "serve", "s", "--port", "70000"],
+        ["replicate", "--samples", "0"],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args(wrong)
+        assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "unrecognized arguments: --data somewhere" in error
+    assert "a port is 0 to 65535, got 70000" in error
+    assert "--samples: must be at least 1, got 0" in error

@@ -55,17 +55,35 @@ def test_one_epoch_reaches_97_percent_and_round_trips(mnist: Dataset, tmp_path: 
     assert cached.info.accuracies == result.info.accuracies
 
 
-def test_packaged_paper_model_is_what_its_metadata_says(mnist: Dataset, tmp_path: Path) -> None:
-    """The checkpoint shipped for the main job: its recorded accuracies are its own, and
-    `cached_model` serves it (without training) to a fresh cache."""
-    path = packaged_model_path("paper")
+@pytest.mark.parametrize("recipe", ["paper", "default"])
+def test_packaged_models_are_what_their_metadata_says(
+    mnist: Dataset, tmp_path: Path, recipe: str
+) -> None:
+    """The checkpoints shipped for every command's default model (`paper` for replicate,
+    `default` for the others): their recorded accuracies are their own, and
+    `cached_model` serves each (without training) to a fresh cache."""
+    path = packaged_model_path(recipe)
     assert path is not None
     loaded = load_checkpoint(path)
-    assert loaded.info.recipe == get_recipe("paper").to_json()
+    assert loaded.info.recipe == get_recipe(recipe).to_json()
     assert loaded.info.seed == 0
     for split in (mnist.validation, mnist.test):
         measured = evaluate(loaded.model, split, mnist.num_classes).accuracy
         assert measured == loaded.info.accuracies[split.name]
-    served = cached_model(mnist, tmp_path, "paper")
+    served = cached_model(mnist, tmp_path, recipe)
     assert served.info.accuracies == loaded.info.accuracies
-    assert not cached_model_path(tmp_path, "paper").exists()
+    assert not cached_model_path(tmp_path, recipe).exists()
+
+
+@pytest.mark.mnist
+def test_the_documented_attack_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jsma.cli import main
+
+    out = tmp_path / "attack.png"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert main(["attack", *cache, "--index", "7", "--target", "3", "--out", str(out)]) == 0
+    assert "source 9 -> target 3:" in capsys.readouterr().out
+    assert out.is_file()
+    assert not (tmp_path / "cache" / "models").exists()  # the packaged model, not a new one

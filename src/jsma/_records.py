@@ -1,11 +1,21 @@
-"""Comparing JSON-like records (specs, training settings) field by field, for messages."""
+"""JSON records: read safely, and compared field by field for messages."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["record_differences"]
+__all__ = ["loads_json", "record_differences"]
+
+
+def loads_json(text: str | bytes) -> Any:
+    """`json.loads`, with a document nested too deeply for the parser (a hostile file)
+    a `ValueError` like any other malformed JSON, not a `RecursionError`."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def record_differences(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:

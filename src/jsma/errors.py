@@ -14,6 +14,7 @@ __all__ = [
     "ConfigurationError",
     "DataError",
     "InputTypeError",
+    "Interrupted",
     "JSMAError",
     "MissingDependencyError",
     "ModelError",
@@ -74,3 +75,11 @@ class StorageError(JSMAError, OSError):
 
 class MissingDependencyError(JSMAError, ImportError):
     """An optional dependency that this feature needs is not installed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Long work stopped by Ctrl-C; the message says what was kept and how to go on.
+
+    A `KeyboardInterrupt`, not a `JSMAError`: code that catches the library's errors
+    does not swallow the user's Ctrl-C.
+    """

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from jsma._io import atomic_write
+from jsma._records import loads_json
 from jsma.campaign import crafted_samples, model_fingerprint, open_campaign
 from jsma.campaign.location import Folder
 from jsma.context import frozen_eval
@@ -224,7 +225,7 @@ def read_transfer(directory: Path) -> TransferResult:
     """The transfer result stored in `directory`, checked."""
     path = directory / TRANSFER_FILE
     try:
-        return TransferResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+        return TransferResult.from_json(loads_json(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise JSMAError(f"{path}: no transfer result here (run `jsma transfer --out`)") from None
     except (ValueError, KeyError, TypeError) as error:

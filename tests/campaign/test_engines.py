@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from jsma.campaign import (
     campaign_status,
     load_results,
     local_engine,
+    open_campaign,
     run_campaign,
 )
 from jsma.data import Dataset
@@ -94,7 +96,13 @@ def test_a_worker_killed_mid_unit_costs_nothing(
     model = DiesOnce(_model(), tmp_path / "killed")
     status = run_campaign(tmp_path / "run", SPEC, model, tiny_dataset, engine=LocalPool(2))
     assert (tmp_path / "killed").exists()  # a worker did die
-    assert "a worker process died" in caplog.text
+    # The log says which worker died, how, with which unit, and that it is redone.
+    died = re.search(
+        r"worker \d+ \(killed by SIGKILL, out of memory\?\) was running unit (\S+);", caplog.text
+    )
+    assert died is not None, caplog.text
+    assert died.group(1) in {unit.name for unit in open_campaign(tmp_path / "run").units}
+    assert "are redone in a new pool" in caplog.text
     assert status.complete
     rows = _comparable(load_results(tmp_path / "run"))
     assert len(rows) == len(reference)  # none lost, none repeated

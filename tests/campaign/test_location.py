@@ -4,6 +4,7 @@ file systems (the same code that talks to s3:// and gs://)."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -92,7 +93,50 @@ def test_a_pool_writes_to_a_uri(
     assert sorted(p.name for p in (tmp_path / "bucket" / "run" / "units").iterdir()) == [
         "test-000000-000002.parquet", "test-000002-000004.parquet", "test-000004-000006.parquet",
     ]  # fmt: skip
-    assert not (tmp_path / "bucket" / "run" / LOCK_NAME).exists()  # the lease is given back
+    with folder_at(uri).lock():  # given back
+        pass
+
+
+def test_a_directory_and_its_file_uri_share_one_lock(tmp_path: Path) -> None:
+    plain, uri = tmp_path / "run", f"file://{tmp_path}/run"
+    for first, second in ((plain, uri), (uri, plain)):
+        refused = pytest.raises(CampaignError, match="another run is using")
+        with folder_at(first).lock(), refused, folder_at(second).lock():
+            pass
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("file:///tmp/x#y", "no '#' part"),
+        ("s3://bucket/run#1", "no '#' part"),
+        ("file:///tmp/x?mode=ro", "takes no '?' options"),
+    ],
+)
+def test_a_uri_is_taken_exactly_or_refused(uri: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(problem)):
+        folder_at(uri)
+
+
+def test_uri_forms_pyarrow_reads(tmp_path: Path) -> None:
+    short = folder_at(f"file:{tmp_path}/x")  # no `//`: still a URI, not a folder `file:`
+    assert isinstance(short, ArrowFolder)
+    assert short.root == f"{tmp_path}/x"
+    escaped = folder_at(f"file://{tmp_path}/x%23y")
+    assert isinstance(escaped, ArrowFolder)
+    assert escaped.root == f"{tmp_path}/x#y"
+    assert folder_at("runs/file-like:name") == LocalFolder(Path("runs/file-like:name"))
+
+
+def test_the_command_line_refuses_a_store_that_keeps_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from jsma.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["campaign", "status", "mock://bucket/run"])
+    assert exited.value.code == 2
+    assert "an in-memory file system keeps nothing" in capsys.readouterr().err
 
 
 def test_a_second_driver_is_refused_while_the_lease_is_renewed(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -263,3 +264,49 @@ def test_unit_file_schema_mismatch(campaign: Path) -> None:
     narrower = table.drop_columns(["l2"]).replace_schema_metadata(table.schema.metadata)
     pq.write_table(narrower, path)
     assert _read(path, stamp) is None
+
+
+class _InMemoryUnit:
+    """The one file `read_unit` opens, held in memory: a sweep of every bit reads it
+    tens of thousands of times."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def open(self, name: str) -> pa.NativeFile:
+        return pa.BufferReader(self.data)
+
+
+def _flipped_reads(path: Path, stamp: UnitStamp) -> tuple[int, int, int]:
+    """Flip each bit of the unit file at `path` in turn; return how many reads were
+    refused, gave the original rows, and gave other rows."""
+    import logging
+
+    original = path.read_bytes()
+    expected = _read(path, stamp)
+    assert expected is not None
+    outcomes = [0, 0, 0]
+    logging.disable(logging.WARNING)  # a warning per refused read
+    try:
+        for bit in range(8 * len(original)):
+            damaged = bytearray(original)
+            damaged[bit // 8] ^= 1 << (bit % 8)
+            table = read_unit(_InMemoryUnit(bytes(damaged)), stamp)  # type: ignore[arg-type]
+            outcomes[0 if table is None else 1 if table.equals(expected) else 2] += 1
+    finally:
+        logging.disable(logging.NOTSET)
+    refused, same, different = outcomes
+    return refused, same, different
+
+
+@pytest.mark.slow
+def test_no_single_bit_flip_of_a_unit_file_is_trusted_with_other_rows(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    # One sample, its 3 targets: the smallest real unit file (a few KB, every page kind).
+    spec = CampaignSpec(splits=("test",), samples=1, unit_size=1)
+    run_campaign(tmp_path / "run", spec, _model(), tiny_dataset)
+    path, stamp = _first_unit(tmp_path / "run")
+    refused, same, different = _flipped_reads(path, stamp)
+    assert different == 0  # the data pages' headers too, which page checksums miss
+    assert refused > same  # most flips are caught; the rest hit bytes no row depends on

@@ -230,8 +230,8 @@ def test_cli_trains_continues_and_judges(
     assert main([*common, "--epochs", "1"]) == 2
     assert "already trained 2 epochs" in capsys.readouterr().err
     # Checked before training: a bad setting costs a second, not an epoch.
-    assert main([*common, "--out", str(tmp_path / "other"), "--samples", "0"]) == 2
-    assert "samples must be at least 4, got 0" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "other"), "--samples", "2"]) == 2
+    assert "samples must be at least 4, got 2" in capsys.readouterr().err
     assert not (tmp_path / "other" / "training.safetensors").exists()
 
 

@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import tempfile
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Protocol
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from jsma.campaign.location import Folder
 from jsma.campaign.spec import CampaignSpec
@@ -112,12 +114,25 @@ _WATCH_SECONDS = 0.5  # how often a worker checks that its driver is alive
 _worker_model: nn.Module | None = None
 
 
+# Where the worker notes the unit it is running (a file named by its pid), so that
+# the driver can say which unit a dead worker had.
+_worker_marks: Path | None = None
+
+
 def _start_worker(driver: int, model_file: str, threads: int) -> None:
-    global _worker_model
+    global _worker_model, _worker_marks
+    # Ctrl-C reaches every process of the terminal's group: the driver alone handles
+    # it (and stops the workers), rather than each worker printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a multiprocessing semaphore, made on the first bar (even a
+    # disabled one); a worker stopped with SIGTERM would leave it for the resource
+    # tracker to report as leaked. A worker shows no bars: a thread lock does.
+    tqdm.set_lock(threading.RLock())
     _exit_with(driver)  # the driver's pid from the driver: it may be gone already
     torch.set_num_threads(threads)
     # Our own driver serialised this model a moment ago: a trusted pickle.
     _worker_model = torch.load(model_file, weights_only=False)
+    _worker_marks = Path(model_file).parent
 
 
 def _exit_with(driver: int) -> None:
@@ -134,9 +149,32 @@ def _exit_with(driver: int) -> None:
 
 
 def _perform_in_worker(task: UnitTask) -> UnitInfo:
-    if _worker_model is None:
+    if _worker_model is None or _worker_marks is None:
         raise CampaignError("a worker process ran a unit before it loaded the model")
+    (_worker_marks / f"{os.getpid()}.unit").write_text(task.name)
     return perform(_worker_model, task)
+
+
+def _deaths(processes: dict[int, multiprocessing.process.BaseProcess], marks: Path) -> list[str]:
+    """Who died in a broken pool: each worker that ended other than by the pool's own
+    SIGTERM, with its exit and the unit it was running."""
+    found = []
+    # The pool ends them all; another thread of the pool may be reaping them as we
+    # look, so an exit code can read None for a moment: let the codes settle.
+    deadline = time.monotonic() + 3
+    while any(p.exitcode is None for p in processes.values()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pid, process in processes.items():
+        code = process.exitcode
+        if code is None or code in (0, -signal.SIGTERM):
+            continue
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        if code == -signal.SIGKILL:
+            how += ", out of memory?"
+        mark = marks / f"{pid}.unit"
+        unit = mark.read_text() if mark.exists() else "none yet"
+        found.append(f"worker {pid} ({how}) was running unit {unit}")
+    return found
 
 
 def check_sendable(task: UnitTask) -> None:
@@ -204,10 +242,14 @@ class LocalPool:
                 initargs=(os.getpid(), model_file, self.threads),
             )
             futures: dict[Future[UnitInfo], str] = {}
+            # The pool's own table of its processes (CPython's, private): kept to tell,
+            # once the pool breaks, which worker died and with which unit.
+            processes: dict[int, multiprocessing.process.BaseProcess] = {}
             try:
                 # Inside the try: a worker can die while later units are still being handed in.
                 for name, task in pending.items():
                     futures[executor.submit(_perform_in_worker, task)] = name
+                processes.update(getattr(executor, "_processes", None) or {})
                 waiting = set(futures)
                 while waiting:
                     done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
@@ -223,15 +265,26 @@ class LocalPool:
                         landed += 1
                         yield pending.pop(name), future.result()
                 fruitless = 0 if landed else fruitless + 1
+                processes.update(getattr(executor, "_processes", None) or {})
+                deaths = _deaths(processes, Path(model_file).parent) or ["a worker died"]
                 logger.warning(
-                    "a worker process died; %d units go to a new pool (%d of %d restarts)",
-                    len(pending), fruitless, self.restarts,
+                    "%s; the unfinished units (%d) are redone in a new pool (%d of %d restarts)",
+                    "; ".join(deaths), len(pending), fruitless, self.restarts,
                 )  # fmt: skip
                 if fruitless > self.restarts:
                     raise CampaignError(
                         f"worker processes died {fruitless} times in a row before any unit "
                         "landed (out of memory?); try fewer --workers, then resume"
                     ) from None
+            except KeyboardInterrupt:
+                # Ctrl-C: stop the workers now rather than wait for their units (a unit
+                # cut short leaves only a temporary file, which the next run removes).
+                running = list((getattr(executor, "_processes", None) or processes).values())
+                for process in running:
+                    process.terminate()
+                for process in running:
+                    process.join(timeout=5)
+                raise
             finally:
                 executor.shutdown(wait=True, cancel_futures=True)
 

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from jsma._io import atomic_write, ensure_writable
+from jsma._records import loads_json
 from jsma.errors import CampaignError, ConfigurationError, StorageError
 
 __all__ = [
@@ -283,7 +284,7 @@ class ArrowFolder:
         if data is None:
             return None
         try:
-            lease = json.loads(data)
+            lease = loads_json(data)
             return {
                 "holder": str(lease["holder"]),
                 "token": str(lease["token"]),
@@ -307,6 +308,13 @@ class ArrowFolder:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
+        if isinstance(self.filesystem, pafs.LocalFileSystem):
+            # A directory of this machine: the kernel's lock, the one a driver given the
+            # same directory as a plain path takes, so `DIR` and `file://DIR` exclude
+            # each other (a lease and a flock would not see each other).
+            with LocalFolder(Path(self.root)).lock():
+                yield
+            return
         token, holder = uuid.uuid4().hex, _holder()
         self._refuse_unless_free(token)
         self._put_lease(holder, token)
@@ -338,16 +346,39 @@ class ArrowFolder:
                 logger.warning("%s: lease not renewed (%s)", self, error)
 
 
+# The schemes `pyarrow.fs` opens; `file:/x` (no `//`) is a URI too, not a folder `file:`.
+_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "mock")
+
+
+def _is_uri(where: str) -> bool:
+    scheme, colon, _ = where.partition(":")
+    return "://" in where or (bool(colon) and scheme.lower() in _SCHEMES)
+
+
 def folder_at(where: str | os.PathLike[str] | Folder) -> Folder:
     """The storage of a campaign at `where`: a `Folder` as is, a URI with a scheme
     (`s3://bucket/prefix`, `gs://...`, `file:///...`) through `pyarrow.fs`, anything
-    else a local directory."""
+    else a local directory.
+
+    A URI is taken exactly or refused: a `#` (which would cut the path short) or a
+    query on a `file:` URI (which pyarrow drops) is a `ConfigurationError`; write
+    `%23` for a `#` in a name.
+    """
     if isinstance(where, os.PathLike):
         return LocalFolder(Path(where))
     if not isinstance(where, str):
         return where
-    if "://" not in where:
+    if not _is_uri(where):
         return LocalFolder(Path(where))
+    if "#" in where:
+        raise ConfigurationError(
+            f"{where}: a storage URI has no '#' part (it would cut the path short); "
+            "write %23 for a '#' in a name"
+        )
+    if where.lower().startswith("file:") and "?" in where:
+        raise ConfigurationError(
+            f"{where}: a file: URI takes no '?' options; write %3F for a '?' in a name"
+        )
     try:
         filesystem, root = pafs.FileSystem.from_uri(where)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as error:

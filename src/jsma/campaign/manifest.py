@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from jsma._records import record_differences
+from jsma._records import loads_json, record_differences
 from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.errors import CampaignError
@@ -167,7 +167,7 @@ class Manifest:
             data = folder.read(MANIFEST_NAME)
             if data is None:
                 return None
-            content = json.loads(data.decode("utf-8"))
+            content = loads_json(data.decode("utf-8"))
         except (OSError, ValueError) as error:
             raise CampaignError(f"{path}: unreadable campaign manifest ({error})") from error
         if not isinstance(content, dict):

@@ -11,6 +11,7 @@ keeps at most `workers` tasks in flight.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -27,6 +28,10 @@ from jsma.errors import ConfigurationError, MissingDependencyError
 
 __all__ = ["LOCAL_ADDRESS", "LOOPBACK_ONLY", "RayEngine"]
 
+_NO_RAY = (
+    "the Ray engine (--engine ray) needs the `ray` extra (ray is missing): "
+    "pip install 'jsma[ray]' (in a clone: scripts/setup mnist,ray)"
+)
 LOCAL_ADDRESS = "127.0.0.1"  # a Ray started here binds to this machine only
 # Without it, Ray on Linux takes the machine's network address as the node's and
 # binds its servers to every interface, whatever `_node_ip_address` says. Read
@@ -47,9 +52,7 @@ def _ray(*, local: bool) -> Any:
     try:
         import ray
     except ImportError:
-        raise MissingDependencyError(
-            "the Ray engine needs the `ray` extra: pip install -c constraints.txt -e '.[ray]'"
-        ) from None
+        raise MissingDependencyError(_NO_RAY) from None
     return ray
 
 
@@ -84,6 +87,10 @@ class RayEngine:
         return f"Ray tasks ({self.address or 'a Ray started here'})"
 
     def __post_init__(self) -> None:
+        # Found, not imported (importing decides where a local Ray listens): a missing
+        # extra fails here, before a campaign directory is written or data loaded.
+        if importlib.util.find_spec("ray") is None:
+            raise MissingDependencyError(_NO_RAY)
         if self.workers is not None and self.workers < 1:
             raise ConfigurationError(f"workers must be at least 1, got {self.workers}")
         if self.threads < 1 or self.gpus_per_worker < 0 or self.retries < 0:

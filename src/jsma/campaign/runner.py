@@ -43,7 +43,7 @@ from jsma.campaign.store import (
 )
 from jsma.campaign.unit import UnitData, run_unit
 from jsma.data.dataset import Dataset
-from jsma.errors import CampaignError
+from jsma.errors import CampaignError, Interrupted
 
 __all__ = [
     "CampaignStatus",
@@ -218,6 +218,12 @@ def _run_units(
         for task, info in engine.run(model, tasks):
             finished[task.name] = info
             bar.update(info.rows)
+    except KeyboardInterrupt:
+        done = _status(directory, manifest, finished)
+        raise Interrupted(
+            f"{done.units_done} of {done.units_total} units done and kept; "
+            f"`jsma campaign resume {directory}` continues"
+        ) from None
     finally:
         bar.close()
     return _status(directory, manifest, finished)

@@ -5,20 +5,27 @@ holds `campaign.json` (the spec, the model and data fingerprints, versions)
 and `units/<split>-<start>-<stop>.parquet`, one row per attack. Every file is
 written to a temporary name and moved into place, so a crash leaves whole
 files only; unit files carry page checksums and
-their unit name, spec digest and row count in the footer, and a file that
-fails any of these checks is redone rather than trusted. The files are plain
-Parquet: pandas, pyarrow and DuckDB read them without jsma.
+their unit name, spec digest, row count and a digest of every value in the
+footer, and a file that fails any of these checks, or whose rows contradict
+themselves, is redone rather than trusted. (Page checksums alone do not cover
+the data pages' headers: a flipped bit there can cut a trajectory short and
+still read.) The files are plain Parquet: pandas, pyarrow and DuckDB read them
+without jsma.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jsma.campaign.location import Folder, folder_at
@@ -33,6 +40,7 @@ __all__ = [
     "campaign_lock",
     "read_unit",
     "remove_stale_temporaries",
+    "rows_digest",
     "unit_info",
     "unit_name",
     "write_unit",
@@ -80,14 +88,68 @@ class UnitStamp:
     model_fingerprint: str
 
 
+def _canonical_bytes(column: pa.Array) -> Iterator[bytes]:
+    """A column's values as bytes that depend on the values alone (not on chunks,
+    slices or how Parquet stored them)."""
+    # A list's type without its item's name: Parquet reads "item" back as "element".
+    kind = "list" if pa.types.is_list(column.type) else str(column.type)
+    yield f"{kind}:{len(column)}:{column.null_count};".encode()
+    if column.null_count:
+        yield np.asarray(column.is_valid()).tobytes()
+    if pa.types.is_list(column.type):
+        offsets = np.asarray(column.offsets, dtype=np.int64)
+        yield (offsets - offsets[0]).tobytes()
+        yield from _canonical_bytes(column.flatten())
+    elif pa.types.is_string(column.type):
+        texts = [text.encode() for text in column.fill_null("").to_pylist()]
+        yield np.array([len(text) for text in texts], dtype=np.int64).tobytes()
+        yield b"".join(texts)
+    else:
+        zero = pa.scalar(False if pa.types.is_boolean(column.type) else 0, column.type)
+        values = np.asarray(column.fill_null(zero))
+        yield np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes()
+
+
+def rows_digest(table: pa.Table) -> str:
+    """SHA-256 of every value of `table`, column by column: what a unit file's footer
+    holds and its reader checks."""
+    digest = hashlib.sha256()
+    for name in table.column_names:
+        digest.update(f"{name};".encode())
+        for part in _canonical_bytes(table.column(name).combine_chunks()):
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def _contradictions(table: pa.Table) -> str | None:
+    """What the rows' own columns say against each other, or None: a trajectory of
+    values as long as its features, features changed as many as its distinct features."""
+    features = table.column("trajectory_features").combine_chunks()
+    lengths = np.asarray(pc.list_value_length(features).fill_null(0), dtype=np.int64)
+    values = np.asarray(pc.list_value_length(table.column("trajectory_values")).fill_null(0))
+    if not np.array_equal(lengths, values):
+        return "trajectory features and values of different lengths"
+    rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    flat = np.asarray(features.flatten(), dtype=np.int64)
+    distinct_pairs = np.unique((rows << 32) | (flat & 0xFFFFFFFF))
+    distinct = np.bincount(distinct_pairs >> 32, minlength=len(lengths))
+    changed = np.asarray(table.column("features_changed"), dtype=np.int64)
+    if (wrong := np.flatnonzero(distinct != changed)).size:
+        row = int(wrong[0])
+        return f"row {row}: {changed[row]} features changed, {distinct[row]} in its trajectory"
+    return None
+
+
 def write_unit(folder: Folder, stamp: UnitStamp, table: pa.Table, *, seconds: float) -> str:
-    """Write one unit's rows atomically, stamped with what identifies them; return the name."""
+    """Write one unit's rows atomically, stamped with what identifies them and a digest
+    of their values; return the name."""
     metadata = {
         b"jsma.unit": stamp.unit.name.encode(),
         b"jsma.spec": stamp.spec_digest.encode(),
         b"jsma.model": stamp.model_fingerprint.encode(),
         b"jsma.rows": str(table.num_rows).encode(),
         b"jsma.seconds": repr(seconds).encode(),
+        b"jsma.digest": rows_digest(table).encode(),
     }
     buffer = io.BytesIO()
     pq.write_table(
@@ -143,7 +205,11 @@ def unit_info(folder: Folder, stamp: UnitStamp) -> UnitInfo | None:
 
 
 def read_unit(folder: Folder, stamp: UnitStamp) -> pa.Table | None:
-    """A unit's rows after every check (footer, page checksums, row count), else None."""
+    """A unit's rows after every check (footer, page checksums, row count, the digest of
+    the values, the rows' own consistency), else None.
+
+    Files of 0.1.0 carry no digest; they get every other check.
+    """
     info = unit_info(folder, stamp)
     if info is None:
         return None
@@ -160,6 +226,13 @@ def read_unit(folder: Folder, stamp: UnitStamp) -> pa.Table | None:
         return None
     if table.num_rows != info.rows or not table.schema.remove_metadata().equals(SCHEMA):
         logger.warning("%s/%s: unexpected rows or columns; it will be redone", folder, name)
+        return None
+    stored = (table.schema.metadata or {}).get(b"jsma.digest")
+    if stored is not None and stored != rows_digest(table).encode():
+        logger.warning("%s/%s: values differ from their digest; it will be redone", folder, name)
+        return None
+    if (problem := _contradictions(table)) is not None:
+        logger.warning("%s/%s: inconsistent rows (%s); it will be redone", folder, name, problem)
         return None
     return table
 

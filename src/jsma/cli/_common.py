@@ -46,6 +46,28 @@ def needs_extra(extra: str, command: str) -> Iterator[None]:
         ) from None
 
 
+def positive_int(text: str) -> int:
+    """A count option: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An index option: a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def port_number(text: str) -> int:
     """A TCP port option: 0 to 65535 (0: any free port)."""
     try:
@@ -57,9 +79,18 @@ def port_number(text: str) -> int:
     return port
 
 
-def campaign_location(text: str) -> str | Path:
-    """A campaign argument: a storage URI (`s3://bucket/prefix`) as given, else a path."""
-    return text if "://" in text else Path(text)
+def campaign_location(text: str) -> str:
+    """A campaign argument: a path or a storage URI, as given (`folder_at` tells which).
+
+    An in-memory `mock:` file system is refused: it would keep nothing once the
+    command ends.
+    """
+    if text.lower().startswith("mock:"):
+        raise argparse.ArgumentTypeError(
+            f"{text}: an in-memory file system keeps nothing after the command; "
+            "give a directory or an s3://, gs://, hdfs:// or file:// URI"
+        )
+    return text
 
 
 def data_options(parser: argparse.ArgumentParser) -> None:
@@ -113,8 +144,15 @@ def attack_options(parser: argparse.ArgumentParser) -> None:
         help=f"budget as a fraction of the features (default {PAPER_MAX_DISTORTION}, "
         "the paper's Upsilon)",
     )
-    group.add_argument("--variant", choices=VARIANTS, default=VARIANTS[0])
-    group.add_argument("--output", choices=OUTPUTS, default=OUTPUTS[0])
+    group.add_argument(
+        "--variant", choices=VARIANTS, default=VARIANTS[0],
+        help="pairs of features per step (the paper's Algorithm 3) or single features",
+    )  # fmt: skip
+    group.add_argument(
+        "--output", choices=OUTPUTS, default=OUTPUTS[0],
+        help="what the attack differentiates: the logits (the paper's text) or the "
+        "softmax probabilities",
+    )  # fmt: skip
 
 
 def source(args: argparse.Namespace) -> MnistSource:
@@ -182,7 +220,7 @@ def engine_options(parser: argparse.ArgumentParser) -> None:
         help="with --engine ray: the share of a GPU each task gets (it then runs on CUDA)",
     )  # fmt: skip
     group.add_argument(
-        "--workers", type=int,
+        "--workers", type=positive_int,
         help="worker processes on this machine (default: one per available core); each "
         "uses one torch thread unless --threads says otherwise; 1: this process, with "
         "torch's threads",

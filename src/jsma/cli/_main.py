@@ -21,6 +21,7 @@ from jsma.cli import (
     toy,
     transfer,
 )
+from jsma.cli._common import positive_int
 from jsma.errors import JSMAError
 
 __all__ = ["build_parser", "main"]
@@ -29,24 +30,65 @@ __all__ = ["build_parser", "main"]
 _GROUPS = (data, attack, campaign, report, toy, defend, gan, transfer, replicate, study)
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in its help, unless the help already gives it or there is
+    none to give."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and "default" not in text
+            and default not in (None, False, argparse.SUPPRESS)
+            and not isinstance(action, argparse._VersionAction)
+        ):
+            shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+            text += f" (default: {shown})"
+        return text
+
+
+_THREADS_HELP = (
+    "CPU threads for torch (default: torch's choice, one per core); give 1 to each of "
+    "several jsma processes sharing the cores, or they slow each other down badly"
+)
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below `parser` (command groups and their commands)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += [sub, *_commands(sub)]
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `jsma` and every command group."""
     parser = argparse.ArgumentParser(
         prog="jsma",
         description="The Jacobian-based Saliency Map Attack and the evaluation of "
         "Papernot et al. (EuroS&P 2016).",
+        allow_abbrev=False,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"jsma {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads for torch (default: torch's choice, one per core); give 1 to each "
-        "of several jsma processes sharing the cores, or they slow each other down badly",
-    )
+    parser.add_argument("--threads", type=positive_int, help=_THREADS_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in _GROUPS:
         group.register(commands)
+    for sub in _commands(parser):
+        # No abbreviations: `--data` must not silently mean `--data-dir`.
+        sub.allow_abbrev = False
+        sub.formatter_class = _HelpFormatter
+        if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+            # Accepted after the command too, where its help refers to it; SUPPRESS keeps
+            # a value given before the command.
+            sub.add_argument(
+                "--threads", type=positive_int, default=argparse.SUPPRESS, help=_THREADS_HELP
+            )
     return parser
 
 
@@ -75,8 +117,6 @@ def _run(argv: Sequence[str] | None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         if args.threads is not None:
-            if args.threads < 1:
-                raise JSMAError(f"--threads must be at least 1, got {args.threads}")
             import torch
 
             torch.set_num_threads(args.threads)
@@ -84,4 +124,7 @@ def _run(argv: Sequence[str] | None) -> int:
     except JSMAError as error:  # the user's to fix; anything else is a bug and shows its traceback
         print(f"jsma: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stopped:  # Ctrl-C: one line, the shell's code for SIGINT
+        print(f"\njsma: interrupted{f': {stopped}' if str(stopped) else ''}", file=sys.stderr)
+        return 130
     return code

@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import Commands, attack_options, data_options, dataset, model, model_options
+from jsma.cli._common import (
+    Commands,
+    attack_options,
+    data_options,
+    dataset,
+    model,
+    model_options,
+    non_negative_int,
+)
 from jsma.errors import JSMAError
 from jsma.settings import SPLIT_NAMES
 
@@ -23,10 +31,12 @@ def register(commands: Commands) -> None:
     )
     data_options(parser)
     model_options(parser)
-    parser.add_argument("--split", choices=SPLIT_NAMES, default="test")
-    parser.add_argument("--index", type=int, default=0, help="sample index in the split")
+    parser.add_argument("--split", choices=SPLIT_NAMES, default="test", help="the split to attack")
+    parser.add_argument(
+        "--index", type=non_negative_int, default=0, help="sample index in the split"
+    )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--target", type=int, help="target class (default: untargeted)")
+    which.add_argument("--target", type=non_negative_int, help="target class (default: untargeted)")
     which.add_argument(
         "--all-targets", action="store_true", help="craft towards every other class (Figure 1)"
     )
@@ -60,7 +70,10 @@ def _attack(args: argparse.Namespace) -> int:
         raise JSMAError(
             f"--index {args.index} is outside the {args.split} split (0 to {len(split) - 1})"
         )
-    network = model(args, data).model
+    if args.target is not None and args.target >= data.num_classes:
+        raise JSMAError(
+            f"--target {args.target} is not a class of the data (0 to {data.num_classes - 1})"
+        )
     image, label = split.tensors(np.array([args.index]))
     config = JSMA(
         theta=args.theta,
@@ -70,6 +83,7 @@ def _attack(args: argparse.Namespace) -> int:
         clip_min=data.bounds[0],
         clip_max=data.bounds[1],
     )
+    network = model(args, data).model
     name = f"attack-{args.split}-{args.index}"
     if args.all_targets:
         images, sources, targets = all_other_targets(image, label, data.num_classes)

@@ -16,6 +16,7 @@ from jsma.cli._common import (
     engine,
     engine_options,
     model_options,
+    positive_int,
 )
 from jsma.settings import DEFAULT_UNIT_SIZE, SPLIT_NAMES, TARGET_RULES
 
@@ -35,8 +36,12 @@ def register(commands: Commands) -> None:
     run.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
     data_options(run)
     model_options(run)
-    run.add_argument("--splits", nargs="+", choices=SPLIT_NAMES, default=["test"])
-    run.add_argument("--samples", type=int, help="first N samples of each split (default: all)")
+    run.add_argument(
+        "--splits", nargs="+", choices=SPLIT_NAMES, default=["test"], help="splits to attack"
+    )
+    run.add_argument(
+        "--samples", type=positive_int, help="first N samples of each split (default: all)"
+    )
     run.add_argument(
         "--targets",
         choices=TARGET_RULES,
@@ -45,7 +50,7 @@ def register(commands: Commands) -> None:
     )
     attack_options(run)
     run.add_argument(
-        "--unit-size", type=int, default=DEFAULT_UNIT_SIZE, help="samples per work unit"
+        "--unit-size", type=positive_int, default=DEFAULT_UNIT_SIZE, help="samples per work unit"
     )
     run.add_argument("--seed", type=int, default=0, help="seed of the random target rule")
     engine_options(run)
@@ -93,11 +98,12 @@ def _run(args: argparse.Namespace) -> int:
         unit_size=args.unit_size,
         seed=args.seed,
     )
+    runner = engine(args)  # a missing extra fails before any data, model or file
     data = dataset(args)
     loaded, description = model_and_description(args, data)
     status = run_campaign(
         args.directory, spec, loaded.model, data, model_description=description, progress=True,
-        engine=engine(args),
+        engine=runner,
     )  # fmt: skip
     _print_status(status)
     return 0
@@ -108,6 +114,7 @@ def _resume(args: argparse.Namespace) -> int:
     from jsma.models import resolve_model
 
     manifest = open_campaign(args.directory)
+    runner = engine(args)
     data = dataset(args)
     # The model the manifest names, unless the options name one.
     stored = manifest.model
@@ -119,7 +126,7 @@ def _resume(args: argparse.Namespace) -> int:
     )  # fmt: skip
     status = run_campaign(
         args.directory, manifest.spec, loaded.model, data,
-        model_description=description, progress=True, engine=engine(args),
+        model_description=description, progress=True, engine=runner,
     )  # fmt: skip
     _print_status(status)
     return 0

@@ -12,6 +12,7 @@ from jsma.cli._common import (
     dataset,
     model,
     model_options,
+    positive_int,
     print_evaluation,
 )
 from jsma.errors import JSMAError
@@ -30,13 +31,16 @@ def register(commands: Commands) -> None:
 
     train = commands.add_parser("train", help="train the paper's LeNet (or an MLP)")
     data_options(train)
-    train.add_argument("--recipe", choices=sorted(RECIPE_NAMES), default="default")
+    train.add_argument(
+        "--recipe", choices=sorted(RECIPE_NAMES), default="default",
+        help="default (ReLU, Adam) or paper (tanh, SGD: the paper's LeNet)",
+    )  # fmt: skip
     train.add_argument(
         "--architecture", choices=("lenet", "mlp"), default="lenet",
         help="lenet (default), or mlp (two hidden layers of 256; needs --out)",
     )  # fmt: skip
-    train.add_argument("--epochs", type=int, help="override the recipe's epoch count")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=positive_int, help="override the recipe's epoch count")
+    train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and order")
     train.add_argument(
         "--out", type=Path, help="checkpoint path (default: the model cache, keyed by recipe)"
     )
@@ -45,7 +49,9 @@ def register(commands: Commands) -> None:
     evaluate = commands.add_parser("eval", help="accuracy per split and confusion matrix")
     data_options(evaluate)
     model_options(evaluate)
-    evaluate.add_argument("--split", choices=(*SPLIT_NAMES, "all"), default="all")
+    evaluate.add_argument(
+        "--split", choices=(*SPLIT_NAMES, "all"), default="all", help="the split to evaluate"
+    )
     evaluate.set_defaults(handler=_eval)
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import Commands, data_options, dataset, model, model_options
+from jsma.cli._common import Commands, data_options, dataset, model, model_options, positive_int
 from jsma.errors import JSMAError
 from jsma.settings import OUTPUTS
 
@@ -26,7 +26,10 @@ def register(commands: Commands) -> None:
     detect = defend_commands.add_parser(
         "detect", help="detect a campaign's samples by the squared neighbour differences"
     )
-    detect.add_argument("campaigns", type=Path, nargs="+", metavar="CAMPAIGN")
+    detect.add_argument(
+        "campaigns", type=Path, nargs="+", metavar="CAMPAIGN",
+        help="campaign directories whose adversarial samples the detector must tell apart",
+    )  # fmt: skip
     detect.add_argument(
         "--fpr", type=float, nargs="+", default=[0.01, 0.05],
         help="false-positive rates to calibrate thresholds at (default 0.01 0.05)",
@@ -57,11 +60,11 @@ def register(commands: Commands) -> None:
         "--fraction", type=float, default=0.25,
         help="adversarial samples added per benign sample of a batch (default 0.25)",
     )  # fmt: skip
-    adv.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    adv.add_argument("--epochs", type=positive_int, help="override the recipe's epoch count")
     adv.add_argument(
         "--fine-tune", action="store_true", help="start from the undefended model's weights"
     )
-    adv.add_argument("--seed", type=int, default=0)
+    adv.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning")
     data_options(adv)
     model_options(adv)
     adv.set_defaults(handler=_adv_train)
@@ -79,8 +82,8 @@ def register(commands: Commands) -> None:
         "--outputs", nargs="+", choices=OUTPUTS, default=list(OUTPUTS),
         help="what the attack differentiates (default both)",
     )  # fmt: skip
-    distill.add_argument("--epochs", type=int, help="override the recipe's epoch count")
-    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--epochs", type=positive_int, help="override the recipe's epoch count")
+    distill.add_argument("--seed", type=int, default=0, help="seed of the training")
     data_options(distill)
     model_options(distill)
     distill.set_defaults(handler=_distill)

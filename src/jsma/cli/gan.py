@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jsma.cli._common import Commands, data_options, dataset, model_and_description, model_options
+from jsma.cli._common import (
+    Commands,
+    data_options,
+    dataset,
+    model_and_description,
+    model_options,
+    positive_int,
+)
 
 __all__ = ["register"]
 
@@ -24,14 +31,19 @@ def register(commands: Commands) -> None:
         "name that judge (default: the cached `default` LeNet).",
     )
     train.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
-    train.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    train.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the training")
     train.add_argument(
-        "--width", type=int, default=32, help="channels of the narrowest layer (default 32)"
+        "--batch-size", type=positive_int, default=64, help="batch size (default 64)"
     )
     train.add_argument(
-        "--samples", type=int, default=10_000,
+        "--width",
+        type=positive_int,
+        default=32,
+        help="channels of the narrowest layer (default 32)",
+    )
+    train.add_argument(
+        "--samples", type=positive_int, default=10_000,
         help="generated digits to judge, and images per side of the Frechet distances",
     )  # fmt: skip
     data_options(train)

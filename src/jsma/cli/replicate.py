@@ -16,6 +16,7 @@ from jsma.cli._common import (
     engine_options,
     model_and_description,
     model_options,
+    positive_int,
     print_evaluation,
 )
 from jsma.paper import CLOSEST, PAPER, PAPER_SAMPLES_PER_SET, PAPER_SETS
@@ -32,7 +33,7 @@ def register(commands: Commands) -> None:
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument(
         "--samples",
-        type=int,
+        type=positive_int,
         default=1000,
         help="first N test samples, each attacked towards its 9 other classes (default 1000)",
     )

@@ -50,14 +50,17 @@ def register(commands: Commands) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from jsma.campaign.location import LocalFolder, folder_at
     from jsma.errors import ConfigurationError
     from jsma.report import write_report
 
     data = None if args.no_samples else dataset(args)
-    first = args.campaigns[0]
-    if args.out is None and not isinstance(first, Path):
-        raise ConfigurationError(f"{first}: a campaign in object storage needs --out DIR")
-    out = args.out or first / "report"
+    out = args.out
+    if out is None:
+        first = folder_at(args.campaigns[0])
+        if not isinstance(first, LocalFolder):
+            raise ConfigurationError(f"{first}: a campaign in object storage needs --out DIR")
+        out = first.path / "report"
     files = write_report(
         args.campaigns, out, data, toy=args.toy, defenses=args.defenses, study=args.study,
         gan=args.gan, transfer=args.transfer,

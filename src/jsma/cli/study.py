@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import Commands, cache_dir, data_options, dataset, needs_extra, port_number
+from jsma.cli._common import (
+    Commands,
+    cache_dir,
+    data_options,
+    dataset,
+    needs_extra,
+    port_number,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from jsma.study.analysis import Rate
@@ -19,7 +27,10 @@ __all__ = ["register"]
 
 def register(commands: Commands) -> None:
     """Add the `study` commands to the parser."""
-    study = commands.add_parser("study", help="the human perception study: create, serve, analyze")
+    study = commands.add_parser(
+        "study",
+        help="the human perception study: create, settings, serve, simulate, analyze",
+    )
     sub = study.add_subparsers(dest="study_command", required=True, metavar="COMMAND")
     create = sub.add_parser(
         "create", help="choose balanced stimuli from campaigns; store images and design"
@@ -32,7 +43,7 @@ def register(commands: Commands) -> None:
         "--out", type=Path, required=True, metavar="STUDY", help="a new (or empty) directory"
     )
     create.add_argument(
-        "--per-condition", type=int, default=40,
+        "--per-condition", type=positive_int, default=40,
         help="stimuli per condition: benign, increasing, decreasing",
     )  # fmt: skip
     create.add_argument(
@@ -63,7 +74,7 @@ def register(commands: Commands) -> None:
         "reverse proxy in front to serve the internet)",
     )  # fmt: skip
     serve.add_argument("--port", type=port_number, default=8000, help="TCP port, 0 to 65535")
-    serve.add_argument("--trials", type=int, default=40, help="trials per participant")
+    serve.add_argument("--trials", type=positive_int, default=40, help="trials per participant")
     serve.add_argument(
         "--admin-token", help="the admin pages' token (default: a new random one, printed)"
     )
@@ -74,15 +85,17 @@ def register(commands: Commands) -> None:
     )
     simulate.add_argument("study", type=Path, metavar="STUDY", help="the study directory")
     simulate.add_argument(
-        "--participants", type=int, default=50, help="machine observers to send through"
+        "--participants", type=positive_int, default=50, help="machine observers to send through"
     )
-    simulate.add_argument("--concurrency", type=int, default=50, help="observers at a time")
+    simulate.add_argument(
+        "--concurrency", type=positive_int, default=50, help="observers at a time"
+    )
     simulate.add_argument(
         "--observer", default="oracle", metavar="oracle|knn|CHECKPOINT",
         help="oracle (the true source), knn (nearest training image) or a model checkpoint",
     )  # fmt: skip
     simulate.add_argument("--url", help="a running server (default: start one on 127.0.0.1)")
-    simulate.add_argument("--trials", type=int, default=40, help="trials per participant")
+    simulate.add_argument("--trials", type=positive_int, default=40, help="trials per participant")
     data_options(simulate)
     simulate.set_defaults(handler=_simulate)
 
@@ -107,7 +120,7 @@ def _consent_options(parser: argparse.ArgumentParser) -> None:
     )
     for name, about in _CONSENT_FIELDS.items():
         group.add_argument(
-            f"--{name}", type=int if name == "minutes" else str, metavar="MINUTES" if
+            f"--{name}", type=positive_int if name == "minutes" else str, metavar="MINUTES" if
             name == "minutes" else "TEXT", help=about,
         )  # fmt: skip
 

@@ -15,7 +15,7 @@ def register(commands: Commands) -> None:
     parser = commands.add_parser(
         "toy", help="the paper's toy AND network, its forward derivative and a crafted input"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the toy network's training")
     parser.add_argument(
         "--start", type=float, nargs=2, default=[0.3, 0.4], metavar=("X1", "X2"),
         help="input to craft from (default 0.3 0.4, which the network maps to 0)",

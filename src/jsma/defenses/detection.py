@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from jsma._io import atomic_write
+from jsma._records import loads_json
 from jsma.campaign import load_results
 from jsma.campaign.manifest import open_campaign
 from jsma.data.dataset import SPLIT_NAMES, Dataset
@@ -427,7 +428,7 @@ def read_detection(directory: Path) -> StoredDetection | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
+        data = loads_json(path.read_text())
         return StoredDetection(
             tuple(DetectionSummary.from_json(result) for result in data["results"]),
             tuple(JointRecord.from_json(record) for record in data["joint"]),

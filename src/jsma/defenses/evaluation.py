@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from jsma._io import atomic_write
+from jsma._records import loads_json
 from jsma.attacks import Output
 from jsma.campaign import load_results, run_campaign
 from jsma.campaign.manifest import Manifest, open_campaign
@@ -122,7 +123,7 @@ def read_defense(directory: Path) -> DefenseRecord:
     """The record `write_defense` stored; a `JSMAError` naming the file if absent or damaged."""
     path = directory / DEFENSE_FILE if directory.is_dir() else directory
     try:
-        data = json.loads(path.read_text())
+        data = loads_json(path.read_text())
         entries = tuple(
             DefendedCampaign(
                 str(e["model"]), str(e["output"]), float(e["test_accuracy"]), Path(e["campaign"])

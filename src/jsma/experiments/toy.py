@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from jsma._io import atomic_write
+from jsma._records import loads_json
 from jsma.attacks import forward_derivative
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.models.networks import AndNet
@@ -246,7 +247,7 @@ def read_toy(directory: Path) -> ToyRecord:
     absent or damaged."""
     path = directory / TOY_FILE
     try:
-        data = json.loads(path.read_text())
+        data = loads_json(path.read_text())
         low, mid_a, mid_b, high = (float(v) for v in data["corner_outputs"])
         crafting = ToyCrafting(
             np.asarray(data["crafted_path"], dtype=np.float64).reshape(-1, 2),

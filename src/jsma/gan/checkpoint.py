@@ -13,6 +13,7 @@ import safetensors.torch
 import torch
 
 from jsma._io import atomic_write
+from jsma._records import loads_json
 from jsma.errors import CheckpointError
 from jsma.gan.networks import GanSpec, Generator
 from jsma.gan.training import TrainedGan
@@ -66,7 +67,7 @@ def load_generator(path: Path, *, map_location: str | torch.device = "cpu") -> L
             f"{path}: {kind} checkpoint, not a GAN generator (make one with `jsma gan train`)"
         )
     try:
-        about = json.loads(header[GAN_METADATA_KEY])
+        about = loads_json(header[GAN_METADATA_KEY])
         spec = GanSpec.from_json(about["spec"])
         generator = Generator(spec)
         generator.load_state_dict(tensors)

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from jsma._io import atomic_write, ensure_writable
+from jsma._records import loads_json
 from jsma.data.dataset import Dataset
 from jsma.errors import JSMAError
 from jsma.gan.checkpoint import GENERATOR_FILE, save_generator
@@ -97,7 +98,7 @@ def run_gan(
 def read_gan_run(directory: Path) -> tuple[dict[str, Any], bytes]:
     """What `run_gan` stored in `directory`: its summary (quality.json) and the grid PNG."""
     try:
-        summary = json.loads((directory / QUALITY_FILE).read_text(encoding="utf-8"))
+        summary = loads_json((directory / QUALITY_FILE).read_text(encoding="utf-8"))
         figure = (directory / SAMPLES_FIGURE).read_bytes()
         quality = summary["quality"]
         float(quality["as_asked"]), float(quality["fid_generated_test"]), int(summary["epochs"])

@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jsma._io import atomic_write
-from jsma._records import record_differences
+from jsma._records import loads_json, record_differences
 from jsma.data.dataset import Dataset
 from jsma.errors import CheckpointError, ConfigurationError
 from jsma.gan.networks import Discriminator, GanSpec, Generator
@@ -174,7 +174,7 @@ class _State:
     def load(self, path: Path, identity: Mapping[str, Any]) -> None:
         try:
             with safetensors.safe_open(str(path), framework="pt") as handle:
-                stored = json.loads((handle.metadata() or {})[_STATE_KEY])
+                stored = loads_json((handle.metadata() or {})[_STATE_KEY])
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
         except (OSError, ValueError, KeyError, safetensors.SafetensorError) as error:
             raise CheckpointError(

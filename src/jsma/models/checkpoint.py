@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from jsma._io import atomic_write
+from jsma._records import loads_json
 from jsma.errors import CheckpointError
 from jsma.models.registry import ModelSpec
 
@@ -192,7 +193,7 @@ def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> 
             raise CheckpointError(f"{path}: a GAN generator checkpoint, not a classifier")
         raise CheckpointError(f"{path}: no jsma metadata; use load_weights with your own model")
     try:
-        info = CheckpointInfo.from_json(json.loads(header[_METADATA_KEY]))
+        info = CheckpointInfo.from_json(loads_json(header[_METADATA_KEY]))
         # On the meta device first: parameters without memory, so a spec that would
         # allocate gigabytes is compared with the stored shapes before it costs anything.
         with torch.device("meta"):

@@ -36,6 +36,7 @@ import numpy as np
 from scipy import stats
 
 from jsma._io import atomic_write, ensure_writable
+from jsma._records import loads_json
 from jsma.errors import JSMAError
 from jsma.study.design import DISTORTION_EDGES
 from jsma.study.store import AnswerRow, StudyStore
@@ -302,7 +303,7 @@ def read_analysis(out: Path) -> StudyAnalysis:
     is absent or damaged (what `jsma report --study` reads)."""
     path = out / ANALYSIS_FILE
     try:
-        data = json.loads(path.read_text())
+        data = loads_json(path.read_text())
 
         def rate(values: dict[str, object]) -> Rate:
             def number(key: str) -> float:

@@ -1,0 +1,75 @@
+"""Ctrl-C during a campaign: one line, exit code 130, workers stopped at once, nothing
+lost that had landed, and `resume` finishes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jsma.campaign import campaign_status
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found |= {int(child) for child in text}
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_campaign_in_one_line(cli_setup: tuple[list[str], Path]) -> None:
+    options, tmp_path = cli_setup
+    directory = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "jsma.cli", "campaign", "run", str(directory), *options,
+        "--samples", "40", "--unit-size", "1", "--max-distortion", "1.0", "--workers", "2",
+    ]  # fmt: skip
+    # A session of its own: Ctrl-C in a terminal signals the whole process group.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    units = directory / "units"
+    while not (units.is_dir() and any(units.glob("*.parquet"))):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no unit landed"
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    assert len(workers) >= 2
+    started = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    stopped = time.monotonic() - started
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("jsma: interrupted: ")
+    assert f"of 40 units done and kept; `jsma campaign resume {directory}` continues" in last
+    assert stopped < 3.0, stopped
+    time.sleep(0.5)
+    assert not [pid for pid in workers if _running(pid)]  # no worker left behind
+    done = campaign_status(directory).units_done
+    assert f"interrupted: {done} of 40" in last  # what it said is what is on disk
+    resumed = subprocess.run(
+        [sys.executable, "-m", "jsma.cli", "-q", "campaign", "resume", str(directory),
+         *options, "--workers", "2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert campaign_status(directory).complete
