@@ -296,3 +296,52 @@ def test_threads_after_the_command_and_no_abbreviations(
     assert "unrecognized arguments: --data somewhere" in error
     assert "a port is 0 to 65535, got 70000" in error
     assert "--samples: must be at least 1, got 0" in error
+
+
+def test_a_model_that_does_not_fit_the_data_is_named_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jsma.models import ModelSpec, save_checkpoint
+    from jsma.models.checkpoint import CheckpointInfo
+    from tests.conftest import NUM_CLASSES, SIDE
+
+    data = write_idx_directory(tmp_path / "idx", train=10_010, test=8)
+    common = ["--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache")]
+    models = {
+        "channels": ModelSpec("lenet", {"input_shape": (3, SIDE, SIDE), "num_classes": 4}),
+        "classes": ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": 5}),
+        "fits": ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES}),
+    }
+    for name, spec in models.items():
+        save_checkpoint(tmp_path / f"{name}.safetensors", spec.build(), CheckpointInfo(spec=spec))
+    run = ["campaign", "run", str(tmp_path / "run"), *common, "--samples", "2"]
+    assert main([*run, "--model", str(tmp_path / "channels.safetensors")]) == 2
+    error = capsys.readouterr().err
+    assert f"does not take this data's inputs, of shape (1, {SIDE}, {SIDE})" in error
+    assert not (tmp_path / "run" / "campaign.json").exists()  # nothing written
+    assert main([*run, "--model", str(tmp_path / "fits.safetensors")]) == 0
+    capsys.readouterr()
+    transfer = ["transfer", str(tmp_path / "run"), *common, "--models"]
+    assert main([*transfer, f"five={tmp_path / 'classes.safetensors'}"]) == 2
+    assert "model 'five' gives 5 class scores, the data has 4 classes" in capsys.readouterr().err
+
+
+def test_outputs_are_checked_before_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a directory")
+    for command in (
+        ["defend", "adv-train", "--baseline", "b", "--out", str(a_file)],
+        ["transfer", "c", "--models", "paper", "--out", str(a_file)],
+        ["transfer", "c", "--models", "paper", "--cache-dir", str(a_file)],
+        ["gan", "train", "--out", str(a_file / "under")],
+        ["attack", "--out", str(tmp_path)],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(command)
+        assert exited.value.code == 2
+    errors = capsys.readouterr().err
+    assert errors.count("exists and is not a directory") == 3
+    assert f"cannot be made there ({a_file} is a file)" in errors
+    assert "is a directory, not a file name" in errors

@@ -32,6 +32,7 @@ from jsma.campaign.location import Folder
 from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
+from jsma.models.evaluation import check_model_fits
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -191,6 +192,8 @@ def transfer(
         raise ConfigurationError(f"bucket edges must be at least two, increasing: {edges}")
     if not campaigns or not models:
         raise ConfigurationError("transfer needs at least one campaign and one model")
+    for name, model in models.items():  # before any sample is rebuilt
+        check_model_fits(model, dataset, name=f"model {name!r}")
     rows, counts = [], {}
     fingerprints = {name: model_fingerprint(model) for name, model in models.items()}
     for crafted_on, campaign in campaigns.items():

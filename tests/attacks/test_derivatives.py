@@ -115,3 +115,39 @@ def test_an_attack_does_not_import_sympy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+class _Detached(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x).detach()
+
+
+class _IgnoresInput(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Depends on parameters only (these require gradients while not frozen).
+        return self.bias.expand(x.shape[0], 3) * 2
+
+
+@pytest.mark.parametrize("model", [_Detached(), _IgnoresInput()])
+@pytest.mark.parametrize("output", ["logits", "probabilities"])
+def test_a_model_whose_output_ignores_its_input_is_named(
+    model: torch.nn.Module, output: str
+) -> None:
+    import jsma
+    from jsma.errors import ModelError
+
+    x = torch.rand(2, 4)
+    with pytest.raises(ModelError, match="output does not depend on its input"):
+        target_derivatives(model, x, torch.tensor([0, 1]), output=output)  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="output does not depend on its input"):
+        forward_derivative(model, x, output=output)  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="output does not depend on its input"):
+        jsma.attack(model, x, torch.tensor([1, 2]), sources=torch.tensor([0, 0]))

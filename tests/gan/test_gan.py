@@ -273,3 +273,73 @@ def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path: Path) 
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[name], theirs[name]) for name in ours)
     assert json.loads((broken / "quality.json").read_text())["epochs"] == 60
+
+
+def test_non_finite_images_or_features_are_an_error_not_a_hang(tiny_dataset: Dataset) -> None:
+    import time
+
+    from jsma.errors import ModelError
+
+    spec = GanSpec(input_shape=(1, SIDE, SIDE), num_classes=NUM_CLASSES, width=4)
+    generator = Generator(spec)
+    with torch.no_grad():
+        next(generator.parameters()).fill_(float("nan"))
+    judge = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="NaN or infinite values"):
+        gan_quality(generator, judge.build(), tiny_dataset, samples=8)
+    assert time.monotonic() - started < 30
+    features = np.ones((10, 3))
+    features[2, 1] = np.nan
+    with pytest.raises(ModelError, match="no Frechet distance"):
+        frechet_distance(features, np.ones((10, 3)))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "why"),
+    [
+        ("history", "the history is not a list of epochs"),
+        ("shape", "has shape"),
+        ("missing", "missing tensors"),
+    ],
+)
+def test_a_tampered_training_state_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tamper: str, why: str
+) -> None:
+    import safetensors.torch
+
+    from jsma.cli import main
+
+    data = write_idx_directory(tmp_path / "idx", train=10_010 + 32)
+    judge = tmp_path / "judge.safetensors"
+    spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
+    save_checkpoint(judge, spec.build(), CheckpointInfo(spec=spec))
+    out = tmp_path / "gan"
+    common = [
+        "gan", "train", "--out", str(out), "--source", "idx", "--data-dir", str(data),
+        "--cache-dir", str(tmp_path / "cache"), "--model", str(judge), "--width", "4",
+        "--batch-size", "16", "--samples", "20",
+    ]  # fmt: skip
+    assert main([*common, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    state = out / "training.safetensors"
+    tensors = safetensors.torch.load_file(state)
+    with safetensors.safe_open(str(state), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+    key = next(iter(metadata))
+    if tamper == "history":
+        stored = json.loads(metadata[key])
+        stored["history"] = ["not", "epochs"]
+        metadata[key] = json.dumps(stored)
+    elif tamper == "shape":
+        name = next(n for n in tensors if n.startswith("generator.") and tensors[n].ndim == 4)
+        tensors[name] = tensors[name][:, :1].contiguous()
+    else:
+        del tensors[next(n for n in tensors if n.startswith("discriminator_optimizer."))]
+    safetensors.torch.save_file(tensors, state, metadata=metadata)
+    assert main([*common, "--epochs", "2"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith("jsma: error: ")
+    assert "not a GAN training state" in error
+    assert why in error

@@ -54,6 +54,25 @@ def check_finite(name: str, *tensors: torch.Tensor) -> None:
         raise ModelError(f"the model's {name} are NaN or infinite", rows)
 
 
+_NO_DEPENDENCE = (
+    "the model's output does not depend on its input (detached from the autograd graph, "
+    "computed under torch.no_grad, or from something other than the input): the attack "
+    "needs its derivatives with respect to the input"
+)
+
+
+def _input_gradient(
+    scalar: torch.Tensor, inputs: torch.Tensor, *, retain_graph: bool = False
+) -> torch.Tensor:
+    """d scalar / d inputs, or a `ModelError` saying why there is none."""
+    if not scalar.requires_grad:
+        raise ModelError(_NO_DEPENDENCE)
+    (gradient,) = torch.autograd.grad(scalar, inputs, retain_graph=retain_graph, allow_unused=True)
+    if gradient is None:
+        raise ModelError(_NO_DEPENDENCE)
+    return gradient
+
+
 def _outputs(model: nn.Module, x: torch.Tensor, output: Output) -> torch.Tensor:
     logits = check_logits(model(x), x.shape[0])
     return logits.softmax(dim=1) if output == "probabilities" else logits
@@ -75,7 +94,7 @@ def forward_derivative(
         # Copy k of sample b is differentiated along output k.
         copies = x.detach().repeat_interleave(classes, dim=0).requires_grad_(True)
         outputs = _outputs(model, copies, output).view(batch, classes, classes)
-        (gradient,) = torch.autograd.grad(outputs.diagonal(dim1=1, dim2=2).sum(), copies)
+        gradient = _input_gradient(outputs.diagonal(dim1=1, dim2=2).sum(), copies)
     return gradient.view(batch, classes, *x.shape[1:])
 
 
@@ -146,7 +165,7 @@ def _target_derivatives(
         target_mask = torch.nn.functional.one_hot(targets, outputs.shape[1]).to(outputs.dtype)
         # Scalars to differentiate, not tensor grad_outputs: the same gradients, bit for
         # bit, without torch importing sympy (0.4 s) on a process's first call.
-        (alpha,) = torch.autograd.grad(
+        alpha = _input_gradient(
             (outputs * target_mask).sum(), inputs, retain_graph=output == "logits"
         )
         if output == "probabilities":
@@ -154,5 +173,5 @@ def _target_derivatives(
             # rows in float32 cancels badly when the target's probability is tiny.
             beta = -alpha
         else:
-            (beta,) = torch.autograd.grad((outputs * (1 - target_mask)).sum(), inputs)
+            beta = _input_gradient((outputs * (1 - target_mask)).sum(), inputs)
     return TargetDerivatives(alpha, beta, outputs.detach())

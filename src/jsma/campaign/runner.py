@@ -44,6 +44,7 @@ from jsma.campaign.store import (
 from jsma.campaign.unit import UnitData, run_unit
 from jsma.data.dataset import Dataset
 from jsma.errors import CampaignError, Interrupted
+from jsma.models.evaluation import check_model_fits
 
 __all__ = [
     "CampaignStatus",
@@ -173,6 +174,7 @@ def run_campaign(
         >>> spec = CampaignSpec(splits=("test",), samples=100)  # doctest: +SKIP
         >>> status = run_campaign(Path("runs/lenet"), spec, model, load_mnist())  # doctest: +SKIP
     """
+    check_model_fits(model, dataset)  # before anything is written
     asked = describe_campaign(spec, model, dataset, model_description)
     folder = folder_at(directory)
     folder.check()

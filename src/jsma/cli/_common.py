@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,41 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def _writable_from(path: Path) -> str | None:
+    """Why `path` could not be made and written, or None: its nearest existing ancestor
+    must be a directory this user may write (checked without creating anything)."""
+    for ancestor in (path, *path.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"{ancestor} is a file"
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                return f"{ancestor} cannot be written"
+            return None
+    return None
+
+
+def output_directory(text: str) -> Path:
+    """An output directory option, checked when parsed: not a file, and where it can be
+    made and written, so that hours of work never end on a failed save."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a directory")
+    if (why := _writable_from(path)) is not None:
+        raise argparse.ArgumentTypeError(f"{text}: cannot be made there ({why})")
+    return path
+
+
+def output_file(text: str) -> Path:
+    """An output file option, checked when parsed: not a directory, in a directory that
+    can be made and written."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a directory, not a file name")
+    if (why := _writable_from(path.parent)) is not None:
+        raise argparse.ArgumentTypeError(f"{text}: cannot be written there ({why})")
+    return path
+
+
 def port_number(text: str) -> int:
     """A TCP port option: 0 to 65535 (0: any free port)."""
     try:
@@ -106,7 +142,7 @@ def data_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--cache-dir",
-        type=Path,
+        type=output_directory,
         help="where converted data and trained models are kept "
         "(default: $JSMA_CACHE_DIR or the user cache directory)",
     )

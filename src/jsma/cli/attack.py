@@ -14,6 +14,7 @@ from jsma.cli._common import (
     model,
     model_options,
     non_negative_int,
+    output_file,
 )
 from jsma.errors import JSMAError
 from jsma.settings import SPLIT_NAMES
@@ -41,7 +42,7 @@ def register(commands: Commands) -> None:
         "--all-targets", action="store_true", help="craft towards every other class (Figure 1)"
     )
     attack_options(parser)
-    parser.add_argument("--out", type=Path, help="PNG path (default: in this directory)")
+    parser.add_argument("--out", type=output_file, help="PNG path (default: in this directory)")
     parser.set_defaults(handler=_attack)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from jsma.cli._common import (
     Commands,
@@ -12,6 +11,7 @@ from jsma.cli._common import (
     dataset,
     model,
     model_options,
+    output_file,
     positive_int,
     print_evaluation,
 )
@@ -42,7 +42,9 @@ def register(commands: Commands) -> None:
     train.add_argument("--epochs", type=positive_int, help="override the recipe's epoch count")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and order")
     train.add_argument(
-        "--out", type=Path, help="checkpoint path (default: the model cache, keyed by recipe)"
+        "--out",
+        type=output_file,
+        help="checkpoint path (default: the model cache, keyed by recipe)",
     )
     train.set_defaults(handler=_train)
 

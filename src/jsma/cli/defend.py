@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import Commands, data_options, dataset, model, model_options, positive_int
+from jsma.cli._common import (
+    Commands,
+    data_options,
+    dataset,
+    model,
+    model_options,
+    output_directory,
+    positive_int,
+)
 from jsma.errors import JSMAError
 from jsma.settings import OUTPUTS
 
@@ -34,7 +42,7 @@ def register(commands: Commands) -> None:
         "--fpr", type=float, nargs="+", default=[0.01, 0.05],
         help="false-positive rates to calibrate thresholds at (default 0.01 0.05)",
     )  # fmt: skip
-    detect.add_argument("--out", type=Path, required=True, help="output directory")
+    detect.add_argument("--out", type=output_directory, required=True, help="output directory")
     data_options(detect)
     detect.set_defaults(handler=_detect)
 
@@ -45,7 +53,9 @@ def register(commands: Commands) -> None:
         "adv-train", help="adversarial training, attacked like the undefended model"
     )
     adv.add_argument("--baseline", type=Path, required=True, help=baseline_help)
-    adv.add_argument("--out", type=Path, required=True, help="output directory (resumable)")
+    adv.add_argument(
+        "--out", type=output_directory, required=True, help="output directory (resumable)"
+    )
     adv.add_argument(
         "--from-campaign", type=Path, metavar="CAMPAIGN",
         help="take the adversarial samples from this training-split campaign "
@@ -73,7 +83,9 @@ def register(commands: Commands) -> None:
         "distill", help="defensive distillation at several temperatures, attacked both ways"
     )
     distill.add_argument("--baseline", type=Path, required=True, help=baseline_help)
-    distill.add_argument("--out", type=Path, required=True, help="output directory (resumable)")
+    distill.add_argument(
+        "--out", type=output_directory, required=True, help="output directory (resumable)"
+    )
     distill.add_argument(
         "--temperatures", type=float, nargs="+", default=[1.0, 10.0, 100.0],
         help="distillation temperatures (default 1 10 100)",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from jsma.cli._common import (
     Commands,
@@ -11,6 +10,7 @@ from jsma.cli._common import (
     dataset,
     model_and_description,
     model_options,
+    output_directory,
     positive_int,
 )
 
@@ -30,7 +30,9 @@ def register(commands: Commands) -> None:
         "generated digits with a classifier the GAN never saw: the model options below "
         "name that judge (default: the cached `default` LeNet).",
     )
-    train.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    train.add_argument(
+        "--out", type=output_directory, required=True, metavar="DIR", help="output directory"
+    )
     train.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
     train.add_argument("--seed", type=int, default=0, help="seed of the training")
     train.add_argument(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 from jsma.cli._common import (
     Commands,
@@ -16,6 +15,7 @@ from jsma.cli._common import (
     engine_options,
     model_and_description,
     model_options,
+    output_directory,
     positive_int,
     print_evaluation,
 )
@@ -48,7 +48,7 @@ def register(commands: Commands) -> None:
         "to the paper's figures; logits is what the paper's text describes)",
     )  # fmt: skip
     parser.add_argument(
-        "--out", type=Path, help="campaign directory (default: in the cache directory)"
+        "--out", type=output_directory, help="campaign directory (default: in the cache directory)"
     )
     engine_options(parser)
     parser.set_defaults(handler=_replicate)

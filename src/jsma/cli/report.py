@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jsma.cli._common import Commands, campaign_location, data_options, dataset
+from jsma.cli._common import Commands, campaign_location, data_options, dataset, output_directory
 
 __all__ = ["register"]
 
@@ -20,7 +20,9 @@ def register(commands: Commands) -> None:
         help="campaign directories or storage URIs (s3://bucket/prefix, ...)",
     )  # fmt: skip
     parser.add_argument(
-        "--out", type=Path, help="output directory (default: CAMPAIGN/report of the first)"
+        "--out",
+        type=output_directory,
+        help="output directory (default: CAMPAIGN/report of the first)",
     )
     parser.add_argument(
         "--no-samples", action="store_true", help="leave out the grid of samples (needs no data)"

@@ -15,6 +15,7 @@ from jsma.cli._common import (
     data_options,
     dataset,
     needs_extra,
+    output_directory,
     port_number,
     positive_int,
 )
@@ -40,7 +41,11 @@ def register(commands: Commands) -> None:
         help="campaign directories of one model and data (increasing, decreasing or both)",
     )  # fmt: skip
     create.add_argument(
-        "--out", type=Path, required=True, metavar="STUDY", help="a new (or empty) directory"
+        "--out",
+        type=output_directory,
+        required=True,
+        metavar="STUDY",
+        help="a new (or empty) directory",
     )
     create.add_argument(
         "--per-condition", type=positive_int, default=40,
@@ -101,7 +106,9 @@ def register(commands: Commands) -> None:
 
     analyze = sub.add_parser("analyze", help="the answers: tables, analysis.json, a figure")
     analyze.add_argument("study", type=Path, metavar="STUDY", help="the study directory")
-    analyze.add_argument("--out", type=Path, help="output directory (default: STUDY/analysis)")
+    analyze.add_argument(
+        "--out", type=output_directory, help="output directory (default: STUDY/analysis)"
+    )
     analyze.set_defaults(handler=_analyze)
 
 

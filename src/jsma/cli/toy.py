@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jsma.cli._common import Commands
+from jsma.cli._common import Commands, output_directory
 
 __all__ = ["register"]
 
@@ -22,7 +22,7 @@ def register(commands: Commands) -> None:
     )  # fmt: skip
     parser.add_argument("--theta", type=float, default=0.05, help="change per step")
     parser.add_argument(
-        "--out", type=Path, default=Path("toy"),
+        "--out", type=output_directory, default=Path("toy"),
         help="directory for toy.json and the figure toy-and.png (default: ./toy); "
         "`jsma report --toy DIR` shows them",
     )  # fmt: skip

@@ -7,7 +7,14 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import Commands, cache_dir, campaign_location, data_options, dataset
+from jsma.cli._common import (
+    Commands,
+    cache_dir,
+    campaign_location,
+    data_options,
+    dataset,
+    output_directory,
+)
 from jsma.errors import JSMAError
 from jsma.settings import RECIPE_NAMES
 
@@ -36,7 +43,9 @@ def register(commands: Commands) -> None:
         help="campaigns whose successful samples are transferred (directories or URIs)",
     )  # fmt: skip
     parser.add_argument("--models", nargs="+", required=True, metavar="MODEL", help=_MODELS_HELP)
-    parser.add_argument("--out", type=Path, help="store transfer.json and transfer.png here")
+    parser.add_argument(
+        "--out", type=output_directory, help="store transfer.json and transfer.png here"
+    )
     parser.add_argument(
         "--buckets", type=float, nargs="+", metavar="PERCENT",
         help="distortion bucket edges in percent (default: 0 2 4 6 10 100)",

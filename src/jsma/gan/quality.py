@@ -24,7 +24,7 @@ from torch import nn
 
 from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
-from jsma.errors import ConfigurationError, InputTypeError
+from jsma.errors import ConfigurationError, InputTypeError, ModelError
 from jsma.gan.networks import Generator
 from jsma.gan.training import generate
 
@@ -70,6 +70,9 @@ def frechet_distance(first: np.ndarray, second: np.ndarray) -> float:
         )
     if min(len(first), len(second)) < 2:
         raise ConfigurationError("a Frechet distance needs at least 2 samples on each side")
+    if not (np.isfinite(first).all() and np.isfinite(second).all()):
+        # scipy's sqrtm would iterate for minutes on such a product, deaf to Ctrl-C.
+        raise ModelError("the features hold NaN or infinite values: no Frechet distance")
     mean_gap = first.mean(axis=0) - second.mean(axis=0)
     cov_first = np.atleast_2d(np.cov(first, rowvar=False))
     cov_second = np.atleast_2d(np.cov(second, rowvar=False))
@@ -142,6 +145,12 @@ def gan_quality(
     count = check_quality_settings(dataset, samples, threshold)
     asked = torch.arange(count) % classes_count
     generated = generate(generator, asked, seed=seed)
+    broken = int((~torch.isfinite(generated.flatten(1))).any(dim=1).sum())
+    if broken:
+        raise ModelError(
+            f"the generator makes images with NaN or infinite values ({broken} of {count}): "
+            "they cannot be judged (did its training diverge?)"
+        )
     with frozen_eval(judge), torch.no_grad():
         probabilities = torch.cat([judge(part).softmax(dim=1) for part in generated.split(1000)])
     top, labels = probabilities.max(dim=1)

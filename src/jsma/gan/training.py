@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from jsma._io import atomic_write
 from jsma._records import loads_json, record_differences
 from jsma.data.dataset import Dataset
-from jsma.errors import CheckpointError, ConfigurationError
+from jsma.errors import CheckpointError, ConfigurationError, ModelError
 from jsma.gan.networks import Discriminator, GanSpec, Generator
 
 __all__ = ["GanEpoch", "GanRecipe", "TrainedGan", "generate", "train_gan"]
@@ -187,6 +187,47 @@ class _State:
                 f"{path}: a training run with other settings or data ({'; '.join(differences)}); "
                 "use another output, or the same settings to continue it"
             )
+        try:
+            self._restore(tensors, stored["history"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"{path}: not a GAN training state ({type(error).__name__}: {error}); "
+                "move it away to start afresh"
+            ) from None
+
+    def _layout(self) -> dict[str, tuple[int, ...]]:
+        """Every tensor a saved state holds, with its shape: what `save` writes for these
+        networks after at least one step (each Adam slot shaped like its parameter)."""
+        layout = {
+            "rng.shuffle": tuple(self.shuffle.get_state().shape),
+            "rng.noise": tuple(self.noise.get_state().shape),
+        }
+        for part, module in self._parts().items():
+            if isinstance(module, nn.Module):
+                layout |= {f"{part}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
+        for part, network in (("generator", self.generator), ("discriminator", self.discriminator)):
+            for index, parameter in enumerate(network.parameters()):
+                for slot, shape in (("exp_avg", parameter.shape), ("exp_avg_sq", parameter.shape),
+                                    ("step", ())):  # fmt: skip
+                    layout[f"{part}_optimizer.{index}.{slot}"] = tuple(shape)
+        return layout
+
+    def _restore(self, tensors: dict[str, torch.Tensor], history: object) -> None:
+        """Load a stored state, after checking it is whole: every tensor of the layout,
+        each of its shape, and a history of epochs."""
+        found = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+        expected = self._layout()
+        if missing := sorted(expected.keys() - found.keys()):
+            raise KeyError(f"missing tensors {missing[:3]}")
+        if extra := sorted(found.keys() - expected.keys()):
+            raise KeyError(f"unexpected tensors {extra[:3]}")
+        if wrong := [name for name in sorted(expected) if expected[name] != found[name]]:
+            raise ValueError(f"{wrong[0]} has shape {found[wrong[0]]}, not {expected[wrong[0]]}")
+        if not isinstance(history, list) or not all(isinstance(e, Mapping) for e in history):
+            raise TypeError("the history is not a list of epochs")
+        epochs = [GanEpoch(**epoch) for epoch in history]
+        if any(not isinstance(v, int | float) for e in epochs for v in asdict(e).values()):
+            raise TypeError("an epoch of the history holds a value that is not a number")
         self.shuffle.set_state(tensors.pop("rng.shuffle"))
         self.noise.set_state(tensors.pop("rng.noise"))
         for part, module in self._parts().items():
@@ -198,11 +239,10 @@ class _State:
                 state: dict[int, dict[str, torch.Tensor]] = {}
                 for key, tensor in mine.items():
                     index, _, slot = key.partition(".")
-                    if index.isdigit():
-                        state.setdefault(int(index), {})[slot] = tensor
+                    state.setdefault(int(index), {})[slot] = tensor
                 groups = module.state_dict()["param_groups"]
                 module.load_state_dict({"state": state, "param_groups": groups})
-        self.history = [GanEpoch(**epoch) for epoch in stored["history"]]
+        self.history = epochs
 
 
 def train_gan(
@@ -259,6 +299,12 @@ def train_gan(
         for epoch in range(first, recipe.epochs + 1):
             bar.set_description(f"GAN epoch {epoch}/{recipe.epochs}")
             record = _epoch(current, images, labels, recipe, spec, epoch, bar)
+            if not np.isfinite([record.generator_loss, record.discriminator_loss]).all():
+                raise ModelError(
+                    f"GAN training diverged in epoch {epoch} (its losses are NaN or infinite); "
+                    f"the state after epoch {epoch - 1} is kept: try a lower learning rate "
+                    "or another seed"
+                )
             current.history.append(record)
             logger.info(
                 "GAN epoch %d: D loss %.3f, G loss %.3f, D(real) %.2f, D(fake) %.2f, %.0f s",

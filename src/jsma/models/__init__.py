@@ -9,7 +9,7 @@ from jsma.models.checkpoint import (
     load_weights,
     save_checkpoint,
 )
-from jsma.models.evaluation import Evaluation, evaluate, predict
+from jsma.models.evaluation import Evaluation, check_model_fits, evaluate, predict
 from jsma.models.networks import MLP, Activation, AndNet, LeNet
 from jsma.models.registry import ARCHITECTURES, ModelSpec, build_model
 from jsma.models.training import (
@@ -45,6 +45,7 @@ __all__ = [
     "build_model",
     "cached_model",
     "cached_model_path",
+    "check_model_fits",
     "cross_entropy",
     "describe_model",
     "evaluate",

@@ -9,9 +9,36 @@ import torch
 from torch import nn
 
 from jsma.context import frozen_eval
-from jsma.data.dataset import Split
+from jsma.data.dataset import Dataset, Split
+from jsma.errors import ModelError
 
-__all__ = ["Evaluation", "evaluate", "predict"]
+__all__ = ["Evaluation", "check_model_fits", "evaluate", "predict"]
+
+
+def check_model_fits(model: nn.Module, dataset: Dataset, *, name: str = "the model") -> None:
+    """A `ModelError` naming both if `model` does not take `dataset`'s inputs or does not
+    give one output per class of it: checked on one sample, before any long work."""
+    split = next(s for s in dataset.splits() if len(s))
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    image, _ = split.tensors(np.array([0]), device=device)
+    shape = tuple(dataset.input_shape)
+    try:
+        with frozen_eval(model), torch.no_grad():
+            outputs = model(image)
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(
+            f"{name} does not take this data's inputs, of shape {shape} ({first})"
+        ) from None
+    if not isinstance(outputs, torch.Tensor) or outputs.ndim != 2 or len(outputs) != 1:
+        got = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
+        raise ModelError(f"{name} gives {got} for one input of shape {shape}, not (1, classes)")
+    if outputs.shape[1] != dataset.num_classes:
+        raise ModelError(
+            f"{name} gives {outputs.shape[1]} class scores, the data has "
+            f"{dataset.num_classes} classes"
+        )
 
 
 @dataclass(frozen=True)
