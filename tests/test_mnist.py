@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,31 @@ def test_the_documented_attack_trains_nothing(
     assert "source 9 -> target 3:" in capsys.readouterr().out
     assert out.is_file()
     assert not (tmp_path / "cache" / "models").exists()  # the packaged model, not a new one
+
+
+def _comparable(lines: list[str]) -> list[str]:
+    """Output lines without what changes from run to run (timings, where files went)."""
+    kept = []
+    for line in lines:
+        if line.startswith(("report:", "results:")):
+            continue
+        line = re.sub(r"[\d.]+ ms per attack", "X ms per attack", line)
+        kept.append(re.sub(r"^time: \d+ s", "time: X s", line))
+    return kept
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_the_readme_shows_what_replicate_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jsma.cli import main
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"took \*\*.*?```text\n(.*?)```", readme, re.S)
+    assert shown is not None
+    assert main(["replicate", "--cache-dir", str(tmp_path), "--workers", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert _comparable(printed.strip().splitlines()) == _comparable(
+        shown.group(1).strip().splitlines()
+    )

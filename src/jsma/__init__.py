@@ -18,6 +18,7 @@ from jsma.errors import (
     ConfigurationError,
     DataError,
     InputTypeError,
+    Interrupted,
     JSMAError,
     MissingDependencyError,
     ModelError,
@@ -39,7 +40,7 @@ _LAZY = {
     "jsma.data": ("Dataset", "Split", "load_mnist"),
     "jsma.models": (
         "AndNet", "CheckpointInfo", "LeNet", "ModelSpec", "evaluate", "frozen_eval",
-        "load_checkpoint", "save_checkpoint", "train",
+        "load_checkpoint", "pretrained", "save_checkpoint", "train",
     ),
 }  # fmt: skip
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
         evaluate,
         frozen_eval,
         load_checkpoint,
+        pretrained,
         save_checkpoint,
         train,
     )
@@ -94,6 +96,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "InputTypeError",
+    "Interrupted",
     "JSMAError",
     "LeNet",
     "MissingDependencyError",
@@ -111,6 +114,7 @@ __all__ = [
     "frozen_eval",
     "load_checkpoint",
     "load_mnist",
+    "pretrained",
     "saliency_map",
     "save_checkpoint",
     "select_pair",

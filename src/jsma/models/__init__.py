@@ -23,6 +23,7 @@ from jsma.models.training import (
     cross_entropy,
     get_recipe,
     packaged_model_path,
+    pretrained,
     resolve_model,
     train,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "load_checkpoint",
     "load_weights",
     "packaged_model_path",
+    "pretrained",
     "predict",
     "resolve_model",
     "save_checkpoint",

@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jsma.data.dataset import Dataset
-from jsma.errors import ConfigurationError
+from jsma.errors import CheckpointError, ConfigurationError
 from jsma.models.checkpoint import (
     CheckpointInfo,
     LoadedModel,
@@ -39,6 +39,7 @@ __all__ = [
     "cross_entropy",
     "get_recipe",
     "packaged_model_path",
+    "pretrained",
     "resolve_model",
     "theano_init",
     "train",
@@ -305,6 +306,22 @@ def packaged_model_path(recipe: str, seed: int = 0) -> Path | None:
         f"lenet-{recipe}-seed{seed}.safetensors"
     )
     return path if path.is_file() else None
+
+
+def pretrained(recipe: str = "default", seed: int = 0) -> LoadedModel:
+    """The LeNet of `recipe` shipped inside the package, trained on MNIST (the
+    classic 50,000 / 10,000 / 10,000 split): no data and no training needed.
+
+    Example:
+        >>> model = pretrained("paper").model  # the paper's tanh LeNet, 98.83% test
+    """
+    path = packaged_model_path(get_recipe(recipe).name, seed)
+    if path is None:
+        raise CheckpointError(
+            f"no packaged model for recipe {recipe!r}, seed {seed}: jsma ships seed 0 of "
+            "the 'default' and 'paper' recipes (train others with jsma.train)"
+        )
+    return load_checkpoint(path)
 
 
 def _fits(info: CheckpointInfo, dataset: Dataset, recipe: str) -> bool:
