@@ -310,3 +310,31 @@ def test_no_single_bit_flip_of_a_unit_file_is_trusted_with_other_rows(
     refused, same, different = _flipped_reads(path, stamp)
     assert different == 0  # the data pages' headers too, which page checksums miss
     assert refused > same  # most flips are caught; the rest hit bytes no row depends on
+
+
+def test_a_manifest_nested_to_exhaust_the_parser_is_refused(campaign: Path) -> None:
+    (campaign / "campaign.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(CampaignError, match=r"unreadable campaign manifest.*nested too deeply"):
+        open_campaign(campaign)
+
+
+def test_a_missing_ray_extra_fails_before_anything_is_written(
+    cli_setup: tuple[list[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib.util
+
+    from jsma.cli import main
+
+    options, tmp_path = cli_setup
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else found(name, *a)
+    )
+    directory = tmp_path / "run"
+    assert main(["campaign", "run", str(directory), *options, "--engine", "ray"]) == 2
+    captured = capsys.readouterr()
+    assert "needs the `ray` extra (ray is missing)" in captured.err
+    assert "campaign:" not in captured.err  # no progress bar began
+    assert not directory.exists()
