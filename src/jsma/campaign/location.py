@@ -93,7 +93,7 @@ class Folder(Protocol):
 
 
 def _holder() -> str:
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return f"pid {os.getpid()} on {socket.gethostname()}, since {started}"
 
 

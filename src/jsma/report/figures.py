@@ -81,8 +81,8 @@ def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
     samples = sample_keys(arrays)
     complete = np.bincount(samples)[samples] == classes - 1
     chosen: dict[int, int] = {}  # source class -> first row of a fully attacked sample
-    for row in np.flatnonzero(complete & (arrays.target >= 0)):
-        chosen.setdefault(int(arrays.source[row]), int(row))
+    for found in np.flatnonzero(complete & (arrays.target >= 0)):
+        chosen.setdefault(int(arrays.source[found]), int(found))
     if not chosen:
         return None
     low, high = dataset.bounds

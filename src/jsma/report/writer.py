@@ -545,7 +545,7 @@ def _render_report(
     template = Template(resources.files("jsma.report").joinpath("template.html").read_text())
     page = template.substitute(
         title="JSMA: the paper's evaluation",
-        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         version=version,
         setting=_setting(summaries),
         results=_results_table(summaries),

@@ -502,7 +502,7 @@ def _write_design(
             "seed": str(seed),
             "per_condition": str(per_condition),
             "completion_url": completion_url or "",
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(),
             **consent.to_settings(),
         }
         connection.executemany("INSERT INTO study VALUES (?, ?)", sorted(settings.items()))

@@ -203,7 +203,7 @@ class StudyStore:
             raise ConfigurationError("a participant id has 1 to 128 characters")
         token = secrets.token_urlsafe(32)
         external = external_id if external_id is not None else secrets.token_hex(8)
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        now = datetime.datetime.now(datetime.UTC).isoformat()
         key = None
         if join_key is not None:
             key = hashlib.sha256(f"{join_key}|{external_id or ''}".encode()).hexdigest()
@@ -300,7 +300,7 @@ class StudyStore:
         if isinstance(milliseconds, bool) or not 0 <= milliseconds <= _MAX_MILLISECONDS:
             raise ConfigurationError(f"response time out of range: {milliseconds!r} ms")
         participant = self.participant(token)
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        now = datetime.datetime.now(datetime.UTC).isoformat()
         with self._transaction() as connection:
             exists = connection.execute(
                 "SELECT 1 FROM trials WHERE participant = ? AND position = ?",
