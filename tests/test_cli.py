@@ -294,7 +294,7 @@ def test_threads_after_the_command_and_no_abbreviations(
         assert exited.value.code == 2
     error = capsys.readouterr().err
     assert "unrecognized arguments: --data somewhere" in error
-    assert "a port is 0 to 65535, got 70000" in error
+    assert "--port: must be 0 to 65535, got 70000" in error
     assert "--samples: must be at least 1, got 0" in error
 
 

@@ -200,21 +200,27 @@ def test_a_trained_gan_makes_the_asked_classes(tiny_dataset: Dataset) -> None:
     assert trained.fid_generated_test < untrained.fid_generated_test
 
 
+def _gan_command(tmp_path: Path, out: Path) -> list[str]:
+    """`jsma gan train` on synthetic data (32 images to train on), judged by an untrained
+    LeNet: a tiny, quick run."""
+    data = write_idx_directory(tmp_path / "idx", train=10_010 + 32)
+    judge = tmp_path / "judge.safetensors"
+    spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
+    save_checkpoint(judge, spec.build(), CheckpointInfo(spec=spec))
+    return [
+        "gan", "train", "--out", str(out), "--source", "idx", "--data-dir", str(data),
+        "--cache-dir", str(tmp_path / "cache"), "--model", str(judge), "--width", "4",
+        "--batch-size", "16", "--samples", "20",
+    ]  # fmt: skip
+
+
 def test_cli_trains_continues_and_judges(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from jsma.cli import main
 
-    data = write_idx_directory(tmp_path / "idx", train=10_010 + 32)  # 32 to train on
-    judge = tmp_path / "judge.safetensors"
-    spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
-    save_checkpoint(judge, spec.build(), CheckpointInfo(spec=spec))
     out = tmp_path / "gan"
-    common = [
-        "gan", "train", "--out", str(out), "--source", "idx", "--data-dir", str(data),
-        "--cache-dir", str(tmp_path / "cache"), "--model", str(judge), "--width", "4",
-        "--batch-size", "16", "--samples", "20",
-    ]  # fmt: skip
+    common = _gan_command(tmp_path, out)
     assert main([*common, "--epochs", "1"]) == 0
     printed = capsys.readouterr().out
     assert "trained:     1 epochs" in printed
@@ -310,16 +316,8 @@ def test_a_tampered_training_state_is_one_line(
 
     from jsma.cli import main
 
-    data = write_idx_directory(tmp_path / "idx", train=10_010 + 32)
-    judge = tmp_path / "judge.safetensors"
-    spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
-    save_checkpoint(judge, spec.build(), CheckpointInfo(spec=spec))
     out = tmp_path / "gan"
-    common = [
-        "gan", "train", "--out", str(out), "--source", "idx", "--data-dir", str(data),
-        "--cache-dir", str(tmp_path / "cache"), "--model", str(judge), "--width", "4",
-        "--batch-size", "16", "--samples", "20",
-    ]  # fmt: skip
+    common = _gan_command(tmp_path, out)
     assert main([*common, "--epochs", "1"]) == 0
     capsys.readouterr()
     state = out / "training.safetensors"

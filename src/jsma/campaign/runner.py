@@ -221,6 +221,13 @@ def _run_units(
             finished[task.name] = info
             bar.update(info.rows)
     except KeyboardInterrupt:
+        # A worker may have written its unit before the driver heard of it: count what
+        # is on disk (footers only: resume verifies every file anyway).
+        expected = manifest.attacks_per_unit
+        for task in tasks:
+            landed = None if task.name in finished else unit_info(directory, task.stamp)
+            if landed is not None and landed.rows == expected[task.name]:
+                finished[task.name] = landed
         done = _status(directory, manifest, finished)
         raise Interrupted(
             f"{done.units_done} of {done.units_total} units done and kept; "

@@ -47,26 +47,30 @@ def needs_extra(extra: str, command: str) -> Iterator[None]:
         ) from None
 
 
-def positive_int(text: str) -> int:
-    """A count option: a whole number of at least 1."""
+def _whole_number(text: str, least: int, most: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least or (most is not None and value > most):
+        bounds = f"{least} to {most}" if most is not None else f"at least {least}"
+        raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """A count option: a whole number of at least 1."""
+    return _whole_number(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """An index option: a whole number of at least 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return _whole_number(text, 0)
+
+
+def port_number(text: str) -> int:
+    """A TCP port option: 0 to 65535 (0: any free port)."""
+    return _whole_number(text, 0, 65535)
 
 
 def _writable_from(path: Path) -> str | None:
@@ -102,17 +106,6 @@ def output_file(text: str) -> Path:
     if (why := _writable_from(path.parent)) is not None:
         raise argparse.ArgumentTypeError(f"{text}: cannot be written there ({why})")
     return path
-
-
-def port_number(text: str) -> int:
-    """A TCP port option: 0 to 65535 (0: any free port)."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
-    return port
 
 
 def campaign_location(text: str) -> str:
