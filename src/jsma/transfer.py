@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,7 @@ from torch import nn
 
 from jsma._io import atomic_write
 from jsma._records import loads_json
-from jsma.campaign import crafted_samples, model_fingerprint, open_campaign
-from jsma.campaign.location import Folder
+from jsma.campaign import Campaign, CampaignLike, model_fingerprint
 from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
@@ -171,7 +169,7 @@ class TransferResult:
 
 
 def transfer(
-    campaigns: Mapping[str, str | os.PathLike[str] | Folder],
+    campaigns: Mapping[str, CampaignLike],
     models: Mapping[str, nn.Module],
     dataset: Dataset,
     *,
@@ -197,8 +195,9 @@ def transfer(
     rows, counts = [], {}
     fingerprints = {name: model_fingerprint(model) for name, model in models.items()}
     for crafted_on, campaign in campaigns.items():
-        samples = crafted_samples(campaign, dataset)
-        attacked = open_campaign(campaign).model.fingerprint
+        opened = Campaign.open(campaign)
+        samples = opened.samples(dataset)
+        attacked = opened.manifest.model.fingerprint
         sources, targets = samples.sources.numpy(), samples.targets.numpy()
         for evaluated_on, model in models.items():
             predictions = predict(model, samples.adversarial).numpy()

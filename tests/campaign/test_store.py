@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-import jsma.campaign.runner as runner
 from jsma.campaign import (
     CampaignError,
     CampaignSpec,
@@ -24,7 +23,7 @@ from jsma.campaign import (
     run_campaign,
 )
 from jsma.campaign.location import LocalFolder
-from jsma.campaign.store import UnitStamp, campaign_lock, read_unit, unit_name
+from jsma.campaign.store import SCHEMA, UnitStamp, campaign_lock, read_unit, unit_name
 from jsma.data import Dataset
 from jsma.errors import StorageError
 from jsma.models import ModelSpec
@@ -68,7 +67,7 @@ def test_equals_sign_in_path(tiny_dataset: Dataset, tmp_path: Path, recording: R
     status = run_campaign(directory, SPEC, _model(), tiny_dataset)
     assert (status.units_done, status.attacks_done) == (3, ATTACKS)
     assert campaign_status(directory).attacks_done == ATTACKS
-    assert load_results(directory).column_names == runner.SCHEMA.names
+    assert load_results(directory).column_names == SCHEMA.names
     run_campaign(directory, SPEC, _model(), tiny_dataset, engine=recording)
     assert recording.units == []  # nothing recomputed
 
@@ -86,7 +85,7 @@ def test_readme_reader_skips_strays(tiny_dataset: Dataset, tmp_path: Path) -> No
     )
     table = units.to_table()
     assert table.num_rows == ATTACKS
-    assert table.column_names == runner.SCHEMA.names
+    assert table.column_names == SCHEMA.names
 
 
 def test_a_run_removes_temporaries_of_killed_runs(tiny_dataset: Dataset, campaign: Path) -> None:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from jsma.campaign import load_results
@@ -170,3 +172,62 @@ def test_gan_and_transfer_sections(
     (tmp_path / "gan" / "quality.json").unlink()
     with pytest.raises(JSMAError, match="no GAN run here"):
         write_report(campaigns[:1], tmp_path / "report", gan=tmp_path / "gan")
+
+
+class _CountingFolder:
+    """A campaign directory that counts what is read from it, by file name."""
+
+    def __init__(self, path: Path) -> None:
+        from collections import Counter
+
+        from jsma.campaign import LocalFolder
+
+        self.inner = LocalFolder(path)
+        self.reads: Counter[str] = Counter()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def __str__(self) -> str:
+        return str(self.inner)
+
+    def exists(self, name: str) -> bool:
+        return self.inner.exists(name)
+
+    def read(self, name: str) -> bytes | None:
+        self.reads[name] += 1
+        return self.inner.read(name)
+
+    def open(self, name: str) -> pa.NativeFile:
+        self.reads[name] += 1
+        return self.inner.open(name)
+
+    def write(self, name: str, data: bytes) -> None:
+        raise AssertionError(f"a report wrote {name} into a campaign")
+
+    def temporaries(self, folder: str) -> list[str]:
+        return self.inner.temporaries(folder)
+
+    def delete(self, name: str) -> None:
+        raise AssertionError(f"a report deleted {name} from a campaign")
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def ensure_writable(self, *folders: str) -> None:
+        self.inner.ensure_writable(*folders)
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        return self.inner.lock()
+
+
+def test_writing_a_report_reads_each_file_once(
+    campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    folders = [_CountingFolder(path) for path in campaigns]
+    write_report(folders, tmp_path / "report", tiny_dataset)
+    for folder, path in zip(folders, campaigns, strict=True):
+        units = {f"units/{p.name}" for p in (path / "units").glob("*.parquet")}
+        assert len(units) == 2
+        assert dict(folder.reads) == {"campaign.json": 1, **dict.fromkeys(units, 1)}

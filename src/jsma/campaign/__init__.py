@@ -1,10 +1,10 @@
 """Campaigns: every sample of a set attacked towards chosen targets, resumably."""
 
+from jsma.campaign.campaign import Campaign, CampaignLike, CampaignStatus, crafted_samples
 from jsma.campaign.engines import Engine, InProcess, LocalPool, available_cores, local_engine
 from jsma.campaign.location import ArrowFolder, Folder, LocalFolder, folder_at
 from jsma.campaign.manifest import DataRecord, Manifest, ModelRecord, open_campaign
 from jsma.campaign.runner import (
-    CampaignStatus,
     campaign_status,
     data_fingerprint,
     describe_campaign,
@@ -13,7 +13,7 @@ from jsma.campaign.runner import (
     run_campaign,
     run_unit,
 )
-from jsma.campaign.samples import CraftedSamples, crafted_samples
+from jsma.campaign.samples import CraftedSamples
 from jsma.campaign.spec import AttackSettings, CampaignSpec, TargetRule, WorkUnit
 from jsma.campaign.store import SCHEMA
 from jsma.errors import CampaignError
@@ -22,7 +22,9 @@ __all__ = [
     "SCHEMA",
     "ArrowFolder",
     "AttackSettings",
+    "Campaign",
     "CampaignError",
+    "CampaignLike",
     "CampaignSpec",
     "CampaignStatus",
     "CraftedSamples",

@@ -12,6 +12,7 @@ frozen `Manifest` and trusts it only after these checks, each failing with a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -42,7 +43,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "campaign.json"
-_FORMAT = 2
+# 2: 0.1.0; 3: `unit_digests`, the spec digests a unit file may carry (a campaign
+# extended to more samples keeps the units it had).
+_FORMAT = 3
+_READABLE = (2, 3)
 _FIELDS = frozenset(
     ("spec", "spec_digest", "model", "data", "units", "attacks_total", "versions", "created")
 ) | {"digest"}
@@ -115,11 +119,21 @@ class Manifest:
     data: DataRecord
     versions: Mapping[str, str] = field(default_factory=dict)
     created: str = ""
+    # Earlier specs' digests whose unit files still hold (before `extended`): empty for
+    # a campaign never extended.
+    earlier_digests: tuple[str, ...] = ()
 
     @classmethod
     def new(cls, spec: CampaignSpec, model: ModelRecord, data: DataRecord) -> Manifest:
         created = datetime.datetime.now(datetime.UTC).isoformat()
         return cls(spec, model, data, _versions(), created)
+
+    def extended(self, samples: int | None) -> Manifest:
+        """This campaign with more samples of each split (None: all): the units it had
+        stay valid, the new ones are planned after them."""
+        spec = dataclasses.replace(self.spec, samples=samples)
+        earlier = (self.spec.digest(), *self.earlier_digests)
+        return dataclasses.replace(self, spec=spec, versions=_versions(), earlier_digests=earlier)
 
     @property
     def units(self) -> list[WorkUnit]:
@@ -152,6 +166,7 @@ class Manifest:
             "attacks_total": self.attacks_total,
             "versions": dict(self.versions),
             "created": self.created,
+            "unit_digests": [self.spec.digest(), *self.earlier_digests],
         }
         # fmt: on
         return {**content, "digest": _digest(content)}
@@ -172,10 +187,11 @@ class Manifest:
             raise CampaignError(f"{path}: unreadable campaign manifest ({error})") from error
         if not isinstance(content, dict):
             raise CampaignError(f"{path}: a campaign manifest is a JSON object")
-        if content.get("format") != _FORMAT:
+        if content.get("format") not in _READABLE:
             raise CampaignError(
-                f"{path}: manifest format {content.get('format')!r}; this jsma reads format "
-                f"{_FORMAT} (campaigns made before it have no digest: rerun them)"
+                f"{path}: manifest format {content.get('format')!r}; this jsma reads formats "
+                f"{', '.join(map(str, _READABLE))} (campaigns made before them have no digest: "
+                "rerun them)"
             )
         missing = sorted(_FIELDS - content.keys())
         if missing:
@@ -211,6 +227,10 @@ class Manifest:
             ),
             versions=_typed(content["versions"], dict, "versions"),
             created=_typed(content["created"], str, "created"),
+            earlier_digests=tuple(
+                _typed(d, str, "unit_digests")
+                for d in _typed(content.get("unit_digests", []), list, "unit_digests")[1:]
+            ),
         )
 
     def _check(self, content: dict[str, Any], path: str) -> None:
@@ -220,6 +240,9 @@ class Manifest:
                 f"{path}: the spec was edited: it no longer matches the digest "
                 f"{content['spec_digest']!r} its units were made with (now {self.spec.digest()!r})"
             )
+        digests = content.get("unit_digests", [self.spec.digest()])
+        if not isinstance(digests, list) or digests[:1] != [self.spec.digest()]:
+            raise CampaignError(f"{path}: unit_digests must begin with the spec's digest")
         listed = content["units"] if isinstance(content["units"], list) else []
         stored = [u.get("name") if isinstance(u, dict) else u for u in listed]
         planned = [u.name for u in self.units]

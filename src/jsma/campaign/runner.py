@@ -9,11 +9,11 @@ them, in this process or in worker processes; the rows are the same.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,25 +22,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from jsma.campaign.campaign import Campaign, CampaignLike, CampaignStatus
 from jsma.campaign.engines import Engine, InProcess, UnitTask
 from jsma.campaign.location import Folder, folder_at
-from jsma.campaign.manifest import (
-    DataRecord,
-    Manifest,
-    ModelRecord,
-    open_campaign,
-    spec_differences,
-)
-from jsma.campaign.spec import CampaignSpec, WorkUnit
-from jsma.campaign.store import (
-    SCHEMA,
-    UNITS,
-    UnitInfo,
-    UnitStamp,
-    read_unit,
-    remove_stale_temporaries,
-    unit_info,
-)
+from jsma.campaign.manifest import DataRecord, Manifest, ModelRecord, spec_differences
+from jsma.campaign.spec import CampaignSpec
+from jsma.campaign.store import UNITS, remove_stale_temporaries, unit_info
 from jsma.campaign.unit import UnitData, run_unit
 from jsma.data.dataset import Dataset
 from jsma.errors import CampaignError, Interrupted
@@ -84,32 +71,29 @@ def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class CampaignStatus:
-    """How far a campaign is. `seconds` sums the time spent in finished units."""
-
-    directory: Folder
-    units_done: int
-    units_total: int
-    attacks_done: int
-    attacks_total: int
-    seconds: float
-
-    @property
-    def complete(self) -> bool:
-        return self.units_done == self.units_total
-
-    @property
-    def throughput(self) -> float:
-        """Attacks per second over the finished units."""
-        return self.attacks_done / self.seconds if self.seconds > 0 else float("nan")
-
-    @property
-    def eta_seconds(self) -> float:
-        """Seconds left at the throughput so far (NaN before the first unit)."""
-        if not self.attacks_done:
-            return float("nan")
-        return (self.attacks_total - self.attacks_done) / self.throughput
+def _reconciled(stored: Manifest, asked: Manifest, directory: Folder) -> Manifest:
+    """The manifest to run by: the stored one, or the stored one extended to more
+    samples when that is the only difference; else a `CampaignError` naming what
+    differs."""
+    grown = dataclasses.replace(asked.spec, samples=stored.spec.samples) == stored.spec and (
+        asked.spec.samples is None
+        or (stored.spec.samples is not None and asked.spec.samples > stored.spec.samples)
+    )
+    same_model_and_data = (stored.model.fingerprint, stored.data.fingerprint) == (
+        asked.model.fingerprint,
+        asked.data.fingerprint,
+    )
+    if grown and same_model_and_data:
+        extended = stored.extended(asked.spec.samples)
+        logger.info(
+            "%s: extended from %s to %s samples per split; %d units to add",
+            directory, stored.spec.samples or "all", asked.spec.samples or "all",
+            len({u.name for u in extended.units} - {u.name for u in stored.units}),
+        )  # fmt: skip
+        extended.write(directory)
+        return extended
+    _check_same(stored, asked, directory)
+    return stored
 
 
 def _check_same(stored: Manifest, asked: Manifest, directory: Folder) -> None:
@@ -124,7 +108,8 @@ def _check_same(stored: Manifest, asked: Manifest, directory: Folder) -> None:
     if problems:
         raise CampaignError(
             f"{directory}: cannot resume this campaign: {'; '.join(problems)}. "
-            "Resume with the same model, data and settings, or start a new directory."
+            "Resume with the same model, data and settings (only the sample count may grow), "
+            "or start a new directory."
         )
 
 
@@ -185,15 +170,15 @@ def run_campaign(
             asked.write(folder)
             stored = asked
         else:
-            _check_same(stored, asked, folder)
+            stored = _reconciled(stored, asked, folder)
         if removed := remove_stale_temporaries(folder):
             logger.info("%s: removed %d temporary files of killed runs", folder, removed)
-        return _run_units(folder, stored, model, dataset, engine or InProcess(), progress=progress)
+        campaign = Campaign(folder, stored)
+        return _run_units(campaign, model, dataset, engine or InProcess(), progress=progress)
 
 
 def _run_units(
-    directory: Folder,
-    manifest: Manifest,
+    campaign: Campaign,
     model: nn.Module,
     dataset: Dataset,
     engine: Engine,
@@ -201,8 +186,9 @@ def _run_units(
     progress: bool,
 ) -> CampaignStatus:
     # One verification pass decides what is done; finished units are added as they land.
-    finished = _finished_units(directory, manifest)
-    status = _status(directory, manifest, finished)
+    manifest = campaign.manifest
+    finished = campaign.finished()
+    status = campaign.status(finished)
     bar = tqdm(
         total=status.attacks_total,
         initial=status.attacks_done,
@@ -212,12 +198,13 @@ def _run_units(
         smoothing=0.1,
     )
     tasks = [
-        UnitTask(directory, _stamp(manifest, unit), manifest.spec, UnitData.cut(dataset, unit))
+        UnitTask(campaign.folder, campaign.stamp(unit), manifest.spec, UnitData.cut(dataset, unit))
         for unit in manifest.units
         if unit.name not in finished
     ]
     try:
         for task, info in engine.run(model, tasks):
+            campaign.landed(task.stamp.unit)
             finished[task.name] = info
             bar.update(info.rows)
     except KeyboardInterrupt:
@@ -225,79 +212,31 @@ def _run_units(
         # is on disk (footers only: resume verifies every file anyway).
         expected = manifest.attacks_per_unit
         for task in tasks:
-            landed = None if task.name in finished else unit_info(directory, task.stamp)
+            landed = None if task.name in finished else unit_info(campaign.folder, task.stamp)
             if landed is not None and landed.rows == expected[task.name]:
                 finished[task.name] = landed
-        done = _status(directory, manifest, finished)
+        done = campaign.status(finished)
         raise Interrupted(
             f"{done.units_done} of {done.units_total} units done and kept; "
-            f"`jsma campaign resume {directory}` continues"
+            f"`jsma campaign resume {campaign.folder}` continues"
         ) from None
     finally:
         bar.close()
-    return _status(directory, manifest, finished)
+    return campaign.status(finished)
 
 
-def _stamp(manifest: Manifest, unit: WorkUnit) -> UnitStamp:
-    return UnitStamp(unit, manifest.spec.digest(), manifest.model.fingerprint)
-
-
-def _finished_units(directory: Folder, manifest: Manifest) -> dict[str, UnitInfo]:
-    """The units whose files pass every check, by name.
-
-    Every unit file is verified in full: a damaged one counts as not done.
-    """
-    finished = {}
-    attacks = manifest.attacks_per_unit
-    for unit in manifest.units:
-        stamp = _stamp(manifest, unit)
-        info = unit_info(directory, stamp)
-        if info is not None and info.rows == attacks[unit.name] and read_unit(directory, stamp):
-            finished[unit.name] = info
-    return finished
-
-
-def _status(directory: Folder, manifest: Manifest, finished: dict[str, UnitInfo]) -> CampaignStatus:
-    return CampaignStatus(
-        directory=directory,
-        units_done=len(finished),
-        units_total=len(manifest.units),
-        attacks_done=sum(info.rows for info in finished.values()),
-        attacks_total=manifest.attacks_total,
-        seconds=sum(info.seconds for info in finished.values()),
-    )
-
-
-def campaign_status(directory: str | os.PathLike[str] | Folder) -> CampaignStatus:
+def campaign_status(directory: CampaignLike) -> CampaignStatus:
     """Done and total units and attacks, and the time spent, from the files alone.
 
     Every unit file is verified in full: a damaged one counts as not done.
     """
-    folder = folder_at(directory)
-    manifest = open_campaign(folder)
-    return _status(folder, manifest, _finished_units(folder, manifest))
+    return Campaign.open(directory).status()
 
 
-def load_results(
-    directory: str | os.PathLike[str] | Folder, *, allow_partial: bool = False
-) -> pa.Table:
+def load_results(directory: CampaignLike, *, allow_partial: bool = False) -> pa.Table:
     """Every stored attack of a campaign, one row each, in unit order.
 
     Each unit file is fully verified. An incomplete campaign raises a
     `CampaignError` unless `allow_partial`.
     """
-    folder = folder_at(directory)
-    manifest = open_campaign(folder)
-    tables, missing = [], []
-    for unit in manifest.units:
-        table = read_unit(folder, _stamp(manifest, unit))
-        if table is None:
-            missing.append(unit.name)
-        else:
-            tables.append(table.replace_schema_metadata(None))
-    if missing and not allow_partial:
-        raise CampaignError(
-            f"{folder}: {len(missing)} of {len(manifest.units)} units are missing or "
-            f"damaged (first: {missing[0]}); resume the campaign to finish them"
-        )
-    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    return Campaign.open(directory).results(allow_partial=allow_partial)

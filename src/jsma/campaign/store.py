@@ -41,6 +41,7 @@ __all__ = [
     "read_unit",
     "remove_stale_temporaries",
     "rows_digest",
+    "table_info",
     "unit_info",
     "unit_name",
     "write_unit",
@@ -86,6 +87,9 @@ class UnitStamp:
     unit: WorkUnit
     spec_digest: str
     model_fingerprint: str
+    # Specs this campaign had before it was extended to more samples: their units'
+    # rows are the same, so their files are trusted too.
+    earlier_digests: tuple[str, ...] = ()
 
 
 def _canonical_bytes(column: pa.Array) -> Iterator[bytes]:
@@ -171,6 +175,30 @@ class UnitInfo:
     seconds: float
 
 
+def _footer_info(metadata: dict[bytes, bytes], stamp: UnitStamp, where: str) -> UnitInfo | None:
+    """The unit's row count and seconds from its footer's metadata, or None (logged) if
+    the footer is damaged or belongs to another unit, configuration or model."""
+    try:
+        rows, seconds = int(metadata[b"jsma.rows"]), float(metadata[b"jsma.seconds"])
+    except (KeyError, ValueError) as error:
+        logger.warning("%s: damaged unit file (%s); it will be redone", where, _describe(error))
+        return None
+    expected = {b"jsma.unit": stamp.unit.name, b"jsma.model": stamp.model_fingerprint}
+    digests = {digest.encode() for digest in (stamp.spec_digest, *stamp.earlier_digests)}
+    if (
+        any(metadata.get(key) != value.encode() for key, value in expected.items())
+        or metadata.get(b"jsma.spec") not in digests
+    ):
+        logger.warning("%s: made for another unit, configuration or model; redone", where)
+        return None
+    if rows < 0 or not seconds >= 0:
+        logger.warning(
+            "%s: damaged footer (rows %d, seconds %r); it will be redone", where, rows, seconds
+        )
+        return None
+    return UnitInfo(rows, seconds)
+
+
 def unit_info(folder: Folder, stamp: UnitStamp) -> UnitInfo | None:
     """The footer's account of a unit file, or None if it is absent, damaged or not this
     unit's (another unit, spec or model).
@@ -182,59 +210,53 @@ def unit_info(folder: Folder, stamp: UnitStamp) -> UnitInfo | None:
     try:
         with folder.open(name) as source:
             metadata = pq.read_metadata(source).metadata or {}
-        rows, seconds = int(metadata[b"jsma.rows"]), float(metadata[b"jsma.seconds"])
     except FileNotFoundError:
         return None
     except Exception as error:
         logger.warning("%s: damaged unit file (%s); it will be redone", where, _describe(error))
         return None
-    expected = {
-        b"jsma.unit": stamp.unit.name,
-        b"jsma.spec": stamp.spec_digest,
-        b"jsma.model": stamp.model_fingerprint,
-    }
-    if any(metadata.get(key) != value.encode() for key, value in expected.items()):
-        logger.warning("%s: made for another unit, configuration or model; redone", where)
-        return None
-    if rows < 0 or not seconds >= 0:
-        logger.warning(
-            "%s: damaged footer (rows %d, seconds %r); it will be redone", where, rows, seconds
-        )
-        return None
-    return UnitInfo(rows, seconds)
+    return _footer_info(metadata, stamp, where)
 
 
 def read_unit(folder: Folder, stamp: UnitStamp) -> pa.Table | None:
     """A unit's rows after every check (footer, page checksums, row count, the digest of
-    the values, the rows' own consistency), else None.
+    the values, the rows' own consistency), else None. The file is opened once.
 
     Files of 0.1.0 carry no digest; they get every other check.
     """
-    info = unit_info(folder, stamp)
-    if info is None:
-        return None
     name = unit_name(stamp.unit)
+    where = f"{folder}/{name}"
     try:
         # One file, read as one file: `pq.read_table(path)` would take `key=value`
         # folders on the path for Hive partitions and add their columns.
         with folder.open(name) as source:
-            table = pq.ParquetFile(source, page_checksum_verification=True).read()
+            parquet = pq.ParquetFile(source, page_checksum_verification=True)
+            info = _footer_info(parquet.metadata.metadata or {}, stamp, where)
+            if info is None:
+                return None
+            table = parquet.read()
+    except FileNotFoundError:
+        return None
     except Exception as error:
-        logger.warning(
-            "%s/%s: damaged unit file (%s); it will be redone", folder, name, _describe(error)
-        )
+        logger.warning("%s: damaged unit file (%s); it will be redone", where, _describe(error))
         return None
     if table.num_rows != info.rows or not table.schema.remove_metadata().equals(SCHEMA):
-        logger.warning("%s/%s: unexpected rows or columns; it will be redone", folder, name)
+        logger.warning("%s: unexpected rows or columns; it will be redone", where)
         return None
     stored = (table.schema.metadata or {}).get(b"jsma.digest")
     if stored is not None and stored != rows_digest(table).encode():
-        logger.warning("%s/%s: values differ from their digest; it will be redone", folder, name)
+        logger.warning("%s: values differ from their digest; it will be redone", where)
         return None
     if (problem := _contradictions(table)) is not None:
-        logger.warning("%s/%s: inconsistent rows (%s); it will be redone", folder, name, problem)
+        logger.warning("%s: inconsistent rows (%s); it will be redone", where, problem)
         return None
     return table
+
+
+def table_info(table: pa.Table) -> UnitInfo:
+    """What the footer of the unit file `table` was read from says (rows, seconds)."""
+    metadata = table.schema.metadata or {}
+    return UnitInfo(int(metadata[b"jsma.rows"]), float(metadata[b"jsma.seconds"]))
 
 
 def _describe(error: BaseException) -> str:

@@ -20,12 +20,12 @@ from torch import nn
 from jsma._io import atomic_write
 from jsma._records import loads_json
 from jsma.attacks import Output
-from jsma.campaign import load_results, run_campaign
+from jsma.campaign import Campaign, run_campaign
 from jsma.campaign.manifest import Manifest, open_campaign
 from jsma.campaign.runner import model_fingerprint
 from jsma.data.dataset import Dataset
 from jsma.errors import JSMAError
-from jsma.metrics import CampaignArrays, SetResults, results_by_split
+from jsma.metrics import SetResults, results_by_split
 
 __all__ = [
     "DEFENSE_FILE",
@@ -139,7 +139,7 @@ def read_defense(directory: Path) -> DefenseRecord:
 
 def campaign_results(campaign: Path) -> SetResults:
     """The campaign's results line over all its sets (the average with several)."""
-    return results_by_split(CampaignArrays.from_table(load_results(campaign)))[-1]
+    return results_by_split(Campaign.open(campaign).arrays())[-1]
 
 
 def comparison_lines(entries: Sequence[DefendedCampaign]) -> list[str]:

@@ -26,8 +26,7 @@ import torch
 from torch import nn
 
 from jsma.attacks import JSMA
-from jsma.campaign import crafted_samples, model_fingerprint
-from jsma.campaign.manifest import open_campaign
+from jsma.campaign import Campaign, model_fingerprint
 from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
@@ -153,13 +152,14 @@ def campaign_training_samples(
     Campaigns on other splits are refused: training on samples crafted from
     validation or test images would leak them into the evaluation.
     """
-    splits = open_campaign(campaign).spec.splits
+    opened = Campaign.open(campaign)
+    splits = opened.manifest.spec.splits
     if splits != ("train",):
         raise JSMAError(
             f"{campaign}: attacks samples of {list(splits)}; adversarial training takes "
             "campaigns on the training split only (others would leak evaluation images)"
         )
-    samples = crafted_samples(campaign, dataset)
+    samples = opened.samples(dataset)
     return samples.adversarial, samples.sources
 
 

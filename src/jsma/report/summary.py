@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from jsma.campaign import CampaignStatus, campaign_status, load_results
-from jsma.campaign.location import Folder, folder_at
-from jsma.campaign.manifest import Manifest, open_campaign
+from jsma.campaign import Campaign, CampaignLike, CampaignStatus
+from jsma.campaign.location import Folder
+from jsma.campaign.manifest import Manifest
 from jsma.metrics import (
     BudgetCurves,
     CampaignArrays,
@@ -108,13 +107,13 @@ class CampaignSummary:
         }
 
 
-def summarise(where: str | os.PathLike[str] | Folder) -> CampaignSummary:
+def summarise(where: CampaignLike) -> CampaignSummary:
     """Read a finished campaign (a directory or a storage URI) and compute every metric
     the report shows."""
-    directory = folder_at(where)
-    manifest = open_campaign(directory)
-    status = campaign_status(directory)
-    arrays = CampaignArrays.from_table(load_results(directory))
+    campaign = Campaign.open(where)  # every unit read and verified once
+    directory, manifest = campaign.folder, campaign.manifest
+    status = campaign.status()
+    arrays = campaign.arrays()
     classes = manifest.data.num_classes
     features = int(np.prod(manifest.data.input_shape))
     settings = manifest.spec.attack

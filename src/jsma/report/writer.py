@@ -12,7 +12,6 @@ import datetime
 import html
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata, resources
@@ -24,9 +23,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from jsma._io import atomic_write, ensure_writable
-from jsma.campaign import load_results
-from jsma.campaign.location import Folder
-from jsma.campaign.manifest import open_campaign
+from jsma.campaign import Campaign, CampaignLike
 from jsma.data.dataset import Dataset
 from jsma.defenses.detection import (
     DetectionSummary,
@@ -40,7 +37,7 @@ from jsma.defenses.figures import comparison_figure, detection_figure
 from jsma.defenses.runs import GAN_FIGURE
 from jsma.experiments.toy import TOY_FIGURE, read_toy
 from jsma.gan import read_gan_run
-from jsma.metrics import CampaignArrays, results_by_split, success_matrix
+from jsma.metrics import results_by_split, success_matrix
 from jsma.paper import CLOSEST, PAPER
 from jsma.plotting import figure_png
 from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
@@ -174,7 +171,7 @@ def _configuration(summaries: Sequence[CampaignSummary]) -> str:
 
 
 def write_report(
-    campaigns: Sequence[str | os.PathLike[str] | Folder],
+    campaigns: Sequence[CampaignLike],
     out: Path,
     dataset: Dataset | None = None,
     *,
@@ -354,7 +351,8 @@ def _defense_sections(directories: Sequence[Path]) -> tuple[_Section, list[dict[
         rows, matrices = [], []
         for entry in record.entries:
             # Only the results line and the success matrix: no need for the whole summary.
-            arrays = CampaignArrays.from_table(load_results(entry.campaign))
+            campaign = Campaign.open(entry.campaign)
+            arrays = campaign.arrays()
             line = results_by_split(arrays)[-1]
             rows.append(
                 f"<tr><td class='name'>{html.escape(entry.model)}</td>"
@@ -364,7 +362,7 @@ def _defense_sections(directories: Sequence[Path]) -> tuple[_Section, list[dict[
                 f"<td>{_points(line.mean_distortion_success)}</td>"
                 f"<td>{_points(line.mean_distortion_all)}</td></tr>"
             )
-            classes = open_campaign(entry.campaign).data.num_classes
+            classes = campaign.manifest.data.num_classes
             matrices.append((f"{entry.model}, {entry.output}", success_matrix(arrays, classes)))
         title = html.escape(record.kind.replace("-", " ").capitalize())
         details = "; ".join(f"{key}: {value}" for key, value in record.details.items())

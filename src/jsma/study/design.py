@@ -32,10 +32,11 @@ from matplotlib import image as mpimage
 from torch import nn
 
 from jsma._io import ensure_writable
-from jsma.campaign import load_results, open_campaign
+from jsma.campaign import Campaign
+from jsma.campaign.samples import rebuilt_samples
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.metrics import CampaignArrays, adversarial_samples
+from jsma.metrics import CampaignArrays
 from jsma.models import predict
 
 logger = logging.getLogger(__name__)
@@ -274,6 +275,20 @@ def choose_stimuli(
     return chosen
 
 
+def _picked_images(
+    picks: Sequence[_Candidate], arrays: Sequence[CampaignArrays], dataset: Dataset
+) -> tuple[np.ndarray, np.ndarray]:
+    """The adversarial samples and the originals of `picks`, in their order, rebuilt
+    campaign by campaign (`rebuilt_samples`, the one way the project rebuilds them)."""
+    shape = (len(picks), *dataset.input_shape)
+    adversarial, originals = np.empty(shape), np.empty(shape, dtype=np.float32)
+    for position in sorted({p.campaign for p in picks}):
+        where = [i for i, p in enumerate(picks) if p.campaign == position]
+        rows = np.array([picks[i].row for i in where])
+        adversarial[where], originals[where] = rebuilt_samples(arrays[position], rows, dataset)
+    return adversarial, originals
+
+
 def _save_png(path: Path, image: np.ndarray, bounds: tuple[float, float]) -> None:
     """A (1, height, width) image as an 8-bit grayscale PNG at its own resolution (the
     page enlarges it with crisp pixels)."""
@@ -386,12 +401,13 @@ def create_study(
             f"{directory}: exists and is not an empty directory (a study, a campaign or other "
             "files); choose a new directory for the study"
         )
-    manifests = [open_campaign(path) for path in campaigns]
+    opened = [Campaign.open(path) for path in campaigns]
+    manifests = [campaign.manifest for campaign in opened]
     models = {m.model.fingerprint for m in manifests}
     data = {m.data.fingerprint for m in manifests}
     if len(models) > 1 or len(data) > 1:
         raise JSMAError("the campaigns of a study must attack the same model on the same data")
-    arrays = [CampaignArrays.from_table(load_results(path)) for path in campaigns]
+    arrays = [campaign.arrays() for campaign in opened]
     directions = [m.spec.attack.direction for m in manifests]
     chosen = choose_stimuli(arrays, directions, per_condition=per_condition, seed=seed)
     short = _shortfalls(arrays, directions, chosen, per_condition)
@@ -410,12 +426,7 @@ def create_study(
         picks = chosen.get(condition, [])
         if not picks:
             continue
-        originals = np.stack([
-            dataset.split(str(arrays[p.campaign].split[p.row])).tensors(
-                np.array([arrays[p.campaign].index[p.row]])
-            )[0][0].numpy()
-            for p in picks
-        ])  # fmt: skip
+        adversarial_images, originals = _picked_images(picks, arrays, dataset)
         if condition == "benign":
             images = originals.astype(np.float64)
             predictions: list[int | None] = [None] * len(picks)
@@ -423,10 +434,7 @@ def create_study(
                 found = predict(model, torch.from_numpy(originals))
                 predictions = [int(p) for p in found.tolist()]
         else:
-            images = np.stack([
-                adversarial_samples(arrays[p.campaign], originals[i : i + 1], np.array([p.row]))[0]
-                for i, p in enumerate(picks)
-            ])  # fmt: skip
+            images = adversarial_images
             predictions = [int(arrays[p.campaign].target[p.row]) for p in picks]
         for i, pick in enumerate(picks):
             rows = arrays[pick.campaign]
