@@ -22,8 +22,8 @@ from jsma.campaign import (
     open_campaign,
     run_campaign,
 )
-from jsma.campaign.location import LocalFolder
-from jsma.campaign.store import SCHEMA, UnitStamp, campaign_lock, read_unit, unit_name
+from jsma.campaign.location import LocalFolder, folder_at
+from jsma.campaign.store import SCHEMA, UnitStamp, read_unit, unit_name
 from jsma.data import Dataset
 from jsma.errors import StorageError
 from jsma.models import ModelSpec
@@ -214,7 +214,7 @@ def test_changed_configuration_names_the_fields(tiny_dataset: Dataset, campaign:
 def test_second_driver_is_refused(tiny_dataset: Dataset, tmp_path: Path) -> None:
     directory = tmp_path / "run"
     busy = r"another run is using this campaign \(pid \d+"
-    with campaign_lock(directory), pytest.raises(CampaignError, match=busy):
+    with folder_at(directory).lock(), pytest.raises(CampaignError, match=busy):
         run_campaign(directory, SPEC, _model(), tiny_dataset)
     # Released with its holder: the next run goes ahead.
     assert run_campaign(directory, SPEC, _model(), tiny_dataset).complete

@@ -11,7 +11,6 @@ from jsma.campaign.runner import (
     load_results,
     model_fingerprint,
     run_campaign,
-    run_unit,
 )
 from jsma.campaign.samples import CraftedSamples
 from jsma.campaign.spec import AttackSettings, CampaignSpec, TargetRule, WorkUnit
@@ -49,5 +48,4 @@ __all__ = [
     "model_fingerprint",
     "open_campaign",
     "run_campaign",
-    "run_unit",
 ]

@@ -28,7 +28,7 @@ from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.manifest import DataRecord, Manifest, ModelRecord, spec_differences
 from jsma.campaign.spec import CampaignSpec
 from jsma.campaign.store import UNITS, remove_stale_temporaries, unit_info
-from jsma.campaign.unit import UnitData, run_unit
+from jsma.campaign.unit import UnitData
 from jsma.data.dataset import Dataset
 from jsma.errors import CampaignError, Interrupted
 from jsma.models.evaluation import check_model_fits
@@ -41,7 +41,6 @@ __all__ = [
     "load_results",
     "model_fingerprint",
     "run_campaign",
-    "run_unit",
 ]
 
 logger = logging.getLogger(__name__)

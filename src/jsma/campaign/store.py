@@ -15,11 +15,9 @@ without jsma.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jsma.campaign.location import Folder, folder_at
+from jsma.campaign.location import Folder
 from jsma.campaign.spec import WorkUnit
 from jsma.errors import CampaignError
 
@@ -37,7 +35,6 @@ __all__ = [
     "CampaignError",
     "UnitInfo",
     "UnitStamp",
-    "campaign_lock",
     "read_unit",
     "remove_stale_temporaries",
     "rows_digest",
@@ -269,15 +266,3 @@ def remove_stale_temporaries(folder: Folder) -> int:
     for name in stale:
         folder.delete(name)
     return len(stale)
-
-
-def campaign_lock(
-    where: str | os.PathLike[str] | Folder,
-) -> contextlib.AbstractContextManager[None]:
-    """Hold the campaign's exclusive lock, or fail at once saying who holds it.
-
-    A local directory: an advisory `flock` on `DIR/.lock`, dropped by the kernel
-    when its holder exits, however it exits. An object store: a lease object
-    (see `ArrowFolder`).
-    """
-    return folder_at(where).lock()

@@ -21,7 +21,7 @@ from jsma.campaign.store import SCHEMA
 from jsma.context import frozen_eval
 from jsma.data.dataset import SPLIT_NAMES, Dataset, Split
 
-__all__ = ["UnitData", "attack_unit", "run_unit"]
+__all__ = ["UnitData", "attack_unit"]
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,9 @@ def _unit_inputs(
     return indices, images, labels, None
 
 
-def run_unit(
-    model: nn.Module, dataset: Dataset, spec: CampaignSpec, unit: WorkUnit
-) -> tuple[pa.Table, float]:
-    """Attack one unit as one batch; return its rows and the seconds it took."""
-    return attack_unit(model, UnitData.cut(dataset, unit), spec)
-
-
 def attack_unit(model: nn.Module, data: UnitData, spec: CampaignSpec) -> tuple[pa.Table, float]:
-    """`run_unit` on a unit's samples alone (what a worker process has)."""
+    """Attack one unit's samples as one batch (all a worker process has); return its
+    rows and the seconds the attack took."""
     unit = data.unit
     indices, images, sources, targets = _unit_inputs(model, data, spec)
     attack = spec.attack.attack(data.bounds)

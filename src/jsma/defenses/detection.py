@@ -25,9 +25,9 @@ from jsma._io import atomic_write
 from jsma._records import loads_json
 from jsma.campaign import Campaign
 from jsma.campaign.samples import rebuilt_samples
-from jsma.data.dataset import SPLIT_NAMES, Dataset
+from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.metrics import CampaignArrays, sample_keys
+from jsma.metrics import CampaignArrays, attack_keys, sample_keys
 from jsma.settings import DIRECTIONS, Direction, direction_of
 
 __all__ = [
@@ -144,7 +144,7 @@ class DetectionResult:
     roc: RocCurve
     points: tuple[OperatingPoint, ...]
     bucket_counts: tuple[int, ...]
-    attack_keys: np.ndarray  # (attacks,) one int per (split, sample, target), same across campaigns
+    attack_keys: np.ndarray  # (attacks,) metrics.attack_keys: the same across campaigns
     successful_rows: np.ndarray  # rows of `attack_keys` that `adversarial` holds, in order
 
     @property
@@ -209,11 +209,6 @@ def _statistics_of(
         for begin in range(0, len(rows), chunk)
     ]
     return np.concatenate(scores) if scores else np.zeros(0)
-
-
-def _attack_keys(arrays: CampaignArrays) -> np.ndarray:
-    split = np.array([SPLIT_NAMES.index(name) for name in arrays.split], dtype=np.int64)
-    return (split * 10**9 + arrays.index) * 1000 + (arrays.target + 1)
 
 
 def joint_undetected_success_rate(
@@ -305,7 +300,7 @@ def evaluate_detection(
         roc=roc_curve(benign, adversarial),
         points=tuple(points),
         bucket_counts=tuple(int(c) for c in counts),
-        attack_keys=_attack_keys(arrays),
+        attack_keys=attack_keys(arrays),
         successful_rows=successful,
     )
 

@@ -20,6 +20,7 @@ __all__ = [
     "CampaignArrays",
     "SetResults",
     "adversarial_samples",
+    "attack_keys",
     "budget_curves",
     "distance_matrix",
     "distortion_matrix",
@@ -251,10 +252,22 @@ def hardness_matrix(arrays: CampaignArrays, curves: BudgetCurves, num_classes: i
     return hardness
 
 
+def attack_keys(arrays: CampaignArrays, *, with_target: bool = True) -> np.ndarray:
+    """One key per attack, (split, sample index, target): the same attack has the same
+    key in every campaign. A structured array, so numpy's sorting and set routines
+    (`np.unique`, `np.intersect1d`) take it; `with_target=False` keys the sample."""
+    fields = [("split", arrays.split.dtype), ("index", np.int64)]
+    keys = np.empty(len(arrays.index), dtype=[*fields, *([("target", np.int64)] * with_target)])
+    keys["split"], keys["index"] = arrays.split, arrays.index
+    if with_target:
+        keys["target"] = arrays.target
+    return keys
+
+
 def sample_keys(arrays: CampaignArrays) -> np.ndarray:
-    """One integer per (split, sample index): the attacks of one sample share it."""
-    keys = np.char.add(arrays.split.astype(str), np.char.mod(":%d", arrays.index))
-    return np.unique(keys, return_inverse=True)[1].reshape(-1)
+    """One integer per (split, sample index) of this campaign (0, 1, ... in key order):
+    the attacks of one sample share it."""
+    return np.unique(attack_keys(arrays, with_target=False), return_inverse=True)[1].reshape(-1)
 
 
 def robustness(arrays: CampaignArrays) -> tuple[float, float]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from jsma.campaign.samples import rebuilt_samples
 from jsma.data.dataset import Dataset
 from jsma.metrics import sample_keys
 from jsma.plotting import class_matrix
@@ -90,10 +91,12 @@ def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
     axes = figure.subplots(len(chosen), classes, squeeze=False)
     for row, source in enumerate(sorted(chosen)):
         first = chosen[source]
-        split, index = str(arrays.split[first]), int(arrays.index[first])
-        pixels, _ = dataset.split(split).tensors(np.array([index]))
-        image = pixels[0].numpy().astype(np.float64)
         rows = np.flatnonzero(samples == samples[first])
+        attacks = {int(arrays.target[r]): int(r) for r in rows}
+        others = [attacks[c] for c in range(classes) if c != source]
+        crafted, originals = rebuilt_samples(arrays, np.array(others), dataset)
+        images = {c: crafted[i] for i, c in enumerate(c for c in range(classes) if c != source)}
+        images[source] = originals[0]
         for column in range(classes):
             ax = axes[row, column]
             ax.set_xticks([])
@@ -102,20 +105,10 @@ def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
                 ax.set_ylabel(str(source))
             if row == 0:
                 ax.set_title(str(column), fontsize=9)
-            shown = image.copy().reshape(-1)
-            if column != source:
-                (attack,) = rows[arrays.target[rows] == column]
-                start, stop = arrays.trajectory_offsets[attack : attack + 2]
-                for feature, value in zip(
-                    arrays.trajectory_features[start:stop],
-                    arrays.trajectory_values[start:stop],
-                    strict=True,
-                ):
-                    shown[feature] = value
-                if not arrays.success[attack]:
-                    for spine in ax.spines.values():
-                        spine.set_edgecolor("red")
-                        spine.set_linewidth(2)
-            ax.imshow(shown.reshape(image.shape)[0], cmap="gray", vmin=low, vmax=high)
+            if column != source and not arrays.success[attacks[column]]:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("red")
+                    spine.set_linewidth(2)
+            ax.imshow(images[column][0], cmap="gray", vmin=low, vmax=high)
     figure.suptitle(f"{summary.label}: rows source class, columns target class (red: failed)")
     return figure
