@@ -44,7 +44,8 @@ def test_the_distributions_pass_twine_and_carry_the_package_data(dist: Path) -> 
     for needed in (
         "jsma/models/pretrained/lenet-paper-seed0.safetensors",
         "jsma/models/pretrained/lenet-default-seed0.safetensors",
-        "jsma/report/template.html",
+        "jsma/report/templates/report.html",
+        "jsma/report/templates/sections/results.html",
         "jsma/study/templates/consent.html",
         "jsma/study/static/study.js",
         "jsma/py.typed",

@@ -90,7 +90,7 @@ def test_toy_cli_stores_what_the_report_reads(
     assert record.crafting.flipped
     assert f"F(1, 1) = {record.corner_outputs[3]:.4f}" in printed
     (out / TOY_FILE).write_text('{"seed": 0}')
-    with pytest.raises(JSMAError, match=r"toy\.json: not a toy record"):
+    with pytest.raises(JSMAError, match=r"toy\.json: not a valid toy record \(theta: missing"):
         read_toy(out)
     with pytest.raises(JSMAError, match="run `jsma toy --out DIR` first"):
         read_toy(tmp_path)

@@ -13,24 +13,20 @@ on the same samples before the attack.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from jsma._io import atomic_write
-from jsma._records import loads_json
+from jsma._records import read_record, write_record
 from jsma.campaign import Campaign, CampaignLike, model_fingerprint
-from jsma.context import frozen_eval
 from jsma.data.dataset import Dataset
-from jsma.errors import ConfigurationError, JSMAError
-from jsma.models.evaluation import check_model_fits
+from jsma.errors import ConfigurationError
+from jsma.models.evaluation import check_model_fits, predict
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -47,15 +43,6 @@ __all__ = [
 
 DEFAULT_BUCKETS = (0.0, 2.0, 4.0, 6.0, 10.0, 100.0)  # distortion edges, percent of features
 TRANSFER_FILE = "transfer.json"
-
-
-def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
-    """The model's class for each image: (N, C, H, W) -> (N,), in eval mode, batched."""
-    device = next(model.parameters()).device
-    with frozen_eval(model), torch.no_grad():
-        return torch.cat(
-            [model(part.to(device)).argmax(1).cpu() for part in images.split(batch_size)]
-        )
 
 
 def _share(hits: np.ndarray, mask: np.ndarray) -> float:
@@ -101,23 +88,13 @@ class TransferRow:
     benign_accuracy: float  # on the same samples' originals
     crafting_model: bool = False  # the very model the campaign attacked (same weights)
 
-    def to_json(self) -> dict[str, Any]:
-        def nan_free(values: Sequence[float]) -> list[float | None]:
-            return [None if np.isnan(v) else float(v) for v in values]
-
-        return {
-            "crafted_on": self.crafted_on,
-            "evaluated_on": self.evaluated_on,
-            "as_target": nan_free(self.as_target),
-            "misclassified": nan_free(self.misclassified),
-            "benign_accuracy": self.benign_accuracy,
-            "crafting_model": self.crafting_model,
-        }
-
 
 @dataclass(frozen=True)
 class TransferResult:
     """Every pair's row, the bucket edges, and the sample counts per campaign and bucket."""
+
+    KIND: ClassVar[str] = "transfer"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (the same fields, no header)
 
     buckets: tuple[float, ...]
     rows: tuple[TransferRow, ...]
@@ -140,32 +117,6 @@ class TransferResult:
                 for c in self.crafted_on
             ]
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "buckets": list(self.buckets),
-            "counts": {k: list(v) for k, v in self.counts.items()},
-            "rows": [row.to_json() for row in self.rows],
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TransferResult:
-        def numbers(values: Sequence[float | None]) -> tuple[float, ...]:
-            return tuple(float("nan") if v is None else float(v) for v in values)
-
-        rows = tuple(
-            TransferRow(
-                crafted_on=str(row["crafted_on"]),
-                evaluated_on=str(row["evaluated_on"]),
-                as_target=numbers(row["as_target"]),
-                misclassified=numbers(row["misclassified"]),
-                benign_accuracy=float(row["benign_accuracy"]),
-                crafting_model=bool(row.get("crafting_model", False)),
-            )
-            for row in data["rows"]
-        )
-        counts = {str(k): tuple(int(c) for c in v) for k, v in data["counts"].items()}
-        return cls(tuple(float(b) for b in data["buckets"]), rows, counts)
 
 
 def transfer(
@@ -217,21 +168,16 @@ def transfer(
 
 def write_transfer(directory: Path, result: TransferResult) -> Path:
     """Store a transfer result as `directory`/transfer.json (for the report)."""
-    path = directory / TRANSFER_FILE
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(result.to_json(), indent=2).encode())
-    return path
+    return write_record(directory / TRANSFER_FILE, result)
 
 
 def read_transfer(directory: Path) -> TransferResult:
     """The transfer result stored in `directory`, checked."""
-    path = directory / TRANSFER_FILE
-    try:
-        return TransferResult.from_json(loads_json(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise JSMAError(f"{path}: no transfer result here (run `jsma transfer --out`)") from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise JSMAError(f"{path}: damaged transfer result ({error})") from None
+    return read_record(
+        TransferResult,
+        directory / TRANSFER_FILE,
+        missing="no transfer result here (run `jsma transfer --out`)",
+    )
 
 
 def transfer_figure(result: TransferResult) -> Figure:

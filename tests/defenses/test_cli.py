@@ -61,7 +61,7 @@ def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert len(re.findall(r"<img ", page)) == 4 + 2 + 1 + 3  # campaign, across, toy, defenses
     summary = json.loads((report / "summary.json").read_text())
     assert summary["toy"]["grid_accuracy"] > 0.95
-    assert [d["kind"] for d in summary["defenses"]] == [
+    assert [d["defense"] for d in summary["defenses"]] == [
         "detection", "adversarial-training", "distillation",
     ]  # fmt: skip
 

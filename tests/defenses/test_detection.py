@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
+from jsma._records import dumps, load
 from jsma.campaign import load_results
 from jsma.data import Dataset
 from jsma.defenses import (
@@ -19,7 +20,7 @@ from jsma.defenses import (
     threshold_at,
     write_detection,
 )
-from jsma.defenses.detection import read_detection
+from jsma.defenses.detection import StoredDetection, read_detection
 from jsma.defenses.figures import detection_figure
 from jsma.errors import JSMAError
 from jsma.metrics import CampaignArrays
@@ -125,8 +126,11 @@ def test_evaluate_detection_on_a_campaign(
                 assert rate_in_bucket == pytest.approx(flagged[inside].mean())
             else:
                 assert np.isnan(rate_in_bucket)
-    record = json.loads(json.dumps(result.to_json(), allow_nan=False))
-    assert record["auc"] == pytest.approx(result.auc)
+    summary = result.summary()
+    assert summary.auc == result.auc
+    assert summary.points == result.points
+    stored = StoredDetection((summary,), ())  # NaN != NaN: compared as written
+    assert dumps(load(StoredDetection, json.loads(dumps(stored)))) == dumps(stored)
     decreasing = evaluate_detection(campaigns[1], tiny_dataset, false_positive_rates=(0.05, 0.25))
     figure = detection_figure([result.summary(), decreasing.summary()])
     assert len(figure.axes) == 3
@@ -148,25 +152,27 @@ def test_evaluate_detection_on_a_campaign(
     stored = json.loads(path.read_text())
     assert stored["joint"][1]["undetected_success_rate"] == rate
 
-    # The typed reader: what was written, a file written before the rename of
-    # "variant" to "direction", and a damaged one.
+    # The typed reader: what was written, and damaged files naming the field.
     read = read_detection(tmp_path / "d")
     assert read is not None
     assert [r.direction for r in read.results] == ["increasing", "decreasing"]
     assert read.results[0].auc == result.auc
     assert read.results[0].points[1].threshold == result.points[1].threshold
     assert read.joint[1].undetected_success_rate == rate
-    for entry in stored["results"]:
-        entry["variant"] = entry.pop("direction")
-    path.write_text(json.dumps(stored))
-    legacy = read_detection(tmp_path / "d")
-    assert legacy is not None
-    assert [r.direction for r in legacy.results] == ["increasing", "decreasing"]
-    del stored["results"][0]["auc"]
-    path.write_text(json.dumps(stored))
-    damaged = r"detection\.json: not a detection record \(KeyError\('auc'\)"
-    with pytest.raises(JSMAError, match=damaged):
-        read_detection(tmp_path / "d")
+    for damage, message in [
+        (lambda d: d["results"][0].pop("auc"), r"results\[0\]\.auc: missing"),
+        (lambda d: d["results"][1].update(direction="up"), r"results\[1\]\.direction: expected"),
+        (lambda d: d["joint"][0].update(attacks="9"), r"joint\[0\]\.attacks: expected a whole"),
+        (lambda d: d.update(format=7), "format 7, written by a newer jsma"),
+        (lambda d: d.update(kind="toy"), "a 'toy' record, not a detection record"),
+    ]:
+        damaged = json.loads(json.dumps(stored))
+        damage(damaged)
+        path.write_text(json.dumps(damaged))
+        with pytest.raises(
+            JSMAError, match=r"detection\.json: not a valid detection record \(.*" + message
+        ):
+            read_detection(tmp_path / "d")
     assert read_detection(tmp_path / "nothing") is None
 
 

@@ -7,8 +7,11 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
 from jsma.campaign import load_results
 from jsma.cli import main
@@ -44,10 +47,19 @@ def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Pa
     for directory, paper in zip(campaigns, ("97.10%", "64.70%"), strict=True):
         (line,) = results_by_split(CampaignArrays.from_table(load_results(directory)))
         ours = f"<td class='name'>test</td><td>{line.attacks}</td><td>{line.success_rate:.2%}</td>"
-        assert re.search(f"{re.escape(ours)}.*?</tr><tr class='paper'>.*?<td>{paper}</td>", page)
+        paper_row = rf"{re.escape(ours)}.*?</tr>\s*<tr class='paper'>.*?<td>{paper}</td>"
+        assert re.search(paper_row, page, re.S)
     # What was attacked, in words, and where the paper's setting is.
-    assert "Attacked: a model the campaign does not describe, attacked on its logits" in page
-    assert "closest to the paper&#x27;s figures is what <code>jsma replicate</code>" in page
+    assert "Attacked: a lenet given as a module (fingerprint " in page
+    assert "attacked on its logits." in page
+    assert "closest to the paper's figures is what <code>jsma replicate</code>" in page
+    # Every figure drawn here is also a vector PDF; stored PNGs stay PNGs.
+    for path in files.figures:
+        assert path.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    # The configuration: what differs between the two campaigns, then what they share.
+    differs = page[page.index("What differs between the campaigns") : page.index("What they share")]
+    assert "<td>spec.attack.theta</td><td>1.0</td><td>-1.0</td>" in differs
+    assert "spec.unit_size" not in differs
 
     summary = json.loads(files.summary.read_text(), parse_constant=_strict)["campaigns"]
     assert [entry["direction"] for entry in summary] == ["increasing", "decreasing"]
@@ -231,3 +243,38 @@ def test_writing_a_report_reads_each_file_once(
         units = {f"units/{p.name}" for p in (path / "units").glob("*.parquet")}
         assert len(units) == 2
         assert dict(folder.reads) == {"campaign.json": 1, **dict.fromkeys(units, 1)}
+
+
+def test_compared_panels_share_one_zero_anchored_scale(campaigns: list[Path]) -> None:
+    from jsma.report import summarise
+    from jsma.report._sections.campaigns import campaign_sections
+
+    summaries = [summarise(c) for c in campaigns]
+    sections = campaign_sections(summaries, None)
+    for measure, values in (
+        ("success", [s.success * 100 for s in summaries]),
+        ("distortion", [s.distortion for s in summaries]),
+        ("hardness", [s.hardness for s in summaries]),
+        ("distance", [s.distance for s in summaries]),
+    ):
+        panels = [p for section in sections for p in section.pictures if p.stem.endswith(measure)]
+        assert len(panels) == 2
+        images = [_image(p.figure) for p in panels]
+        scales = {image.get_clim() for image in images}
+        assert len(scales) == 1  # the same scale in both campaigns' panels
+        ((low, high),) = scales
+        assert low == 0
+        top = max(float(np.nanmax(v)) for v in values)
+        assert high == (100 if measure == "success" else top)
+        # What each panel plots is its campaign's matrix.
+        for image, matrix in zip(images, values, strict=True):
+            array = image.get_array()
+            assert array is not None
+            plotted = np.ma.masked_invalid(array)
+            assert plotted.filled(np.nan) == pytest.approx(matrix, nan_ok=True)
+
+
+def _image(figure: object) -> AxesImage:
+    assert isinstance(figure, Figure)  # drawn here, not a stored PNG
+    (image,) = figure.axes[0].images
+    return image

@@ -126,7 +126,7 @@ def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_pa
     summary = json.loads(files.summary.read_text())
     assert summary["study"]["participants"] == {"human": 1, "oracle": 1}
     (study / "analysis" / "analysis.json").write_text("{}")
-    with pytest.raises(JSMAError, match="not a study analysis"):
+    with pytest.raises(JSMAError, match="not a valid study-analysis record"):
         read_analysis(study / "analysis")
 
 

@@ -26,10 +26,11 @@ from typing import Any
 
 import torch
 
-from jsma._records import loads_json, record_differences
+from jsma._records import decode, encode, loads_json, record_differences
 from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.errors import CampaignError
+from jsma.models.provenance import ModelProvenance
 
 __all__ = [
     "MANIFEST_NAME",
@@ -43,49 +44,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "campaign.json"
-# 2: 0.1.0; 3: `unit_digests`, the spec digests a unit file may carry (a campaign
-# extended to more samples keeps the units it had).
-_FORMAT = 3
-_READABLE = (2, 3)
+# 2: 0.1.0; 3: 0.2.0, `unit_digests`, the spec digests a unit file may carry (a campaign
+# extended to more samples keeps the units it had); 4: the header's kind, the model's
+# provenance typed (a free-form description before).
+_FORMAT, _KIND = 4, "campaign"
+_READABLE = (2, 3, 4)
 _FIELDS = frozenset(
     ("spec", "spec_digest", "model", "data", "units", "attacks_total", "versions", "created")
 ) | {"digest"}
 
 
-@dataclass(frozen=True)
-class ModelRecord:
-    """The attacked model: its weights' fingerprint and what its maker said about it.
-
-    `about` holds free-form facts (recipe or checkpoint, architecture, accuracies,
-    defense); the fingerprint is what resuming checks.
-    """
-
-    fingerprint: str
-    about: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def architecture(self) -> str:
-        return str(self.about.get("architecture", "model"))
-
-    @property
-    def recipe(self) -> str | None:
-        recipe = self.about.get("recipe")
-        return None if recipe is None else str(recipe)
-
-    @property
-    def checkpoint(self) -> str | None:
-        checkpoint = self.about.get("checkpoint")
-        return None if checkpoint is None else str(checkpoint)
-
-    @property
-    def accuracies(self) -> dict[str, float]:
-        accuracies = self.about.get("accuracies") or {}
-        if not isinstance(accuracies, Mapping):
-            return {}
-        return {str(k): float(v) for k, v in accuracies.items()}
-
-    def to_json(self) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint, **self.about}
+# jsma 0.2.0's name for the model's description, kept for code that imported it.
+ModelRecord = ModelProvenance
 
 
 @dataclass(frozen=True)
@@ -100,14 +70,7 @@ class DataRecord:
     split_sizes: Mapping[str, int]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "fingerprint": self.fingerprint,
-            "source": self.source,
-            "num_classes": self.num_classes,
-            "input_shape": list(self.input_shape),
-            "bounds": list(self.bounds),
-            "split_sizes": dict(self.split_sizes),
-        }
+        return dict(encode(self))
 
 
 @dataclass(frozen=True)
@@ -115,7 +78,7 @@ class Manifest:
     """A campaign's identity: spec, model, data, and the units they plan."""
 
     spec: CampaignSpec
-    model: ModelRecord
+    model: ModelProvenance
     data: DataRecord
     versions: Mapping[str, str] = field(default_factory=dict)
     created: str = ""
@@ -124,7 +87,7 @@ class Manifest:
     earlier_digests: tuple[str, ...] = ()
 
     @classmethod
-    def new(cls, spec: CampaignSpec, model: ModelRecord, data: DataRecord) -> Manifest:
+    def new(cls, spec: CampaignSpec, model: ModelProvenance, data: DataRecord) -> Manifest:
         created = datetime.datetime.now(datetime.UTC).isoformat()
         return cls(spec, model, data, _versions(), created)
 
@@ -153,9 +116,10 @@ class Manifest:
         # fmt: off
         content = {
             "format": _FORMAT,
+            "kind": _KIND,
             "spec": self.spec.to_json(),
             "spec_digest": self.spec.digest(),
-            "model": self.model.to_json(),
+            "model": encode(self.model),
             "data": self.data.to_json(),
             # Derived from the spec and the split sizes; written for other tools, checked on read.
             "units": [
@@ -187,6 +151,8 @@ class Manifest:
             raise CampaignError(f"{path}: unreadable campaign manifest ({error})") from error
         if not isinstance(content, dict):
             raise CampaignError(f"{path}: a campaign manifest is a JSON object")
+        if content.get("format") == _FORMAT and content.get("kind") != _KIND:
+            raise CampaignError(f"{path}: not a campaign manifest (kind {content.get('kind')!r})")
         if content.get("format") not in _READABLE:
             raise CampaignError(
                 f"{path}: manifest format {content.get('format')!r}; this jsma reads formats "
@@ -206,25 +172,16 @@ class Manifest:
 
     @classmethod
     def _from_json(cls, content: dict[str, Any]) -> Manifest:
-        model, data = dict(content["model"]), content["data"]
-        fingerprint = _typed(model.pop("fingerprint"), str, "model.fingerprint")
-        shape = tuple(_typed(v, int, "data.input_shape") for v in data["input_shape"])
-        low, high = (float(_typed(v, (int, float), "data.bounds")) for v in data["bounds"])
-        sizes = {
-            _typed(k, str, "data.split_sizes"): _typed(v, int, "data.split_sizes")
-            for k, v in _typed(data["split_sizes"], dict, "data.split_sizes").items()
-        }
+        if content["format"] >= 4:
+            model = decode(ModelProvenance, content["model"], "model")
+        else:  # a free-form description beside the fingerprint
+            about = dict(_typed(content["model"], dict, "model"))
+            fingerprint = _typed(about.pop("fingerprint"), str, "model.fingerprint")
+            model = ModelProvenance.from_description(fingerprint, about)
         return cls(
             spec=CampaignSpec.from_json(_typed(content["spec"], dict, "spec")),
-            model=ModelRecord(fingerprint, model),
-            data=DataRecord(
-                fingerprint=_typed(data["fingerprint"], str, "data.fingerprint"),
-                source=_typed(data["source"], str, "data.source"),
-                num_classes=_typed(data["num_classes"], int, "data.num_classes"),
-                input_shape=shape,
-                bounds=(low, high),
-                split_sizes=sizes,
-            ),
+            model=model,
+            data=decode(DataRecord, content["data"], "data"),
             versions=_typed(content["versions"], dict, "versions"),
             created=_typed(content["created"], str, "created"),
             earlier_digests=tuple(

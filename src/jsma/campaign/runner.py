@@ -13,25 +13,26 @@ import dataclasses
 import hashlib
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from jsma.campaign.campaign import Campaign, CampaignLike, CampaignStatus
 from jsma.campaign.engines import Engine, InProcess, UnitTask
 from jsma.campaign.location import Folder, folder_at
-from jsma.campaign.manifest import DataRecord, Manifest, ModelRecord, spec_differences
+from jsma.campaign.manifest import DataRecord, Manifest, spec_differences
 from jsma.campaign.spec import CampaignSpec
 from jsma.campaign.store import UNITS, remove_stale_temporaries, unit_info
 from jsma.campaign.unit import UnitData
 from jsma.data.dataset import Dataset
-from jsma.errors import CampaignError, Interrupted
+from jsma.errors import CampaignError, ConfigurationError, Interrupted
 from jsma.models.evaluation import check_model_fits
+from jsma.models.provenance import ModelProvenance, model_fingerprint
 
 __all__ = [
     "CampaignStatus",
@@ -44,19 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """SHA-256 of the model's parameters and buffers: names, dtypes, shapes, values."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)};".encode())
-        # reshape: a 0-dim tensor (batch norm's step count) has no byte view of its own.
-        digest.update(
-            value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b""
-        )
-    return digest.hexdigest()
 
 
 def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
@@ -116,12 +104,19 @@ def describe_campaign(
     spec: CampaignSpec,
     model: nn.Module,
     dataset: Dataset,
-    model_description: Mapping[str, Any] | None = None,
+    provenance: ModelProvenance | None = None,
 ) -> Manifest:
-    """The manifest of a campaign of `spec` against `model` on `dataset`."""
+    """The manifest of a campaign of `spec` against `model` on `dataset`; `provenance`
+    (default: the module's own) must be that of `model`."""
+    if provenance is None:
+        provenance = ModelProvenance.of(model)
+    elif provenance.fingerprint != model_fingerprint(model):
+        raise ConfigurationError(
+            "the provenance given is another model's (its fingerprint is not this model's)"
+        )
     return Manifest.new(
         spec,
-        ModelRecord(model_fingerprint(model), dict(model_description or {})),
+        provenance,
         DataRecord(
             fingerprint=data_fingerprint(dataset, spec.splits),
             source=dataset.source,
@@ -139,9 +134,10 @@ def run_campaign(
     model: nn.Module,
     dataset: Dataset,
     *,
-    model_description: dict[str, Any] | None = None,
+    provenance: ModelProvenance | None = None,
     progress: bool = False,
     engine: Engine | None = None,
+    model_description: Mapping[str, Any] | None = None,
 ) -> CampaignStatus:
     """Run (or resume) a campaign in `directory`; return its status at the end.
 
@@ -152,14 +148,23 @@ def run_campaign(
     files are present and sound are skipped; the others are (re)done by
     `engine` (default: one after another in this process; `local_engine(N)`
     for N processes). The rows do not depend on the engine, so a campaign
-    started by one can be resumed by another.
+    started by one can be resumed by another. `provenance` says where `model` came
+    from (`jsma.models.describe_model` for a checkpoint; default: the module alone).
+    `model_description` (a dict, jsma 0.2.0) is deprecated: give `provenance`.
 
     Example:
         >>> spec = CampaignSpec(splits=("test",), samples=100)  # doctest: +SKIP
         >>> status = run_campaign(Path("runs/lenet"), spec, model, load_mnist())  # doctest: +SKIP
     """
     check_model_fits(model, dataset)  # before anything is written
-    asked = describe_campaign(spec, model, dataset, model_description)
+    if model_description is not None:
+        warnings.warn(
+            "model_description is deprecated: give provenance=ModelProvenance.of(model, ...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        provenance = ModelProvenance.from_description(model_fingerprint(model), model_description)
+    asked = describe_campaign(spec, model, dataset, provenance)
     folder = folder_at(directory)
     folder.check()
     folder.ensure_writable(UNITS)

@@ -27,7 +27,7 @@ from jsma.settings import (
 if TYPE_CHECKING:
     from jsma.campaign import Engine
     from jsma.data import Dataset, MnistSource
-    from jsma.models import Evaluation, LoadedModel
+    from jsma.models import Evaluation, LoadedModel, ModelProvenance
 
 Commands = Any  # argparse's private _SubParsersAction
 
@@ -210,8 +210,8 @@ def dataset(args: argparse.Namespace) -> Dataset:
 
 def model_and_description(
     args: argparse.Namespace, data: Dataset
-) -> tuple[LoadedModel, dict[str, Any]]:
-    """The model the options name, and what a campaign manifest should say about it."""
+) -> tuple[LoadedModel, ModelProvenance]:
+    """The model the options name, and where it came from."""
     from jsma.models import resolve_model
 
     return resolve_model(

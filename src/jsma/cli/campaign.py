@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     data = dataset(args)
     loaded, description = model_and_description(args, data)
     status = run_campaign(
-        args.directory, spec, loaded.model, data, model_description=description, progress=True,
+        args.directory, spec, loaded.model, data, provenance=description, progress=True,
         engine=runner,
     )  # fmt: skip
     _print_status(status)
@@ -126,7 +126,7 @@ def _resume(args: argparse.Namespace) -> int:
     )  # fmt: skip
     status = run_campaign(
         args.directory, manifest.spec, loaded.model, data,
-        model_description=description, progress=True, engine=runner,
+        provenance=description, progress=True, engine=runner,
     )  # fmt: skip
     _print_status(status)
     return 0

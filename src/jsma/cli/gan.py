@@ -61,9 +61,9 @@ def _train(args: argparse.Namespace) -> int:
     channels, height, width = data.input_shape
     spec = GanSpec((channels, height, width), data.num_classes, data.bounds, width=args.width)
     recipe = GanRecipe(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    name = description.get("checkpoint") or f"recipe {description.get('recipe')}"
+    name = description.checkpoint or f"recipe {description.recipe}"
     run = run_gan(
-        data, judge.model, args.out, recipe, spec=spec, judge_name=str(name),
+        data, judge.model, args.out, recipe, spec=spec, judge_name=name,
         samples=args.samples, progress=True,
     )  # fmt: skip
     quality, gan = run.quality, run.gan

@@ -81,7 +81,7 @@ def _replicate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     replication = replicate(
         data, loaded.model, directory, samples=samples, splits=splits, output=args.output,
-        model_description=description, progress=True, engine=runner,
+        provenance=description, progress=True, engine=runner,
     )  # fmt: skip
     wall = time.perf_counter() - started
     in_one = "" if isinstance(runner, InProcess) else " in one worker"

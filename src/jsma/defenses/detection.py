@@ -10,25 +10,22 @@ adversarial samples.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from jsma._io import atomic_write
-from jsma._records import loads_json
+from jsma._records import read_record, write_record
 from jsma.campaign import Campaign
 from jsma.campaign.samples import rebuilt_samples
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays, attack_keys, sample_keys
-from jsma.settings import DIRECTIONS, Direction, direction_of
+from jsma.settings import Direction, direction_of
 
 __all__ = [
     "DETECTION_FILE",
@@ -152,51 +149,30 @@ class DetectionResult:
         return self.roc.auc
 
     def summary(self) -> DetectionSummary:
-        """What `write_detection` stores of this result, typed."""
-        return DetectionSummary.from_json(self.to_json())
-
-    def to_json(self) -> dict[str, Any]:
-        # The ROC thinned to at most ~400 points: enough to draw, small enough to read.
+        """What `write_detection` stores of this result: the figures, the operating
+        points, the ROC thinned to at most ~400 points (enough to draw, small enough
+        to read) and the statistic's histogram."""
         keep = np.unique(np.linspace(0, len(self.roc.thresholds) - 1, 400).astype(int))
         top = float(np.quantile(np.concatenate([self.benign, self.adversarial]), 0.995))
         edges = np.linspace(0.0, top, 61)
-        return {
-            "campaign": str(self.campaign),
-            "direction": self.direction,
-            "benign_samples": len(self.benign),
-            "attacks": len(self.attack_keys),
-            "adversarial_samples": len(self.adversarial),
-            "auc": self.auc,
-            "mean_statistic": {
-                "benign": float(self.benign.mean()),
-                "adversarial": float(self.adversarial.mean()) if len(self.adversarial) else None,
-            },
-            "distortion_buckets": list(DISTORTION_BUCKETS),
-            "bucket_counts": list(self.bucket_counts),
-            "operating_points": [
-                {
-                    "calibrated_false_positive_rate": p.calibrated_false_positive_rate,
-                    "threshold": p.threshold,
-                    "test_false_positive_rate": p.test_false_positive_rate,
-                    "detection_rate": p.detection_rate,
-                    "undetected": p.undetected,
-                    "undetected_success_rate": p.undetected_success_rate,
-                    "detection_rate_by_bucket": [
-                        None if np.isnan(v) else v for v in p.detection_rate_by_bucket
-                    ],
-                }
-                for p in self.points
-            ],
-            "histogram": {
-                "edges": edges.tolist(),
-                "benign": np.histogram(self.benign, edges)[0].tolist(),
-                "adversarial": np.histogram(self.adversarial, edges)[0].tolist(),
-            },
-            "roc": {
-                "false_positive_rate": self.roc.false_positive_rate[keep].tolist(),
-                "true_positive_rate": self.roc.true_positive_rate[keep].tolist(),
-            },
-        }
+        return DetectionSummary(
+            campaign=str(self.campaign),
+            direction=self.direction,
+            auc=self.auc,
+            benign_samples=len(self.benign),
+            attacks=len(self.attack_keys),
+            adversarial_samples=len(self.adversarial),
+            mean_benign=float(self.benign.mean()),
+            mean_adversarial=float(self.adversarial.mean()) if len(self.adversarial) else math.nan,
+            points=self.points,
+            distortion_buckets=DISTORTION_BUCKETS,
+            bucket_counts=self.bucket_counts,
+            histogram_edges=tuple(edges.tolist()),
+            histogram_benign=tuple(np.histogram(self.benign, edges)[0].tolist()),
+            histogram_adversarial=tuple(np.histogram(self.adversarial, edges)[0].tolist()),
+            roc_false_positive_rate=tuple(self.roc.false_positive_rate[keep].tolist()),
+            roc_true_positive_rate=tuple(self.roc.true_positive_rate[keep].tolist()),
+        )
 
 
 def _statistics_of(
@@ -307,20 +283,15 @@ def evaluate_detection(
 
 def write_detection(directory: Path, results: Sequence[DetectionResult]) -> Path:
     """Store `results` as `directory`/detection.json (what `jsma report --defenses` reads)."""
-    path = directory / DETECTION_FILE
-    data = {
-        "results": [result.to_json() for result in results],
-        "joint": [record.to_json() for record in joint_records(results)],
-    }
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(data, indent=2).encode())
-    return path
+    stored = StoredDetection(
+        tuple(result.summary() for result in results), tuple(joint_records(results))
+    )
+    return write_record(directory / DETECTION_FILE, stored)
 
 
 @dataclass(frozen=True)
 class DetectionSummary:
-    """What `write_detection` keeps of a `DetectionResult`: the figures, the operating
-    points, the ROC thinned to about 400 points and the statistic's histogram."""
+    """What `write_detection` keeps of a `DetectionResult` (see `DetectionResult.summary`)."""
 
     campaign: str
     direction: Direction
@@ -328,6 +299,8 @@ class DetectionSummary:
     benign_samples: int
     attacks: int
     adversarial_samples: int
+    mean_benign: float
+    mean_adversarial: float  # NaN: no adversarial sample
     points: tuple[OperatingPoint, ...]
     distortion_buckets: tuple[float, ...]
     bucket_counts: tuple[int, ...]
@@ -336,45 +309,6 @@ class DetectionSummary:
     histogram_adversarial: tuple[int, ...]
     roc_false_positive_rate: tuple[float, ...]
     roc_true_positive_rate: tuple[float, ...]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> DetectionSummary:
-        """Read a `DetectionResult.to_json()` document, checking its fields' types."""
-        if "direction" not in data and "variant" in data:  # written before the rename
-            data = {**data, "direction": data["variant"]}
-        direction = data["direction"]
-        if direction not in DIRECTIONS:
-            raise ValueError(f"unknown direction {direction!r}")
-        points = tuple(
-            OperatingPoint(
-                calibrated_false_positive_rate=float(p["calibrated_false_positive_rate"]),
-                threshold=float(p["threshold"]),
-                test_false_positive_rate=float(p["test_false_positive_rate"]),
-                detection_rate=float(p["detection_rate"]),
-                undetected=int(p["undetected"]),
-                undetected_success_rate=float(p["undetected_success_rate"]),
-                detection_rate_by_bucket=tuple(
-                    math.nan if v is None else float(v) for v in p["detection_rate_by_bucket"]
-                ),
-            )
-            for p in data["operating_points"]
-        )
-        return cls(
-            campaign=str(data["campaign"]),
-            direction=direction,
-            auc=float(data["auc"]),
-            benign_samples=int(data["benign_samples"]),
-            attacks=int(data["attacks"]),
-            adversarial_samples=int(data["adversarial_samples"]),
-            points=points,
-            distortion_buckets=tuple(float(v) for v in data["distortion_buckets"]),
-            bucket_counts=tuple(int(v) for v in data["bucket_counts"]),
-            histogram_edges=tuple(float(v) for v in data["histogram"]["edges"]),
-            histogram_benign=tuple(int(v) for v in data["histogram"]["benign"]),
-            histogram_adversarial=tuple(int(v) for v in data["histogram"]["adversarial"]),
-            roc_false_positive_rate=tuple(float(v) for v in data["roc"]["false_positive_rate"]),
-            roc_true_positive_rate=tuple(float(v) for v in data["roc"]["true_positive_rate"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -388,24 +322,44 @@ class JointRecord:
     attacks: int
     campaigns: tuple[str, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "campaigns": list(self.campaigns)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JointRecord:
-        return cls(
-            float(data["calibrated_false_positive_rate"]), float(data["threshold"]),
-            float(data["undetected_success_rate"]), int(data["attacks"]),
-            tuple(str(c) for c in data["campaigns"]),
-        )  # fmt: skip
-
 
 @dataclass(frozen=True)
 class StoredDetection:
     """What `write_detection` stored: one summary per campaign and the joint records."""
 
+    KIND: ClassVar[str] = "detection"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (nested histogram and ROC, no header)
+
     results: tuple[DetectionSummary, ...]
     joint: tuple[JointRecord, ...]
+
+    @classmethod
+    def upgraded(cls, data: dict[str, Any], format: int) -> dict[str, Any]:
+        results = data.get("results")
+        if not isinstance(results, list):
+            return data  # load names the problem
+        return {**data, "results": [_summary_of_format_0(r) for r in results]}
+
+
+def _summary_of_format_0(data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    if "direction" not in data and "variant" in data:  # written before the rename
+        data["direction"] = data.pop("variant")
+    means, histogram, roc = (data.pop(k, {}) for k in ("mean_statistic", "histogram", "roc"))
+    points = data.pop("operating_points", None)
+    return {
+        **data,
+        "mean_benign": means.get("benign"),
+        "mean_adversarial": means.get("adversarial"),
+        "points": points,
+        "histogram_edges": histogram.get("edges"),
+        "histogram_benign": histogram.get("benign"),
+        "histogram_adversarial": histogram.get("adversarial"),
+        "roc_false_positive_rate": roc.get("false_positive_rate"),
+        "roc_true_positive_rate": roc.get("true_positive_rate"),
+    }
 
 
 def read_detection(directory: Path) -> StoredDetection | None:
@@ -414,14 +368,7 @@ def read_detection(directory: Path) -> StoredDetection | None:
     path = directory / DETECTION_FILE
     if not path.is_file():
         return None
-    try:
-        data = loads_json(path.read_text())
-        return StoredDetection(
-            tuple(DetectionSummary.from_json(result) for result in data["results"]),
-            tuple(JointRecord.from_json(record) for record in data["joint"]),
-        )
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise JSMAError(f"{path}: not a detection record ({error!r})") from None
+    return read_record(StoredDetection, path, missing="no detection results here")
 
 
 def joint_records(results: Sequence[DetectionResult]) -> list[JointRecord]:

@@ -9,23 +9,21 @@ nothing is recomputed.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
-from jsma._io import atomic_write
-from jsma._records import loads_json
+from jsma._records import read_record, write_record
 from jsma.attacks import Output
 from jsma.campaign import Campaign, run_campaign
 from jsma.campaign.manifest import Manifest, open_campaign
-from jsma.campaign.runner import model_fingerprint
 from jsma.data.dataset import Dataset
 from jsma.errors import JSMAError
 from jsma.metrics import SetResults, results_by_split
+from jsma.models.provenance import ModelProvenance, model_fingerprint
 
 __all__ = [
     "DEFENSE_FILE",
@@ -69,17 +67,20 @@ def same_campaign(
     directory: Path,
     *,
     output: Output | None = None,
-    model_description: dict[str, Any] | None = None,
+    provenance: ModelProvenance | None = None,
     progress: bool = False,
 ) -> Path:
     """Run (or resume) in `directory` the campaign of `baseline` (same samples, targets
-    and attack) against `model`, optionally with the attack on another `output`."""
-    spec = _baseline_manifest(baseline).spec
+    and attack) against `model`, optionally with the attack on another `output`.
+    `provenance`: where `model` came from (default: the baseline's model's, which
+    must then be `model`)."""
+    stored = _baseline_manifest(baseline)
+    spec = stored.spec
+    if provenance is None:
+        provenance = stored.model
     if output is not None:
         spec = dataclasses.replace(spec, attack=dataclasses.replace(spec.attack, output=output))
-    run_campaign(
-        directory, spec, model, dataset, model_description=model_description, progress=progress
-    )
+    run_campaign(directory, spec, model, dataset, provenance=provenance, progress=progress)
     return directory
 
 
@@ -98,43 +99,33 @@ class DefenseRecord:
     """A defense's evaluation: each model attacked with the baseline's campaign, and how
     the defense was made."""
 
-    kind: str  # "adversarial-training" or "distillation"
+    KIND: ClassVar[str] = "defense"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (no header; `defense` was `kind`)
+
+    defense: str  # "adversarial-training" or "distillation"
     entries: tuple[DefendedCampaign, ...]
     details: dict[str, Any]
+
+    @classmethod
+    def upgraded(cls, data: dict[str, Any], format: int) -> dict[str, Any]:
+        data = dict(data)
+        if "kind" in data:
+            data["defense"] = data.pop("kind")
+        data.setdefault("details", {})
+        return data
 
 
 def write_defense(directory: Path, record: DefenseRecord) -> Path:
     """Store `record` as `directory`/defense.json (what `jsma report --defenses` reads)."""
-    path = directory / DEFENSE_FILE
-    data = {
-        "kind": record.kind,
-        "details": record.details,
-        "entries": [
-            {**dataclasses.asdict(entry), "campaign": str(entry.campaign)}
-            for entry in record.entries
-        ],
-    }
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(data, indent=2).encode())
-    return path
+    return write_record(directory / DEFENSE_FILE, record)
 
 
 def read_defense(directory: Path) -> DefenseRecord:
     """The record `write_defense` stored; a `JSMAError` naming the file if absent or damaged."""
     path = directory / DEFENSE_FILE if directory.is_dir() else directory
-    try:
-        data = loads_json(path.read_text())
-        entries = tuple(
-            DefendedCampaign(
-                str(e["model"]), str(e["output"]), float(e["test_accuracy"]), Path(e["campaign"])
-            )
-            for e in data["entries"]
-        )
-        return DefenseRecord(str(data["kind"]), entries, dict(data.get("details", {})))
-    except FileNotFoundError:
-        raise JSMAError(f"{path}: no defense results here (run `jsma defend` first)") from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise JSMAError(f"{path}: not a defense record ({error})") from None
+    return read_record(
+        DefenseRecord, path, missing="no defense results here (run `jsma defend` first)"
+    )
 
 
 def campaign_results(campaign: Path) -> SetResults:

@@ -14,7 +14,6 @@ from typing import Any
 from torch import nn
 
 from jsma.attacks import JSMA, Output
-from jsma.campaign import model_fingerprint
 from jsma.data.dataset import Dataset
 from jsma.defenses.evaluation import (
     DefendedCampaign,
@@ -28,7 +27,15 @@ from jsma.defenses.figures import generated_adversarial_figure
 from jsma.defenses.training import adversarial_training, distill
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.gan import load_generator
-from jsma.models import LoadedModel, Recipe, evaluate, load_checkpoint, save_checkpoint
+from jsma.models import (
+    LoadedModel,
+    Recipe,
+    describe_model,
+    evaluate,
+    load_checkpoint,
+    model_fingerprint,
+    save_checkpoint,
+)
 from jsma.models.training import TrainingResult
 from jsma.plotting import save_figure
 
@@ -108,8 +115,7 @@ def run_adversarial_training(
     output = baseline_output(baseline)
     attacked = same_campaign(
         baseline, defended.model, dataset, directory / "campaign",
-        model_description={"checkpoint": str((directory / "model.safetensors").resolve()),
-                           "defense": dict(defended.info.defense)},
+        provenance=describe_model(defended, checkpoint=directory / "model.safetensors"),
         progress=progress,
     )  # fmt: skip
     record = DefenseRecord(
@@ -162,7 +168,7 @@ def run_distillation(
         if output != base_output:
             campaign = same_campaign(
                 baseline, model, dataset, directory / f"undefended-{output}",
-                output=output, model_description={"defense": {}}, progress=progress,
+                output=output, progress=progress,
             )  # fmt: skip
         entries.append(DefendedCampaign("undefended", output, accuracy, campaign))
     for temperature in temperatures:
@@ -191,8 +197,7 @@ def run_distillation(
         for output in outputs:
             campaign = same_campaign(
                 baseline, student.model, dataset, folder / output, output=output,
-                model_description={"checkpoint": str((folder / "student.safetensors").resolve()),
-                                   "defense": description},
+                provenance=describe_model(student, checkpoint=folder / "student.safetensors"),
                 progress=progress,
             )  # fmt: skip
             entries.append(

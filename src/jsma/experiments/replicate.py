@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
 from jsma.campaign import AttackSettings, CampaignSpec, Engine, run_campaign
 from jsma.data.dataset import Dataset
+from jsma.models.provenance import ModelProvenance
 from jsma.paper import CLOSEST, PAPER_SAMPLES_PER_SET, PAPER_SETS
 from jsma.report import CampaignSummary, ReportFiles, render_report, summarise
 from jsma.settings import PAPER_MAX_DISTORTION, Output
@@ -57,7 +57,7 @@ def replicate(
     samples: int | None = 1000,
     splits: tuple[str, ...] = ("test",),
     output: Output = CLOSEST.output,
-    model_description: dict[str, Any] | None = None,
+    provenance: ModelProvenance | None = None,
     progress: bool = False,
     engine: Engine | None = None,
 ) -> Replication:
@@ -70,7 +70,8 @@ def replicate(
     `directory`/report. `output` is what the attack differentiates: the
     softmax probabilities (the default: the setting closest to the paper's
     figures, see `jsma.paper.CLOSEST`) or the logits (the paper's text).
-    `engine` runs the units (default: this process; see `jsma.campaign.local_engine`).
+    `engine` runs the units (default: this process; see `jsma.campaign.local_engine`);
+    `provenance` says where `model` came from (see `jsma.models.describe_model`).
     """
     campaigns = []
     for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
@@ -82,7 +83,7 @@ def replicate(
         logger.info("%s campaign: %s", name, directory / name)
         run_campaign(
             directory / name, spec, model, dataset,
-            model_description=model_description, progress=progress, engine=engine,
+            provenance=provenance, progress=progress, engine=engine,
         )  # fmt: skip
         campaigns.append(summarise(directory / name))
     report = render_report(campaigns, directory / "report", dataset)

@@ -9,18 +9,16 @@ to change. `craft_toy` follows it from an input mapped to 0 until F(X) > 0.5.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from jsma._io import atomic_write
-from jsma._records import loads_json
+from jsma._records import read_record, write_record
 from jsma.attacks import forward_derivative
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.models.networks import AndNet
@@ -206,22 +204,27 @@ TOY_FIGURE = "toy-and.png"
 class ToyRecord:
     """What `run_toy` stores: the network's fit, the crafted path, and the settings."""
 
+    KIND: ClassVar[str] = "toy"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (no header, the path's parts flat)
+
     seed: int
     theta: float
     corner_outputs: tuple[float, float, float, float]
     grid_accuracy: float
     crafting: ToyCrafting
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "seed": self.seed,
-            "theta": self.theta,
-            "corner_outputs": list(self.corner_outputs),
-            "grid_accuracy": self.grid_accuracy,
-            "crafted_path": self.crafting.points.tolist(),
-            "crafted_outputs": self.crafting.outputs.tolist(),
-            "crafted_features": list(self.crafting.features),
-        }
+    @classmethod
+    def upgraded(cls, data: dict[str, Any], format: int) -> dict[str, Any]:
+        data = dict(data)
+        parts = {new: data.pop(old, None) for old, new in _FORMAT_0_CRAFTING.items()}
+        return {**data, "crafting": parts}
+
+
+_FORMAT_0_CRAFTING = {
+    "crafted_path": "points",
+    "crafted_outputs": "outputs",
+    "crafted_features": "features",
+}
 
 
 def run_toy(
@@ -237,28 +240,21 @@ def run_toy(
     crafting = craft_toy(toy.model, start, theta=theta)
     record = ToyRecord(seed, theta, toy.corner_outputs, toy.grid_accuracy, crafting)
     save_figure(toy_figure(toy_surfaces(toy.model), crafting), directory / TOY_FIGURE)
-    with atomic_write(directory / TOY_FILE) as handle:
-        handle.write(json.dumps(record.to_json(), indent=2).encode())
+    write_record(directory / TOY_FILE, record)
     return record
 
 
 def read_toy(directory: Path) -> ToyRecord:
     """The record `run_toy` stored in `directory`; a `JSMAError` naming the file if it is
     absent or damaged."""
-    path = directory / TOY_FILE
-    try:
-        data = loads_json(path.read_text())
-        low, mid_a, mid_b, high = (float(v) for v in data["corner_outputs"])
-        crafting = ToyCrafting(
-            np.asarray(data["crafted_path"], dtype=np.float64).reshape(-1, 2),
-            np.asarray(data["crafted_outputs"], dtype=np.float64),
-            tuple(int(f) for f in data["crafted_features"]),
+    record = read_record(
+        ToyRecord,
+        directory / TOY_FILE,
+        missing="no toy results here (run `jsma toy --out DIR` first)",
+    )
+    if record.crafting.points.shape != (len(record.crafting.outputs), 2):
+        raise JSMAError(
+            f"{directory / TOY_FILE}: not a valid toy record (the crafted path is not one "
+            "(x1, x2) point per output)"
         )
-        return ToyRecord(
-            int(data["seed"]), float(data["theta"]), (low, mid_a, mid_b, high),
-            float(data["grid_accuracy"]), crafting,
-        )  # fmt: skip
-    except FileNotFoundError:
-        raise JSMAError(f"{path}: no toy results here (run `jsma toy --out DIR` first)") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise JSMAError(f"{path}: not a toy record ({error!r})") from None
+    return record

@@ -4,7 +4,7 @@
 from jsma.gan.checkpoint import LoadedGenerator, load_generator, save_generator
 from jsma.gan.networks import Discriminator, GanSpec, Generator
 from jsma.gan.quality import GanQuality, frechet_distance, gan_quality, penultimate_features
-from jsma.gan.runs import GanRun, read_gan_run, run_gan, samples_figure
+from jsma.gan.runs import GanRun, GanRunSummary, read_gan_run, run_gan, samples_figure
 from jsma.gan.training import GanEpoch, GanRecipe, TrainedGan, generate, train_gan
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "GanQuality",
     "GanRecipe",
     "GanRun",
+    "GanRunSummary",
     "GanSpec",
     "Generator",
     "LoadedGenerator",

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from jsma._io import atomic_write, ensure_writable
-from jsma._records import loads_json
+from jsma._io import ensure_writable
+from jsma._records import read_record, write_record
 from jsma.data.dataset import Dataset
 from jsma.errors import JSMAError
 from jsma.gan.checkpoint import GENERATOR_FILE, save_generator
 from jsma.gan.networks import GanSpec, Generator
 from jsma.gan.quality import GanQuality, check_quality_settings, gan_quality
-from jsma.gan.training import GanRecipe, TrainedGan, generate, train_gan
+from jsma.gan.training import GanEpoch, GanRecipe, TrainedGan, generate, train_gan
 from jsma.plotting import save_figure, show_image
 
-__all__ = ["GanRun", "read_gan_run", "run_gan", "samples_figure"]
+__all__ = ["GanRun", "GanRunSummary", "read_gan_run", "run_gan", "samples_figure"]
 
 STATE_FILE = "training.safetensors"
 QUALITY_FILE = "quality.json"
@@ -42,6 +41,23 @@ def samples_figure(generator: Generator, *, per_class: int = 10, seed: int = 0) 
             axes.set_ylabel(str(position // per_class), rotation=0, labelpad=8)
     figure.suptitle("generated digits, one class per row (conditional DCGAN)")
     return figure
+
+
+@dataclass(frozen=True)
+class GanRunSummary:
+    """What `run_gan` stores in quality.json: the judged quality and how the GAN was made."""
+
+    KIND: ClassVar[str] = "gan-run"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (the same fields, no header)
+
+    judge: str
+    quality: GanQuality
+    recipe: GanRecipe
+    spec: GanSpec
+    epochs: int
+    training_seconds: float
+    median_epoch_seconds: float
+    history: tuple[GanEpoch, ...]
 
 
 @dataclass(frozen=True)
@@ -79,34 +95,30 @@ def run_gan(
     save_generator(checkpoint, gan)
     quality = gan_quality(gan.generator, judge, dataset, samples=samples, seed=gan.recipe.seed)
     seconds = [epoch.seconds for epoch in gan.history]
-    summary = {
-        "judge": judge_name,
-        "quality": quality.to_json(),
-        "recipe": gan.recipe.to_json(),
-        "spec": gan.spec.to_json(),
-        "epochs": len(gan.history),
-        "training_seconds": float(np.sum(seconds)),
-        "median_epoch_seconds": float(np.median(seconds)),
-        "history": [asdict(epoch) for epoch in gan.history],
-    }
-    with atomic_write(out / QUALITY_FILE) as handle:
-        handle.write(json.dumps(summary, indent=2).encode())
+    summary = GanRunSummary(
+        judge=judge_name,
+        quality=quality,
+        recipe=gan.recipe,
+        spec=gan.spec,
+        epochs=len(gan.history),
+        training_seconds=float(np.sum(seconds)),
+        median_epoch_seconds=float(np.median(seconds)),
+        history=tuple(gan.history),
+    )
+    write_record(out / QUALITY_FILE, summary)
     figure = save_figure(samples_figure(gan.generator, seed=gan.recipe.seed), out / SAMPLES_FIGURE)
     return GanRun(gan, quality, checkpoint, figure, out / QUALITY_FILE)
 
 
-def read_gan_run(directory: Path) -> tuple[dict[str, Any], bytes]:
+def read_gan_run(directory: Path) -> tuple[GanRunSummary, bytes]:
     """What `run_gan` stored in `directory`: its summary (quality.json) and the grid PNG."""
+    advice = "run `jsma gan train --out DIR`"
+    missing = f"no GAN run here ({advice})"
+    summary = read_record(GanRunSummary, directory / QUALITY_FILE, missing=missing)
     try:
-        summary = loads_json((directory / QUALITY_FILE).read_text(encoding="utf-8"))
         figure = (directory / SAMPLES_FIGURE).read_bytes()
-        quality = summary["quality"]
-        float(quality["as_asked"]), float(quality["fid_generated_test"]), int(summary["epochs"])
-    except FileNotFoundError as error:
+    except FileNotFoundError:
         raise JSMAError(
-            f"{directory}: no GAN run here ({Path(error.filename).name} missing; "
-            "run `jsma gan train --out DIR`)"
+            f"{directory}: no GAN run here ({SAMPLES_FIGURE} missing; {advice})"
         ) from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise JSMAError(f"{directory}/{QUALITY_FILE}: damaged GAN summary ({error})") from None
     return summary, figure

@@ -11,6 +11,7 @@ from jsma.models.checkpoint import (
 )
 from jsma.models.evaluation import Evaluation, check_model_fits, evaluate, predict
 from jsma.models.networks import MLP, Activation, AndNet, LeNet
+from jsma.models.provenance import ModelProvenance, model_fingerprint
 from jsma.models.registry import ARCHITECTURES, ModelSpec, build_model
 from jsma.models.training import (
     RECIPES,
@@ -39,6 +40,7 @@ __all__ = [
     "Evaluation",
     "LeNet",
     "LoadedModel",
+    "ModelProvenance",
     "ModelSpec",
     "Objective",
     "Recipe",
@@ -54,6 +56,7 @@ __all__ = [
     "get_recipe",
     "load_checkpoint",
     "load_weights",
+    "model_fingerprint",
     "packaged_model_path",
     "predict",
     "pretrained",

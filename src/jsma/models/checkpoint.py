@@ -17,6 +17,7 @@ from torch import nn
 from jsma._io import atomic_write
 from jsma._records import loads_json
 from jsma.errors import CheckpointError
+from jsma.models.provenance import ModelProvenance
 from jsma.models.registry import ModelSpec
 
 __all__ = [
@@ -102,18 +103,19 @@ class LoadedModel:
 
 def describe_model(
     loaded: LoadedModel, *, checkpoint: Path | None = None, recipe: str | None = None
-) -> dict[str, Any]:
-    """What a campaign manifest says about a model: where it came from (a checkpoint
-    file, else a recipe of the model cache), its architecture, training and accuracies."""
-    where: dict[str, Any] = (
-        {"checkpoint": str(checkpoint.resolve())} if checkpoint is not None else {"recipe": recipe}
+) -> ModelProvenance:
+    """Where a model came from (a checkpoint file, else a recipe of the model cache),
+    with what its checkpoint says: architecture, training, accuracies, defense."""
+    training = loaded.info.recipe.get("name")
+    return ModelProvenance.of(
+        loaded.model,
+        architecture=loaded.info.spec.architecture,
+        recipe=None if checkpoint is not None else recipe,
+        checkpoint=None if checkpoint is None else str(checkpoint.resolve()),
+        training=None if training is None else str(training),
+        accuracies=dict(loaded.info.accuracies),
+        defense=dict(loaded.info.defense),
     )
-    return {
-        **where,
-        "architecture": loaded.info.spec.architecture,
-        "training": loaded.info.recipe.get("name"),
-        "accuracies": dict(loaded.info.accuracies),
-    }
 
 
 def save_checkpoint(path: Path, model: nn.Module, info: CheckpointInfo) -> None:

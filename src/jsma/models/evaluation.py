@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,9 +59,11 @@ class Evaluation:
 
 
 def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted classes (n,) for images (n, ...), in batches, without gradients."""
+    """Predicted classes (n,) for images (n, ...), in batches, without gradients: each
+    batch moved to the model's device, the classes returned on the CPU."""
+    device = next(itertools.chain(model.parameters(), model.buffers()), images).device
     with frozen_eval(model), torch.no_grad():
-        chunks = [model(chunk).argmax(dim=1) for chunk in images.split(batch_size)]
+        chunks = [model(chunk.to(device)).argmax(dim=1).cpu() for chunk in images.split(batch_size)]
     return torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.long)
 
 

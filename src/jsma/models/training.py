@@ -26,6 +26,7 @@ from jsma.models.checkpoint import (
 )
 from jsma.models.evaluation import evaluate
 from jsma.models.networks import Activation
+from jsma.models.provenance import ModelProvenance
 from jsma.models.registry import ModelSpec
 
 __all__ = [
@@ -377,9 +378,9 @@ def resolve_model(
     recipe: str = "default",
     progress: bool = False,
     retrain: bool = False,
-) -> tuple[LoadedModel, dict[str, Any]]:
+) -> tuple[LoadedModel, ModelProvenance]:
     """The model a command names (a checkpoint file, else a recipe's cached model) and
-    what a campaign manifest should say about it (see `describe_model`)."""
+    where it came from (see `describe_model`)."""
     if checkpoint is not None:
         loaded = load_checkpoint(checkpoint)
     else:

@@ -22,12 +22,18 @@ __all__ = [
 
 
 def heatmap(
-    values: np.ndarray, title: str, *, fmt: str = "{:.2f}", cmap: str = "viridis"
+    values: np.ndarray,
+    title: str,
+    *,
+    fmt: str = "{:.2f}",
+    cmap: str = "viridis",
+    limits: tuple[float, float] | None = None,
 ) -> Figure:
-    """A (classes x classes) matrix, rows = source class, columns = target class."""
+    """A (classes x classes) matrix, rows = source class, columns = target class;
+    `limits` fixes the colour scale (to compare panels), else it spans the values."""
     figure = Figure(figsize=(5.2, 4.4), layout="constrained")
     axes = figure.subplots()
-    image = class_matrix(axes, values, fmt=fmt, cmap=cmap)
+    image = class_matrix(axes, values, fmt=fmt, cmap=cmap, limits=limits)
     axes.set_title(title)
     figure.colorbar(image, ax=axes, shrink=0.85)
     return figure

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from jsma._records import encode
 from jsma.campaign import Campaign, CampaignLike, CampaignStatus
 from jsma.campaign.location import Folder
 from jsma.campaign.manifest import Manifest
@@ -26,7 +27,7 @@ from jsma.metrics import (
 )
 from jsma.settings import Direction, direction_of
 
-__all__ = ["CampaignSummary", "summarise"]
+__all__ = ["CampaignSummary", "ReportSummary", "summarise"]
 
 # Budgets for the curves and the hardness integral: every 0.5% up to the campaign's.
 _BUDGET_STEP = 0.005
@@ -76,7 +77,7 @@ class CampaignSummary:
             "directory": str(self.directory),
             "direction": self.direction,
             "spec": self.manifest.spec.to_json(),
-            "model": self.manifest.model.to_json(),
+            "model": encode(self.manifest.model),
             "data": {k: v for k, v in self.manifest.data.to_json().items() if k != "fingerprint"},
             "attacks": self.status.attacks_done,
             "throughput_attacks_per_second": number(self.status.throughput),
@@ -138,3 +139,18 @@ def summarise(where: CampaignLike) -> CampaignSummary:
         mean_sample_robustness=mean_minimum,
         hardness_distance_correlation=rank_correlation(hardness, distance),
     )
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """summary.json: every number of the page, for other tools."""
+
+    KIND: ClassVar[str] = "report-summary"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (no header)
+
+    campaigns: list[dict[str, Any]]
+    toy: dict[str, Any] | None = None
+    defenses: list[dict[str, Any]] | None = None
+    gan: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None
+    study: dict[str, Any] | None = None

@@ -25,26 +25,24 @@ whose true share is known (coverage near 95%, where Wilson's falls far short).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats
 
-from jsma._io import atomic_write, ensure_writable
-from jsma._records import loads_json
-from jsma.errors import JSMAError
+from jsma._io import ensure_writable
+from jsma._records import read_record, write_record
 from jsma.study.design import DISTORTION_EDGES
 from jsma.study.store import AnswerRow, StudyStore
 
 __all__ = [
     "ANALYSIS_FIGURE",
     "ANALYSIS_FILE",
-    "ANALYSIS_FORMAT",
     "BOOTSTRAP_REPLICATES",
     "MACHINE_PREFIX",
     "ConditionLine",
@@ -168,26 +166,15 @@ class ConditionLine:
 class StudyAnalysis:
     """The whole analysis: lines per kind/condition/bucket, exclusions, agreement."""
 
+    # 0: 0.1.0 (no header, Wilson intervals only); 2: 0.2.0, with the cluster bootstrap's
+    # (a format but no kind); 3: the header.
+    KIND: ClassVar[str] = "study-analysis"
+    FORMAT: ClassVar[int] = 3
+
     lines: tuple[ConditionLine, ...]
     participants: dict[str, int]  # per kind, after exclusions
     excluded: dict[str, int]  # per kind: failed an attention check
     kappa: dict[str, float]  # per "kind/condition": Fleiss' kappa over stimuli
-
-    def to_json(self) -> dict[str, object]:
-        def clean(value: object) -> object:
-            if isinstance(value, float) and math.isnan(value):
-                return None
-            if isinstance(value, dict):
-                return {k: clean(v) for k, v in value.items()}
-            return value
-
-        return {
-            "format": ANALYSIS_FORMAT,
-            "lines": [clean(asdict(line)) for line in self.lines],
-            "participants": self.participants,
-            "excluded": self.excluded,
-            "kappa": clean(dict(self.kappa)),
-        }
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -294,53 +281,16 @@ def analyze(directory: Path) -> StudyAnalysis:
 
 
 ANALYSIS_FILE, ANALYSIS_FIGURE = "analysis.json", "analysis.png"
-# 1: 0.1.0 (no format key, Wilson intervals only); 2: with the cluster bootstrap's.
-ANALYSIS_FORMAT = 2
 
 
 def read_analysis(out: Path) -> StudyAnalysis:
     """The analysis `write_analysis` stored in `out`; a `JSMAError` naming the file if it
     is absent or damaged (what `jsma report --study` reads)."""
-    path = out / ANALYSIS_FILE
-    try:
-        data = loads_json(path.read_text())
-
-        def rate(values: dict[str, object]) -> Rate:
-            def number(key: str) -> float:
-                value = values[key]
-                return math.nan if value is None else float(value)  # type: ignore[arg-type]
-
-            # Analyses of format 1 (0.1.0) have no cluster intervals: NaN.
-            return Rate(int(values["k"]), int(values["n"]), number("share"), number("low"),  # type: ignore[call-overload]
-                        number("high"), number("cluster_low") if "cluster_low" in values
-                        else math.nan, number("cluster_high") if "cluster_high" in values
-                        else math.nan)  # fmt: skip
-
-        lines = tuple(
-            ConditionLine(
-                kind=str(line["kind"]), condition=str(line["condition"]),
-                bucket=str(line["bucket"]), answers=int(line["answers"]),
-                judged_digit=rate(line["judged_digit"]), saw_source=rate(line["saw_source"]),
-                saw_target=rate(line["saw_target"]), network_target=rate(line["network_target"]),
-                network_source=rate(line["network_source"]),
-                median_milliseconds=math.nan if line["median_milliseconds"] is None
-                else float(line["median_milliseconds"]),
-            )
-            for line in data["lines"]
-        )  # fmt: skip
-        kappa = {str(k): math.nan if v is None else float(v) for k, v in data["kappa"].items()}
-        return StudyAnalysis(
-            lines,
-            {str(k): int(v) for k, v in data["participants"].items()},
-            {str(k): int(v) for k, v in data["excluded"].items()},
-            kappa,
-        )
-    except FileNotFoundError:
-        raise JSMAError(
-            f"{path}: no study analysis here (run `jsma study analyze STUDY --out DIR` first)"
-        ) from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise JSMAError(f"{path}: not a study analysis ({error!r})") from None
+    return read_record(
+        StudyAnalysis,
+        out / ANALYSIS_FILE,
+        missing="no study analysis here (run `jsma study analyze STUDY --out DIR` first)",
+    )
 
 
 def _low(bucket: str) -> float:
@@ -354,7 +304,6 @@ def write_analysis(analysis: StudyAnalysis, out: Path) -> Path:
 
     ensure_writable(out)
     path = out / ANALYSIS_FILE
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(analysis.to_json(), indent=2).encode())
+    write_record(path, analysis)
     save_figure(analysis_figure(analysis), out / ANALYSIS_FIGURE)
     return path

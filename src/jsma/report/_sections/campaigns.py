@@ -1,0 +1,143 @@
+"""The campaigns: the results table beside the paper's, each campaign's matrices and
+samples, the figures across campaigns, and what differs in their configuration."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jsma._records import encode, flatten
+from jsma.data.dataset import Dataset
+from jsma.paper import CLOSEST, PAPER
+from jsma.report._page import Picture, Section
+from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
+from jsma.report.summary import CampaignSummary
+
+__all__ = [
+    "across_section",
+    "campaign_section",
+    "campaign_sections",
+    "configuration_section",
+    "results_section",
+]
+
+
+def results_section(summaries: Sequence[CampaignSummary]) -> Section:
+    """What was attacked, in words, and each campaign's results line beside the paper's."""
+    settings = dict.fromkeys(
+        f"{s.manifest.model.describe()}, attacked on its {s.manifest.spec.attack.output}"
+        for s in summaries
+    )
+    closest = any(
+        s.manifest.model.is_paper_setting and s.manifest.spec.attack.output == CLOSEST.output
+        for s in summaries
+    )
+    nan = math.nan
+    rows = [
+        {
+            "summary": s,
+            "paper": {
+                key: PAPER.get(s.direction, {}).get(key, nan)
+                for key in ("success_rate", "mean_distortion_success", "mean_distortion_all")
+            },
+        }
+        for s in summaries
+    ]
+    context = {"settings": list(settings), "closest": closest, "paper": CLOSEST, "rows": rows}
+    return Section("Results", "results.html", context)
+
+
+def _limits(matrices: Sequence[np.ndarray]) -> tuple[float, float]:
+    """A zero-anchored scale shared by the panels compared across campaigns."""
+    finite = [m[np.isfinite(m)] for m in matrices]
+    top = max((float(v.max()) for v in finite if v.size), default=1.0)
+    return 0.0, top if top > 0 else 1.0
+
+
+def campaign_sections(
+    summaries: Sequence[CampaignSummary], dataset: Dataset | None
+) -> list[Section]:
+    """One section per campaign: its four class-pair matrices (each on the scale every
+    campaign's shares) and, with the data, its grid of samples."""
+    limits = {
+        "distortion": _limits([s.distortion for s in summaries]),
+        "hardness": _limits([s.hardness for s in summaries]),
+        "distance": _limits([s.distance for s in summaries]),
+    }
+    return [
+        campaign_section(index, summary, dataset, limits) for index, summary in enumerate(summaries)
+    ]
+
+
+def campaign_section(
+    index: int,
+    s: CampaignSummary,
+    dataset: Dataset | None,
+    limits: dict[str, tuple[float, float]],
+) -> Section:
+    """Campaign number `index`: its matrices on the shared `limits`, and its samples."""
+    stem = f"{index}-{s.directory.name}"
+    figures = [
+        ("success", "success rate per (source, target)",
+         heatmap(s.success * 100, "success rate (%)", fmt="{:.0f}", limits=(0, 100))),
+        ("distortion", "mean distortion of successes (%)",
+         heatmap(s.distortion, "mean distortion of successes (%)", fmt="{:.1f}", cmap="magma",
+                 limits=limits["distortion"])),
+        ("hardness", "hardness H(s, t)",
+         heatmap(s.hardness, "hardness H(s, t)", fmt="{:.1f}", cmap="magma",
+                 limits=limits["hardness"])),
+        ("distance", "mean adversarial distance A(X, t)",
+         heatmap(s.distance, "adversarial distance A(X, t)", fmt="{:.2f}", cmap="cividis",
+                 limits=limits["distance"])),
+    ]  # fmt: skip
+    if dataset is not None and (grid := sample_grid(s, dataset)) is not None:
+        figures.append(("samples", "adversarial samples", grid))
+    pictures = tuple(
+        Picture(f"{stem}-{name}", f"{s.label}: {caption}", figure)
+        for name, caption, figure in figures
+    )
+    return Section(s.label, "campaign.html", {}, pictures)
+
+
+def across_section(summaries: Sequence[CampaignSummary]) -> Section:
+    """The budget curves and the distortion histogram, every campaign in each."""
+    pictures = (
+        Picture(
+            "budget",
+            "Success and distortion against the budget",
+            budget_figure(summaries),
+            wide=True,
+        ),
+        Picture(
+            "distortion-histogram", "Distribution of distortion", distortion_histogram(summaries)
+        ),
+    )
+    return Section("Across campaigns", "across.html", {}, pictures)
+
+
+def _configuration(s: CampaignSummary) -> dict[str, Any]:
+    data = {k: v for k, v in encode(s.manifest.data).items() if k != "fingerprint"}
+    return {
+        "spec": encode(s.manifest.spec),
+        "model": encode(s.manifest.model),
+        "data": data,
+        "versions": dict(s.manifest.versions),
+    }
+
+
+def configuration_section(summaries: Sequence[CampaignSummary]) -> Section:
+    """Each campaign's progress and speed, and its configuration as one table: the
+    settings that differ between campaigns first, then those they share."""
+    flat = [flatten(_configuration(s)) for s in summaries]
+    keys = list(dict.fromkeys(key for f in flat for key in f))
+    differing = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    shared = [(k, flat[0][k]) for k in keys if k not in differing]
+    context = {
+        "summaries": summaries,
+        "differing": [(k, [f.get(k) for f in flat]) for k in differing],
+        "shared": shared,
+    }
+    return Section("Configuration", "configuration.html", context)
