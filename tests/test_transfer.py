@@ -182,3 +182,28 @@ def test_model_names_and_paths_with_equals_signs(tmp_path: Path) -> None:
     assert _named("paper") == ("", "paper")
     assert _named("mine=default") == ("mine", "default")
     assert _named("x=missing.safetensors") == ("x", "missing.safetensors")
+
+
+def test_the_figure_plots_both_measures_in_percent(tiny_dataset: Dataset, campaign: Path) -> None:
+    from jsma.transfer import transfer_figure
+
+    models = {"lenet": _model(LENET, 0), "mlp": _model(MLP, 2)}
+    result = transfer({"lenet": campaign}, models, tiny_dataset)
+    figure = transfer_figure(result)
+    (target_map, wrong_map), (target_lines, wrong_lines) = (
+        [a for a in figure.axes if a.get_label() != "<colorbar>"][i : i + 2] for i in (0, 2)
+    )
+    for panel, lines, measure in (
+        (target_map, target_lines, "as_target"),
+        (wrong_map, wrong_lines, "misclassified"),
+    ):
+        (image,) = panel.images
+        assert image.get_clim() == (0, 100)
+        plotted = np.ma.masked_invalid(np.asarray(image.get_array())).filled(np.nan)
+        assert plotted == pytest.approx(result.matrix(measure) * 100, nan_ok=True)
+        assert lines.get_ylim() == (0, 100)
+        others = [row for row in result.rows if not row.crafting_model]  # 100% by construction
+        assert len(lines.lines) == len(others) == 1
+        expected = np.array(getattr(others[0], measure)[:-1]) * 100
+        assert lines.lines[0].get_ydata() == pytest.approx(expected, nan_ok=True)
+    assert len(figure.legends) == 1  # below the panels, not over them

@@ -180,45 +180,53 @@ def read_transfer(directory: Path) -> TransferResult:
     )
 
 
+_MEASURES = (("as_target", "classified as the target"), ("misclassified", "misclassified"))
+
+
 def transfer_figure(result: TransferResult) -> Figure:
-    """Heat maps of the shares put in the target and misclassified (rows: crafted on,
-    columns: evaluated on), and the share in the target by distortion bucket (the
-    crafting model left out: its share is 100% by construction)."""
+    """Both measures, in percent on one 0-100 scale: the share classified as the target
+    and the share misclassified, as (crafted on x evaluated on) matrices over all
+    samples (top) and by the samples' distortion (bottom; the crafting model left
+    out: its share is 100% by construction)."""
     crafted, evaluated = result.crafted_on, result.evaluated_on
-    figure = Figure(figsize=(5 + 2.2 * len(evaluated), 1.6 + 0.6 * len(crafted) + 2))
-    grid = figure.subplots(1, 3, gridspec_kw={"width_ratios": [len(evaluated)] * 2 + [4]})
-    for axes, measure, title in (
-        (grid[0], "as_target", "classified as the target"),
-        (grid[1], "misclassified", "misclassified"),
-    ):
-        values = result.matrix(measure)
-        axes.imshow(np.ma.masked_invalid(values), cmap="magma", vmin=0, vmax=1)
+    side = 0.75  # inches per matrix cell
+    width = max(7.0, 2 * side * len(evaluated) + 3.0)
+    height = side * len(crafted) + 4.6
+    figure = Figure(figsize=(width, height), layout="constrained")
+    grid = figure.subplots(
+        2, 2, gridspec_kw={"height_ratios": [max(1.0, side * len(crafted)), 2.6]}
+    )
+    labels = [f"{low:g}-{high:g}" for low, high in itertools.pairwise(result.buckets)]
+    for column, (measure, title) in enumerate(_MEASURES):
+        values = result.matrix(measure) * 100
+        axes = grid[0, column]
+        image = axes.imshow(np.ma.masked_invalid(values), cmap="magma", vmin=0, vmax=100)
         for (i, j), value in np.ndenumerate(values):
             if np.isfinite(value):
-                color = "black" if value > 0.6 else "white"
-                axes.text(j, i, f"{value:.0%}", ha="center", va="center", color=color)
+                color = "black" if value > 60 else "white"
+                axes.text(j, i, f"{value:.0f}", ha="center", va="center", color=color)
         axes.set_xticks(range(len(evaluated)), evaluated, rotation=30, ha="right")
-        axes.set_yticks(range(len(crafted)), crafted)
+        axes.set_yticks(range(len(crafted)), crafted if column == 0 else [])
         axes.set_xlabel("evaluated on")
-        axes.set_title(title)
-    grid[0].set_ylabel("crafted on")
-    grid[1].set_yticks([])
-    edges = result.buckets
-    labels = [f"{low:g}-{high:g}%" for low, high in itertools.pairwise(edges)]
-    for row in result.rows:
-        if not row.crafting_model:  # 100% by construction: its own successes
-            grid[2].plot(
-                labels,
-                row.as_target[:-1],
-                marker="o",
-                label=f"{row.crafted_on} → {row.evaluated_on}",
-            )
-    grid[2].set_ylim(0, 1)
-    grid[2].set_xlabel("distortion of the sample")
-    grid[2].set_ylabel("share classified as the target")
-    grid[2].tick_params(axis="x", rotation=30)
-    if grid[2].lines:
-        grid[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+        axes.set_title(f"{title} (%)")
+        lines = grid[1, column]
+        for row in result.rows:
+            if not row.crafting_model:  # 100% by construction: its own successes
+                shares = np.array(getattr(row, measure)[:-1]) * 100
+                lines.plot(
+                    labels, shares, marker="o", label=f"{row.crafted_on} → {row.evaluated_on}"
+                )
+        lines.set_ylim(0, 100)
+        lines.set_xlabel("distortion of the sample (% of features)")
+        lines.set_ylabel(f"{title} (%)")
+        lines.tick_params(axis="x", rotation=30)
+        lines.grid(alpha=0.3)
+    grid[0, 0].set_ylabel("crafted on")
+    figure.colorbar(image, ax=grid[0, :], shrink=0.9, label="%")
+    if grid[1, 0].lines:
+        handles, names = grid[1, 0].get_legend_handles_labels()
+        figure.legend(
+            handles, names, loc="outside lower center", ncols=min(3, len(names)), fontsize=7
+        )
     figure.suptitle("transferability of JSMA samples between models")
-    figure.set_layout_engine("constrained")
     return figure

@@ -278,3 +278,26 @@ def _image(figure: object) -> AxesImage:
     assert isinstance(figure, Figure)  # drawn here, not a stored PNG
     (image,) = figure.axes[0].images
     return image
+
+
+def test_histogram_bins_follow_the_distortion_step(campaigns: list[Path]) -> None:
+    from jsma.report import summarise
+    from jsma.report.figures import distortion_bins, distortion_histogram
+
+    summaries = [summarise(c) for c in campaigns]
+    unit = 100 / (16 * 16)  # one feature of the tests' 1x16x16 images, in percent
+    edges = distortion_bins(summaries)
+    widths = np.diff(edges) / unit
+    assert widths == pytest.approx(np.full(len(widths), 2.0))  # pairs: 2 features a step
+    assert edges[0] == pytest.approx(-0.5 * unit)
+    for summary in summaries:
+        wins = summary.arrays.distortion[summary.arrays.success]
+        assert wins.max() < edges[-1]
+        offsets = (wins[:, None] - edges[None, :]) / unit
+        assert np.abs(offsets).min() >= 0.5 - 1e-9  # no distortion on an edge
+    figure = distortion_histogram(summaries)
+    (axes,) = figure.axes
+    for summary, container in zip(summaries, axes.containers, strict=True):
+        heights = [patch.get_height() for patch in container]
+        wins = summary.arrays.distortion[summary.arrays.success]
+        assert heights == np.histogram(wins, edges)[0].tolist()

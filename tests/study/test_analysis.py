@@ -129,6 +129,29 @@ def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_pa
     with pytest.raises(JSMAError, match="not a valid study-analysis record"):
         read_analysis(study / "analysis")
 
+    # The figure plots each line's shares; the network's bar carries no interval, and
+    # the legend sits below the panels instead of over the bars.
+    from jsma.study.figures import analysis_figure
+
+    figure = analysis_figure(analysis)
+    assert len(figure.legends) == 1
+    assert all(axes.get_legend() is None for axes in figure.axes)
+    for axes in figure.axes:
+        kind = "human" if axes.get_title().startswith("people") else "oracle"
+        lines = [line for line in analysis.lines if line.kind == kind and line.bucket == "all"]
+        bars = [c for c in axes.containers if hasattr(c, "errorbar")]
+        assert [b.get_label() for b in bars] == [
+            "judged a digit", "saw the source class", "saw the target class", "network: the target",
+        ]  # fmt: skip
+        for container, field in zip(
+            bars, ("judged_digit", "saw_source", "saw_target"), strict=False
+        ):
+            heights = [patch.get_height() for patch in container]
+            expected = [getattr(line, field).share * 100 for line in lines]
+            assert heights == pytest.approx(expected, nan_ok=True)
+            assert container.errorbar is not None
+        assert bars[3].errorbar is None
+
 
 def _simulated_study(
     rng: np.random.Generator, *, people: int, images: int, seen: int, mean: float, spread: float

@@ -15,6 +15,7 @@ from jsma.report.summary import CampaignSummary
 
 __all__ = [
     "budget_figure",
+    "distortion_bins",
     "distortion_histogram",
     "heatmap",
     "sample_grid",
@@ -60,11 +61,10 @@ def budget_figure(summaries: Sequence[CampaignSummary]) -> Figure:
 
 
 def distortion_histogram(summaries: Sequence[CampaignSummary]) -> Figure:
-    """Distribution of the distortion of successful attacks."""
+    """Distribution of the distortion of successful attacks (bins: `distortion_bins`)."""
     figure = Figure(figsize=(6, 3.6), layout="constrained")
     axes = figure.subplots()
-    top = max(float(s.arrays.distortion.max(initial=0)) for s in summaries) or 1.0
-    bins = np.linspace(0, top, 40)
+    bins = distortion_bins(summaries)
     for summary in summaries:
         wins = summary.arrays.distortion[summary.arrays.success]
         axes.hist(
@@ -75,6 +75,23 @@ def distortion_histogram(summaries: Sequence[CampaignSummary]) -> Figure:
     axes.legend(fontsize=8)
     axes.set_title("Distribution of distortion")
     return figure
+
+
+def distortion_bins(summaries: Sequence[CampaignSummary], *, most: int = 200) -> np.ndarray:
+    """Histogram edges on the distortion's own grid: with M features, a distortion is
+    k/M (in percent, 100 k / M), and a pair attack moves in steps of 2/M. Bins as wide
+    as a step (or whole steps, at most `most` bins), with edges half a feature off the
+    grid, so that no distortion falls on an edge (no empty bins between spikes)."""
+    features = {int(np.prod(s.manifest.data.input_shape)) for s in summaries}
+    per_step = {s.manifest.spec.attack.features_per_step for s in summaries}
+    top = max(float(s.arrays.distortion.max(initial=0)) for s in summaries)
+    if len(features) != 1:  # campaigns on different inputs share no grid
+        return np.linspace(0, top or 1.0, 41)
+    unit = 100 / features.pop()  # one feature, in percent
+    width = per_step.pop() if len(per_step) == 1 else 1
+    count = int(np.ceil(top / unit / width)) + 1
+    width *= max(1, int(np.ceil(count / most)))
+    return (np.arange(int(np.ceil(top / unit / width)) + 2) * width - 0.5) * unit
 
 
 def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
