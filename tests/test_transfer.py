@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from jsma._records import dump
+from jsma._records import dump, encode
 from jsma.campaign import (
     CampaignSpec,
     LocalFolder,
@@ -84,7 +84,7 @@ def test_the_matrix_is_a_loop_over_the_models(tiny_dataset: Dataset, campaign: P
     samples = crafted_samples(campaign, tiny_dataset)
     for (name, model), row in zip(models.items(), result.rows, strict=True):
         alone = transfer({"lenet": campaign}, {name: model}, tiny_dataset).rows[0]
-        assert row == alone
+        assert encode(row) == encode(alone)  # NaN (an empty bucket) != NaN: as written
         predictions = predict(model, samples.adversarial).numpy()
         assert row.as_target[-1] == pytest.approx(np.mean(predictions == samples.targets.numpy()))
         assert row.misclassified[-1] == pytest.approx(

@@ -12,6 +12,7 @@ __all__ = [
     "DEFAULT_THETA",
     "DEFAULT_UNIT_SIZE",
     "DIRECTIONS",
+    "DISTORTION_BUCKETS",
     "OUTPUTS",
     "PAPER_MAX_DISTORTION",
     "RECIPE_NAMES",
@@ -53,6 +54,14 @@ RECIPE_NAMES: tuple[RecipeName, ...] = get_args(RecipeName)
 
 PAPER_MAX_DISTORTION = 0.145
 """Upsilon, the paper's budget: 14.5% of the input features (Section V)."""
+
+DISTORTION_BUCKETS: tuple[float, ...] = (
+    *(float(low) for low in range(0, round(PAPER_MAX_DISTORTION * 100), 2)),
+    round(PAPER_MAX_DISTORTION * 100, 6),
+)
+"""Edges, in percent of the features changed, of the distortion buckets that detection,
+transfer and the study report by: 2 points wide, up to the paper's budget (0, 2, ...,
+12, 14.5). See `jsma.metrics.distortion_bucket`."""
 
 DEFAULT_THETA = 1.0
 """The paper's change per step: a feature goes straight to its bound."""

@@ -26,7 +26,9 @@ from jsma._records import read_record, write_record
 from jsma.campaign import Campaign, CampaignLike, model_fingerprint
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError
+from jsma.metrics import distortion_bucket
 from jsma.models.evaluation import check_model_fits, predict
+from jsma.settings import DISTORTION_BUCKETS
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -41,7 +43,7 @@ __all__ = [
     "write_transfer",
 ]
 
-DEFAULT_BUCKETS = (0.0, 2.0, 4.0, 6.0, 10.0, 100.0)  # distortion edges, percent of features
+DEFAULT_BUCKETS = DISTORTION_BUCKETS  # distortion edges, percent of the features
 TRANSFER_FILE = "transfer.json"
 
 
@@ -59,15 +61,13 @@ def transfer_rates(
     """Shares of samples put in their target and misclassified, per distortion bucket.
 
     predictions, sources, targets (-1: untargeted), distortion (percent): (N,).
-    Returns (as_target, misclassified, counts), each (B + 1,): bucket b holds
-    the samples with edges[b] < distortion <= edges[b + 1] (the first bucket
-    also its lower edge: a sample the model already put in the target has
-    distortion 0); the last entry is every sample. A share over no sample (or, for
-    as_target, no targeted one) is NaN.
+    Returns (as_target, misclassified, counts), each (B + 1,): bucket b as
+    `jsma.metrics.distortion_bucket` assigns them; the last entry is every sample
+    (those beyond the edges included). A share over no sample (or, for as_target, no
+    targeted one) is NaN.
     """
     edges = np.asarray(buckets, dtype=np.float64)
-    bucket = np.searchsorted(edges, distortion, side="left") - 1
-    bucket[distortion == edges[0]] = 0
+    bucket = distortion_bucket(distortion, edges)
     masks = [bucket == b for b in range(len(edges) - 1)] + [np.ones(len(sources), dtype=bool)]
     targeted = targets >= 0
     on_target = predictions == targets

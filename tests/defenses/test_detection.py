@@ -119,8 +119,10 @@ def test_evaluate_detection_on_a_campaign(
         assert point.test_false_positive_rate == (result.benign > point.threshold).mean()
         edges = np.array(DISTORTION_BUCKETS)
         for bucket, rate_in_bucket in enumerate(point.detection_rate_by_bucket):
-            inside = (result.adversarial_distortion >= edges[bucket]) & (
-                result.adversarial_distortion < edges[bucket + 1]
+            low, high = edges[bucket], edges[bucket + 1]
+            distortion = result.adversarial_distortion
+            inside = ((distortion > low) | ((bucket == 0) & (distortion == low))) & (
+                distortion <= high
             )
             if inside.any():
                 assert rate_in_bucket == pytest.approx(flagged[inside].mean())

@@ -202,3 +202,17 @@ def test_from_a_real_campaign_table(tiny_dataset: Dataset, tmp_path: Path) -> No
     curves = budget_curves(arrays, np.array([0.145]), 16 * 16, features_per_step=2)
     np.testing.assert_array_equal(curves.success[:, 0], arrays.success)
     np.testing.assert_allclose(curves.distortion[:, 0], arrays.distortion, rtol=1e-6)
+
+
+def test_one_rule_for_distortion_buckets() -> None:
+    from jsma.errors import ConfigurationError
+    from jsma.metrics import distortion_bucket
+    from jsma.settings import DISTORTION_BUCKETS, PAPER_MAX_DISTORTION
+
+    assert DISTORTION_BUCKETS == (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.5)
+    assert DISTORTION_BUCKETS[-1] == pytest.approx(PAPER_MAX_DISTORTION * 100)
+    values = np.array([0.0, 0.1, 2.0, 2.0001, 14.5, 14.6, -1.0, np.nan])
+    assert distortion_bucket(values, DISTORTION_BUCKETS).tolist() == [0, 0, 0, 1, 6, -1, -1, -1]
+    for edges in ((0.0,), (0.0, 2.0, 2.0), (4.0, 2.0)):
+        with pytest.raises(ConfigurationError, match="bucket edges"):
+            distortion_bucket(values, edges)

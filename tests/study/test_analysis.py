@@ -111,6 +111,10 @@ def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_pa
     with pytest.raises(JSMAError, match="run `jsma study analyze STUDY --out DIR` first"):
         write_report(campaigns, tmp_path / "early", study=study)
     analysis = analyze(study)
+    from jsma.settings import DISTORTION_BUCKETS
+    from jsma.study.design import read_distortion_edges
+
+    assert read_distortion_edges(study) == DISTORTION_BUCKETS  # stored when it was made
     write_analysis(analysis, study / "analysis")
     again = read_analysis(study / "analysis")
     assert again.participants == analysis.participants
@@ -226,4 +230,9 @@ def test_a_study_of_0_1_0_opens_migrates_and_analyses(tmp_path: Path) -> None:
 
     old = read_analysis(study / "analysis")  # the analysis 0.1.0 wrote: no cluster intervals
     assert old.participants == analysis.participants
+    # Its stimuli were balanced over the buckets of its time, and it is analysed by them.
+    from jsma.study.design import read_distortion_edges
+
+    assert read_distortion_edges(study) == (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 14.5)
+    assert [line.bucket for line in old.lines] == [line.bucket for line in analysis.lines]
     assert math.isnan(old.lines[0].saw_source.cluster_low)

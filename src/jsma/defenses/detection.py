@@ -24,8 +24,8 @@ from jsma.campaign import Campaign
 from jsma.campaign.samples import rebuilt_samples
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.metrics import CampaignArrays, attack_keys, sample_keys
-from jsma.settings import Direction, direction_of
+from jsma.metrics import CampaignArrays, attack_keys, distortion_bucket, sample_keys
+from jsma.settings import DISTORTION_BUCKETS, Direction, direction_of
 
 __all__ = [
     "DETECTION_FILE",
@@ -47,9 +47,6 @@ __all__ = [
 ]
 
 DETECTION_FILE = "detection.json"
-
-# Distortion buckets (percent of the features changed) for the detection rate.
-DISTORTION_BUCKETS = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.5)
 
 
 def neighbour_statistic(images: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -243,9 +240,9 @@ def evaluate_detection(
     )
     calibration = neighbour_statistic(dataset.split(calibration_split).tensors()[0])
 
-    edges = np.array(DISTORTION_BUCKETS)
-    bucket = np.clip(np.searchsorted(edges, distortion, side="right") - 1, 0, len(edges) - 2)
-    counts = np.bincount(bucket, minlength=len(edges) - 1)
+    edges = DISTORTION_BUCKETS
+    bucket = distortion_bucket(distortion, edges)
+    counts = np.bincount(bucket[bucket >= 0], minlength=len(edges) - 1)
     points = []
     for rate in false_positive_rates:
         threshold = threshold_at(calibration, rate)

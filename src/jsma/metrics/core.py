@@ -7,6 +7,7 @@ distortion (percent of the input features), Upsilon a distortion budget.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
     "attack_keys",
     "budget_curves",
     "distance_matrix",
+    "distortion_bucket",
     "distortion_matrix",
     "hardness_matrix",
     "rank_correlation",
@@ -31,6 +33,24 @@ __all__ = [
     "sample_keys",
     "success_matrix",
 ]
+
+
+def distortion_bucket(distortion: np.ndarray, edges: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The bucket of each distortion (percent): b where edges[b] < d <= edges[b + 1],
+    the first bucket also holding its lower edge (a sample the model already put in
+    the target has distortion 0); -1 outside the edges (a larger budget's sample).
+
+    The one rule detection, transfer and the study bucket by (default edges:
+    `jsma.settings.DISTORTION_BUCKETS`).
+    """
+    limits = np.asarray(edges, dtype=np.float64)
+    if len(limits) < 2 or not (np.diff(limits) > 0).all():
+        raise ConfigurationError(f"bucket edges must be at least two, increasing: {tuple(edges)}")
+    values = np.asarray(distortion, dtype=np.float64)
+    bucket = np.searchsorted(limits, values, side="left") - 1
+    bucket[values == limits[0]] = 0
+    bucket[(values < limits[0]) | (values > limits[-1]) | np.isnan(values)] = -1
+    return bucket
 
 
 @dataclass(frozen=True)

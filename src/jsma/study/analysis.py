@@ -37,7 +37,8 @@ from scipy import stats
 
 from jsma._io import ensure_writable
 from jsma._records import read_record, write_record
-from jsma.study.design import DISTORTION_EDGES
+from jsma.metrics import distortion_bucket
+from jsma.study.design import read_distortion_edges
 from jsma.study.store import AnswerRow, StudyStore
 
 __all__ = [
@@ -208,11 +209,12 @@ def _failed_attention(rows: Sequence[AnswerRow], store: StudyStore) -> set[int]:
     return failed
 
 
-def _bucket(distortion: float | None) -> str:
-    """The distortion bucket ("2-4") of a stimulus; the last one is closed."""
-    edges = DISTORTION_EDGES
-    index = int(np.searchsorted(edges, distortion or 0.0, side="right")) - 1
-    index = min(max(index, 0), len(edges) - 2)
+def _bucket(distortion: float | None, edges: Sequence[float]) -> str:
+    """The distortion bucket of a stimulus: "2-4" (`jsma.metrics.distortion_bucket`),
+    or "over 14.5" beyond the edges."""
+    (index,) = distortion_bucket(np.array([distortion or 0.0]), edges)
+    if index < 0:
+        return f"over {edges[-1]:g}"
     return f"{edges[index]:g}-{edges[index + 1]:g}"
 
 
@@ -249,6 +251,7 @@ def _line(kind: str, condition: str, bucket: str, rows: Sequence[AnswerRow]) -> 
 def analyze(directory: Path) -> StudyAnalysis:
     """Analyze the answers stored in the study in `directory` (see the module)."""
     store = StudyStore.open(directory)
+    edges = read_distortion_edges(directory)
     rows = store.answers()
     failed = _failed_attention(rows, store)
     by_kind: dict[str, list[AnswerRow]] = defaultdict(list)
@@ -271,7 +274,7 @@ def analyze(directory: Path) -> StudyAnalysis:
             if condition != "benign":
                 buckets: dict[str, list[AnswerRow]] = defaultdict(list)
                 for r in chosen:
-                    buckets[_bucket(r.distortion)].append(r)
+                    buckets[_bucket(r.distortion, edges)].append(r)
                 lines += [_line(kind, condition, b, buckets[b]) for b in sorted(buckets, key=_low)]
             per_stimulus: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(11))
             for r in chosen:
@@ -294,7 +297,7 @@ def read_analysis(out: Path) -> StudyAnalysis:
 
 
 def _low(bucket: str) -> float:
-    return float(bucket.split("-")[0])
+    return float(bucket.removeprefix("over ").split("-")[0])
 
 
 def write_analysis(analysis: StudyAnalysis, out: Path) -> Path:

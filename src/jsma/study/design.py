@@ -17,6 +17,7 @@ SQLite beside them.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import os
 import sqlite3
@@ -32,12 +33,14 @@ from matplotlib import image as mpimage
 from torch import nn
 
 from jsma._io import ensure_writable
+from jsma._records import loads_json
 from jsma.campaign import Campaign
 from jsma.campaign.samples import rebuilt_samples
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.metrics import CampaignArrays
+from jsma.metrics import CampaignArrays, distortion_bucket
 from jsma.models import predict
+from jsma.settings import DISTORTION_BUCKETS
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ __all__ = [
     "create_study",
     "describe",
     "read_consent",
+    "read_distortion_edges",
     "read_stimuli",
     "restrict_to_owner",
     "update_consent",
@@ -66,7 +70,10 @@ STUDY_DATABASE = "study.sqlite"
 # 1: 0.1.0 (session tokens in plain text); 2: token digests, consent settings.
 STUDY_FORMAT = 2
 PRACTICE_TRIALS = 2
-DISTORTION_EDGES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 14.5)  # percent of the pixels
+# The distortion buckets stimuli are balanced over, stored in each study's settings
+# (studies made before that key used these `_EARLIER_EDGES`).
+DISTORTION_EDGES = DISTORTION_BUCKETS
+_EARLIER_EDGES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 14.5)
 # Instructed-response checks (Prolific's rules: they test attention to the
 # question, not memory): the page says which answers to give, within the
 # instructions' rules (a digit is chosen only after Yes).
@@ -175,8 +182,7 @@ class _Candidate:
 
 
 def _bucket(distortion: np.ndarray) -> np.ndarray:
-    edges = np.asarray(DISTORTION_EDGES)
-    return np.clip(np.searchsorted(edges, distortion, side="right") - 1, 0, len(edges) - 2)
+    return distortion_bucket(distortion, DISTORTION_EDGES)  # -1: beyond, a bucket of its own
 
 
 def _interleave(groups: list[list[int]], rng: np.random.Generator) -> list[int]:
@@ -510,6 +516,7 @@ def _write_design(
             "seed": str(seed),
             "per_condition": str(per_condition),
             "completion_url": completion_url or "",
+            "distortion_edges": json.dumps(DISTORTION_EDGES),
             "created": datetime.datetime.now(datetime.UTC).isoformat(),
             **consent.to_settings(),
         }
@@ -560,6 +567,26 @@ def read_stimuli(directory: Path) -> list[Stimulus]:
                 values[key] = bool(values[key])
         stimuli.append(Stimulus(**values))
     return stimuli
+
+
+def read_distortion_edges(directory: Path) -> tuple[float, ...]:
+    """The distortion buckets the study in `directory` balanced its stimuli over."""
+    connection = connect_read_only(directory)
+    try:
+        row = connection.execute(
+            "SELECT value FROM study WHERE key = 'distortion_edges'"
+        ).fetchone()
+    finally:
+        connection.close()
+    if row is None:
+        return _EARLIER_EDGES
+    try:
+        edges = tuple(float(v) for v in loads_json(row[0]))
+    except (ValueError, TypeError) as error:
+        raise JSMAError(
+            f"{directory / STUDY_DATABASE}: damaged distortion_edges ({error})"
+        ) from None
+    return edges
 
 
 def read_consent(directory: Path) -> ConsentText:
