@@ -47,7 +47,7 @@ def _answer_everything(store: StudyStore, external: str, *, fail_attention: bool
         stimulus = trial.stimulus
         if stimulus.condition == "attention":
             is_digit = bool(stimulus.expected_is_digit) != fail_attention
-            fallback = 7 if stimulus.expected_digit is None else stimulus.expected_digit
+            fallback = 3 if stimulus.expected_digit is None else stimulus.expected_digit
             digit = fallback if is_digit else None
         else:
             is_digit, digit = True, stimulus.source

@@ -61,7 +61,7 @@ def test_mouse_keyboard_and_reload(study: Path) -> None:
         for _ in range(2 + TRIALS):  # the practice images, then the trials
             assert _image_loaded(page)
             page.check("input[name=is_digit][value=yes]")
-            page.check("input[name=digit][value='4']")
+            page.check("input[name=digit][value='3']")
             with page.expect_navigation():
                 page.click("#next")
         assert re.fullmatch(r"[0-9A-F]{8}", page.inner_text("#code"))
@@ -86,7 +86,8 @@ def test_mouse_keyboard_and_reload(study: Path) -> None:
             assert _image_loaded(keys)
             keys.keyboard.press("n" if step % 2 else "y")
             if step % 2 == 0:
-                keys.keyboard.press("7")
+                keys.keyboard.press("8")  # no such class in the tests' 4: ignored
+                keys.keyboard.press("2")
             with keys.expect_navigation():
                 keys.keyboard.press("Enter")
         assert re.fullmatch(r"[0-9A-F]{8}", keys.inner_text("#code"))
@@ -99,8 +100,8 @@ def test_mouse_keyboard_and_reload(study: Path) -> None:
         ).fetchall()
     mouse = [r for r in rows if r[0] == "mouse-1"]
     keyboard = [r for r in rows if r[0] == "keys-1"]
-    assert mouse == [("mouse-1", 1, 4)] * TRIALS
-    # Practice steps 0 and 1 are not recorded; from step 2 on: yes/7, no/None alternately.
+    assert mouse == [("mouse-1", 1, 3)] * TRIALS
+    # Practice steps 0 and 1 are not recorded; from step 2 on: yes/2, no/None alternately.
     assert keyboard == [
-        ("keys-1", 1, 7) if step % 2 == 0 else ("keys-1", 0, None) for step in range(2, 2 + TRIALS)
+        ("keys-1", 1, 2) if step % 2 == 0 else ("keys-1", 0, None) for step in range(2, 2 + TRIALS)
     ]

@@ -107,7 +107,7 @@ def test_reloads_double_posts_and_restarts_lose_and_repeat_nothing(study: Path) 
         _join(client)
         first = client.get("/trial")
         assert "1 of" in client.get("/trial").text  # a reload shows the same trial
-        assert _answer(client, first.text, is_digit="yes", digit="7").status_code == 303
+        assert _answer(client, first.text, is_digit="yes", digit="2").status_code == 303
         assert _answer(client, first.text, is_digit="yes", digit="1").status_code == 303  # again
     with _serving(study) as second_server:  # the server restarted on the same study
         restarted = _client(second_server)
@@ -115,7 +115,7 @@ def test_reloads_double_posts_and_restarts_lose_and_repeat_nothing(study: Path) 
         assert "2 of" in restarted.get("/trial").text
     with sqlite3.connect(study / STUDY_DATABASE) as connection:
         rows = connection.execute("SELECT position, digit FROM answers").fetchall()
-    assert rows == [(0, 7)]
+    assert rows == [(0, 2)]
 
 
 def test_a_retried_join_admits_the_participant_once(study: Path, url: str) -> None:
@@ -282,7 +282,7 @@ def test_an_exported_cell_that_starts_like_a_formula_is_neutralised(url: str) ->
 def test_a_participant_back_from_the_recruiting_site_resumes(study: Path, url: str) -> None:
     first = _client(url)
     _join(first, "PROLIFIC-7")
-    _answer(first, first.get("/trial").text, is_digit="yes", digit="4")
+    _answer(first, first.get("/trial").text, is_digit="yes", digit="3")
     # The cross-site arrival from Prolific carries no SameSite=Strict cookie: a fresh
     # client, as that browser looks to the server.
     back = _client(url)

@@ -276,9 +276,11 @@ def analyze(directory: Path) -> StudyAnalysis:
                 for r in chosen:
                     buckets[_bucket(r.distortion, edges)].append(r)
                 lines += [_line(kind, condition, b, buckets[b]) for b in sorted(buckets, key=_low)]
-            per_stimulus: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(11))
+            # One category per class, and one for "not a digit".
+            per_stimulus: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(store.classes + 1))
             for r in chosen:
-                per_stimulus[r.stimulus][r.digit if r.is_digit and r.digit is not None else 10] += 1
+                answer = r.digit if r.is_digit and r.digit is not None else store.classes
+                per_stimulus[r.stimulus][answer] += 1
             kappa[f"{kind}/{condition}"] = fleiss_kappa(np.array(list(per_stimulus.values())))
     return StudyAnalysis(tuple(lines), participants, excluded, kappa)
 

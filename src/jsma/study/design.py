@@ -485,7 +485,8 @@ def create_study(
                      expected_digit=digit)
         )  # fmt: skip
     _write_design(directory, stimuli, seed=seed, per_condition=per_condition,
-                  completion_url=completion_url, consent=consent or ConsentText())  # fmt: skip
+                  completion_url=completion_url, consent=consent or ConsentText(),
+                  classes=dataset.num_classes)  # fmt: skip
     restrict_to_owner(directory)
     return stimuli
 
@@ -505,6 +506,7 @@ def _write_design(
     per_condition: int,
     completion_url: str | None,
     consent: ConsentText,
+    classes: int,
 ) -> None:
     connection = _connect(directory / STUDY_DATABASE)
     try:
@@ -517,6 +519,7 @@ def _write_design(
             "per_condition": str(per_condition),
             "completion_url": completion_url or "",
             "distortion_edges": json.dumps(DISTORTION_EDGES),
+            "classes": str(classes),
             "created": datetime.datetime.now(datetime.UTC).isoformat(),
             **consent.to_settings(),
         }

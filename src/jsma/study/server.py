@@ -211,7 +211,8 @@ def create_app(
         served = int(time.time() * 1000)
         return page(
             request, "trial.html", number=number, count=count, image=image, action=action,
-            prompt=prompt, kind=kind, csrf=sign("csrf", token), served=served,
+            prompt=prompt, kind=kind, classes=store.classes, csrf=sign("csrf", token),
+            served=served,
             served_signature=sign("served", token, action, served),
         )  # fmt: skip
 
@@ -227,7 +228,7 @@ def create_app(
     async def practice_answer(request: Request) -> Response:
         _, fields = await posted(request)
         number = practice_number(request)
-        _parse_answer(fields)  # checked like a real answer, not stored
+        _parse_answer(fields, store.classes)  # checked like a real answer, not stored
         following = f"/practice/{number + 1}" if number < len(practice) else "/trial"
         return RedirectResponse(following, status_code=303)
 
@@ -250,7 +251,7 @@ def create_app(
     async def answer(request: Request) -> Response:
         token, fields = await posted(request)
         position = _int(request.path_params["position"], "trial")
-        is_digit, digit = _parse_answer(fields)
+        is_digit, digit = _parse_answer(fields, store.classes)
         served = _int(fields.get("served", ""), "served time")
         action = f"/trial/{position}"
         check_csrf(fields.get("served_signature", ""), sign("served", token, action, served))
@@ -373,13 +374,13 @@ def _int(value: str, what: str) -> int:
     return int(value)
 
 
-def _parse_answer(fields: dict[str, str]) -> tuple[bool, int | None]:
+def _parse_answer(fields: dict[str, str], classes: int) -> tuple[bool, int | None]:
     is_digit = fields.get("is_digit")
     if is_digit not in ("yes", "no"):
         raise HTTPException(400, "Answer whether the image is a digit (yes or no).")
     if is_digit == "no":
         return False, None
     digit = fields.get("digit", "")
-    if len(digit) != 1 or not _NUMBER.fullmatch(digit):
-        raise HTTPException(400, "Choose which digit it is (0 to 9).")
+    if not _NUMBER.fullmatch(digit) or int(digit) >= classes:
+        raise HTTPException(400, f"Choose which digit it is (0 to {classes - 1}).")
     return True, int(digit)

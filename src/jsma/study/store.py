@@ -144,6 +144,8 @@ class StudyStore:
         restrict_to_owner(directory)
         self.seed = int(settings.get("seed", "0"))
         self.completion_url = settings.get("completion_url") or None
+        # The classes an answer may name: the data's (studies before this key: MNIST's 10).
+        self.classes = int(settings.get("classes", "10"))
         attention = sum(1 for s in self.stimuli.values() if s.condition == "attention")
         assignable = sum(1 for s in self.stimuli.values() if s.condition != "practice")
         if trials_per_participant is not None and not (
@@ -290,11 +292,12 @@ class StudyStore:
         self, token: str, position: int, *, is_digit: bool, digit: int | None, milliseconds: int
     ) -> Answer:
         """Store the answer to trial `position`, once: a repeat returns the stored answer
-        unchanged. The digit is 0-9 when the image is judged a digit, else None."""
+        unchanged. The digit is a class (0 to `classes` - 1) when the image is judged a
+        digit, else None."""
         if not isinstance(is_digit, bool):
             raise ConfigurationError("is_digit must be true or false")
-        if is_digit and (isinstance(digit, bool) or digit not in range(10)):
-            raise ConfigurationError(f"the digit must be 0 to 9, got {digit!r}")
+        if is_digit and (isinstance(digit, bool) or digit not in range(self.classes)):
+            raise ConfigurationError(f"the digit must be 0 to {self.classes - 1}, got {digit!r}")
         if not is_digit and digit is not None:
             raise ConfigurationError("no digit is given for an image that is not a digit")
         if isinstance(milliseconds, bool) or not 0 <= milliseconds <= _MAX_MILLISECONDS:

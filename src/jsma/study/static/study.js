@@ -20,7 +20,9 @@ document.addEventListener("DOMContentLoaded", () => {
       form.querySelector(`input[name="is_digit"][value="${key === "y" ? "yes" : "no"}"]`).checked = true;
       update();
     } else if (/^[0-9]$/.test(key) && !digits.disabled) {
-      form.querySelector(`input[name="digit"][value="${key}"]`).checked = true;
+      // A key beyond the study's classes names no choice: nothing happens.
+      const choice = form.querySelector(`input[name="digit"][value="${key}"]`);
+      if (choice) choice.checked = true;
     } else if (key === "enter") {
       event.preventDefault();
       form.requestSubmit();
