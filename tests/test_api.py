@@ -20,6 +20,7 @@ def test_top_level_api() -> None:
     assert sorted(jsma.__all__) == [
         "AndNet",
         "AttackResult",
+        "Campaign",
         "CampaignError",
         "CheckpointError",
         "CheckpointInfo",
@@ -139,3 +140,15 @@ def test_public_names_have_docstrings(name: str) -> None:
         if not doc.strip() or (inspect.isclass(value) and doc.startswith(f"{value.__name__}(")):
             undocumented.append(attribute)
     assert undocumented == []
+
+
+@pytest.mark.parametrize("name", ["toy", "replicate"])
+def test_moved_modules_keep_their_old_names_for_now(name: str) -> None:
+    import sys
+
+    sys.modules.pop(f"jsma.experiments.{name}", None)
+    with pytest.warns(DeprecationWarning, match=f"jsma.experiments.{name} is now jsma.{name}"):
+        old = importlib.import_module(f"jsma.experiments.{name}")
+    new = importlib.import_module(f"jsma.{name}")
+    assert old.__all__ == new.__all__
+    assert all(getattr(old, n) is getattr(new, n) for n in new.__all__)

@@ -200,7 +200,7 @@ def test_help_and_version_import_no_heavy_library() -> None:
 def test_full_is_the_papers_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--full`: 10,000 samples of each of the three sets (270,000 attacks on MNIST), not
     every sample (the training set has 50,000)."""
-    import jsma.experiments.replicate as replicate_module
+    import jsma.replicate as replicate_module
 
     asked: dict[str, object] = {}
 

@@ -120,9 +120,9 @@ def test_read_record_names_the_file(tmp_path: Path) -> None:
 def test_the_records_of_0_1_0_read() -> None:
     from jsma.defenses.detection import read_detection
     from jsma.defenses.evaluation import read_defense
-    from jsma.experiments.toy import read_toy
     from jsma.gan import read_gan_run
     from jsma.study.analysis import read_analysis
+    from jsma.toy import read_toy
     from jsma.transfer import read_transfer
 
     raw = json.loads((FIXTURE / "detection" / "detection.json").read_text())

@@ -8,7 +8,7 @@ import torch
 
 from jsma.cli import main
 from jsma.errors import JSMAError
-from jsma.experiments.toy import (
+from jsma.toy import (
     TOY_FIGURE,
     TOY_FILE,
     and_labels,

@@ -37,6 +37,7 @@ _LAZY = {
         "JSMA", "AttackResult", "SampleResult", "StopReason", "TorchattacksJSMA", "attack",
         "forward_derivative", "saliency_map", "select_pair", "target_derivatives",
     ),
+    "jsma.campaign": ("Campaign",),
     "jsma.data": ("Dataset", "Split", "load_mnist"),
     "jsma.models": (
         "AndNet", "CheckpointInfo", "LeNet", "ModelSpec", "evaluate", "frozen_eval",
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         select_pair,
         target_derivatives,
     )
+    from jsma.campaign import Campaign
     from jsma.data import Dataset, Split, load_mnist
     from jsma.models import (
         AndNet,
@@ -89,6 +91,7 @@ __all__ = [
     "JSMA",
     "AndNet",
     "AttackResult",
+    "Campaign",
     "CampaignError",
     "CheckpointError",
     "CheckpointInfo",

@@ -258,3 +258,27 @@ def test_fingerprints_cover_batch_norm_and_keep_their_values() -> None:
     before = model_fingerprint(normed)
     normed.train()(torch.randn(5, 4))  # one step: the 0-dim step count moves
     assert model_fingerprint(normed) != before
+
+
+def test_create_writes_the_manifest_and_runs_nothing(
+    tiny_dataset: Dataset, tmp_path: Path, recording: Recording
+) -> None:
+    from jsma.campaign import Campaign
+    from jsma.errors import CampaignError
+
+    created = Campaign.create(tmp_path / "c", SPEC, _model(), tiny_dataset)
+    assert (tmp_path / "c" / "campaign.json").is_file()
+    assert not list((tmp_path / "c" / "units").iterdir())
+    status = created.status()
+    assert (status.units_done, status.units_total) == (0, 3)
+    assert Campaign.open(tmp_path / "c").manifest == created.manifest
+    run_campaign(tmp_path / "c", SPEC, _model(), tiny_dataset, engine=recording)
+    assert len(recording.units) == 3  # the created campaign is the one that runs
+    again = Campaign.create(tmp_path / "c", SPEC, _model(), tiny_dataset)
+    assert again.status().complete  # the same campaign, opened
+    grown = Campaign.create(
+        tmp_path / "c", dataclasses.replace(SPEC, samples=8), _model(), tiny_dataset
+    )
+    assert grown.status().units_total == 4
+    with pytest.raises(CampaignError, match="the configuration differs"):
+        Campaign.create(tmp_path / "c", dataclasses.replace(SPEC, seed=1), _model(), tiny_dataset)

@@ -18,9 +18,9 @@ from jsma.cli import main
 from jsma.data import Dataset
 from jsma.defenses import evaluate_detection, write_detection
 from jsma.errors import JSMAError, StorageError
-from jsma.experiments.toy import run_toy
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
 from jsma.report import write_report
+from jsma.toy import run_toy
 from tests.conftest import NUM_CLASSES, increasing_and_decreasing
 
 

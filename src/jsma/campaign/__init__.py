@@ -6,6 +6,7 @@ from jsma.campaign.location import ArrowFolder, Folder, LocalFolder, folder_at
 from jsma.campaign.manifest import DataRecord, Manifest, ModelRecord, open_campaign
 from jsma.campaign.runner import (
     campaign_status,
+    create_campaign,
     data_fingerprint,
     describe_campaign,
     load_results,
@@ -40,6 +41,7 @@ __all__ = [
     "available_cores",
     "campaign_status",
     "crafted_samples",
+    "create_campaign",
     "data_fingerprint",
     "describe_campaign",
     "folder_at",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -19,11 +20,16 @@ import torch
 from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.manifest import Manifest, open_campaign
 from jsma.campaign.samples import CraftedSamples, rebuilt_samples
-from jsma.campaign.spec import WorkUnit
+from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.campaign.store import SCHEMA, UnitInfo, UnitStamp, read_unit, table_info
 from jsma.data.dataset import Dataset
 from jsma.errors import CampaignError, ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from jsma.models.provenance import ModelProvenance
 
 __all__ = ["Campaign", "CampaignLike", "CampaignStatus", "crafted_samples"]
 
@@ -78,6 +84,22 @@ class Campaign:
             return where
         folder = folder_at(where)
         return cls(folder, open_campaign(folder))
+
+    @classmethod
+    def create(
+        cls,
+        where: str | os.PathLike[str] | Folder,
+        spec: CampaignSpec,
+        model: nn.Module,
+        dataset: Dataset,
+        *,
+        provenance: ModelProvenance | None = None,
+    ) -> Campaign:
+        """A new campaign of `spec` against `model` on `dataset` at `where`: its manifest
+        written, no unit run yet (`run_campaign` runs them; see `create_campaign`)."""
+        from jsma.campaign.runner import create_campaign  # the runner builds on this class
+
+        return create_campaign(where, spec, model, dataset, provenance=provenance)
 
     @property
     def name(self) -> str:

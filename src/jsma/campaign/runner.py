@@ -37,6 +37,7 @@ from jsma.models.provenance import ModelProvenance, model_fingerprint
 __all__ = [
     "CampaignStatus",
     "campaign_status",
+    "create_campaign",
     "data_fingerprint",
     "describe_campaign",
     "load_results",
@@ -156,7 +157,6 @@ def run_campaign(
         >>> spec = CampaignSpec(splits=("test",), samples=100)  # doctest: +SKIP
         >>> status = run_campaign(Path("runs/lenet"), spec, model, load_mnist())  # doctest: +SKIP
     """
-    check_model_fits(model, dataset)  # before anything is written
     if model_description is not None:
         warnings.warn(
             "model_description is deprecated: give provenance=ModelProvenance.of(model, ...)",
@@ -164,21 +164,55 @@ def run_campaign(
             stacklevel=2,
         )
         provenance = ModelProvenance.from_description(model_fingerprint(model), model_description)
-    asked = describe_campaign(spec, model, dataset, provenance)
-    folder = folder_at(directory)
-    folder.check()
-    folder.ensure_writable(UNITS)
+    folder, asked = _asked(directory, spec, model, dataset, provenance)
     with folder.lock():
-        stored = Manifest.read(folder)
-        if stored is None:
-            asked.write(folder)
-            stored = asked
-        else:
-            stored = _reconciled(stored, asked, folder)
+        campaign = _opened(folder, asked)
         if removed := remove_stale_temporaries(folder):
             logger.info("%s: removed %d temporary files of killed runs", folder, removed)
-        campaign = Campaign(folder, stored)
         return _run_units(campaign, model, dataset, engine or InProcess(), progress=progress)
+
+
+def create_campaign(
+    where: str | os.PathLike[str] | Folder,
+    spec: CampaignSpec,
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    provenance: ModelProvenance | None = None,
+) -> Campaign:
+    """The campaign of `spec` against `model` on `dataset` at `where`, its manifest
+    written and no unit run (`run_campaign` runs them). A campaign already there must
+    be this one, or the same with fewer samples (it is extended); else a
+    `CampaignError` names what differs."""
+    folder, asked = _asked(where, spec, model, dataset, provenance)
+    with folder.lock():
+        return _opened(folder, asked)
+
+
+def _asked(
+    where: str | os.PathLike[str] | Folder,
+    spec: CampaignSpec,
+    model: nn.Module,
+    dataset: Dataset,
+    provenance: ModelProvenance | None,
+) -> tuple[Folder, Manifest]:
+    """The folder, checked writable, and the manifest a campaign there must have."""
+    check_model_fits(model, dataset)  # before anything is written
+    asked = describe_campaign(spec, model, dataset, provenance)
+    folder = folder_at(where)
+    folder.check()
+    folder.ensure_writable(UNITS)
+    return folder, asked
+
+
+def _opened(folder: Folder, asked: Manifest) -> Campaign:
+    """Under the folder's lock: the campaign there, its manifest written (a new one) or
+    reconciled with the one asked for."""
+    stored = Manifest.read(folder)
+    if stored is None:
+        asked.write(folder)
+        return Campaign(folder, asked)
+    return Campaign(folder, _reconciled(stored, asked, folder))
 
 
 def _run_units(

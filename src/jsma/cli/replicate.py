@@ -56,8 +56,8 @@ def register(commands: Commands) -> None:
 
 def _replicate(args: argparse.Namespace) -> int:
     from jsma.campaign import InProcess
-    from jsma.experiments.replicate import replicate, replication_directory
     from jsma.models import evaluate
+    from jsma.replicate import replicate, replication_directory
 
     if args.model is None and (args.recipe, args.output) == (CLOSEST.recipe, CLOSEST.output):
         print(f"setting: {CLOSEST.why}.")

@@ -1,9 +1,6 @@
-"""The paper's experiments, each run end to end: the toy AND network (`toy`) and the
-whole evaluation (`replicate`).
-
-Import the modules themselves (`jsma.experiments.toy`, `jsma.experiments.replicate`):
-they sit at different layers (the report reads the toy's stored results; `replicate`
-writes a report), so this package imports neither.
-"""
+"""Deprecated: the paper's experiments now have their own homes, `jsma.toy` (the toy
+AND network, beside the campaigns) and `jsma.replicate` (the whole evaluation, above
+the report); `jsma.experiments.toy` and `jsma.experiments.replicate` still import,
+with a `DeprecationWarning`, until jsma 0.4."""
 
 __all__: list[str] = []

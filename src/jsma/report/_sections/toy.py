@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from jsma._records import encode
-from jsma.experiments.toy import TOY_FIGURE, read_toy
 from jsma.report._page import Picture, Section
+from jsma.toy import TOY_FIGURE, read_toy
 
 __all__ = ["toy_section"]
 
