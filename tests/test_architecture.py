@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "jsma.settings": 0,
     "jsma._io": 0,
     "jsma._records": 0,
+    "jsma._version": 0,
     "jsma.context": 0,
     "jsma.paper": 0,
     "jsma.data": 1,

@@ -9,9 +9,9 @@ underscore are private.
 from __future__ import annotations
 
 import importlib as _importlib
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
+from jsma._version import __version__
 from jsma.errors import (
     CampaignError,
     CheckpointError,
@@ -24,11 +24,6 @@ from jsma.errors import (
     ModelError,
     StorageError,
 )
-
-try:
-    __version__ = _metadata.version("jsma")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
 
 # Where each public name lives. They are imported on first use (PEP 562), so that
 # `import jsma` (and `jsma --help`) costs milliseconds instead of torch's second.

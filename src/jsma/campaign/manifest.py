@@ -21,12 +21,12 @@ import os
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import torch
 
 from jsma._records import decode, encode, loads_json, record_differences
+from jsma._version import __version__
 from jsma.campaign.location import Folder, folder_at
 from jsma.campaign.spec import CampaignSpec, WorkUnit
 from jsma.errors import CampaignError
@@ -251,8 +251,4 @@ def _digest(content: Mapping[str, Any]) -> str:
 
 
 def _versions() -> dict[str, str]:
-    try:
-        jsma_version = metadata.version("jsma")
-    except metadata.PackageNotFoundError:  # pragma: no cover - source tree
-        jsma_version = "unknown"
-    return {"jsma": jsma_version, "torch": torch.__version__, "python": platform.python_version()}
+    return {"jsma": __version__, "torch": torch.__version__, "python": platform.python_version()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from torch import nn
 
 from jsma._io import atomic_write
 from jsma._records import loads_json
+from jsma._version import __version__
 from jsma.errors import CheckpointError
 from jsma.models.provenance import ModelProvenance
 from jsma.models.registry import ModelSpec
@@ -32,13 +32,6 @@ __all__ = [
 _METADATA_KEY = "jsma"
 
 
-def _package_version() -> str:
-    try:
-        return metadata.version("jsma")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
-
-
 @dataclass(frozen=True)
 class CheckpointInfo:
     """What a checkpoint says about its model: how to rebuild it, how it was made."""
@@ -49,7 +42,7 @@ class CheckpointInfo:
     data: Mapping[str, Any] = field(default_factory=dict)
     accuracies: Mapping[str, float] = field(default_factory=dict)
     defense: Mapping[str, Any] = field(default_factory=dict)  # how a defended model was made
-    jsma_version: str = field(default_factory=_package_version)
+    jsma_version: str = __version__
     torch_version: str = torch.__version__
 
     def to_json(self) -> dict[str, Any]:

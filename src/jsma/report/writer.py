@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import matplotlib
 
 from jsma._io import atomic_write, ensure_writable
 from jsma._records import write_record
+from jsma._version import __version__
 from jsma.campaign import CampaignLike
 from jsma.data.dataset import Dataset
 from jsma.report._page import Section, page_template
@@ -33,7 +33,7 @@ from jsma.report._sections.toy import toy_section
 from jsma.report._sections.transfer import transfer_section
 from jsma.report.summary import CampaignSummary, ReportSummary, summarise
 
-__all__ = ["ReportFiles", "render_report", "write_report"]
+__all__ = ["ReportFiles", "StoredResults", "render_report", "write_report"]
 
 TITLE = "JSMA: the paper's evaluation"
 
@@ -45,6 +45,30 @@ class ReportFiles:
     html: Path
     summary: Path
     figures: tuple[Path, ...]  # the PNG the page shows (PDF beside those drawn here)
+
+
+@dataclass(frozen=True)
+class StoredResults:
+    """What other commands stored, each adding its section: `toy` (`jsma toy --out
+    DIR`), `defenses` (directories of `jsma defend`), `study` (a study whose `jsma
+    study analyze` is in STUDY/analysis), `gan` (`jsma gan train --out DIR`),
+    `transfer` (`jsma transfer --out DIR`)."""
+
+    toy: Path | None = None
+    defenses: Sequence[Path] = ()
+    study: Path | None = None
+    gan: Path | None = None
+    transfer: Path | None = None
+
+    def sections(self) -> dict[str, Section | None]:
+        """Each one's section (None: not given), by its summary.json key."""
+        return {
+            "toy": None if self.toy is None else toy_section(self.toy),
+            "defenses": defenses_section(self.defenses) if self.defenses else None,
+            "gan": None if self.gan is None else gan_section(self.gan),
+            "transfer": None if self.transfer is None else transfer_section(self.transfer),
+            "study": None if self.study is None else study_section(self.study),
+        }
 
 
 def write_report(
@@ -61,30 +85,20 @@ def write_report(
     """Summarise `campaigns` and write `out`/report.html, summary.json and figures/.
 
     The report only reads: `dataset` (the campaigns' data) is needed only to draw
-    the grid of adversarial samples, which is left out without it. Keywords add the
-    sections of what other commands stored: `toy` (`jsma toy --out DIR`), `defenses`
-    (directories of `jsma defend`), `study` (a study whose `jsma study analyze` is in
-    STUDY/analysis), `gan` (`jsma gan train --out DIR`), `transfer` (`jsma transfer
-    --out DIR`).
+    the grid of adversarial samples, which is left out without it. The keywords add
+    the sections of what other commands stored (see `StoredResults`).
     """
     ensure_writable(out, out / "figures")
     summaries = [summarise(directory) for directory in campaigns]
-    return render_report(
-        summaries, out, dataset, toy=toy, defenses=defenses, study=study, gan=gan,
-        transfer=transfer,
-    )  # fmt: skip
+    stored = StoredResults(toy, defenses, study, gan, transfer)
+    return render_report(summaries, out, dataset, stored)
 
 
 def render_report(
     summaries: Sequence[CampaignSummary],
     out: Path,
     dataset: Dataset | None = None,
-    *,
-    toy: Path | None = None,
-    defenses: Sequence[Path] = (),
-    study: Path | None = None,
-    gan: Path | None = None,
-    transfer: Path | None = None,
+    stored: StoredResults = StoredResults(),
 ) -> ReportFiles:
     """Write the report of campaigns already summarised (see `write_report`)."""
     # Directory names reach titles and legends: a `$` in one must stay a `$`, not
@@ -96,20 +110,14 @@ def render_report(
             *campaign_sections(summaries, dataset),
             across_section(summaries),
         ]
-        extra = {
-            "toy": None if toy is None else toy_section(toy),
-            "defenses": defenses_section(defenses) if defenses else None,
-            "gan": None if gan is None else gan_section(gan),
-            "transfer": None if transfer is None else transfer_section(transfer),
-            "study": None if study is None else study_section(study),
-        }
+        extra = stored.sections()
         sections += [section for section in extra.values() if section is not None]
         sections.append(configuration_section(summaries))
         figures = _write_figures(sections, out / "figures")
     page = page_template().render(
         title=TITLE,
         generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        version=_version(),
+        version=__version__,
         sections=sections,
     )
     html_path = out / "report.html"
@@ -133,10 +141,3 @@ def _write_figures(sections: Sequence[Section], folder: Path) -> tuple[Path, ...
                 handle.write(pdf)
         written.append(path)
     return tuple(written)
-
-
-def _version() -> str:
-    try:
-        return metadata.version("jsma")
-    except metadata.PackageNotFoundError:  # pragma: no cover - a source tree
-        return "unknown"
