@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jsma._records import encode
 from jsma.data import Dataset, EmbeddedSource, load_mnist
 from jsma.models import (
     cached_model,
@@ -66,7 +67,7 @@ def test_packaged_models_are_what_their_metadata_says(
     path = packaged_model_path(recipe)
     assert path is not None
     loaded = load_checkpoint(path)
-    assert loaded.info.recipe == get_recipe(recipe).to_json()
+    assert loaded.info.recipe == encode(get_recipe(recipe))
     assert loaded.info.seed == 0
     for split in (mnist.validation, mnist.test):
         measured = evaluate(loaded.model, split, mnist.num_classes).accuracy

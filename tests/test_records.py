@@ -180,3 +180,21 @@ def test_a_report_of_0_1_0_outputs(
     page = files.html.read_text()
     for title in ("Detection", "Distillation", "Generated digits", "Transferability", "AND"):
         assert title in page
+
+
+def test_checkpoints_carry_a_header_and_those_of_0_2_0_still_load(tmp_path: Path) -> None:
+    import safetensors
+
+    from jsma.models import CheckpointInfo, ModelSpec, load_checkpoint, pretrained, save_checkpoint
+    from jsma.models.training import packaged_model_path
+
+    spec = ModelSpec("mlp", {"input_shape": (1, 4, 4), "num_classes": 3, "hidden": (5,)})
+    save_checkpoint(tmp_path / "m.safetensors", spec.build(), CheckpointInfo(spec=spec))
+    with safetensors.safe_open(str(tmp_path / "m.safetensors"), framework="pt") as handle:
+        stored = json.loads((handle.metadata() or {})["jsma"])
+    assert (stored["format"], stored["kind"]) == (1, "checkpoint")
+    assert load_checkpoint(tmp_path / "m.safetensors").info.spec == spec  # tuples again
+    shipped = packaged_model_path("paper")
+    with safetensors.safe_open(str(shipped), framework="pt") as handle:
+        assert "format" not in json.loads((handle.metadata() or {})["jsma"])  # 0.2.0 wrote it
+    assert pretrained("paper").info.spec.architecture == "lenet"

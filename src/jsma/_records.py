@@ -291,7 +291,7 @@ def _float(value: Any, where: str) -> float:
         return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RecordError(f"{where}: expected a number, got {_shown(value)}")
-    return float(value)
+    return value  # an int stays an int: what is read writes back the same (digests hold)
 
 
 def _numbers(value: Any, where: str) -> Any:

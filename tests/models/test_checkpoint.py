@@ -103,12 +103,18 @@ WIDE_MLP = {
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda m: m.update(spec="lenet"), "spec must be a dict, got str"),
-        (lambda m: m["spec"].update(arguments=[1, 2]), "arguments must be a dict, got list"),
-        (lambda m: m.update(accuracies="high"), "accuracies must be a dict, got str"),
-        (lambda m: m.update(accuracies={"test": "0.9"}), r"accuracies\['test'\] must be a number"),
-        (lambda m: m.update(seed="three"), "seed must be an integer or null"),
-        (lambda m: m.pop("spec"), "missing 'spec'"),
+        (lambda m: m.update(spec="lenet"), r"spec: expected an object, got 'lenet'"),
+        (
+            lambda m: m["spec"].update(arguments=[1, 2]),
+            r"spec\.arguments: expected an object, got \[1, 2\]",
+        ),
+        (lambda m: m.update(accuracies="high"), "accuracies: expected an object"),
+        (
+            lambda m: m.update(accuracies={"test": "0.9"}),
+            r"accuracies\.test: expected a number, got '0.9'",
+        ),
+        (lambda m: m.update(seed="three"), "seed: expected a whole number"),
+        (lambda m: m.pop("spec"), "spec: missing"),
         (lambda m: m["spec"]["arguments"].update(num_classes=1e10), "num_classes must be an int"),
         # Declared shapes that would allocate 20 TB or 2 GB: compared before anything is built.
         (

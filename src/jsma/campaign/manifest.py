@@ -69,9 +69,6 @@ class DataRecord:
     bounds: tuple[float, float]
     split_sizes: Mapping[str, int]
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(encode(self))
-
 
 @dataclass(frozen=True)
 class Manifest:
@@ -120,7 +117,7 @@ class Manifest:
             "spec": self.spec.to_json(),
             "spec_digest": self.spec.digest(),
             "model": encode(self.model),
-            "data": self.data.to_json(),
+            "data": encode(self.data),
             # Derived from the spec and the split sizes; written for other tools, checked on read.
             "units": [
                 {"name": u.name, "split": u.split, "start": u.start, "stop": u.stop,

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jsma._records import decode, encode
 from jsma.attacks import AttackSettings
 from jsma.data.dataset import Dataset
 from jsma.errors import ConfigurationError
@@ -89,16 +90,12 @@ class CampaignSpec:
         return num_classes - 1 if self.targets == "all-others" else 1
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["splits"] = list(self.splits)
-        return data
+        return dict(encode(self))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CampaignSpec:
-        fields = dict(data)
-        fields["splits"] = tuple(fields["splits"])
-        fields["attack"] = AttackSettings(**fields["attack"])
-        return cls(**fields)
+        """The spec `to_json` wrote, every field checked (`RecordError` names one)."""
+        return decode(cls, data)
 
     def digest(self) -> str:
         """A short stable hash of the spec, stamped on every unit file."""

@@ -13,7 +13,7 @@ import safetensors.torch
 import torch
 
 from jsma._io import atomic_write
-from jsma._records import loads_json
+from jsma._records import decode, encode, loads_json
 from jsma.errors import CheckpointError
 from jsma.gan.networks import GanSpec, Generator
 from jsma.gan.training import TrainedGan
@@ -38,8 +38,8 @@ def save_generator(path: Path, gan: TrainedGan) -> None:
     """Write the generator's weights, spec, recipe, history and data record atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in gan.generator.state_dict().items()}
     about = {
-        "spec": gan.spec.to_json(),
-        "recipe": gan.recipe.to_json(),
+        "spec": encode(gan.spec),
+        "recipe": encode(gan.recipe),
         "history": [asdict(epoch) for epoch in gan.history],
         "data": dict(gan.data),
         "torch_version": torch.__version__,
@@ -68,7 +68,7 @@ def load_generator(path: Path, *, map_location: str | torch.device = "cpu") -> L
         )
     try:
         about = loads_json(header[GAN_METADATA_KEY])
-        spec = GanSpec.from_json(about["spec"])
+        spec = decode(GanSpec, about["spec"], "spec")
         generator = Generator(spec)
         generator.load_state_dict(tensors)
     except (ValueError, KeyError, TypeError, RuntimeError) as error:

@@ -11,9 +11,7 @@ comes with the class it was asked to be.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -48,27 +46,6 @@ class GanSpec:
             )
         if not self.bounds[0] < self.bounds[1]:
             raise ConfigurationError(f"bounds must be (low, high) with low < high: {self.bounds}")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "input_shape": list(self.input_shape),
-            "num_classes": self.num_classes,
-            "bounds": list(self.bounds),
-            "noise": self.noise,
-            "width": self.width,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> GanSpec:
-        channels, height, side = (int(v) for v in data["input_shape"])
-        low, high = (float(v) for v in data["bounds"])
-        return cls(
-            input_shape=(channels, height, side),
-            num_classes=int(data["num_classes"]),
-            bounds=(low, high),
-            noise=int(data["noise"]),
-            width=int(data["width"]),
-        )
 
 
 class Generator(nn.Module):

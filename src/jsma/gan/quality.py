@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -112,18 +111,6 @@ class GanQuality:
     as_asked_by_class: tuple[float, ...]
     fid_generated_test: float
     fid_train_test: float  # the floor: real against real
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "samples": self.samples,
-            "threshold": self.threshold,
-            "confident": self.confident,
-            "as_asked": self.as_asked,
-            "confident_as_asked": self.confident_as_asked,
-            "as_asked_by_class": list(self.as_asked_by_class),
-            "fid_generated_test": self.fid_generated_test,
-            "fid_train_test": self.fid_train_test,
-        }
 
 
 def gan_quality(

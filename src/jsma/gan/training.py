@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jsma._io import atomic_write
-from jsma._records import loads_json, record_differences
+from jsma._records import encode, loads_json, record_differences
 from jsma.data.dataset import Dataset
 from jsma.errors import CheckpointError, ConfigurationError, ModelError
 from jsma.gan.networks import Discriminator, GanSpec, Generator
@@ -55,9 +55,6 @@ class GanRecipe:
                 f"epochs must be at least 1, batch size at least 2 (batch norm), learning rate "
                 f"positive; got {self.epochs}, {self.batch_size}, {self.learning_rate}"
             )
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -275,8 +272,8 @@ def train_gan(
         )
     data = _data_record(dataset)
     identity = {
-        "spec": spec.to_json(),
-        "recipe": {k: v for k, v in recipe.to_json().items() if k != "epochs"},
+        "spec": encode(spec),
+        "recipe": {k: v for k, v in encode(recipe).items() if k != "epochs"},
         "data": data,
     }
     current = _State(spec, recipe)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import safetensors
 import safetensors.torch
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from jsma._io import atomic_write
-from jsma._records import loads_json
+from jsma._records import dump, load, loads_json
 from jsma._version import __version__
 from jsma.errors import CheckpointError
 from jsma.models.provenance import ModelProvenance
@@ -36,6 +36,9 @@ _METADATA_KEY = "jsma"
 class CheckpointInfo:
     """What a checkpoint says about its model: how to rebuild it, how it was made."""
 
+    KIND: ClassVar[str] = "checkpoint"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (no header)
+
     spec: ModelSpec
     recipe: Mapping[str, Any] = field(default_factory=dict)
     seed: int | None = None
@@ -45,45 +48,20 @@ class CheckpointInfo:
     jsma_version: str = __version__
     torch_version: str = torch.__version__
 
+    @classmethod
+    def upgraded(cls, data: dict[str, Any], format: int) -> dict[str, Any]:
+        # Written before the header (the shipped checkpoints among them): the versions
+        # a checkpoint does not name are not this jsma's.
+        return {"jsma_version": "unknown", "torch_version": "unknown", **data}
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec.to_json(),
-            "recipe": dict(self.recipe),
-            "seed": self.seed,
-            "data": dict(self.data),
-            "accuracies": dict(self.accuracies),
-            "defense": dict(self.defense),
-            "jsma_version": self.jsma_version,
-            "torch_version": self.torch_version,
-        }
+        return dump(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CheckpointInfo:
-        """Read checked metadata: a field of the wrong type raises `TypeError` naming it."""
-        _expect(data, dict, "the metadata")
-        accuracies = _expect(data.get("accuracies", {}), dict, "accuracies")
-        for split, value in accuracies.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"accuracies[{split!r}] must be a number, got {value!r}")
-        seed = data.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be an integer or null, got {seed!r}")
-        return cls(
-            spec=ModelSpec.from_json(_expect(data["spec"], dict, "spec")),
-            recipe=_expect(data.get("recipe", {}), dict, "recipe"),
-            seed=seed,
-            data=_expect(data.get("data", {}), dict, "data"),
-            accuracies={str(k): float(v) for k, v in accuracies.items()},
-            defense=_expect(data.get("defense", {}), dict, "defense"),
-            jsma_version=str(data.get("jsma_version", "unknown")),
-            torch_version=str(data.get("torch_version", "unknown")),
-        )
-
-
-def _expect(value: Any, kind: type, name: str) -> Any:
-    if not isinstance(value, kind):
-        raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
-    return value
+        """Read checked metadata: a field of the wrong type raises `RecordError`
+        (a `ValueError`) naming it."""
+        return load(cls, data)
 
 
 @dataclass(frozen=True)

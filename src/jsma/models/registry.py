@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from jsma._records import decode, encode
 from jsma.errors import ConfigurationError
 from jsma.models.networks import MLP, AndNet, LeNet
 
@@ -27,25 +28,21 @@ class ModelSpec:
     architecture: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # JSON turns tuples into lists; the builders take tuples.
+        arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in self.arguments.items()}
+        object.__setattr__(self, "arguments", arguments)
+
     def build(self) -> nn.Module:
         return build_model(self.architecture, **self.arguments)
 
     def to_json(self) -> dict[str, Any]:
-        return {"architecture": self.architecture, "arguments": dict(self.arguments)}
+        return dict(encode(self))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelSpec:
-        architecture, stored = data["architecture"], data.get("arguments", {})
-        if not isinstance(architecture, str):
-            raise TypeError(f"architecture must be a str, got {type(architecture).__name__}")
-        if not isinstance(stored, dict):
-            raise TypeError(f"arguments must be a dict, got {type(stored).__name__}")
-        arguments = {
-            # JSON turns tuples into lists; the builders take tuples.
-            key: tuple(value) if isinstance(value, list) else value
-            for key, value in stored.items()
-        }
-        return cls(architecture, arguments)
+        """The spec `to_json` wrote, checked (`RecordError` names a wrong field)."""
+        return decode(cls, data)
 
 
 def build_model(architecture: str, **arguments: Any) -> nn.Module:

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from jsma._records import encode
 from jsma.data.dataset import Dataset
 from jsma.errors import CheckpointError, ConfigurationError
 from jsma.models.checkpoint import (
@@ -68,9 +69,6 @@ class Recipe:
             raise ConfigurationError(
                 f"recipe {self.name!r}: batch_size, epochs and learning_rate must be positive"
             )
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -276,7 +274,7 @@ def train(
     }
     info = CheckpointInfo(
         spec=spec,
-        recipe=chosen.to_json(),
+        recipe=encode(chosen),
         seed=seed,
         data={
             "name": dataset.name,
@@ -329,7 +327,7 @@ def _fits(info: CheckpointInfo, dataset: Dataset, recipe: str) -> bool:
     """Whether a packaged checkpoint was made for this data (by shape and split sizes)."""
     sizes = {split.name: len(split) for split in dataset.splits()}
     return (
-        info.recipe == get_recipe(recipe).to_json()
+        info.recipe == encode(get_recipe(recipe))
         and dict(info.data.get("sizes", {})) == sizes
         and tuple(info.spec.arguments.get("input_shape", ())) == tuple(dataset.input_shape)
         and info.spec.arguments.get("num_classes") == dataset.num_classes

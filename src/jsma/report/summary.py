@@ -78,7 +78,7 @@ class CampaignSummary:
             "direction": self.direction,
             "spec": self.manifest.spec.to_json(),
             "model": encode(self.manifest.model),
-            "data": {k: v for k, v in self.manifest.data.to_json().items() if k != "fingerprint"},
+            "data": {k: v for k, v in encode(self.manifest.data).items() if k != "fingerprint"},
             "attacks": self.status.attacks_done,
             "throughput_attacks_per_second": number(self.status.throughput),
             "results": [
