@@ -152,3 +152,37 @@ def test_moved_modules_keep_their_old_names_for_now(name: str) -> None:
     new = importlib.import_module(f"jsma.{name}")
     assert old.__all__ == new.__all__
     assert all(getattr(old, n) is getattr(new, n) for n in new.__all__)
+
+
+def _private_modules() -> list[str]:
+    names = []
+    for package in _public_modules()[1:]:  # the root's private modules serve every package
+        module = importlib.import_module(package)
+        if hasattr(module, "__path__"):
+            names += [
+                f"{package}.{info.name}"
+                for info in pkgutil.iter_modules(module.__path__)
+                if info.name.startswith("_") and not info.ispkg and info.name != "__main__"
+            ]
+    return names
+
+
+@pytest.mark.parametrize("name", _private_modules())
+def test_a_private_module_lists_only_what_its_package_exports(name: str) -> None:
+    """Implementation modules are private; what one offers its users, its package
+    exports (the rest it keeps to the package: not in its `__all__`)."""
+    module = importlib.import_module(name)
+    package = importlib.import_module(name.rsplit(".", 1)[0])
+    assert sorted(set(getattr(module, "__all__", [])) - set(package.__all__)) == []
+
+
+def test_old_module_paths_still_import_with_a_warning() -> None:
+    import sys
+
+    from jsma._moved import MOVED
+
+    for old, new in MOVED.items():
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=f"{old} is private since jsma 0.3"):
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new)

@@ -302,7 +302,7 @@ def test_a_model_that_does_not_fit_the_data_is_named_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from jsma.models import ModelSpec, save_checkpoint
-    from jsma.models.checkpoint import CheckpointInfo
+    from jsma.models._checkpoint import CheckpointInfo
     from tests.conftest import NUM_CLASSES, SIDE
 
     data = write_idx_directory(tmp_path / "idx", train=10_010, test=8)

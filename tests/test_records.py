@@ -118,10 +118,10 @@ def test_read_record_names_the_file(tmp_path: Path) -> None:
 
 
 def test_the_records_of_0_1_0_read() -> None:
-    from jsma.defenses.detection import read_detection
-    from jsma.defenses.evaluation import read_defense
+    from jsma.defenses._detection import read_detection
+    from jsma.defenses._evaluation import read_defense
     from jsma.gan import read_gan_run
-    from jsma.study.analysis import read_analysis
+    from jsma.study._analysis import read_analysis
     from jsma.toy import read_toy
     from jsma.transfer import read_transfer
 
@@ -186,7 +186,7 @@ def test_checkpoints_carry_a_header_and_those_of_0_2_0_still_load(tmp_path: Path
     import safetensors
 
     from jsma.models import CheckpointInfo, ModelSpec, load_checkpoint, pretrained, save_checkpoint
-    from jsma.models.training import packaged_model_path
+    from jsma.models._training import packaged_model_path
 
     spec = ModelSpec("mlp", {"input_shape": (1, 4, 4), "num_classes": 3, "hidden": (5,)})
     save_checkpoint(tmp_path / "m.safetensors", spec.build(), CheckpointInfo(spec=spec))

@@ -19,11 +19,11 @@ from jsma.campaign import (
     open_campaign,
     run_campaign,
 )
-from jsma.campaign.store import UnitStamp, read_unit, write_unit
+from jsma.campaign._store import UnitStamp, read_unit, write_unit
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.models import ModelSpec, save_checkpoint, train
-from jsma.models.checkpoint import CheckpointInfo
+from jsma.models._checkpoint import CheckpointInfo
 from jsma.transfer import (
     predict,
     read_transfer,

@@ -21,7 +21,7 @@ from torch import nn
 from jsma._records import read_record, write_record
 from jsma.attacks import forward_derivative
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.models.networks import AndNet
+from jsma.models._networks import AndNet
 from jsma.plotting import save_figure
 
 __all__ = [

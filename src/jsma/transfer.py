@@ -24,10 +24,10 @@ from torch import nn
 
 from jsma._records import read_record, write_record
 from jsma.campaign import Campaign, CampaignLike, model_fingerprint
-from jsma.data.dataset import Dataset
+from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError
 from jsma.metrics import distortion_bucket
-from jsma.models.evaluation import check_model_fits, predict
+from jsma.models._evaluation import check_model_fits, predict
 from jsma.settings import DISTORTION_BUCKETS
 
 __all__ = [

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-import jsma.attacks.crafting as crafting
+import jsma.attacks._crafting as crafting
 from jsma.attacks import JSMA, StopReason, TorchattacksJSMA, attack
 from jsma.attacks.reference import select_pair_brute_force
 from jsma.errors import ConfigurationError, InputTypeError, ModelError

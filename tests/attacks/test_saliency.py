@@ -14,8 +14,8 @@ from jsma.attacks import (
     select_feature,
     select_pair,
 )
+from jsma.attacks._saliency import _pareto_candidates, pareto_layers
 from jsma.attacks.reference import select_pair_brute_force
-from jsma.attacks.saliency import _pareto_candidates, pareto_layers
 
 
 def test_saliency_maps_follow_the_paper() -> None:

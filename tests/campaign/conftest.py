@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from jsma.campaign import InProcess
-from jsma.campaign.engines import UnitTask
-from jsma.campaign.store import UnitInfo
+from jsma.campaign._engines import UnitTask
+from jsma.campaign._store import UnitInfo
 from jsma.models import ModelSpec, save_checkpoint
-from jsma.models.checkpoint import CheckpointInfo
+from jsma.models._checkpoint import CheckpointInfo
 from tests.conftest import NUM_CLASSES, write_idx_directory
 
 MODEL_SPEC = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES})

@@ -22,7 +22,7 @@ from jsma.cli import main
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, ModelError
 from jsma.models import save_checkpoint
-from jsma.models.checkpoint import CheckpointInfo
+from jsma.models._checkpoint import CheckpointInfo
 from tests.campaign.conftest import MODEL_SPEC, Recording, _comparable, _model
 from tests.campaign.test_engines import SPEC, DiesOnce, NotFinite
 from tests.conftest import write_idx_directory

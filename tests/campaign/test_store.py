@@ -22,8 +22,8 @@ from jsma.campaign import (
     open_campaign,
     run_campaign,
 )
+from jsma.campaign._store import SCHEMA, UnitStamp, read_unit, unit_name
 from jsma.campaign.location import LocalFolder, folder_at
-from jsma.campaign.store import SCHEMA, UnitStamp, read_unit, unit_name
 from jsma.data import Dataset
 from jsma.errors import StorageError
 from jsma.models import ModelSpec

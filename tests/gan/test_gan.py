@@ -28,7 +28,7 @@ from jsma.gan import (
     train_gan,
 )
 from jsma.models import ModelSpec, load_checkpoint, save_checkpoint, train
-from jsma.models.checkpoint import CheckpointInfo
+from jsma.models._checkpoint import CheckpointInfo
 from tests.conftest import NUM_CLASSES, SIDE, write_idx_directory
 
 SPEC = GanSpec((1, SIDE, SIDE), NUM_CLASSES, width=4, noise=8)

@@ -18,7 +18,7 @@ from jsma.models import (
     save_checkpoint,
     train,
 )
-from jsma.models.training import theano_init
+from jsma.models._training import theano_init
 from tests.conftest import NUM_CLASSES
 
 FAST = dataclasses.replace(RECIPES["default"], batch_size=16, epochs=3)
@@ -86,7 +86,7 @@ def test_cached_model_trains_once(
     first = cached_model(tiny_dataset, tmp_path, "default")
     assert cached_model_path(tmp_path, "default").is_file()
     calls: list[object] = []
-    monkeypatch.setattr("jsma.models.training.train", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr("jsma.models._training.train", lambda *a, **k: calls.append(a))
     second = cached_model(tiny_dataset, tmp_path, "default")
     assert calls == []
     x, _ = tiny_dataset.test.tensors()
@@ -116,14 +116,14 @@ def test_cached_model_prefers_cache_then_a_fitting_packaged_checkpoint(
     made = train(tiny_dataset, "default", seed=0)
     packaged = tmp_path / "packaged.safetensors"
     save_checkpoint(packaged, made.model, made.info)
-    monkeypatch.setattr("jsma.models.training.packaged_model_path", lambda *a: packaged)
+    monkeypatch.setattr("jsma.models._training.packaged_model_path", lambda *a: packaged)
     calls: list[object] = []
 
     def refuse(*args: object, **kwargs: object) -> None:
         calls.append(args)
         raise RuntimeError("train was called")
 
-    monkeypatch.setattr("jsma.models.training.train", refuse)
+    monkeypatch.setattr("jsma.models._training.train", refuse)
     # No cached copy: the packaged checkpoint is used, nothing is trained or written.
     loaded = cached_model(tiny_dataset, tmp_path, "default")
     assert calls == []

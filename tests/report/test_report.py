@@ -88,7 +88,7 @@ def test_dollar_signs_in_names_stay_text(campaigns: list[Path], tmp_path: Path) 
 def test_blocked_report_directory_fails_before_reading(
     campaigns: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jsma.report.writer as writer
+    import jsma.report._writer as writer
 
     out = tmp_path / "report"
     out.mkdir()
@@ -282,7 +282,7 @@ def _image(figure: object) -> AxesImage:
 
 def test_histogram_bins_follow_the_distortion_step(campaigns: list[Path]) -> None:
     from jsma.report import summarise
-    from jsma.report.figures import distortion_bins, distortion_histogram
+    from jsma.report._figures import distortion_bins, distortion_histogram
 
     summaries = [summarise(c) for c in campaigns]
     unit = 100 / (16 * 16)  # one feature of the tests' 1x16x16 images, in percent

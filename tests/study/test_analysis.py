@@ -11,7 +11,7 @@ import pytest
 
 from jsma.cli import main
 from jsma.study import StudyStore, analyze, fleiss_kappa
-from jsma.study.analysis import Rate, observer_kind
+from jsma.study._analysis import Rate, observer_kind
 
 
 def test_fleiss_kappa_of_the_textbook_example() -> None:
@@ -102,7 +102,7 @@ def test_analysis_of_scripted_answers(study: Path, capsys: pytest.CaptureFixture
 def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_path: Path) -> None:
     from jsma.errors import JSMAError
     from jsma.report import write_report
-    from jsma.study.analysis import read_analysis, write_analysis
+    from jsma.study._analysis import read_analysis, write_analysis
 
     campaigns = [created.parent / "runs" / "increasing", created.parent / "runs" / "decreasing"]
     store = StudyStore(study, trials_per_participant=8)
@@ -112,7 +112,7 @@ def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_pa
         write_report(campaigns, tmp_path / "early", study=study)
     analysis = analyze(study)
     from jsma.settings import DISTORTION_BUCKETS
-    from jsma.study.design import read_distortion_edges
+    from jsma.study._design import read_distortion_edges
 
     assert read_distortion_edges(study) == DISTORTION_BUCKETS  # stored when it was made
     write_analysis(analysis, study / "analysis")
@@ -135,7 +135,7 @@ def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_pa
 
     # The figure plots each line's shares; the network's bar carries no interval, and
     # the legend sits below the panels instead of over the bars.
-    from jsma.study.figures import analysis_figure
+    from jsma.study._figures import analysis_figure
 
     figure = analysis_figure(analysis)
     assert len(figure.legends) == 1
@@ -172,7 +172,7 @@ def _simulated_study(
 
 
 def test_the_cluster_bootstrap_covers_the_true_share_where_wilson_does_not() -> None:
-    from jsma.study.analysis import crossed_bootstrap_interval
+    from jsma.study._analysis import crossed_bootstrap_interval
 
     mean, spread = 1.0, 1.0
     # The true share over new participants and new stimuli: E[logistic(mean + z)],
@@ -226,12 +226,12 @@ def test_a_study_of_0_1_0_opens_migrates_and_analyses(tmp_path: Path) -> None:
     analysis = analyze(study)
     assert analysis.participants["human"] + analysis.excluded["human"] == 2
     assert len(store.answers()) == 9  # 3 and 6 answers, as 0.1.0 stored them
-    from jsma.study.analysis import read_analysis
+    from jsma.study._analysis import read_analysis
 
     old = read_analysis(study / "analysis")  # the analysis 0.1.0 wrote: no cluster intervals
     assert old.participants == analysis.participants
     # Its stimuli were balanced over the buckets of its time, and it is analysed by them.
-    from jsma.study.design import read_distortion_edges
+    from jsma.study._design import read_distortion_edges
 
     assert read_distortion_edges(study) == (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 14.5)
     assert [line.bucket for line in old.lines] == [line.bucket for line in analysis.lines]

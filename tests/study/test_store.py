@@ -13,7 +13,7 @@ import pytest
 
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.study import STUDY_DATABASE
-from jsma.study.store import StudyStore
+from jsma.study._store import StudyStore
 
 
 def _answer_all(store: StudyStore, token: str) -> None:
@@ -141,7 +141,7 @@ def test_concurrent_joins_and_repeated_answers(study: Path) -> None:
 _ANSWERING = """
 import sys
 from pathlib import Path
-from jsma.study.store import StudyStore
+from jsma.study._store import StudyStore
 
 store = StudyStore(Path(sys.argv[1]), trials_per_participant=8)
 while True:

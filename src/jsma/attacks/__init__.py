@@ -1,23 +1,24 @@
 """The attack: forward derivative, saliency maps, pair search and crafting."""
 
-from jsma.attacks.compat import TorchattacksJSMA
-from jsma.attacks.crafting import (
+from jsma.attacks._compat import TorchattacksJSMA
+from jsma.attacks._crafting import (
     JSMA,
     AttackResult,
     AttackSettings,
+    PairSearch,
     SampleResult,
     StopReason,
     Variant,
     all_other_targets,
     attack,
 )
-from jsma.attacks.derivatives import (
+from jsma.attacks._derivatives import (
     Output,
     TargetDerivatives,
     forward_derivative,
     target_derivatives,
 )
-from jsma.attacks.saliency import (
+from jsma.attacks._saliency import (
     FeatureChoice,
     PairChoice,
     adversarial_distance,
@@ -35,6 +36,7 @@ __all__ = [
     "FeatureChoice",
     "Output",
     "PairChoice",
+    "PairSearch",
     "SampleResult",
     "StopReason",
     "TargetDerivatives",

@@ -1,10 +1,16 @@
 """Campaigns: every sample of a set attacked towards chosen targets, resumably."""
 
-from jsma.campaign.campaign import Campaign, CampaignLike, CampaignStatus, crafted_samples
-from jsma.campaign.engines import Engine, InProcess, LocalPool, available_cores, local_engine
-from jsma.campaign.location import ArrowFolder, Folder, LocalFolder, folder_at
-from jsma.campaign.manifest import DataRecord, Manifest, ModelRecord, open_campaign
-from jsma.campaign.runner import (
+from jsma.campaign._campaign import Campaign, CampaignLike, CampaignStatus, crafted_samples
+from jsma.campaign._engines import (
+    Engine,
+    InProcess,
+    LocalPool,
+    UnitTask,
+    available_cores,
+    local_engine,
+)
+from jsma.campaign._manifest import MANIFEST_NAME, DataRecord, Manifest, ModelRecord, open_campaign
+from jsma.campaign._runner import (
     campaign_status,
     create_campaign,
     data_fingerprint,
@@ -13,12 +19,14 @@ from jsma.campaign.runner import (
     model_fingerprint,
     run_campaign,
 )
-from jsma.campaign.samples import CraftedSamples
-from jsma.campaign.spec import AttackSettings, CampaignSpec, TargetRule, WorkUnit
-from jsma.campaign.store import SCHEMA
+from jsma.campaign._samples import CraftedSamples, originals_of, rebuilt_samples
+from jsma.campaign._spec import AttackSettings, CampaignSpec, TargetRule, WorkUnit
+from jsma.campaign._store import SCHEMA
+from jsma.campaign.location import ArrowFolder, Folder, LocalFolder, folder_at
 from jsma.errors import CampaignError
 
 __all__ = [
+    "MANIFEST_NAME",
     "SCHEMA",
     "ArrowFolder",
     "AttackSettings",
@@ -37,6 +45,7 @@ __all__ = [
     "Manifest",
     "ModelRecord",
     "TargetRule",
+    "UnitTask",
     "WorkUnit",
     "available_cores",
     "campaign_status",
@@ -49,5 +58,7 @@ __all__ = [
     "local_engine",
     "model_fingerprint",
     "open_campaign",
+    "originals_of",
+    "rebuilt_samples",
     "run_campaign",
 ]

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from jsma.campaign.engines import UnitTask, available_cores, check_sendable, perform
-from jsma.campaign.store import UnitInfo
+from jsma.campaign._engines import UnitTask, available_cores, check_sendable, perform
+from jsma.campaign._store import UnitInfo
 from jsma.errors import ConfigurationError, MissingDependencyError
 
 __all__ = ["LOCAL_ADDRESS", "LOOPBACK_ONLY", "RayEngine"]

@@ -104,8 +104,8 @@ def register(commands: Commands) -> None:
 def _detect(args: argparse.Namespace) -> int:
     data = dataset(args)
     from jsma.defenses import evaluate_detection, write_detection
-    from jsma.defenses.detection import joint_records
-    from jsma.defenses.figures import detection_figure
+    from jsma.defenses._detection import joint_records
+    from jsma.defenses._figures import detection_figure
     from jsma.plotting import save_figure
 
     results = [
@@ -153,7 +153,7 @@ def _undefended(args: argparse.Namespace, data: Dataset) -> tuple[LoadedModel, R
 
 
 def _print_record(record: DefenseRecord, out: Path) -> None:
-    from jsma.defenses.evaluation import comparison_lines
+    from jsma.defenses._evaluation import comparison_lines
 
     print("\n".join(comparison_lines(record.entries)))
     seconds = record.details.get("training_seconds")

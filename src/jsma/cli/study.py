@@ -21,7 +21,7 @@ from jsma.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from jsma.study.analysis import Rate
+    from jsma.study._analysis import Rate
 
 __all__ = ["register"]
 
@@ -218,7 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from jsma.study.analysis import analyze, write_analysis
+    from jsma.study._analysis import analyze, write_analysis
 
     analysis = analyze(args.study)
     out = args.out or args.study / "analysis"

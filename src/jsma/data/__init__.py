@@ -1,8 +1,8 @@
 """MNIST in the paper's split, from the embedded copy, IDX files or a download."""
 
+from jsma.data._dataset import PIXEL_SCALE, Dataset, Split, SplitName
 from jsma.data._idx import read_idx, write_idx
-from jsma.data.dataset import PIXEL_SCALE, Dataset, Split, SplitName
-from jsma.data.sources import (
+from jsma.data._sources import (
     CACHE_ENV_VAR,
     STANDARD_FILES,
     STANDARD_MIRRORS,

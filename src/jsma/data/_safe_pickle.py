@@ -27,7 +27,7 @@ def _numpy_reconstruct() -> Any:
     return module._reconstruct
 
 
-__all__ = ["safe_load_arrays"]
+__all__: list[str] = []  # internal to the package
 
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),

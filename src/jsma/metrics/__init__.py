@@ -5,7 +5,7 @@ so it can be checked against a plain computation; `CampaignArrays` pulls those
 arrays out of a campaign's Parquet table.
 """
 
-from jsma.metrics.core import (
+from jsma.metrics._core import (
     BudgetCurves,
     CampaignArrays,
     SetResults,

@@ -1,7 +1,7 @@
 """The paper's networks, training recipes, checkpoints and evaluation."""
 
 from jsma.context import frozen_eval
-from jsma.models.checkpoint import (
+from jsma.models._checkpoint import (
     CheckpointInfo,
     LoadedModel,
     describe_model,
@@ -9,11 +9,11 @@ from jsma.models.checkpoint import (
     load_weights,
     save_checkpoint,
 )
-from jsma.models.evaluation import Evaluation, check_model_fits, evaluate, predict
-from jsma.models.networks import MLP, Activation, AndNet, LeNet
-from jsma.models.provenance import ModelProvenance, model_fingerprint
-from jsma.models.registry import ARCHITECTURES, ModelSpec, build_model
-from jsma.models.training import (
+from jsma.models._evaluation import Evaluation, check_model_fits, evaluate, predict
+from jsma.models._networks import MLP, Activation, AndNet, LeNet
+from jsma.models._provenance import ModelProvenance, model_fingerprint
+from jsma.models._registry import ARCHITECTURES, ModelSpec, build_model
+from jsma.models._training import (
     RECIPES,
     EpochRecord,
     Objective,

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from jsma.plotting import figure_png
 
-__all__ = ["Picture", "Section", "page_template"]
+__all__: list[str] = []  # internal to the package
 
 DASH = "\u2013"  # what the page shows for a number that is not defined
 _DPI = 110

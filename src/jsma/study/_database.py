@@ -1,5 +1,5 @@
 """A study's stored form: its stimuli and settings in SQLite beside the images, read
-and written here (the answers are the store's, `jsma.study.store`)."""
+and written here (the answers are the store's, `jsma.study._store`)."""
 
 from __future__ import annotations
 
@@ -22,17 +22,13 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DISTORTION_EDGES",
     "STUDY_DATABASE",
-    "STUDY_FORMAT",
     "Condition",
     "ConsentText",
     "Stimulus",
-    "connect_read_only",
     "read_consent",
     "read_distortion_edges",
     "read_stimuli",
-    "restrict_to_owner",
     "update_consent",
-    "write_design",
 ]
 
 Condition = Literal["benign", "increasing", "decreasing", "attention", "practice"]

@@ -41,9 +41,9 @@ from starlette.templating import Jinja2Templates
 
 from jsma._io import csv_text
 from jsma.errors import ConfigurationError, JSMAError, StorageError
-from jsma.study.analysis import MACHINE_PREFIX
-from jsma.study.design import read_consent
-from jsma.study.store import StudyStore
+from jsma.study._analysis import MACHINE_PREFIX
+from jsma.study._design import read_consent
+from jsma.study._store import StudyStore
 
 __all__ = [
     "EXTERNAL_ID_PARAMETERS",

@@ -38,9 +38,9 @@ from matplotlib import image as mpimage
 from torch import nn
 
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.study.analysis import MACHINE_PREFIX
+from jsma.study._analysis import MACHINE_PREFIX
+from jsma.study._store import StudyStore
 from jsma.study.server import machine_signature
-from jsma.study.store import StudyStore
 
 __all__ = [
     "Observer",

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from jsma._records import encode, flatten
-from jsma.data.dataset import Dataset
+from jsma.data._dataset import Dataset
 from jsma.paper import CLOSEST, PAPER
+from jsma.report._figures import budget_figure, distortion_histogram, heatmap, sample_grid
 from jsma.report._page import Picture, Section
-from jsma.report.figures import budget_figure, distortion_histogram, heatmap, sample_grid
-from jsma.report.summary import CampaignSummary
+from jsma.report._summary import CampaignSummary
 
 __all__ = [
     "across_section",

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from jsma.campaign import Campaign
-from jsma.defenses.detection import read_detection
-from jsma.defenses.evaluation import DefenseRecord, read_defense
-from jsma.defenses.figures import comparison_figure
-from jsma.defenses.runs import GAN_FIGURE
+from jsma.defenses._detection import read_detection
+from jsma.defenses._evaluation import DefenseRecord, read_defense
+from jsma.defenses._figures import comparison_figure
+from jsma.defenses._runs import GAN_FIGURE
 from jsma.metrics import results_by_split, success_matrix
 from jsma.report._page import Picture, Section
 from jsma.report._sections.detection import detection_part

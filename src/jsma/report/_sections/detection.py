@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from jsma._records import encode
-from jsma.defenses.detection import StoredDetection
-from jsma.defenses.figures import detection_figure
+from jsma.defenses._detection import StoredDetection
+from jsma.defenses._figures import detection_figure
 from jsma.report._page import Picture, Section
 
 __all__ = ["detection_part"]

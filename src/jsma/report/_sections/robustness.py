@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from jsma.report._page import Section
-from jsma.report.summary import CampaignSummary
+from jsma.report._summary import CampaignSummary
 
 __all__ = ["robustness_section"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from jsma._records import encode
 from jsma.report._page import Picture, Section
-from jsma.study.analysis import ANALYSIS_FIGURE, read_analysis
+from jsma.study._analysis import ANALYSIS_FIGURE, read_analysis
 
 __all__ = ["study_section"]
 

@@ -1,0 +1,435 @@
+"""Crafting adversarial samples: Algorithm 1 (single features) and Algorithm 2
+(pairs of features, the paper's DNN variant), batched.
+
+Every sample of a batch stops on its own; finished samples leave the working
+batch, so they cost nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from jsma.attacks._derivatives import Output, check_finite, check_logits, target_derivatives
+from jsma.attacks._results import AttackResult, SampleResult, StopReason
+from jsma.attacks._saliency import PairChoice, select_feature, select_pair
+from jsma.context import frozen_eval
+from jsma.errors import ConfigurationError, InputTypeError, ModelError
+from jsma.settings import (
+    DEFAULT_THETA,
+    OUTPUTS,
+    PAPER_MAX_DISTORTION,
+    VARIANTS,
+    Direction,
+    Variant,
+    direction_of,
+)
+
+__all__ = [
+    "JSMA",
+    "AttackResult",
+    "AttackSettings",
+    "PairSearch",
+    "SampleResult",
+    "StopReason",
+    "Variant",
+    "all_other_targets",
+    "attack",
+]
+
+logger = logging.getLogger(__name__)
+
+Bound = float | torch.Tensor
+
+
+class PairSearch(Protocol):
+    """Picks each sample's pair: (batch, M) alpha, beta and domain in, a `PairChoice` out."""
+
+    def __call__(
+        self, alpha: torch.Tensor, beta: torch.Tensor, domain: torch.Tensor, *, increasing: bool
+    ) -> PairChoice: ...
+
+
+def _bound(value: Bound, name: str, like: torch.Tensor) -> torch.Tensor:
+    """A bound as a flat (features,) tensor on x's device."""
+    shape = like.shape[1:]
+    tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    try:
+        return torch.broadcast_to(tensor, shape).flatten()
+    except RuntimeError:
+        raise ConfigurationError(
+            f"{name} of shape {tuple(tensor.shape)} does not broadcast to the input shape "
+            f"{tuple(shape)}"
+        ) from None
+
+
+def _check_labels(labels: torch.Tensor, name: str, batch: int, classes: int) -> torch.Tensor:
+    if not isinstance(labels, torch.Tensor):
+        raise InputTypeError(
+            f"{name} must be a tensor of class indices, got {type(labels).__name__}"
+        )
+    if labels.shape != (batch,) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ConfigurationError(
+            f"{name} must be integer class indices of shape ({batch},), "
+            f"got {labels.dtype} of shape {tuple(labels.shape)}"
+        )
+    bad = (labels < 0) | (labels >= classes)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise ConfigurationError(
+            f"{name}[{first}] = {int(labels[first])} is not a class of this model "
+            f"(0 to {classes - 1})"
+        )
+    return labels.long()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttackSettings:
+    """JSMA's hyper-parameters, the one description of them: what `JSMA` is configured
+    with, and what a campaign stores (the bounds come from the campaign's data).
+
+    `theta`: change per step (> 0 raises features with the map S+, < 0 lowers
+    them with S-); `max_distortion`: the budget Upsilon, a fraction of the
+    features; `variant`: features per step (`pairs`, the paper's choice for
+    DNNs, or `single`); `output`: what is differentiated (`logits` or the softmax
+    `probabilities`).
+    """
+
+    theta: float = DEFAULT_THETA
+    max_distortion: float = PAPER_MAX_DISTORTION
+    variant: Variant = "pairs"
+    output: Output = "logits"
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.theta) or self.theta == 0:
+            raise ConfigurationError(f"theta must be a non-zero finite number, got {self.theta}")
+        if not 0 < self.max_distortion <= 1:
+            raise ConfigurationError(
+                f"max_distortion is a fraction of the features in (0, 1], got "
+                f"{self.max_distortion} (the paper's 14.5% is 0.145)"
+            )
+        if self.variant not in VARIANTS:
+            raise ConfigurationError(f"variant must be 'pairs' or 'single', got {self.variant!r}")
+        if self.output not in OUTPUTS:
+            raise ConfigurationError(
+                f"output must be 'logits' or 'probabilities', got {self.output!r}"
+            )
+
+    @property
+    def increasing(self) -> bool:
+        return self.theta > 0
+
+    @property
+    def direction(self) -> Direction:
+        return direction_of(self.theta)
+
+    @property
+    def features_per_step(self) -> int:
+        return 2 if self.variant == "pairs" else 1
+
+    def max_iterations(self, num_features: int) -> int:
+        """floor(M * max_distortion / k): the paper's iteration cap (Algorithm 2)."""
+        return math.floor(num_features * self.max_distortion / self.features_per_step + 1e-9)
+
+    def attack(self, bounds: tuple[Bound, Bound] = (0.0, 1.0)) -> JSMA:
+        """The attack with these settings, clipping features to `bounds`."""
+        return JSMA(**self.to_json(), clip_min=bounds[0], clip_max=bounds[1])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "theta": self.theta,
+            "max_distortion": self.max_distortion,
+            "variant": self.variant,
+            "output": self.output,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class JSMA(AttackSettings):
+    """The Jacobian-based Saliency Map Attack, configured once, called per batch.
+
+    Papernot et al., EuroS&P 2016: Algorithm 2 with the pair search of
+    Algorithm 3 (`variant="pairs"`, the paper's choice for DNNs) or Algorithm 1
+    with one feature per step (`variant="single"`). Each step changes the
+    chosen features by `theta` (clipped to the bounds): theta > 0 uses the
+    increasing map S+, theta < 0 the decreasing map S-. A sample stops when it
+    reaches its target, after floor(M * max_distortion / k) steps of k
+    features (M = number of input features, every element of the input), when
+    its search domain is exhausted, or when nothing is admissible.
+
+    The hyper-parameters are those of `AttackSettings`; `clip_min` and
+    `clip_max` bound every feature (numbers, or tensors broadcast to the input).
+    Distance measure: L0, the share of features changed (`distortion`, in %).
+    Shapes: x (batch, *input_shape) within [clip_min, clip_max]; targets
+    (batch,) class indices, or None for an untargeted attack (push the source
+    class down and the others up, until the prediction leaves the source).
+    The model must return (batch, classes) logits; `output="probabilities"`
+    differentiates their softmax instead.
+
+    Example:
+        >>> attack = JSMA(theta=1.0, max_distortion=0.145)
+        >>> result = attack(model, images, targets)  # doctest: +SKIP
+        >>> result.success_rate, result[0].distortion  # doctest: +SKIP
+    """
+
+    clip_min: Bound = 0.0
+    clip_max: Bound = 1.0
+
+    @property
+    def settings(self) -> AttackSettings:
+        """The hyper-parameters alone, without the bounds."""
+        return AttackSettings(**self.to_json())
+
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        sources: torch.Tensor | None = None,
+        progress: bool = False,
+        pair_search: PairSearch = select_pair,
+    ) -> AttackResult:
+        """Attack the batch `x` towards `targets` (None: untargeted).
+
+        `sources` are the classes the samples start from (for example their
+        true labels); by default, the model's predictions on `x`. A sample
+        whose prediction already equals its target succeeds with no change.
+        `progress` shows a bar of finished samples. `pair_search` picks each
+        step's pair (exact either way: `select_pair`, or the paper's brute
+        force `jsma.attacks.reference.select_pair_brute_force` to check it).
+        """
+        self._check_input(model, x)
+        lower, upper = _bound(self.clip_min, "clip_min", x), _bound(self.clip_max, "clip_max", x)
+        if bool(lower.isnan().any() or upper.isnan().any()):
+            raise ConfigurationError("clip_min and clip_max must be numbers, not NaN")
+        if bool((lower >= upper).any()):
+            raise ConfigurationError("clip_min must be below clip_max for every feature")
+        flat = x.detach().flatten(1)
+        outside = (flat < lower) | (flat > upper)
+        if bool(outside.any()):
+            sample, feature = (int(v) for v in outside.nonzero()[0])
+            raise ConfigurationError(
+                f"x[{sample}] has feature {feature} = {float(flat[sample, feature])} outside "
+                f"the bounds [{float(lower[feature])}, {float(upper[feature])}]"
+            )
+        with frozen_eval(model):
+            with torch.no_grad():
+                # A copy: a model that writes into its input must not change the caller's x.
+                logits = check_logits(model(x.detach().clone()), x.shape[0])
+            check_finite("outputs", logits)
+            batch, classes = logits.shape
+            if sources is None:
+                sources = logits.argmax(dim=1)
+            sources = _check_labels(sources, "sources", batch, classes)
+            if targets is not None:
+                targets = _check_labels(targets, "targets", batch, classes)
+                same = targets == sources
+                if bool(same.any()):
+                    first = int(same.nonzero()[0, 0])
+                    raise ConfigurationError(
+                        f"targets[{first}] = {int(targets[first])} equals the source class "
+                        f"of that sample; choose a different target"
+                    )
+            return self._craft(
+                model, x, targets, sources, lower, upper, progress=progress, search=pair_search
+            )
+
+    def _check_input(self, model: nn.Module, x: torch.Tensor) -> None:
+        if not isinstance(model, nn.Module):
+            raise InputTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
+            raise InputTypeError(
+                f"x must be a floating point tensor, got {getattr(x, 'dtype', type(x))}"
+            )
+        if x.ndim < 2 or x.shape[0] == 0 or x[0].numel() < self.features_per_step:
+            raise ConfigurationError(
+                f"x must be a non-empty batch (batch, *input_shape) with at least "
+                f"{self.features_per_step} features, got shape {tuple(x.shape)}"
+            )
+        parameter = next(model.parameters(), None)
+        if parameter is not None and parameter.device != x.device:
+            raise ConfigurationError(
+                f"x is on {x.device} but the model is on {parameter.device}; move one of them"
+            )
+        if parameter is not None and parameter.dtype != x.dtype:
+            raise InputTypeError(
+                f"x is {x.dtype} but the model's parameters are {parameter.dtype}; convert one "
+                "(any floating point type works, float32 and float64 best)"
+            )
+        if not bool(torch.isfinite(x).all()):
+            raise ConfigurationError("x contains NaN or infinite values")
+
+    def _craft(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        targets: torch.Tensor | None,
+        sources: torch.Tensor,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        *,
+        progress: bool,
+        search: PairSearch,
+    ) -> AttackResult:
+        device, shape = x.device, x.shape[1:]
+        original = x.detach().flatten(1)
+        batch, features = original.shape
+        per_step = self.features_per_step
+        max_iterations = self.max_iterations(features)
+        goal = sources if targets is None else targets
+
+        adversarial = original.clone()
+        iterations = torch.zeros(batch, dtype=torch.long, device=device)
+        stop_reasons = torch.full((batch,), -1, dtype=torch.long, device=device)
+        probabilities = torch.zeros(batch, dtype=original.dtype, device=device)
+        predictions = torch.zeros(batch, dtype=torch.long, device=device)
+        trajectory_features = torch.full(
+            (batch, max_iterations * per_step), -1, dtype=torch.long, device=device
+        )
+        trajectory_values = torch.zeros(
+            (batch, max_iterations * per_step), dtype=original.dtype, device=device
+        )
+
+        # The working batch: rows of the samples still running.
+        active = torch.arange(batch, device=device)
+        current = original.clone()
+        # Gamma: features not yet saturated in the direction of theta.
+        domain = current < upper if self.increasing else current > lower
+        steps = torch.arange(per_step, device=device)
+        bar = tqdm(total=batch, disable=not progress, unit="attack", desc="JSMA")
+        try:
+            while len(active):
+                try:
+                    alpha, beta, outputs = target_derivatives(
+                        model, current.view(-1, *shape), goal[active], output=self.output
+                    )
+                except ModelError as error:  # name the rows of the caller's batch
+                    raise error.at(tuple(active.tolist())) from None
+                alpha, beta = alpha.flatten(1), beta.flatten(1)
+                probs = outputs if self.output == "probabilities" else outputs.softmax(dim=1)
+                confidence, predicted = probs.max(dim=1)
+                if targets is None:
+                    # Untargeted: the roles swap, the source must go down, the rest up.
+                    alpha, beta = beta, alpha
+                    reached = predicted != goal[active]
+                else:
+                    reached = predicted == goal[active]
+
+                if per_step == 2:
+                    first, second, found = search(alpha, beta, domain, increasing=self.increasing)
+                    chosen = torch.stack((first, second), dim=1)
+                else:
+                    feature, found = select_feature(alpha, beta, domain, increasing=self.increasing)
+                    chosen = feature[:, None]
+
+                reason = torch.full_like(active, -1)
+                reason[~found] = StopReason.NO_ADMISSIBLE
+                reason[domain.sum(dim=1) < per_step] = StopReason.DOMAIN_EXHAUSTED
+                reason[iterations[active] >= max_iterations] = StopReason.BUDGET
+                reason[reached] = StopReason.SUCCESS
+                done = reason >= 0
+                finished = active[done]
+                adversarial[finished] = current[done]
+                stop_reasons[finished] = reason[done]
+                predictions[finished] = predicted[done]
+                probabilities[finished] = confidence[done]
+                bar.update(len(finished))
+
+                keep = ~done
+                active, current, domain, chosen = (
+                    active[keep],
+                    current[keep],
+                    domain[keep],
+                    chosen[keep],
+                )
+                if not len(active):
+                    break
+                # Algorithm 2, line "modify the chosen features by theta", within bounds.
+                new_values = (current.gather(1, chosen) + self.theta).clamp(
+                    lower[chosen], upper[chosen]
+                )
+                current.scatter_(1, chosen, new_values)
+                saturated = (
+                    new_values >= upper[chosen] if self.increasing else new_values <= lower[chosen]
+                )
+                domain.scatter_(1, chosen, domain.gather(1, chosen) & ~saturated)
+                slots = iterations[active, None] * per_step + steps
+                trajectory_features[active[:, None], slots] = chosen
+                trajectory_values[active[:, None], slots] = new_values
+                iterations[active] += 1
+        finally:
+            bar.close()
+
+        changed = adversarial != original
+        features_changed = changed.sum(dim=1)
+        return AttackResult(
+            adversarial=adversarial.view(batch, *shape),
+            sources=sources,
+            targets=targets,
+            success=stop_reasons == StopReason.SUCCESS,
+            iterations=iterations,
+            features_changed=features_changed,
+            distortion=features_changed.to(original.dtype) * (100.0 / features),
+            l2=(adversarial - original).norm(dim=1),
+            predictions=predictions,
+            probabilities=probabilities,
+            stop_reasons=stop_reasons,
+            trajectory_features=trajectory_features,
+            trajectory_values=trajectory_values,
+        )
+
+
+def all_other_targets(
+    x: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each sample once per class other than its label: the paper's 9 attacks per sample.
+
+    x: (batch, *input_shape); labels: (batch,). Returns images (batch * (C - 1),
+    *input_shape), sources and targets (batch * (C - 1),), sample by sample,
+    targets in increasing order.
+    """
+    classes = torch.arange(num_classes, device=labels.device)
+    others = classes[None, :] != labels[:, None]  # (batch, C), C - 1 true per row
+    targets = classes.expand(len(labels), num_classes)[others]
+    repeat = num_classes - 1
+    return x.repeat_interleave(repeat, dim=0), labels.repeat_interleave(repeat), targets
+
+
+def attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    *,
+    sources: torch.Tensor | None = None,
+    theta: float = DEFAULT_THETA,
+    max_distortion: float = PAPER_MAX_DISTORTION,
+    variant: Variant = "pairs",
+    output: Output = "logits",
+    clip_min: Bound = 0.0,
+    clip_max: Bound = 1.0,
+    progress: bool = False,
+    pair_search: PairSearch = select_pair,
+) -> AttackResult:
+    """Run JSMA on a batch: the function form of `JSMA(...)(model, x, targets)`.
+
+    Example:
+        >>> result = attack(model, images, targets, max_distortion=0.145)  # doctest: +SKIP
+        >>> result.adversarial.shape == images.shape  # doctest: +SKIP
+        True
+    """
+    config = JSMA(
+        theta=theta,
+        max_distortion=max_distortion,
+        variant=variant,
+        output=output,
+        clip_min=clip_min,
+        clip_max=clip_max,
+    )
+    return config(model, x, targets, sources=sources, progress=progress, pair_search=pair_search)

@@ -1,0 +1,371 @@
+"""Adversarial saliency maps and the choice of the next feature or pair.
+
+Notation (paper Section III-B and Algorithm 3): for target t,
+alpha_i = dF_t/dx_i and beta_i = sum over j != t of dF_j/dx_i. All functions
+here are pure and batch-first: alpha, beta and the search domain have shape
+(batch, features).
+
+Both directions reduce to one problem. Write gain_i = s * alpha_i and
+push_i = -s * beta_i with s = +1 when increasing features and s = -1 when
+decreasing them. Then
+- the maps S+ and S- are gain_i * push_i where gain_i >= 0 and push_i >= 0,
+  else 0;
+- a pair (p, q) is admissible when G = gain_p + gain_q > 0 and
+  P = push_p + push_q > 0, and its score -alpha * beta equals G * P.
+
+Scores are computed in float64 so that strict dominance between candidates
+stays strict after rounding: the fast pair search and the brute-force
+reference then pick the same pair. Ties are broken deterministically: the
+highest score, then the smallest feature index (smallest (p, q) with p < q
+for pairs).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+__all__ = [
+    "FeatureChoice",
+    "PairChoice",
+    "adversarial_distance",
+    "pair_saliency",
+    "pareto_front",
+    "saliency_map",
+    "select_feature",
+    "select_pair",
+]
+
+
+def _oriented(
+    alpha: torch.Tensor, beta: torch.Tensor, increasing: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    sign = 1.0 if increasing else -1.0
+    return sign * alpha.double(), -sign * beta.double()
+
+
+def saliency_map(
+    alpha: torch.Tensor, beta: torch.Tensor, *, increasing: bool = True
+) -> torch.Tensor:
+    """The adversarial saliency map S+ (increasing) or S- (decreasing), any shape.
+
+    S+[i] = alpha_i * |beta_i| if alpha_i >= 0 and beta_i <= 0, else 0 (paper
+    Equation 10); S-[i] = |alpha_i| * beta_i if alpha_i <= 0 and beta_i >= 0,
+    else 0 (Equation 11). Returned in float64.
+    """
+    gain, push = _oriented(alpha, beta, increasing)
+    return torch.where((gain >= 0) & (push >= 0), gain * push, torch.zeros_like(gain))
+
+
+def pair_saliency(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    *,
+    increasing: bool = True,
+) -> torch.Tensor:
+    """The pair form of the maps (Algorithm 3): the score of the pairs (first, second).
+
+    alpha, beta: (batch, features); first, second: (batch, pairs) feature
+    indices. With a = alpha_p + alpha_q and b = beta_p + beta_q, a pair is
+    admissible when a > 0 and b < 0 (increasing) or a < 0 and b > 0
+    (decreasing); its score is -a * b, and 0 when it is not admissible.
+    Returns (batch, pairs) float64.
+    """
+    gain, push = _oriented(alpha, beta, increasing)
+    pair_gain = gain.gather(1, first) + gain.gather(1, second)
+    pair_push = push.gather(1, first) + push.gather(1, second)
+    admissible = (pair_gain > 0) & (pair_push > 0)
+    return torch.where(admissible, pair_gain * pair_push, torch.zeros_like(pair_gain))
+
+
+def adversarial_distance(
+    alpha: torch.Tensor, beta: torch.Tensor, *, increasing: bool = True
+) -> torch.Tensor:
+    """A(X, t) = 1 - (1/M) #{i : S(X, t)[i] > 0}, per sample (paper Section V-C).
+
+    alpha, beta: (batch, *input_shape) at the original input. The share of
+    features whose saliency is zero: close to 1 means few features help
+    towards t, so t is hard to reach. Returns (batch,) float64.
+    """
+    salient = saliency_map(alpha, beta, increasing=increasing).flatten(1) > 0
+    return 1.0 - salient.double().mean(dim=1)
+
+
+class FeatureChoice(NamedTuple):
+    """feature: (batch,) the chosen feature; found: (batch,) whether any scored > 0."""
+
+    feature: torch.Tensor
+    found: torch.Tensor
+
+
+def select_feature(
+    alpha: torch.Tensor, beta: torch.Tensor, domain: torch.Tensor, *, increasing: bool = True
+) -> FeatureChoice:
+    """Algorithm 1's choice: the feature of the domain with the highest saliency.
+
+    alpha, beta, domain: (batch, features). A sample whose domain holds no
+    feature with a positive score gets found = False (its index is then
+    meaningless and must not be used).
+    """
+    scores = torch.where(domain, saliency_map(alpha, beta, increasing=increasing), -1.0)
+    best, index = scores.max(dim=1)  # max returns the first (smallest) index on ties
+    return FeatureChoice(index, best > 0)
+
+
+def pareto_layers(
+    gain: torch.Tensor, push: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of the first two Pareto layers of the valid points (gain_i, push_i).
+
+    j dominates i when gain_j >= gain_i and push_j >= push_i, one of them
+    strictly. The first layer holds the valid points that no valid point
+    dominates; the second, those that only first-layer points dominate. One
+    sort by gain: a point is on a layer when its push exceeds every push of
+    a strictly larger gain (a running maximum) and is the largest push of its
+    own gain (a group maximum). All shapes (batch, features).
+    """
+    low = torch.finfo(gain.dtype).min
+    order = torch.argsort(torch.where(valid, gain, low), dim=1, descending=True, stable=True)
+    sorted_gain = torch.where(valid, gain, low).gather(1, order)
+    sorted_valid = valid.gather(1, order)
+    positions = torch.arange(gain.shape[1], device=gain.device).expand_as(order)
+    starts = torch.ones_like(sorted_valid)
+    starts[:, 1:] = sorted_gain[:, 1:] != sorted_gain[:, :-1]
+    group = starts.cumsum(dim=1) - 1
+    group_start = torch.where(starts, positions, 0).cummax(dim=1).values
+    earlier = (group_start - 1).clamp(min=0)
+
+    def layer(included: torch.Tensor) -> torch.Tensor:
+        sorted_push = torch.where(included, push.gather(1, order), low)
+        running = sorted_push.cummax(dim=1).values
+        before = torch.where(group_start > 0, running.gather(1, earlier), float("-inf"))
+        group_max = torch.full_like(sorted_push, low).scatter_reduce(
+            1, group, sorted_push, reduce="amax"
+        )
+        return included & (sorted_push > before) & (sorted_push == group_max.gather(1, group))
+
+    first = layer(sorted_valid)
+    second = layer(sorted_valid & ~first)
+    unsorted = torch.zeros_like(valid)
+    return unsorted.scatter(1, order, first), unsorted.scatter(1, order, second)
+
+
+def pareto_front(gain: torch.Tensor, push: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mask of the valid points that no valid point dominates (the first Pareto layer)."""
+    return pareto_layers(gain, push, valid)[0]
+
+
+class PairChoice(NamedTuple):
+    """first < second: (batch,) the chosen pair; found: (batch,) whether one is admissible."""
+
+    first: torch.Tensor
+    second: torch.Tensor
+    found: torch.Tensor
+
+
+def _pair_scores(
+    gain_p: torch.Tensor,
+    push_p: torch.Tensor,
+    gain_q: torch.Tensor,
+    push_q: torch.Tensor,
+    allowed: torch.Tensor,
+) -> torch.Tensor:
+    """G * P for the pairs that `allowed` admits and that satisfy G > 0 and P > 0, else -1."""
+    pair_gain, pair_push = gain_p + gain_q, push_p + push_q
+    admissible = allowed & (pair_gain > 0) & (pair_push > 0)
+    return torch.where(admissible, pair_gain * pair_push, -1.0)
+
+
+def _compact(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The indices of each row's True entries, in increasing order, padded to a common width.
+
+    Returns (index, present), both (batch, width); padding has present = False
+    and index 0. Linear in the mask's size (no sort).
+    """
+    counts = mask.sum(dim=1)
+    width = max(int(counts.max()), 1) if mask.shape[0] else 1
+    rows, columns = mask.nonzero(as_tuple=True)  # row-major: columns increase within a row
+    slots = mask.cumsum(dim=1)[rows, columns] - 1
+    index = torch.zeros((mask.shape[0], width), dtype=torch.long, device=mask.device)
+    index[rows, slots] = columns
+    present = torch.arange(width, device=mask.device) < counts[:, None]
+    return index, present
+
+
+def _layer_superset(
+    gain: torch.Tensor, push: torch.Tensor, valid: torch.Tensor, top: int
+) -> torch.Tensor:
+    """A subset of the valid points that holds all of their first two Pareto layers.
+
+    Let T be the `top`-th largest gain. A point r with gain_r < T and push_r at
+    most the push of some point q2 of the `top` largest gains that another of
+    them (q1) dominates, lies under the chain q1 > q2 > r: on the third layer
+    or beyond. Dropping such points changes neither of the first two layers
+    (whatever a dropped point dominates, its dominators' chain dominates too),
+    and what is left, for MNIST about `top` points, is cheap to sort.
+    All shapes (batch, features); `top` < features.
+    """
+    low = torch.finfo(gain.dtype).min
+    masked_gain = torch.where(valid, gain, low)
+    top_gain, top_index = masked_gain.topk(top, dim=1)
+    top_valid = valid.gather(1, top_index)
+    top_push = torch.where(top_valid, push.gather(1, top_index), low)
+    # dominates[b, i, j]: point i of the top set dominates point j of it.
+    gain_i, gain_j = top_gain[:, :, None], top_gain[:, None, :]
+    push_i, push_j = top_push[:, :, None], top_push[:, None, :]
+    dominates = (
+        (gain_i >= gain_j) & (push_i >= push_j) & ((gain_i > gain_j) | (push_i > push_j))
+        & top_valid[:, :, None] & top_valid[:, None, :]
+    )  # fmt: skip
+    covered = torch.where(dominates.any(dim=1), top_push, low).amax(dim=1, keepdim=True)
+    return valid & ((masked_gain >= top_gain[:, -1:]) | (push > covered))
+
+
+def _pareto_candidates(
+    gain: torch.Tensor, push: torch.Tensor, valid: torch.Tensor, top: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of the first two Pareto layers, computed on `_layer_superset` when it pays."""
+    if gain.shape[1] <= 2 * top:
+        return pareto_layers(gain, push, valid)
+    index, present = _compact(_layer_superset(gain, push, valid, top))
+    first, second = pareto_layers(gain.gather(1, index), push.gather(1, index), present)
+    rows, slots = present.nonzero(as_tuple=True)
+    columns = index[rows, slots]
+    layers = []
+    for sub in (first, second):
+        layer = torch.zeros_like(valid)
+        layer[rows, columns] = sub[rows, slots]
+        layers.append(layer)
+    return layers[0], layers[1]
+
+
+def _best_partner_scores(
+    gain: torch.Tensor,
+    push: torch.Tensor,
+    rows: torch.Tensor,
+    row_present: torch.Tensor,
+    partners: torch.Tensor,
+    partner_present: torch.Tensor,
+    max_block_elements: int,
+) -> torch.Tensor:
+    """For each row feature, its best score with any partner feature other than itself.
+
+    rows: (batch, R) and partners: (batch, K) feature indices. Returns (batch, R),
+    -1 where nothing is admissible. Works in blocks of rows to bound memory.
+    """
+    batch, width = rows.shape
+    partner_gain = gain.gather(1, partners)[:, None, :]
+    partner_push = push.gather(1, partners)[:, None, :]
+    best = torch.full((batch, width), -1.0, dtype=gain.dtype, device=gain.device)
+    block = max(1, max_block_elements // max(batch * partners.shape[1], 1))
+    for start in range(0, width, block):
+        chunk = rows[:, start : start + block]
+        allowed = (
+            row_present[:, start : start + block, None]
+            & partner_present[:, None, :]
+            & (chunk[:, :, None] != partners[:, None, :])
+        )
+        scores = _pair_scores(
+            gain.gather(1, chunk)[:, :, None],
+            push.gather(1, chunk)[:, :, None],
+            partner_gain,
+            partner_push,
+            allowed,
+        )
+        best[:, start : start + block] = scores.amax(dim=2)
+    return best
+
+
+def select_pair(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    domain: torch.Tensor,
+    *,
+    increasing: bool = True,
+    max_block_elements: int = 1 << 22,
+    prefilter_top: int = 32,
+) -> PairChoice:
+    """Algorithm 3's choice: the admissible pair of the domain with the highest score.
+
+    Exact (the same pair as `jsma.attacks.reference.select_pair_brute_force`,
+    ties and rounding included) without the (features x features) matrix.
+
+    Why few candidates suffice. Say r dominates q (gain_r >= gain_q and
+    push_r >= push_q, one strictly). For any partner p other than r, the pair
+    (p, r) is admissible whenever (p, q) is, and its score is at least as high:
+    the sums grow and rounding is monotone. So from any pair (p, q), replacing
+    q by a point that dominates it, other than p, while one exists, never
+    lowers the score and ends at a point dominated by nothing but p. Such a
+    point is on the Pareto front, or is dominated only by p; then p is on the
+    front (whatever dominated p would dominate q too) and the point lies on
+    the front of the rest: the second layer. So every feature's best partner
+    lies in the first two Pareto layers C of the domain (about 13 points for
+    MNIST), and doing the same to p shows that the best score s* is reached
+    within C x C.
+
+    The brute force's tie-break (smallest p, then smallest q) needs the
+    smallest feature p that reaches s* with some partner, which rounding may
+    put outside C. Only a feature before the first candidate that reaches s*,
+    whose upper bound (gain_p + max gain) * (push_p + max push) reaches s*,
+    can; each of those is scored against C. q is then the smallest feature
+    after p that reaches s* with it. Cost O(M + K^2 + S K) for K candidates
+    and S such features, in blocks of at most `max_block_elements` scores.
+    The layers themselves are found among the `prefilter_top` largest gains
+    and the few points that no dominated one of those covers (`_layer_superset`),
+    which spares sorting every feature.
+
+    alpha, beta, domain: (batch, features). Samples with found = False have
+    no admissible pair; their first/second are meaningless.
+    """
+    gain, push = _oriented(alpha, beta, increasing)
+    features = gain.shape[1]
+    first_layer, second_layer = _pareto_candidates(gain, push, domain, prefilter_top)
+    candidates, candidate_present = _compact(first_layer | second_layer)
+    # s*, reached within the candidates; p_C, the first candidate that reaches it.
+    candidate_best = _best_partner_scores(
+        gain, push, candidates, candidate_present, candidates, candidate_present,
+        max_block_elements,
+    )  # fmt: skip
+    top = candidate_best.amax(dim=1)
+    first_candidate = candidates.gather(
+        1, (candidate_best == top[:, None]).to(torch.int8).argmax(dim=1, keepdim=True)
+    ).squeeze(1)
+
+    # Other features before p_C whose upper bound (gain + max gain) * (push + max push)
+    # reaches s*: only rounding lets them tie. Scored against the candidates, flat.
+    low = torch.finfo(gain.dtype).min
+    max_gain = torch.where(domain, gain, low).amax(dim=1, keepdim=True)
+    max_push = torch.where(domain, push, low).amax(dim=1, keepdim=True)
+    bound = _pair_scores(gain, push, max_gain, max_push, domain)
+    positions = torch.arange(features, device=gain.device)
+    contenders = (
+        (bound >= top[:, None])
+        & (top[:, None] > 0)
+        & ~(first_layer | second_layer)
+        & (positions[None, :] < first_candidate[:, None])
+    )
+    first = first_candidate.clone()
+    sample, feature = contenders.nonzero(as_tuple=True)  # ordered by sample, then feature
+    block = max(1, max_block_elements // candidates.shape[1])
+    for start in range(0, len(sample), block):
+        b, f = sample[start : start + block], feature[start : start + block]
+        partners = candidates[b]
+        scores = _pair_scores(
+            gain[b, f, None],
+            push[b, f, None],
+            gain.gather(1, candidates)[b],
+            push.gather(1, candidates)[b],
+            candidate_present[b] & (partners != f[:, None]),
+        )
+        reached = scores.amax(dim=1) == top[b]
+        first = first.scatter_reduce(0, b[reached], f[reached], reduce="amin")
+    first = first[:, None]
+
+    # The smallest partner q > p that reaches s* with p.
+    after = torch.arange(gain.shape[1], device=gain.device)[None, :] > first
+    row = _pair_scores(gain.gather(1, first), push.gather(1, first), gain, push, domain & after)
+    second = (row == top[:, None]).to(torch.int8).argmax(dim=1)
+    return PairChoice(first.squeeze(1), second, top > 0)

@@ -1,0 +1,207 @@
+"""`Campaign`: one campaign's storage, opened once.
+
+Everything that reads a campaign (the report, detection, transfer, the study,
+the defenses, `status`) goes through one object: its manifest is read and
+checked once, and each unit file is opened, verified in full (footer, page
+checksums, the digest of its values, the rows' consistency) and kept at most
+once per object, so a report over a bucket costs one GET per unit, not six.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from jsma.campaign._manifest import Manifest, open_campaign
+from jsma.campaign._samples import CraftedSamples, rebuilt_samples
+from jsma.campaign._spec import CampaignSpec, WorkUnit
+from jsma.campaign._store import SCHEMA, UnitInfo, UnitStamp, read_unit, table_info
+from jsma.campaign.location import Folder, folder_at
+from jsma.data._dataset import Dataset
+from jsma.errors import CampaignError, ConfigurationError, JSMAError
+from jsma.metrics import CampaignArrays
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from jsma.models._provenance import ModelProvenance
+
+__all__ = ["Campaign", "CampaignLike", "CampaignStatus", "crafted_samples"]
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    """How far a campaign is. `seconds` sums the time spent in finished units."""
+
+    directory: Folder
+    units_done: int
+    units_total: int
+    attacks_done: int
+    attacks_total: int
+    seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return self.units_done == self.units_total
+
+    @property
+    def throughput(self) -> float:
+        """Attacks per second over the finished units."""
+        return self.attacks_done / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def eta_seconds(self) -> float:
+        """Seconds left at the throughput so far (NaN before the first unit)."""
+        if not self.attacks_done:
+            return float("nan")
+        return (self.attacks_total - self.attacks_done) / self.throughput
+
+
+class Campaign:
+    """A campaign in a directory or a bucket, with its manifest, read once.
+
+    Example:
+        >>> campaign = Campaign.open("runs/test-increasing")  # doctest: +SKIP
+        >>> campaign.status().complete, campaign.arrays().success.mean()  # doctest: +SKIP
+        >>> samples = campaign.samples(load_mnist())  # doctest: +SKIP
+    """
+
+    def __init__(self, folder: Folder, manifest: Manifest) -> None:
+        self.folder, self.manifest = folder, manifest
+        self._tables: dict[str, pa.Table | None] = {}
+        self._arrays: CampaignArrays | None = None
+
+    @classmethod
+    def open(cls, where: CampaignLike) -> Campaign:
+        """The campaign at `where` (a path, a storage URI, a `Folder`, or a `Campaign`,
+        returned as it is); a `CampaignError` if there is none."""
+        if isinstance(where, Campaign):
+            return where
+        folder = folder_at(where)
+        return cls(folder, open_campaign(folder))
+
+    @classmethod
+    def create(
+        cls,
+        where: str | os.PathLike[str] | Folder,
+        spec: CampaignSpec,
+        model: nn.Module,
+        dataset: Dataset,
+        *,
+        provenance: ModelProvenance | None = None,
+    ) -> Campaign:
+        """A new campaign of `spec` against `model` on `dataset` at `where`: its manifest
+        written, no unit run yet (`run_campaign` runs them; see `create_campaign`)."""
+        from jsma.campaign._runner import create_campaign  # the runner builds on this class
+
+        return create_campaign(where, spec, model, dataset, provenance=provenance)
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    def __str__(self) -> str:
+        return str(self.folder)
+
+    def stamp(self, unit: WorkUnit) -> UnitStamp:
+        """What the file of `unit` must say about itself to be trusted."""
+        manifest = self.manifest
+        return UnitStamp(
+            unit, manifest.spec.digest(), manifest.model.fingerprint, manifest.earlier_digests
+        )
+
+    def table(self, unit: WorkUnit) -> pa.Table | None:
+        """The unit's verified rows (None: absent or damaged), read once per object."""
+        if unit.name not in self._tables:
+            self._tables[unit.name] = read_unit(self.folder, self.stamp(unit))
+        return self._tables[unit.name]
+
+    def landed(self, unit: WorkUnit) -> None:
+        """A unit's file was (re)written: read it afresh when next asked."""
+        self._tables.pop(unit.name, None)
+        self._arrays = None
+
+    def finished(self) -> dict[str, UnitInfo]:
+        """The units whose files pass every check, with their footers' account."""
+        attacks = self.manifest.attacks_per_unit
+        found = {}
+        for unit in self.manifest.units:
+            table = self.table(unit)
+            if table is not None and table.num_rows == attacks[unit.name]:
+                found[unit.name] = table_info(table)
+        return found
+
+    def status(self, finished: dict[str, UnitInfo] | None = None) -> CampaignStatus:
+        """Done and total units and attacks, and the time spent, from the files alone."""
+        done = self.finished() if finished is None else finished
+        return CampaignStatus(
+            directory=self.folder,
+            units_done=len(done),
+            units_total=len(self.manifest.units),
+            attacks_done=sum(info.rows for info in done.values()),
+            attacks_total=self.manifest.attacks_total,
+            seconds=sum(info.seconds for info in done.values()),
+        )
+
+    def results(self, *, allow_partial: bool = False) -> pa.Table:
+        """Every stored attack, one row each, in unit order; an incomplete campaign is a
+        `CampaignError` unless `allow_partial`."""
+        tables, missing = [], []
+        for unit in self.manifest.units:
+            table = self.table(unit)
+            if table is None:
+                missing.append(unit.name)
+            else:
+                tables.append(table.replace_schema_metadata(None))
+        if missing and not allow_partial:
+            raise CampaignError(
+                f"{self.folder}: {len(missing)} of {len(self.manifest.units)} units are "
+                f"missing or damaged (first: {missing[0]}); resume the campaign to finish them"
+            )
+        return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+
+    def arrays(self) -> CampaignArrays:
+        """The complete campaign's rows as numpy arrays (computed once)."""
+        if self._arrays is None:
+            self._arrays = CampaignArrays.from_table(self.results())
+        return self._arrays
+
+    def check_data(self, dataset: Dataset) -> None:
+        """A `ConfigurationError` if `dataset` is not what the campaign attacked."""
+        if self.manifest.data.input_shape != tuple(dataset.input_shape):
+            raise ConfigurationError(
+                f"{self.folder}: attacked inputs of shape {self.manifest.data.input_shape}; "
+                f"the data given has {tuple(dataset.input_shape)}"
+            )
+
+    def samples(self, dataset: Dataset) -> CraftedSamples:
+        """Every successful adversarial sample, rebuilt from its trajectory and the data."""
+        self.check_data(dataset)
+        arrays = self.arrays()
+        rows = np.flatnonzero(arrays.success)
+        if not len(rows):
+            raise JSMAError(
+                f"{self.folder}: no attack succeeded, so it holds no adversarial sample"
+            )
+        adversarial, originals = rebuilt_samples(arrays, rows, dataset)
+        return CraftedSamples(
+            adversarial=torch.from_numpy(adversarial).float(),
+            originals=torch.from_numpy(originals),
+            sources=torch.from_numpy(arrays.source[rows]),
+            targets=torch.from_numpy(arrays.target[rows]),
+            distortion=arrays.distortion[rows],
+        )
+
+
+CampaignLike = Campaign | str | os.PathLike[str] | Folder
+"""What the functions that read a campaign take: the object, or where it is."""
+
+
+def crafted_samples(campaign: CampaignLike, dataset: Dataset) -> CraftedSamples:
+    """`Campaign.open(campaign).samples(dataset)`."""
+    return Campaign.open(campaign).samples(dataset)

@@ -1,0 +1,103 @@
+"""What a campaign attacks: splits, samples, targets and the attack settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jsma._records import decode, encode
+from jsma.attacks import AttackSettings
+from jsma.data._dataset import Dataset
+from jsma.errors import ConfigurationError
+from jsma.settings import (
+    DEFAULT_UNIT_SIZE,
+    SPLIT_NAMES,
+    TARGET_RULES,
+    TargetRule,
+)
+
+__all__ = ["AttackSettings", "CampaignSpec", "TargetRule", "WorkUnit"]
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Samples [start, stop) of one split: the grain of work and of storage."""
+
+    split: str
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.start:06d}-{self.stop:06d}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignSpec:
+    """A campaign: which samples of which splits, which targets, which attack.
+
+    `samples` takes the first N samples of each split (None: all of them).
+    Target rules: `all-others` (each class but the sample's label: the
+    paper's 9 attacks per sample), `random` (one other class, seeded),
+    `least-likely` (the other class the model finds least likely), and
+    `untargeted`. Each unit of `unit_size` samples is attacked as one batch.
+    """
+
+    splits: tuple[str, ...] = ("test",)
+    samples: int | None = None
+    targets: TargetRule = "all-others"
+    attack: AttackSettings = dataclasses.field(default_factory=AttackSettings)
+    unit_size: int = DEFAULT_UNIT_SIZE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.splits if s not in SPLIT_NAMES]
+        if not self.splits or unknown or len(set(self.splits)) != len(self.splits):
+            raise ConfigurationError(
+                f"splits must be distinct names among {', '.join(SPLIT_NAMES)}, got {self.splits}"
+            )
+        if self.targets not in TARGET_RULES:
+            raise ConfigurationError(
+                f"unknown target rule {self.targets!r}; choose one of {', '.join(TARGET_RULES)}"
+            )
+        if self.samples is not None and self.samples < 1:
+            raise ConfigurationError(f"samples must be positive, got {self.samples}")
+        if self.unit_size < 1:
+            raise ConfigurationError(f"unit_size must be positive, got {self.unit_size}")
+
+    def units(self, dataset: Dataset) -> list[WorkUnit]:
+        """The deterministic list of work units over `dataset`."""
+        return self.plan({split: len(dataset.split(split)) for split in self.splits})
+
+    def plan(self, split_sizes: Mapping[str, int]) -> list[WorkUnit]:
+        """The deterministic list of work units over splits of these sizes."""
+        units = []
+        for split in self.splits:
+            count = split_sizes[split]
+            if self.samples is not None:
+                count = min(count, self.samples)
+            units += [
+                WorkUnit(split, start, min(start + self.unit_size, count))
+                for start in range(0, count, self.unit_size)
+            ]
+        return units
+
+    def attacks_per_sample(self, num_classes: int) -> int:
+        return num_classes - 1 if self.targets == "all-others" else 1
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(encode(self))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignSpec:
+        """The spec `to_json` wrote, every field checked (`RecordError` names one)."""
+        return decode(cls, data)
+
+    def digest(self) -> str:
+        """A short stable hash of the spec, stamped on every unit file."""
+        text = json.dumps(self.to_json(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

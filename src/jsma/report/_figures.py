@@ -1,0 +1,137 @@
+"""The report's figures, each a matplotlib `Figure` (no pyplot state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from jsma.campaign._samples import rebuilt_samples
+from jsma.data._dataset import Dataset
+from jsma.metrics import sample_keys
+from jsma.plotting import class_matrix
+from jsma.report._summary import CampaignSummary
+
+__all__ = [
+    "budget_figure",
+    "distortion_bins",
+    "distortion_histogram",
+    "heatmap",
+    "sample_grid",
+]
+
+
+def heatmap(
+    values: np.ndarray,
+    title: str,
+    *,
+    fmt: str = "{:.2f}",
+    cmap: str = "viridis",
+    limits: tuple[float, float] | None = None,
+) -> Figure:
+    """A (classes x classes) matrix, rows = source class, columns = target class;
+    `limits` fixes the colour scale (to compare panels), else it spans the values."""
+    figure = Figure(figsize=(5.2, 4.4), layout="constrained")
+    axes = figure.subplots()
+    image = class_matrix(axes, values, fmt=fmt, cmap=cmap, limits=limits)
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, shrink=0.85)
+    return figure
+
+
+def budget_figure(summaries: Sequence[CampaignSummary]) -> Figure:
+    """Success rate and mean distortion of successes against the budget Upsilon."""
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    for summary in summaries:
+        budgets = summary.curves.budgets * 100
+        left.plot(budgets, summary.curves.success_rate * 100, marker=".", label=summary.label)
+        right.plot(budgets, summary.curves.mean_distortion_success, marker=".", label=summary.label)
+    left.set_xlabel("budget Upsilon (% of features)")
+    left.set_ylabel("success rate (%)")
+    left.set_ylim(0, 100)
+    right.set_xlabel("budget Upsilon (% of features)")
+    right.set_ylabel("mean distortion of successes (%)")
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    figure.suptitle("What a smaller budget would have given (rebuilt from the trajectories)")
+    return figure
+
+
+def distortion_histogram(summaries: Sequence[CampaignSummary]) -> Figure:
+    """Distribution of the distortion of successful attacks (bins: `distortion_bins`)."""
+    figure = Figure(figsize=(6, 3.6), layout="constrained")
+    axes = figure.subplots()
+    bins = distortion_bins(summaries)
+    for summary in summaries:
+        wins = summary.arrays.distortion[summary.arrays.success]
+        axes.hist(
+            wins, bins=bins.tolist(), alpha=0.6, label=f"{summary.label}: {len(wins)} successes"
+        )
+    axes.set_xlabel("distortion (% of features changed)")
+    axes.set_ylabel("successful attacks")
+    axes.legend(fontsize=8)
+    axes.set_title("Distribution of distortion")
+    return figure
+
+
+def distortion_bins(summaries: Sequence[CampaignSummary], *, most: int = 200) -> np.ndarray:
+    """Histogram edges on the distortion's own grid: with M features, a distortion is
+    k/M (in percent, 100 k / M), and a pair attack moves in steps of 2/M. Bins as wide
+    as a step (or whole steps, at most `most` bins), with edges half a feature off the
+    grid, so that no distortion falls on an edge (no empty bins between spikes)."""
+    features = {int(np.prod(s.manifest.data.input_shape)) for s in summaries}
+    per_step = {s.manifest.spec.attack.features_per_step for s in summaries}
+    top = max(float(s.arrays.distortion.max(initial=0)) for s in summaries)
+    if len(features) != 1:  # campaigns on different inputs share no grid
+        return np.linspace(0, top or 1.0, 41)
+    unit = 100 / features.pop()  # one feature, in percent
+    width = per_step.pop() if len(per_step) == 1 else 1
+    count = int(np.ceil(top / unit / width)) + 1
+    width *= max(1, int(np.ceil(count / most)))
+    return (np.arange(int(np.ceil(top / unit / width)) + 2) * width - 0.5) * unit
+
+
+def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
+    """Like the paper's Figure 1: one sample per source class (rows) crafted towards
+    every target class (columns), rebuilt from the stored trajectories.
+
+    None when the campaign has no sample attacked towards every other class.
+    """
+    arrays = summary.arrays
+    classes = dataset.num_classes
+    samples = sample_keys(arrays)
+    complete = np.bincount(samples)[samples] == classes - 1
+    chosen: dict[int, int] = {}  # source class -> first row of a fully attacked sample
+    for found in np.flatnonzero(complete & (arrays.target >= 0)):
+        chosen.setdefault(int(arrays.source[found]), int(found))
+    if not chosen:
+        return None
+    low, high = dataset.bounds
+    figure = Figure(figsize=(1.1 * classes, 1.1 * len(chosen) + 0.6), layout="constrained")
+    axes = figure.subplots(len(chosen), classes, squeeze=False)
+    for row, source in enumerate(sorted(chosen)):
+        first = chosen[source]
+        rows = np.flatnonzero(samples == samples[first])
+        attacks = {int(arrays.target[r]): int(r) for r in rows}
+        others = [attacks[c] for c in range(classes) if c != source]
+        crafted, originals = rebuilt_samples(arrays, np.array(others), dataset)
+        images = {c: crafted[i] for i, c in enumerate(c for c in range(classes) if c != source)}
+        images[source] = originals[0]
+        for column in range(classes):
+            ax = axes[row, column]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if column == 0:
+                ax.set_ylabel(str(source))
+            if row == 0:
+                ax.set_title(str(column), fontsize=9)
+            if column != source and not arrays.success[attacks[column]]:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("red")
+                    spine.set_linewidth(2)
+            ax.imshow(images[column][0], cmap="gray", vmin=low, vmax=high)
+    figure.suptitle(f"{summary.label}: rows source class, columns target class (red: failed)")
+    return figure

@@ -1,0 +1,156 @@
+"""Everything a report shows about one campaign, computed from its stored rows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from jsma._records import encode
+from jsma.campaign import Campaign, CampaignLike, CampaignStatus
+from jsma.campaign._manifest import Manifest
+from jsma.campaign.location import Folder
+from jsma.metrics import (
+    BudgetCurves,
+    CampaignArrays,
+    SetResults,
+    budget_curves,
+    distance_matrix,
+    distortion_matrix,
+    hardness_matrix,
+    rank_correlation,
+    results_by_split,
+    robustness,
+    success_matrix,
+)
+from jsma.settings import Direction, direction_of
+
+__all__ = ["CampaignSummary", "ReportSummary", "summarise"]
+
+# Budgets for the curves and the hardness integral: every 0.5% up to the campaign's.
+_BUDGET_STEP = 0.005
+
+
+@dataclass(frozen=True, eq=False)
+class CampaignSummary:
+    """A campaign's metrics, ready to draw and to write as JSON."""
+
+    directory: Folder
+    manifest: Manifest
+    status: CampaignStatus
+    arrays: CampaignArrays
+    results: list[SetResults]
+    success: np.ndarray
+    distortion: np.ndarray
+    hardness: np.ndarray
+    distance: np.ndarray
+    curves: BudgetCurves
+    robustness: float
+    mean_sample_robustness: float
+    hardness_distance_correlation: float
+
+    @property
+    def theta(self) -> float:
+        return self.manifest.spec.attack.theta
+
+    @property
+    def direction(self) -> Direction:
+        return direction_of(self.theta)
+
+    @property
+    def label(self) -> str:
+        name = self.directory.name
+        if self.direction in name:
+            return f"{name} (theta = {self.theta:+g})"
+        return f"{name} ({self.direction}, theta = {self.theta:+g})"
+
+    def to_json(self) -> dict[str, Any]:
+        def matrix(values: np.ndarray) -> list[list[float | None]]:
+            return [[None if math.isnan(v) else float(v) for v in row] for row in values]
+
+        def number(value: float) -> float | None:
+            return None if math.isnan(value) else value
+
+        return {
+            "directory": str(self.directory),
+            "direction": self.direction,
+            "spec": self.manifest.spec.to_json(),
+            "model": encode(self.manifest.model),
+            "data": {k: v for k, v in encode(self.manifest.data).items() if k != "fingerprint"},
+            "attacks": self.status.attacks_done,
+            "throughput_attacks_per_second": number(self.status.throughput),
+            "results": [
+                {
+                    "set": line.name,
+                    "attacks": line.attacks,
+                    "success_rate": number(line.success_rate),
+                    "mean_distortion_success": number(line.mean_distortion_success),
+                    "mean_distortion_all": number(line.mean_distortion_all),
+                }
+                for line in self.results
+            ],
+            "robustness": self.robustness,
+            "mean_sample_robustness": self.mean_sample_robustness,
+            "hardness_distance_correlation": number(self.hardness_distance_correlation),
+            "budgets": self.curves.budgets.tolist(),
+            "success_rate_by_budget": self.curves.success_rate.tolist(),
+            "mean_distortion_success_by_budget": [
+                number(v) for v in self.curves.mean_distortion_success.tolist()
+            ],
+            "matrices": {
+                "success": matrix(self.success),
+                "distortion": matrix(self.distortion),
+                "hardness": matrix(self.hardness),
+                "adversarial_distance": matrix(self.distance),
+            },
+        }
+
+
+def summarise(where: CampaignLike) -> CampaignSummary:
+    """Read a finished campaign (a directory or a storage URI) and compute every metric
+    the report shows."""
+    campaign = Campaign.open(where)  # every unit read and verified once
+    directory, manifest = campaign.folder, campaign.manifest
+    status = campaign.status()
+    arrays = campaign.arrays()
+    classes = manifest.data.num_classes
+    features = int(np.prod(manifest.data.input_shape))
+    settings = manifest.spec.attack
+    steps = max(1, round(settings.max_distortion / _BUDGET_STEP))
+    budgets = np.linspace(settings.max_distortion / steps, settings.max_distortion, steps)
+    curves = budget_curves(arrays, budgets, features, features_per_step=settings.features_per_step)
+    hardness = hardness_matrix(arrays, curves, classes)
+    distance = distance_matrix(arrays, classes)
+    smallest, mean_minimum = robustness(arrays)
+    return CampaignSummary(
+        directory=directory,
+        manifest=manifest,
+        status=status,
+        arrays=arrays,
+        results=results_by_split(arrays),
+        success=success_matrix(arrays, classes),
+        distortion=distortion_matrix(arrays, classes),
+        hardness=hardness,
+        distance=distance,
+        curves=curves,
+        robustness=smallest,
+        mean_sample_robustness=mean_minimum,
+        hardness_distance_correlation=rank_correlation(hardness, distance),
+    )
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """summary.json: every number of the page, for other tools."""
+
+    KIND: ClassVar[str] = "report-summary"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (no header)
+
+    campaigns: list[dict[str, Any]]
+    toy: dict[str, Any] | None = None
+    defenses: list[dict[str, Any]] | None = None
+    gan: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None
+    study: dict[str, Any] | None = None
