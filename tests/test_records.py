@@ -198,3 +198,29 @@ def test_checkpoints_carry_a_header_and_those_of_0_2_0_still_load(tmp_path: Path
     with safetensors.safe_open(str(shipped), framework="pt") as handle:
         assert "format" not in json.loads((handle.metadata() or {})["jsma"])  # 0.2.0 wrote it
     assert pretrained("paper").info.spec.architecture == "lenet"
+
+
+def test_a_gan_of_0_1_0_loads_and_its_training_state_reads(
+    tmp_path: Path, tiny_dataset: Dataset
+) -> None:
+    import safetensors
+
+    from jsma.errors import CheckpointError
+    from jsma.gan import GanRecipe, GanSpec, load_generator, train_gan
+    from jsma.gan._training import _STATE_KEY, _StoredState
+    from tests.conftest import NUM_CLASSES, SIDE
+
+    old = Path(shutil.copytree(FIXTURE / "gan", tmp_path / "gan"))
+    loaded = load_generator(old)
+    assert loaded.spec == GanSpec((1, SIDE, SIDE), NUM_CLASSES, width=4)
+    assert loaded.info.recipe.epochs == 1
+    assert len(loaded.info.history) == 1
+    with safetensors.safe_open(str(old / "training.safetensors"), framework="pt") as handle:
+        state = load(_StoredState, json.loads((handle.metadata() or {})[_STATE_KEY]))
+    assert state.history == loaded.info.history
+    # Continuing it on other data is refused by name, not by a parse error.
+    with pytest.raises(CheckpointError, match=r"other settings or data \(data\.source"):
+        train_gan(
+            tiny_dataset, GanRecipe(epochs=2, batch_size=16), spec=loaded.spec,
+            state=old / "training.safetensors",
+        )  # fmt: skip

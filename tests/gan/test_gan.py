@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -304,7 +305,7 @@ def test_non_finite_images_or_features_are_an_error_not_a_hang(tiny_dataset: Dat
 @pytest.mark.parametrize(
     ("tamper", "why"),
     [
-        ("history", "the history is not a list of epochs"),
+        ("history", r"history\[0\]: expected an object, got 'not'"),
         ("shape", "has shape"),
         ("missing", "missing tensors"),
     ],
@@ -340,4 +341,4 @@ def test_a_tampered_training_state_is_one_line(
     assert error.count("\n") == 1
     assert error.startswith("jsma: error: ")
     assert "not a GAN training state" in error
-    assert why in error
+    assert re.search(why, error)

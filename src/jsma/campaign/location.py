@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
-import json
 import logging
 import os
 import socket
@@ -29,19 +28,20 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import ClassVar, Protocol
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
 from jsma._io import atomic_write, ensure_writable
-from jsma._records import loads_json
+from jsma._records import dumps, load, loads_json
 from jsma.errors import CampaignError, ConfigurationError, StorageError
 
 __all__ = [
     "LOCK_NAME",
     "ArrowFolder",
     "Folder",
+    "Lease",
     "LocalFolder",
     "folder_at",
 ]
@@ -49,6 +49,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a bucket prefix's lock, the token that proves it, and until when."""
+
+    KIND: ClassVar[str] = "campaign-lease"
+    FORMAT: ClassVar[int] = 1  # 0: 0.2.0 (the same fields, no header)
+
+    holder: str
+    token: str
+    expires: float  # seconds since the epoch
 
 
 class Folder(Protocol):
@@ -279,31 +291,25 @@ class ArrowFolder:
 
     # --- the lease -----------------------------------------------------------------
 
-    def _lease(self) -> dict[str, Any] | None:
+    def _lease(self) -> Lease | None:
         data = self.read(LOCK_NAME)
         if data is None:
             return None
         try:
-            lease = loads_json(data)
-            return {
-                "holder": str(lease["holder"]),
-                "token": str(lease["token"]),
-                "expires": float(lease["expires"]),
-            }
-        except (ValueError, KeyError, TypeError):
+            return load(Lease, loads_json(data))
+        except ValueError:  # malformed JSON, or a field missing or of the wrong type
             logger.warning("%s/%s: unreadable lease; taking it over", self, LOCK_NAME)
             return None
 
     def _put_lease(self, holder: str, token: str) -> None:
-        lease = {"holder": holder, "token": token, "expires": time.time() + self.lease_seconds}
-        self.write(LOCK_NAME, json.dumps(lease).encode())
+        self.write(LOCK_NAME, dumps(Lease(holder, token, time.time() + self.lease_seconds)))
 
     def _refuse_unless_free(self, token: str) -> None:
         lease = self._lease()
-        if lease and lease["token"] != token and lease["expires"] > time.time():
-            left = lease["expires"] - time.time()
+        if lease and lease.token != token and lease.expires > time.time():
+            left = lease.expires - time.time()
             raise _busy(
-                self, lease["holder"], f" (if that run was killed, its lease ends in {left:.0f} s)"
+                self, lease.holder, f" (if that run was killed, its lease ends in {left:.0f} s)"
             )
 
     @contextlib.contextmanager
@@ -331,14 +337,14 @@ class ArrowFolder:
             stop.set()
             renewer.join()
             lease = self._lease()
-            if lease and lease["token"] == token:
+            if lease and lease.token == token:
                 self.delete(LOCK_NAME)
 
     def _renew(self, holder: str, token: str, stop: threading.Event) -> None:
         while not stop.wait(self.lease_seconds / 3):
             try:
                 lease = self._lease()
-                if lease and lease["token"] != token:
+                if lease and lease.token != token:
                     logger.error("%s: another run took over this campaign's lease", self)
                     return
                 self._put_lease(holder, token)

@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import safetensors
 import safetensors.torch
 import torch
 
 from jsma._io import atomic_write
-from jsma._records import decode, encode, loads_json
+from jsma._records import dumps, encode, load, loads_json
 from jsma.errors import CheckpointError
 from jsma.gan._networks import GanSpec, Generator
-from jsma.gan._training import TrainedGan
+from jsma.gan._training import GanEpoch, GanRecipe, TrainedGan
 
-__all__ = ["GENERATOR_FILE", "LoadedGenerator", "load_generator", "save_generator"]
+__all__ = [
+    "GENERATOR_FILE",
+    "GeneratorInfo",
+    "LoadedGenerator",
+    "load_generator",
+    "save_generator",
+]
 
 GAN_METADATA_KEY = "jsma-gan"
 CLASSIFIER_METADATA_KEY = "jsma"  # what `jsma.models.save_checkpoint` writes
 GENERATOR_FILE = "generator.safetensors"  # its name in a `jsma gan train --out DIR`
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a generator checkpoint says: how to rebuild it and how it was trained."""
+
+    KIND: ClassVar[str] = "gan-generator"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (the same fields, no header)
+
+    spec: GanSpec
+    recipe: GanRecipe
+    history: tuple[GanEpoch, ...]
+    data: dict[str, Any]
+    torch_version: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -31,20 +49,19 @@ class LoadedGenerator:
 
     generator: Generator
     spec: GanSpec
-    about: Mapping[str, Any]
+    info: GeneratorInfo
+
+    @property
+    def about(self) -> dict[str, Any]:
+        """`info` as the JSON it was stored as (what 0.2.0 gave here)."""
+        return dict(encode(self.info))
 
 
 def save_generator(path: Path, gan: TrainedGan) -> None:
     """Write the generator's weights, spec, recipe, history and data record atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in gan.generator.state_dict().items()}
-    about = {
-        "spec": encode(gan.spec),
-        "recipe": encode(gan.recipe),
-        "history": [asdict(epoch) for epoch in gan.history],
-        "data": dict(gan.data),
-        "torch_version": torch.__version__,
-    }
-    payload = safetensors.torch.save(tensors, metadata={GAN_METADATA_KEY: json.dumps(about)})
+    info = GeneratorInfo(gan.spec, gan.recipe, gan.history, dict(gan.data), torch.__version__)
+    payload = safetensors.torch.save(tensors, metadata={GAN_METADATA_KEY: dumps(info).decode()})
     with atomic_write(path) as handle:
         handle.write(payload)
 
@@ -67,10 +84,9 @@ def load_generator(path: Path, *, map_location: str | torch.device = "cpu") -> L
             f"{path}: {kind} checkpoint, not a GAN generator (make one with `jsma gan train`)"
         )
     try:
-        about = loads_json(header[GAN_METADATA_KEY])
-        spec = decode(GanSpec, about["spec"], "spec")
-        generator = Generator(spec)
+        info = load(GeneratorInfo, loads_json(header[GAN_METADATA_KEY]))
+        generator = Generator(info.spec)
         generator.load_state_dict(tensors)
     except (ValueError, KeyError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"{path}: damaged GAN checkpoint ({error})") from None
-    return LoadedGenerator(generator.to(map_location).eval(), spec, about)
+    return LoadedGenerator(generator.to(map_location).eval(), info.spec, info)

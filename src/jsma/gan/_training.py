@@ -11,13 +11,12 @@ uninterrupted run would have had.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import safetensors
@@ -27,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jsma._io import atomic_write
-from jsma._records import encode, loads_json, record_differences
+from jsma._records import dumps, encode, load, loads_json, record_differences
 from jsma.data._dataset import Dataset
 from jsma.errors import CheckpointError, ConfigurationError, ModelError
 from jsma.gan._networks import Discriminator, GanSpec, Generator
@@ -162,8 +161,8 @@ class _State:
                 for index, slots in module.state_dict()["state"].items():
                     for slot, tensor in slots.items():
                         tensors[f"{part}.{index}.{slot}"] = torch.as_tensor(tensor).contiguous()
-        history = [asdict(epoch) for epoch in self.history]
-        metadata = {_STATE_KEY: json.dumps({**identity, "history": history})}
+        stored = _StoredState(**identity, history=tuple(self.history))
+        metadata = {_STATE_KEY: dumps(stored).decode()}
         payload = safetensors.torch.save(tensors, metadata=metadata)
         with atomic_write(path) as handle:
             handle.write(payload)
@@ -171,21 +170,21 @@ class _State:
     def load(self, path: Path, identity: Mapping[str, Any]) -> None:
         try:
             with safetensors.safe_open(str(path), framework="pt") as handle:
-                stored = loads_json((handle.metadata() or {})[_STATE_KEY])
+                stored = load(_StoredState, loads_json((handle.metadata() or {})[_STATE_KEY]))
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
         except (OSError, ValueError, KeyError, safetensors.SafetensorError) as error:
             raise CheckpointError(
                 f"{path}: not a GAN training state ({type(error).__name__}: {error}); "
                 "move it away to start afresh"
             ) from None
-        differences = record_differences({k: stored.get(k) for k in identity}, identity)
+        differences = record_differences({k: getattr(stored, k) for k in identity}, identity)
         if differences:
             raise CheckpointError(
                 f"{path}: a training run with other settings or data ({'; '.join(differences)}); "
                 "use another output, or the same settings to continue it"
             )
         try:
-            self._restore(tensors, stored["history"])
+            self._restore(tensors, stored.history)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(
                 f"{path}: not a GAN training state ({type(error).__name__}: {error}); "
@@ -209,9 +208,9 @@ class _State:
                     layout[f"{part}_optimizer.{index}.{slot}"] = tuple(shape)
         return layout
 
-    def _restore(self, tensors: dict[str, torch.Tensor], history: object) -> None:
+    def _restore(self, tensors: dict[str, torch.Tensor], history: Sequence[GanEpoch]) -> None:
         """Load a stored state, after checking it is whole: every tensor of the layout,
-        each of its shape, and a history of epochs."""
+        each of its shape (the history was checked when read)."""
         found = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
         expected = self._layout()
         if missing := sorted(expected.keys() - found.keys()):
@@ -220,11 +219,6 @@ class _State:
             raise KeyError(f"unexpected tensors {extra[:3]}")
         if wrong := [name for name in sorted(expected) if expected[name] != found[name]]:
             raise ValueError(f"{wrong[0]} has shape {found[wrong[0]]}, not {expected[wrong[0]]}")
-        if not isinstance(history, list) or not all(isinstance(e, Mapping) for e in history):
-            raise TypeError("the history is not a list of epochs")
-        epochs = [GanEpoch(**epoch) for epoch in history]
-        if any(not isinstance(v, int | float) for e in epochs for v in asdict(e).values()):
-            raise TypeError("an epoch of the history holds a value that is not a number")
         self.shuffle.set_state(tensors.pop("rng.shuffle"))
         self.noise.set_state(tensors.pop("rng.noise"))
         for part, module in self._parts().items():
@@ -239,7 +233,20 @@ class _State:
                     state.setdefault(int(index), {})[slot] = tensor
                 groups = module.state_dict()["param_groups"]
                 module.load_state_dict({"state": state, "param_groups": groups})
-        self.history = epochs
+        self.history = list(history)
+
+
+@dataclass(frozen=True)
+class _StoredState:
+    """The metadata of a training state: the run's identity and its history so far."""
+
+    KIND: ClassVar[str] = "gan-training"
+    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (the same fields, no header)
+
+    spec: dict[str, Any]
+    recipe: dict[str, Any]  # without the epochs: a run continues to more
+    data: dict[str, Any]
+    history: tuple[GanEpoch, ...]
 
 
 def train_gan(
