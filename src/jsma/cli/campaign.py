@@ -110,10 +110,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from jsma.campaign import open_campaign, run_campaign
+    from jsma.campaign import Campaign, run_campaign
     from jsma.models import resolve_model
 
-    manifest = open_campaign(args.directory)
+    manifest = Campaign.open(args.directory).manifest
     runner = engine(args)
     data = dataset(args)
     # The model the manifest names, unless the options name one.
@@ -133,7 +133,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from jsma.campaign import campaign_status
+    from jsma.campaign import Campaign
 
-    _print_status(campaign_status(args.directory))
+    _print_status(Campaign.open(args.directory).status())
     return 0

@@ -159,12 +159,12 @@ def _settings(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from jsma.campaign import open_campaign
+    from jsma.campaign import Campaign
     from jsma.models import resolve_model
     from jsma.study import ConsentText, create_study, describe
 
     data = dataset(args)
-    stored = open_campaign(args.campaigns[0]).model
+    stored = Campaign.open(args.campaigns[0]).manifest.model
     model = None
     if stored.checkpoint or stored.recipe:
         checkpoint = Path(stored.checkpoint) if stored.checkpoint else None

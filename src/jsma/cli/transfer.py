@@ -91,10 +91,10 @@ def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.
 
 
 def _campaign_name(where: str | Path) -> str:
-    from jsma.campaign import folder_at, open_campaign
+    from jsma.campaign import Campaign
 
-    folder = folder_at(where)
-    model = open_campaign(folder).model
+    campaign = Campaign.open(where)
+    folder, model = campaign.folder, campaign.manifest.model
     made = model.recipe or (Path(model.checkpoint).stem if model.checkpoint else model.architecture)
     return f"{folder.name} ({made})"
 

@@ -19,7 +19,7 @@ from torch import nn
 from jsma._records import read_record, write_record
 from jsma.attacks import Output
 from jsma.campaign import Campaign, run_campaign
-from jsma.campaign._manifest import Manifest, open_campaign
+from jsma.campaign._manifest import Manifest
 from jsma.data._dataset import Dataset
 from jsma.errors import JSMAError
 from jsma.metrics import SetResults, results_by_split
@@ -39,7 +39,7 @@ DEFENSE_FILE = "defense.json"
 
 
 def _baseline_manifest(baseline: Path) -> Manifest:
-    return open_campaign(baseline)
+    return Campaign.open(baseline).manifest
 
 
 def baseline_output(baseline: Path) -> str:
