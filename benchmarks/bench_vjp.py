@@ -14,7 +14,9 @@ largest difference of their results:
   layout, which all three use);
 - batched: one call with both cotangents stacked, `is_grads_batched=True` (vmap);
 - doubled: one forward and one backward of the batch twice over, each half
-  differentiating one of the two sums.
+  differentiating one of the two sums;
+- compiled (with `--compile`): the two passes through `torch.compile(model)` (its
+  compile time printed apart).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import typing
 from collections.abc import Callable
 
 import torch
@@ -74,12 +77,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=256, help="images per batch")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--repeats", type=int, default=7, help="timings of each way")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile the model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = jsma.pretrained("paper").model.eval().requires_grad_(False)
     images, labels = jsma.load_mnist().test.tensors()
     x, t = images[: args.rows], (labels[: args.rows] + 1) % 10
     ways: dict[str, Way] = {"two": two, "batched": batched, "doubled": doubled}
+    if args.compile:
+        compiled = typing.cast(nn.Module, torch.compile(model))
+        start = time.perf_counter()
+        two(compiled, x, t)  # compiles forward and backward
+        print(f"torch.compile: {time.perf_counter() - start:.1f} s before the first result")
+        ways["compiled"] = lambda _, x, t: two(compiled, x, t)
     reference = two(model, x, t)
     times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(args.repeats):  # interleaved: a busy moment slows every way alike
