@@ -301,3 +301,19 @@ def test_histogram_bins_follow_the_distortion_step(campaigns: list[Path]) -> Non
         heights = [patch.get_height() for patch in container]
         wins = summary.arrays.distortion[summary.arrays.success]
         assert heights == np.histogram(wins, edges)[0].tolist()
+
+
+def test_the_budget_figure_plots_each_campaigns_curves(campaigns: list[Path]) -> None:
+    from jsma.report import budget_figure, summarise
+
+    summaries = [summarise(c) for c in campaigns]
+    success, distortion = budget_figure(summaries).axes
+    assert success.get_ylim() == (0, 100)
+    for summary, rate, spent in zip(summaries, success.lines, distortion.lines, strict=True):
+        budgets = summary.curves.budgets * 100
+        assert rate.get_xdata() == pytest.approx(budgets)
+        assert rate.get_ydata() == pytest.approx(summary.curves.success_rate * 100)
+        assert spent.get_ydata() == pytest.approx(
+            summary.curves.mean_distortion_success, nan_ok=True
+        )
+        assert rate.get_label() == summary.label
