@@ -181,3 +181,20 @@ def test_evaluate_detection_on_a_campaign(
 def test_evaluate_detection_errors(tiny_dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(JSMAError, match="no campaign here"):
         evaluate_detection(tmp_path, tiny_dataset)
+
+
+def test_the_detection_figure_plots_the_stored_summaries() -> None:
+    from jsma.defenses import read_detection
+
+    stored = read_detection(Path(__file__).parents[1] / "fixtures" / "v0.1.0" / "detection")
+    assert stored is not None
+    figure = detection_figure(list(stored.results))
+    roc, _, buckets = figure.axes
+    curves = [line for line in roc.lines if line.get_linestyle() == "-"]
+    bars = [c for c in buckets.containers if hasattr(c, "patches")]
+    for result, curve, container in zip(stored.results, curves, bars, strict=True):
+        assert curve.get_xdata() == pytest.approx(result.roc_false_positive_rate)
+        assert curve.get_ydata() == pytest.approx(result.roc_true_positive_rate)
+        heights = [patch.get_height() for patch in container]
+        expected = [v * 100 for v in result.points[-1].detection_rate_by_bucket]
+        assert heights == pytest.approx(expected, nan_ok=True)
