@@ -198,3 +198,17 @@ def test_the_detection_figure_plots_the_stored_summaries() -> None:
         heights = [patch.get_height() for patch in container]
         expected = [v * 100 for v in result.points[-1].detection_rate_by_bucket]
         assert heights == pytest.approx(expected, nan_ok=True)
+
+
+def test_the_comparison_figure_plots_each_matrix_on_one_scale() -> None:
+    from jsma.defenses import comparison_figure
+
+    rng = np.random.default_rng(0)
+    matrices = [(f"model {i}", rng.random((4, 4))) for i in range(4)]
+    figure = comparison_figure(matrices)
+    panels = [axes for axes in figure.axes if axes.get_visible() and axes.images]
+    assert [axes.get_title() for axes in panels] == [name for name, _ in matrices]
+    for axes, (_, values) in zip(panels, matrices, strict=True):
+        (image,) = axes.images
+        assert image.get_clim() == (0.0, 100.0)
+        assert np.asarray(image.get_array()) == pytest.approx(values * 100)

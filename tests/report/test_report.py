@@ -317,3 +317,31 @@ def test_the_budget_figure_plots_each_campaigns_curves(campaigns: list[Path]) ->
             summary.curves.mean_distortion_success, nan_ok=True
         )
         assert rate.get_label() == summary.label
+
+
+def test_the_sample_grid_shows_the_rebuilt_samples(
+    campaigns: list[Path], tiny_dataset: Dataset
+) -> None:
+    from jsma.campaign import rebuilt_samples
+    from jsma.metrics import sample_keys
+    from jsma.report import sample_grid, summarise
+
+    summary = summarise(campaigns[0])
+    figure = sample_grid(summary, tiny_dataset)
+    assert figure is not None
+    arrays = summary.arrays
+    grid = np.array(figure.axes).reshape(-1, NUM_CLASSES)
+    for row in grid:
+        source = int(row[0].get_ylabel())
+        first = next(
+            int(r) for r in np.flatnonzero(arrays.source == source)
+            if np.sum(sample_keys(arrays) == sample_keys(arrays)[r]) == NUM_CLASSES - 1
+        )  # fmt: skip
+        rows = np.flatnonzero(sample_keys(arrays) == sample_keys(arrays)[first])
+        crafted, originals = rebuilt_samples(arrays, rows, tiny_dataset)
+        for position, r in enumerate(rows):
+            shown = np.asarray(row[int(arrays.target[r])].images[0].get_array())
+            assert shown == pytest.approx(np.asarray(crafted[position][0]))
+        assert np.asarray(row[source].images[0].get_array()) == pytest.approx(
+            np.asarray(originals[0][0])
+        )
