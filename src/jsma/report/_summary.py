@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -66,19 +65,24 @@ class CampaignSummary:
             return f"{name} (theta = {self.theta:+g})"
         return f"{name} ({self.direction}, theta = {self.theta:+g})"
 
+    def configuration(self) -> dict[str, Any]:
+        """How the campaign was set up, as JSON values: spec, model, data (without its
+        fingerprint) and the versions that ran it."""
+        data = {k: v for k, v in encode(self.manifest.data).items() if k != "fingerprint"}
+        return {
+            "spec": encode(self.manifest.spec),
+            "model": encode(self.manifest.model),
+            "data": data,
+            "versions": dict(self.manifest.versions),
+        }
+
     def to_json(self) -> dict[str, Any]:
-        def matrix(values: np.ndarray) -> list[list[float | None]]:
-            return [[None if math.isnan(v) else float(v) for v in row] for row in values]
-
-        def number(value: float) -> float | None:
-            return None if math.isnan(value) else value
-
+        number = matrix = encode  # NaN (not defined) as null, strict JSON
+        configuration = self.configuration()
         return {
             "directory": str(self.directory),
             "direction": self.direction,
-            "spec": self.manifest.spec.to_json(),
-            "model": encode(self.manifest.model),
-            "data": {k: v for k, v in encode(self.manifest.data).items() if k != "fingerprint"},
+            **{key: configuration[key] for key in ("spec", "model", "data")},
             "attacks": self.status.attacks_done,
             "throughput_attacks_per_second": number(self.status.throughput),
             "results": [

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from jsma._records import encode, flatten
+from jsma._records import flatten
 from jsma.data._dataset import Dataset
 from jsma.paper import CLOSEST, PAPER
 from jsma.report._figures import budget_figure, distortion_histogram, heatmap, sample_grid
@@ -118,20 +117,10 @@ def across_section(summaries: Sequence[CampaignSummary]) -> Section:
     return Section("Across campaigns", "across.html", {}, pictures)
 
 
-def _configuration(s: CampaignSummary) -> dict[str, Any]:
-    data = {k: v for k, v in encode(s.manifest.data).items() if k != "fingerprint"}
-    return {
-        "spec": encode(s.manifest.spec),
-        "model": encode(s.manifest.model),
-        "data": data,
-        "versions": dict(s.manifest.versions),
-    }
-
-
 def configuration_section(summaries: Sequence[CampaignSummary]) -> Section:
     """Each campaign's progress and speed, and its configuration as one table: the
     settings that differ between campaigns first, then those they share."""
-    flat = [flatten(_configuration(s)) for s in summaries]
+    flat = [flatten(s.configuration()) for s in summaries]
     keys = list(dict.fromkeys(key for f in flat for key in f))
     differing = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
     shared = [(k, flat[0][k]) for k in keys if k not in differing]

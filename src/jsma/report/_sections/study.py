@@ -11,8 +11,8 @@ from jsma.study._analysis import ANALYSIS_FIGURE, read_analysis
 __all__ = ["study_section"]
 
 
-def _observers(kind: str) -> str:
-    return "people" if kind == "human" else kind
+def _observers(kind: str, *, machine: str = "") -> str:
+    return "people" if kind == "human" else f"{machine}{kind}"
 
 
 def study_section(directory: Path) -> Section:
@@ -20,7 +20,7 @@ def study_section(directory: Path) -> Section:
     out = directory / "analysis"
     analysis = read_analysis(out)
     lines = [
-        ("people" if line.kind == "human" else f"machine observer: {line.kind}", line)
+        (_observers(line.kind, machine="machine observer: "), line)
         for line in analysis.lines
         if line.bucket == "all"
     ]
