@@ -51,12 +51,15 @@ class DiesOnce(nn.Module):
 
 
 class NotFinite(nn.Module):
+    """Finite outputs without gradients (the check before a campaign passes), NaN
+    under the attack's differentiation: the error is raised in the worker."""
+
     def __init__(self) -> None:
         super().__init__()
         self.inner = MODEL_SPEC.build()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x) * float("nan")
+        return self.inner(x) * (float("nan") if torch.is_grad_enabled() else 1.0)
 
 
 @pytest.fixture

@@ -45,9 +45,10 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "campaign.json"
 # 2: 0.1.0; 3: 0.2.0, `unit_digests`, the spec digests a unit file may carry (a campaign
 # extended to more samples keeps the units it had); 4: the header's kind, the model's
-# provenance typed (a free-form description before).
-_FORMAT, _KIND = 4, "campaign"
-_READABLE = (2, 3, 4)
+# provenance typed (a free-form description before); 5: the model's `source` (a model
+# from outside jsma) and the data's `location` and `class_names` (other data than MNIST).
+_FORMAT, _KIND = 5, "campaign"
+_READABLE = (2, 3, 4, 5)
 _FIELDS = frozenset(
     ("spec", "spec_digest", "model", "data", "units", "attacks_total", "versions", "created")
 ) | {"digest"}
@@ -59,7 +60,9 @@ ModelRecord = ModelProvenance
 
 @dataclass(frozen=True)
 class DataRecord:
-    """The attacked data: fingerprint, origin, shape, bounds and split sizes."""
+    """The attacked data: fingerprint, origin, shape, bounds and split sizes; where to
+    read it again (`location`, for `jsma.data.load_data`; None before format 5: MNIST)
+    and its class names, if it has them."""
 
     fingerprint: str
     source: str
@@ -67,6 +70,8 @@ class DataRecord:
     input_shape: tuple[int, ...]
     bounds: tuple[float, float]
     split_sizes: Mapping[str, int]
+    location: str | None = None
+    class_names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

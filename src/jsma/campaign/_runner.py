@@ -29,7 +29,7 @@ from jsma.campaign._spec import CampaignSpec
 from jsma.campaign._store import UNITS, remove_stale_temporaries, unit_info
 from jsma.campaign._unit import UnitData
 from jsma.campaign.location import Folder, folder_at
-from jsma.data._dataset import Dataset
+from jsma.data._dataset import PIXEL_SCALE, Dataset
 from jsma.errors import CampaignError, ConfigurationError, Interrupted
 from jsma.models._evaluation import check_model_fits
 from jsma.models._provenance import ModelProvenance, model_fingerprint
@@ -49,11 +49,15 @@ logger = logging.getLogger(__name__)
 
 
 def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
-    """SHA-256 of the images and labels of the campaign's splits."""
+    """SHA-256 of the images and labels of the campaign's splits (and of how stored
+    values map to inputs, where that is not MNIST's k / 256)."""
     digest = hashlib.sha256()
     for name in splits:
         split = dataset.split(name)
         digest.update(name.encode())
+        if split.scale != PIXEL_SCALE or split.images.dtype != np.uint8:
+            # Not in MNIST's digest, so that campaigns of earlier versions still match.
+            digest.update(f"{split.images.dtype.str}/{split.scale!r};".encode())
         digest.update(np.ascontiguousarray(split.images).tobytes())
         digest.update(np.ascontiguousarray(split.labels).tobytes())
     return digest.hexdigest()
@@ -125,6 +129,8 @@ def describe_campaign(
             input_shape=tuple(dataset.input_shape),
             bounds=dataset.bounds,
             split_sizes={split: len(dataset.split(split)) for split in spec.splits},
+            location=dataset.location,
+            class_names=dataset.class_names,
         ),
     )
 

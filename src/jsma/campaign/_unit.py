@@ -36,9 +36,7 @@ class UnitData:
 
     @classmethod
     def cut(cls, dataset: Dataset, unit: WorkUnit) -> UnitData:
-        split = dataset.split(unit.split)
-        window = slice(unit.start, unit.stop)
-        samples = Split(split.name, split.images[window], split.labels[window])
+        samples = dataset.split(unit.split).cut(slice(unit.start, unit.stop))
         return cls(unit, samples, dataset.num_classes, dataset.bounds)
 
 

@@ -1,6 +1,8 @@
-"""MNIST in the paper's split, from the embedded copy, IDX files or a download."""
+"""Data: MNIST in the paper's split (embedded copy, IDX files or a download), and a
+user's own arrays, image folders and Parquet tables (`load_data`)."""
 
 from jsma.data._dataset import PIXEL_SCALE, Dataset, Split, SplitName
+from jsma.data._files import load_data, read_image_folder, read_npz, read_parquet
 from jsma.data._idx import read_idx, write_idx
 from jsma.data._sources import (
     CACHE_ENV_VAR,
@@ -27,7 +29,11 @@ __all__ = [
     "Split",
     "SplitName",
     "default_cache_dir",
+    "load_data",
     "load_mnist",
     "read_idx",
+    "read_image_folder",
+    "read_npz",
+    "read_parquet",
     "write_idx",
 ]

@@ -206,12 +206,16 @@ def _arrays_from_pickle(compressed: bytes, origin: str) -> dict[str, tuple[np.nd
 def _dataset_from_arrays(
     arrays: Mapping[str, tuple[np.ndarray, np.ndarray]], source: str
 ) -> Dataset:
+    empty = [name for name in SPLIT_NAMES if not len(arrays[name][1])]
+    if empty:  # MNIST always has its three splits
+        raise DataError(f"{source}: the {' and '.join(empty)} split is empty")
     return Dataset(
         name="mnist",
         source=source,
         train=Split("train", *arrays["train"]),
         validation=Split("validation", *arrays["validation"]),
         test=Split("test", *arrays["test"]),
+        location="mnist",
     )
 
 

@@ -1,4 +1,5 @@
-"""The paper's networks, training recipes, checkpoints and evaluation."""
+"""The paper's networks, training recipes, checkpoints and evaluation, and models
+from outside jsma (exported programs, TorchScript, builders and weights)."""
 
 from jsma.context import frozen_eval
 from jsma.models._checkpoint import (
@@ -10,6 +11,15 @@ from jsma.models._checkpoint import (
     save_checkpoint,
 )
 from jsma.models._evaluation import Evaluation, check_model_fits, evaluate, predict
+from jsma.models._external import (
+    ModelSource,
+    Normalization,
+    SourcedModel,
+    load_model,
+    model_source,
+    parse_model_arguments,
+    resolve_device,
+)
 from jsma.models._networks import MLP, Activation, AndNet, LeNet
 from jsma.models._provenance import ModelProvenance, model_fingerprint
 from jsma.models._registry import ARCHITECTURES, ModelSpec, build_model
@@ -41,9 +51,12 @@ __all__ = [
     "LeNet",
     "LoadedModel",
     "ModelProvenance",
+    "ModelSource",
     "ModelSpec",
+    "Normalization",
     "Objective",
     "Recipe",
+    "SourcedModel",
     "TrainingResult",
     "build_model",
     "cached_model",
@@ -55,11 +68,15 @@ __all__ = [
     "frozen_eval",
     "get_recipe",
     "load_checkpoint",
+    "load_model",
     "load_weights",
     "model_fingerprint",
+    "model_source",
     "packaged_model_path",
+    "parse_model_arguments",
     "predict",
     "pretrained",
+    "resolve_device",
     "resolve_model",
     "save_checkpoint",
     "train",

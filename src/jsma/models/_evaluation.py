@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,20 +18,24 @@ __all__ = ["Evaluation", "check_model_fits", "evaluate", "predict"]
 
 
 def check_model_fits(model: nn.Module, dataset: Dataset, *, name: str = "the model") -> None:
-    """A `ModelError` naming both if `model` does not take `dataset`'s inputs or does not
-    give one output per class of it: checked on one sample, before any long work."""
+    """A `ModelError` naming both if `model` does not take `dataset`'s inputs, does not
+    give one finite score per class of it, or takes one input at a time only: checked on
+    two samples, before any long work."""
     split = next(s for s in dataset.splits() if len(s))
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    image, _ = split.tensors(np.array([0]), device=device)
+    images, _ = split.tensors(np.array([0, min(1, len(split) - 1)]), device=device)
     shape = tuple(dataset.input_shape)
-    try:
+
+    def outputs_of(batch: torch.Tensor) -> Any:
         with frozen_eval(model), torch.no_grad():
-            outputs = model(image)
-    except (RuntimeError, ValueError, TypeError, IndexError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            return model(batch)
+
+    try:
+        outputs = outputs_of(images[:1])
+    except Exception as error:  # a model from outside jsma may raise anything here
         raise ModelError(
-            f"{name} does not take this data's inputs, of shape {shape} ({first})"
+            f"{name} does not take this data's inputs, of shape {shape} ({_first_line(error)})"
         ) from None
     if not isinstance(outputs, torch.Tensor) or outputs.ndim != 2 or len(outputs) != 1:
         got = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
@@ -40,6 +45,21 @@ def check_model_fits(model: nn.Module, dataset: Dataset, *, name: str = "the mod
             f"{name} gives {outputs.shape[1]} class scores, the data has "
             f"{dataset.num_classes} classes"
         )
+    if not torch.isfinite(outputs).all():
+        raise ModelError(f"{name} gives NaN or infinite scores for a sample of this data")
+    try:
+        outputs_of(images)
+    except Exception as error:  # a program exported for batches of one, say
+        raise ModelError(
+            f"{name} takes one input at a time only ({_first_line(error)}); the attack runs "
+            "batches: export it with a dynamic batch dimension (dynamic_shapes="
+            "({0: torch.export.Dim('batch')},))"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from jsma.models._external import ModelSource, SourcedModel
 from jsma.paper import CLOSEST
 
 __all__ = ["ModelProvenance", "model_fingerprint"]
 
-Origin = Literal["recipe", "checkpoint", "module"]
+Origin = Literal["recipe", "checkpoint", "source", "module"]
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -39,7 +40,8 @@ class ModelProvenance:
     describes: the jsma `recipe` of the model cache it came from, or the
     `checkpoint` file; its `architecture`; the recipe it was `trained` with; its
     `accuracies` per split; how a defended model was made (`defense`); and `notes`,
-    anything else its maker said (free form).
+    anything else its maker said (free form). A model from outside jsma (an exported
+    program, TorchScript, a builder and weights) has its `source`, which loads it again.
     """
 
     fingerprint: str
@@ -50,11 +52,15 @@ class ModelProvenance:
     accuracies: dict[str, float] = field(default_factory=dict)
     defense: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    source: ModelSource | None = None
 
     @classmethod
     def of(cls, model: nn.Module, **facts: Any) -> ModelProvenance:
         """The provenance of `model` (its fingerprint computed here) with `facts`; the
         architecture defaults to the module's class name."""
+        if isinstance(model, SourcedModel):
+            facts.setdefault("source", model.source)
+            facts.setdefault("architecture", model.source.architecture)
         facts.setdefault("architecture", type(model).__name__.lower())
         return cls(fingerprint=model_fingerprint(model), **facts)
 
@@ -62,7 +68,9 @@ class ModelProvenance:
     def origin(self) -> Origin:
         if self.recipe is not None:
             return "recipe"
-        return "checkpoint" if self.checkpoint is not None else "module"
+        if self.checkpoint is not None:
+            return "checkpoint"
+        return "source" if self.source is not None else "module"
 
     @property
     def is_paper_setting(self) -> bool:
@@ -76,6 +84,8 @@ class ModelProvenance:
             return f"the {self.architecture} of recipe '{self.recipe}'"
         if self.origin == "checkpoint":
             return f"the {self.architecture} of checkpoint {self.checkpoint}"
+        if self.source is not None:
+            return self.source.describe()
         return f"a {self.architecture} given as a module (fingerprint {self.fingerprint[:12]})"
 
     @classmethod
