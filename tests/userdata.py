@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from jsma.models import ModelSource, model_source
+
 CLASS_NAMES = ("cat", "dog", "frog", "ship")
 SIDE = 16
 
@@ -138,3 +140,11 @@ def save_model_forms(model: nn.Module, directory: Path) -> dict[str, Path]:
     torch.jit.script(model).save(str(forms["torchscript"]))
     torch.save(model.state_dict(), forms["weights"])
     return forms
+
+
+def outside_source(text: str, **options: object) -> ModelSource:
+    """`model_source` of a model from outside jsma (never a checkpoint's path)."""
+    source = model_source(text, **options)  # type: ignore[arg-type]
+    if not isinstance(source, ModelSource):
+        raise TypeError(f"{text} is a jsma checkpoint")
+    return source

@@ -17,13 +17,20 @@ from jsma.data import Dataset, load_data
 from jsma.errors import ModelError
 from jsma.models import (
     ModelProvenance,
+    ModelSource,
     SourcedModel,
     check_model_fits,
     load_model,
     model_source,
     parse_model_arguments,
 )
-from tests.userdata import build_small_cnn, save_model_forms, trained_small_cnn, write_npz
+from tests.userdata import (
+    build_small_cnn,
+    outside_source,
+    save_model_forms,
+    trained_small_cnn,
+    write_npz,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +44,11 @@ def forms(user_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return save_model_forms(model, tmp_path_factory.mktemp("models"))
 
 
-def _sources(forms: dict[str, Path]) -> dict[str, object]:
+def _sources(forms: dict[str, Path]) -> dict[str, ModelSource]:
     return {
-        "exported": model_source(str(forms["exported"])),
-        "torchscript": model_source(str(forms["torchscript"])),
-        "builder": model_source(
+        "exported": outside_source(str(forms["exported"])),
+        "torchscript": outside_source(str(forms["torchscript"])),
+        "builder": outside_source(
             "tests.userdata:build_small_cnn", weights=forms["weights"], arguments={"width": 8}
         ),
     }
@@ -50,8 +57,8 @@ def _sources(forms: dict[str, Path]) -> dict[str, object]:
 def test_every_form_is_the_same_network(forms: dict[str, Path], user_data: Dataset) -> None:
     x, y = user_data.test.tensors()
     sources = _sources(forms)
-    assert [s.form for s in sources.values()] == ["exported", "torchscript", "builder"]  # type: ignore[attr-defined]
-    models = {name: load_model(source) for name, source in sources.items()}  # type: ignore[arg-type]
+    assert [s.form for s in sources.values()] == ["exported", "torchscript", "builder"]
+    models = {name: load_model(source) for name, source in sources.items()}
     reference = models["builder"](x)
     assert reference.argmax(1).eq(y).float().mean() > 0.9  # it learned
     targets = (y + 1) % user_data.num_classes
@@ -73,7 +80,7 @@ def test_a_sourced_model_pickles_as_its_source_and_files(
         shutil.copy(forms[name], tmp_path / forms[name].name)
     copies = {name: tmp_path / path.name for name, path in forms.items()}
     for source in _sources(copies).values():
-        model = load_model(source)  # type: ignore[arg-type]
+        model = load_model(source)
         payload = pickle.dumps(model)
         for file in copies.values():
             file.rename(f"{file}.gone")  # a worker elsewhere has no such file
@@ -88,7 +95,7 @@ def test_a_sourced_model_pickles_as_its_source_and_files(
 
 
 def test_provenance_says_where_the_model_came_from(forms: dict[str, Path]) -> None:
-    source = model_source(str(forms["exported"]), mean=(0.5,), std=(0.25,))
+    source = outside_source(str(forms["exported"]), mean=(0.5,), std=(0.25,))
     provenance = ModelProvenance.of(load_model(source))
     assert provenance.origin == "source"
     assert provenance.source == source
@@ -101,8 +108,8 @@ def test_normalisation_equals_a_model_that_normalises_itself(
     forms: dict[str, Path], user_data: Dataset
 ) -> None:
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
-    outside = load_model(model_source(str(forms["exported"]), mean=mean, std=std))
-    inner = load_model(model_source(str(forms["exported"])))
+    outside = load_model(outside_source(str(forms["exported"]), mean=mean, std=std))
+    inner = load_model(outside_source(str(forms["exported"])))
     x, _y = user_data.test.tensors()
     written = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     torch.testing.assert_close(outside(x), inner(written))
@@ -115,9 +122,9 @@ def test_weights_as_safetensors_and_nested_state_dicts(
     safetensors.torch.save_file(state, tmp_path / "w.safetensors")
     torch.save({"state_dict": state, "epoch": 3}, tmp_path / "nested.pt")
     x, _ = user_data.test.tensors()
-    expected = load_model(model_source(str(forms["exported"])))(x)
+    expected = load_model(outside_source(str(forms["exported"])))(x)
     for weights in (tmp_path / "w.safetensors", tmp_path / "nested.pt"):
-        model = load_model(model_source("tests.userdata:build_small_cnn", weights=weights))
+        model = load_model(outside_source("tests.userdata:build_small_cnn", weights=weights))
         torch.testing.assert_close(model(x), expected)
 
 
@@ -136,7 +143,7 @@ def test_what_needs_unpickling_is_refused(forms: dict[str, Path], tmp_path: Path
             return (print, ("ran",))
 
     torch.save({"weight": Smuggled()}, tmp_path / "evil.pt")
-    source = model_source("tests.userdata:build_small_cnn", weights=tmp_path / "evil.pt")
+    source = outside_source("tests.userdata:build_small_cnn", weights=tmp_path / "evil.pt")
     with pytest.raises(ModelError, match="not a state dict that loads without unpickling"):
         load_model(source)
 
@@ -147,14 +154,14 @@ def test_bad_models_each_give_one_clear_error(
     with pytest.raises(ModelError, match="model file not found"):
         model_source(str(tmp_path / "missing.pt2"))
     with pytest.raises(ModelError, match="cannot import no_such_package"):
-        load_model(model_source("no_such_package.models:net"))
+        load_model(outside_source("no_such_package.models:net"))
     with pytest.raises(ModelError, match=r"tests.userdata has no nothing_here"):
-        load_model(model_source("tests.userdata:nothing_here"))
+        load_model(outside_source("tests.userdata:nothing_here"))
     with pytest.raises(
         ModelError, match=r"do not fit tests.userdata:build_small_cnn.*size mismatch"
     ):
         load_model(
-            model_source(
+            outside_source(
                 "tests.userdata:build_small_cnn", weights=forms["weights"], arguments={"width": 4}
             )
         )
@@ -163,20 +170,20 @@ def test_bad_models_each_give_one_clear_error(
     with pytest.raises(ModelError, match="--weights and --model-arg go with a builder"):
         model_source(str(forms["exported"]), weights=forms["weights"])
 
-    ten = load_model(model_source("tests.userdata:build_small_cnn", arguments={"classes": 10}))
+    ten = load_model(outside_source("tests.userdata:build_small_cnn", arguments={"classes": 10}))
     with pytest.raises(ModelError, match="gives 10 class scores, the data has 4 classes"):
         check_model_fits(ten, user_data)
-    flat = load_model(model_source(str(forms["exported"])))
+    flat = load_model(outside_source(str(forms["exported"])))
     features = load_data(_features_npz(tmp_path))
     with pytest.raises(ModelError, match=r"does not take this data's inputs, of shape \(64,\)"):
         check_model_fits(flat, features)
 
     single = torch.export.export(
-        load_model(model_source(str(forms["exported"]))).network, (torch.zeros(1, 3, 16, 16),)
+        load_model(outside_source(str(forms["exported"]))).network, (torch.zeros(1, 3, 16, 16),)
     )
     torch.export.save(single, tmp_path / "single.pt2")
     with pytest.raises(ModelError, match=r"takes one input at a time only.*dynamic batch"):
-        check_model_fits(load_model(model_source(str(tmp_path / "single.pt2"))), user_data)
+        check_model_fits(load_model(outside_source(str(tmp_path / "single.pt2"))), user_data)
 
 
 def _features_npz(tmp_path: Path) -> Path:

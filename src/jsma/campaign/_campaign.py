@@ -9,20 +9,23 @@ once per object, so a report over a bucket costs one GET per unit, not six.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import torch
 
+from jsma._io import atomic_write
 from jsma.campaign._manifest import Manifest, open_campaign
 from jsma.campaign._samples import CraftedSamples, rebuilt_samples
 from jsma.campaign._spec import CampaignSpec, WorkUnit
 from jsma.campaign._store import SCHEMA, UnitInfo, UnitStamp, read_unit, table_info
 from jsma.campaign.location import Folder, folder_at
-from jsma.data._dataset import Dataset
+from jsma.data._dataset import PIXEL_SCALE, Dataset
 from jsma.errors import CampaignError, ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays
 
@@ -31,7 +34,22 @@ if TYPE_CHECKING:
 
     from jsma.models._provenance import ModelProvenance
 
-__all__ = ["Campaign", "CampaignLike", "CampaignStatus", "crafted_samples"]
+__all__ = ["Campaign", "CampaignLike", "CampaignStatus", "crafted_samples", "data_fingerprint"]
+
+
+def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
+    """SHA-256 of the images and labels of the campaign's splits (and of how stored
+    values map to inputs, where that is not MNIST's k / 256)."""
+    digest = hashlib.sha256()
+    for name in splits:
+        split = dataset.split(name)
+        digest.update(name.encode())
+        if split.scale != PIXEL_SCALE or split.images.dtype != np.uint8:
+            # Not in MNIST's digest, so that campaigns of earlier versions still match.
+            digest.update(f"{split.images.dtype.str}/{split.scale!r};".encode())
+        digest.update(np.ascontiguousarray(split.images).tobytes())
+        digest.update(np.ascontiguousarray(split.labels).tobytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -172,11 +190,18 @@ class Campaign:
         return self._arrays
 
     def check_data(self, dataset: Dataset) -> None:
-        """A `ConfigurationError` if `dataset` is not what the campaign attacked."""
-        if self.manifest.data.input_shape != tuple(dataset.input_shape):
+        """A `ConfigurationError` if `dataset` is not what the campaign attacked: another
+        input shape, or other inputs or labels in its splits (their fingerprint)."""
+        stored = self.manifest.data
+        if stored.input_shape != tuple(dataset.input_shape):
             raise ConfigurationError(
-                f"{self.folder}: attacked inputs of shape {self.manifest.data.input_shape}; "
+                f"{self.folder}: attacked inputs of shape {stored.input_shape}; "
                 f"the data given has {tuple(dataset.input_shape)}"
+            )
+        if data_fingerprint(dataset, self.manifest.spec.splits) != stored.fingerprint:
+            raise ConfigurationError(
+                f"{self.folder}: the data given ({dataset.source}) is not the data this "
+                f"campaign attacked ({stored.source}): its inputs or labels differ"
             )
 
     def samples(self, dataset: Dataset) -> CraftedSamples:
@@ -196,6 +221,28 @@ class Campaign:
             targets=torch.from_numpy(arrays.target[rows]),
             distortion=arrays.distortion[rows],
         )
+
+    def export(self, dataset: Dataset, path: Path) -> int:
+        """Every attack's sample as it ended, rebuilt from its trajectory and the data,
+        with its original and outcome, into a `.npz` at `path` (written atomically);
+        returns the number of attacks. Arrays: `adversarial` and `original` (n,
+        *input_shape) float32, `split`, `index`, `source`, `target` (-1: untargeted),
+        `success`, `features_changed`, `distortion` (percent), and `class_names` when
+        the data has them (else empty)."""
+        self.check_data(dataset)
+        arrays = self.arrays()
+        rows = np.arange(len(arrays.success))
+        adversarial, originals = rebuilt_samples(arrays, rows, dataset)
+        names = np.array(dataset.class_names or (), dtype=str)
+        with atomic_write(path) as handle:
+            np.savez_compressed(
+                handle, adversarial=adversarial.astype(np.float32), original=originals,
+                split=arrays.split, index=arrays.index, source=arrays.source,
+                target=arrays.target, success=arrays.success,
+                features_changed=arrays.features_changed, distortion=arrays.distortion,
+                class_names=names,
+            )  # fmt: skip
+        return len(rows)
 
 
 CampaignLike = Campaign | str | os.PathLike[str] | Folder

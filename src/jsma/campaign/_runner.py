@@ -10,26 +10,24 @@ them, in this process or in worker processes; the rows are the same.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from torch import nn
 from tqdm.auto import tqdm
 
-from jsma.campaign._campaign import Campaign, CampaignLike, CampaignStatus
+from jsma.campaign._campaign import Campaign, CampaignLike, CampaignStatus, data_fingerprint
 from jsma.campaign._engines import Engine, InProcess, UnitTask
 from jsma.campaign._manifest import DataRecord, Manifest, spec_differences
 from jsma.campaign._spec import CampaignSpec
 from jsma.campaign._store import UNITS, remove_stale_temporaries, unit_info
 from jsma.campaign._unit import UnitData
 from jsma.campaign.location import Folder, folder_at
-from jsma.data._dataset import PIXEL_SCALE, Dataset
+from jsma.data._dataset import Dataset
 from jsma.errors import CampaignError, ConfigurationError, Interrupted
 from jsma.models._evaluation import check_model_fits
 from jsma.models._provenance import ModelProvenance, model_fingerprint
@@ -46,21 +44,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
-    """SHA-256 of the images and labels of the campaign's splits (and of how stored
-    values map to inputs, where that is not MNIST's k / 256)."""
-    digest = hashlib.sha256()
-    for name in splits:
-        split = dataset.split(name)
-        digest.update(name.encode())
-        if split.scale != PIXEL_SCALE or split.images.dtype != np.uint8:
-            # Not in MNIST's digest, so that campaigns of earlier versions still match.
-            digest.update(f"{split.images.dtype.str}/{split.scale!r};".encode())
-        digest.update(np.ascontiguousarray(split.images).tobytes())
-        digest.update(np.ascontiguousarray(split.labels).tobytes())
-    return digest.hexdigest()
 
 
 def _reconciled(stored: Manifest, asked: Manifest, directory: Folder) -> Manifest:

@@ -25,6 +25,8 @@ from jsma.settings import (
 )
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from jsma.campaign import Engine
     from jsma.data import Dataset, MnistSource
     from jsma.models import Evaluation, LoadedModel, ModelProvenance
@@ -122,8 +124,20 @@ def campaign_location(text: str) -> str:
     return text
 
 
-def data_options(parser: argparse.ArgumentParser) -> None:
+def data_options(parser: argparse.ArgumentParser, *, outside: bool = True) -> None:
+    """The data options; `outside`: the command takes data other than MNIST too."""
     group = parser.add_argument_group("data")
+    if outside:
+        group.add_argument(
+            "--data", metavar="mnist|PATH",
+            help="mnist (the default), a .npz of arrays, an image folder (DIR/train/CLASS/*.png, "
+            "DIR/test/...) or a Parquet file; what was read is printed",
+        )  # fmt: skip
+        group.add_argument(
+            "--bounds", nargs=2, type=float, metavar=("LO", "HI"),
+            help="the inputs' value bounds as the model takes them (default: [0, 1] for 8-bit "
+            "data, else [0, 1] or [-1, 1] when the values lie there)",
+        )  # fmt: skip
     group.add_argument(
         "--source",
         choices=("embedded", "idx", "download"),
@@ -141,9 +155,44 @@ def data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def model_options(parser: argparse.ArgumentParser, default_recipe: RecipeName = "default") -> None:
+def model_options(
+    parser: argparse.ArgumentParser,
+    default_recipe: RecipeName = "default",
+    *,
+    outside: bool = False,
+) -> None:
+    """The model options; `outside`: the command takes models from outside jsma too."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", type=Path, help="a checkpoint to use instead of the cached one")
+    if outside:
+        group.add_argument(
+            "--model", metavar="FILE|package.module:builder",
+            help="a jsma checkpoint, a torch.export program (.pt2), a TorchScript file, or "
+            "the callable that builds the model (with --weights and --model-arg); default: "
+            "the cached model of --recipe",
+        )  # fmt: skip
+        group.add_argument(
+            "--weights", type=Path,
+            help="the builder's weights: safetensors, or a state dict that loads without "
+            "unpickling objects",
+        )  # fmt: skip
+        group.add_argument(
+            "--model-arg", action="append", default=[], metavar="KEY=VALUE",
+            help="a keyword argument of the builder (repeatable; VALUE a Python literal)",
+        )  # fmt: skip
+        group.add_argument(
+            "--normalize", nargs="+", type=float, metavar="MEAN",
+            help="the model's input normalisation, one mean per channel (or one for all), "
+            "made part of the attacked function: the attack works in the data's own bounds",
+        )  # fmt: skip
+        group.add_argument("--std", nargs="+", type=float, metavar="STD", help="with --normalize")
+        group.add_argument(
+            "--device", default="cpu", metavar="cpu|cuda|auto",
+            help="where the model runs (default cpu; auto: CUDA when there is one)",
+        )  # fmt: skip
+    else:
+        group.add_argument(
+            "--model", type=Path, help="a checkpoint to use instead of the cached one"
+        )
     group.add_argument(
         "--recipe",
         choices=sorted(RECIPE_NAMES),
@@ -202,22 +251,71 @@ def cache_dir(args: argparse.Namespace) -> Path:
     return args.cache_dir if args.cache_dir is not None else default_cache_dir()
 
 
-def dataset(args: argparse.Namespace) -> Dataset:
-    from jsma.data import load_mnist
+def dataset(args: argparse.Namespace, *, quiet: bool = False) -> Dataset:
+    """The data the options name; data other than MNIST is described as it is read
+    (shape, classes, bounds, conversions), unless `quiet`."""
+    from jsma.data import load_data
 
-    return load_mnist(source(args), cache_dir=cache_dir(args))
+    location = getattr(args, "data", None) or "mnist"
+    bounds = getattr(args, "bounds", None)
+    if location.lower() != "mnist" and (args.source != "embedded" or args.data_dir is not None):
+        raise JSMAError("--source and --data-dir choose where MNIST comes from: not with --data")
+    data = load_data(
+        location, bounds=None if bounds is None else (bounds[0], bounds[1]),
+        cache_dir=cache_dir(args), mnist=source(args),
+    )  # fmt: skip
+    if location.lower() != "mnist" and not quiet:
+        print("\n".join(data.describe()))
+    return data
+
+
+def attacked_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, ModelProvenance]:
+    """The model the options name, in any form (`model_options(outside=True)`), on
+    `--device`, checked against the data, and where it came from."""
+    from jsma.models import (
+        ModelProvenance,
+        ModelSource,
+        check_model_fits,
+        load_model,
+        model_source,
+        parse_model_arguments,
+        resolve_device,
+    )
+
+    device = resolve_device(args.device)
+    outside = (args.weights, args.model_arg, args.normalize, args.std)
+    if args.model is None:
+        if any(outside):
+            raise JSMAError("--weights, --model-arg, --normalize and --std go with --model")
+        loaded, provenance = model_and_description(args, data)
+        return loaded.model.to(device), provenance
+    if (args.normalize is None) != (args.std is None):
+        raise JSMAError("--normalize and --std go together")
+    chosen = model_source(
+        args.model, weights=args.weights, arguments=parse_model_arguments(args.model_arg),
+        mean=args.normalize or (), std=args.std or (),
+    )  # fmt: skip
+    if not isinstance(chosen, ModelSource):  # a jsma checkpoint
+        loaded, provenance = model_and_description(args, data, checkpoint=chosen)
+        return loaded.model.to(device), provenance
+    model = load_model(chosen, device=device)
+    check_model_fits(model, data, name=f"--model {args.model}")
+    provenance = ModelProvenance.of(model)
+    print(f"model:   {provenance.describe()}, on {device}")
+    return model, provenance
 
 
 def model_and_description(
-    args: argparse.Namespace, data: Dataset
+    args: argparse.Namespace, data: Dataset, *, checkpoint: Path | None = None
 ) -> tuple[LoadedModel, ModelProvenance]:
-    """The model the options name, and where it came from."""
+    """The jsma model the options name (a checkpoint, else the recipe's cached model),
+    and where it came from."""
     from jsma.models import resolve_model
 
     return resolve_model(
         data,
         cache_dir(args),
-        checkpoint=args.model,
+        checkpoint=checkpoint or (None if args.model is None else Path(args.model)),
         recipe=args.recipe,
         progress=True,
         retrain=args.retrain,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jsma.cli._common import (
     Commands,
     attack_options,
+    attacked_model,
     data_options,
     dataset,
-    model,
     model_options,
     non_negative_int,
     output_file,
@@ -31,7 +32,7 @@ def register(commands: Commands) -> None:
         "attack", help="attack one sample and draw it (one target, all targets, or untargeted)"
     )
     data_options(parser)
-    model_options(parser)
+    model_options(parser, outside=True)
     parser.add_argument("--split", choices=SPLIT_NAMES, default="test", help="the split to attack")
     parser.add_argument(
         "--index", type=non_negative_int, default=0, help="sample index in the split"
@@ -42,19 +43,25 @@ def register(commands: Commands) -> None:
         "--all-targets", action="store_true", help="craft towards every other class (Figure 1)"
     )
     attack_options(parser)
-    parser.add_argument("--out", type=output_file, help="PNG path (default: in this directory)")
+    parser.add_argument(
+        "--out", type=output_file, help="the figure's PNG path (default: in this directory)"
+    )
+    parser.add_argument(
+        "--save", type=output_file, metavar="ADV.npy",
+        help="save the adversarial sample(s), (n, *input_shape) float32, to this .npy file",
+    )  # fmt: skip
     parser.set_defaults(handler=_attack)
 
 
-def _print(result: AttackResult) -> None:
+def _print(result: AttackResult, name: Callable[[int], str]) -> None:
     for sample in result.samples():
-        target = "untargeted" if sample.target is None else f"target {sample.target}"
+        target = "untargeted" if sample.target is None else f"target {name(sample.target)}"
         outcome = "success" if sample.success else f"failure ({sample.stop_reason.name.lower()})"
         print(
-            f"source {sample.source} -> {target}: {outcome}, "
+            f"source {name(sample.source)} -> {target}: {outcome}, "
             f"{sample.iterations} iterations, {sample.features_changed} features "
             f"({sample.distortion:.2f}%), L2 {sample.l2:.2f}, "
-            f"predicted {sample.prediction} ({sample.probability:.1%})"
+            f"predicted {name(sample.prediction)} ({sample.probability:.1%})"
         )
 
 
@@ -69,13 +76,13 @@ def _attack(args: argparse.Namespace) -> int:
     split = data.split(args.split)
     if not 0 <= args.index < len(split):
         raise JSMAError(
-            f"--index {args.index} is outside the {args.split} split (0 to {len(split) - 1})"
+            f"--index {args.index} is outside the {args.split} split "
+            + (f"(0 to {len(split) - 1})" if len(split) else "(which is empty)")
         )
     if args.target is not None and args.target >= data.num_classes:
         raise JSMAError(
             f"--target {args.target} is not a class of the data (0 to {data.num_classes - 1})"
         )
-    image, label = split.tensors(np.array([args.index]))
     config = JSMA(
         theta=args.theta,
         max_distortion=args.max_distortion,
@@ -84,27 +91,39 @@ def _attack(args: argparse.Namespace) -> int:
         clip_min=data.bounds[0],
         clip_max=data.bounds[1],
     )
-    network = model(args, data).model
+    network, _ = attacked_model(args, data)
+    device = next(network.parameters()).device
+    image, label = split.tensors(np.array([args.index]), device=device)
     name = f"attack-{args.split}-{args.index}"
     if args.all_targets:
         images, sources, targets = all_other_targets(image, label, data.num_classes)
         result = config(network, images, targets, sources=sources)
-        figure = targets_figure(image[0], result, bounds=data.bounds)
         name += "-all-targets"
     else:
-        chosen = None if args.target is None else torch.tensor([args.target])
+        chosen = None if args.target is None else torch.tensor([args.target], device=device)
         result = config(network, image, chosen, sources=label)
+        name += "-untargeted" if args.target is None else f"-to-{args.target}"
+    _print(result, data.class_name)
+    if args.save is not None:
+        np.save(args.save, result.adversarial.detach().cpu().numpy().astype(np.float32))
+        print(f"saved:  {args.save} ({len(result)} adversarial sample(s))")
+    if not data.is_images:
+        if args.out is not None:
+            raise JSMAError("--out draws images; these inputs are feature vectors (use --save)")
+        return 0
+    if args.all_targets:
+        figure = targets_figure(image[0], result, bounds=data.bounds)
+    else:
         with torch.no_grad():
-            probabilities = network(image).softmax(dim=1)[0]
+            probabilities = network(image).softmax(dim=1)[0].cpu()
         predicted = int(probabilities.argmax())
         figure = attack_figure(
             image,
             result,
             original_prediction=(predicted, float(probabilities[predicted])),
             bounds=data.bounds,
+            class_names=data.class_names,
         )
-        name += "-untargeted" if args.target is None else f"-to-{args.target}"
-    _print(result)
     out = save_figure(figure, args.out or Path(f"{name}.png"))
     print(f"figure: {out}")
     return 0

@@ -1,4 +1,4 @@
-"""`jsma campaign run|resume|status`: resumable attack campaigns."""
+"""`jsma campaign run|resume|status|export`: resumable attack campaigns."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from jsma.cli._common import (
     Commands,
     attack_options,
+    attacked_model,
     cache_dir,
     campaign_location,
     data_options,
@@ -16,12 +17,14 @@ from jsma.cli._common import (
     engine,
     engine_options,
     model_options,
+    output_file,
     positive_int,
 )
 from jsma.settings import DEFAULT_UNIT_SIZE, SPLIT_NAMES, TARGET_RULES
 
 if TYPE_CHECKING:
-    from jsma.campaign import CampaignStatus
+    from jsma.campaign import CampaignStatus, Manifest
+    from jsma.data import Dataset
 
 __all__ = ["register"]
 
@@ -29,13 +32,13 @@ _DIR_HELP = "campaign directory, or a storage URI (s3://bucket/prefix, gs://...,
 
 
 def register(commands: Commands) -> None:
-    """Add the `campaign run|resume|status` commands to the parser."""
+    """Add the `campaign run|resume|status|export` commands to the parser."""
     campaign = commands.add_parser("campaign", help="run, resume and inspect attack campaigns")
     sub = campaign.add_subparsers(dest="campaign_command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="start (or continue) a campaign in DIR")
     run.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
     data_options(run)
-    model_options(run)
+    model_options(run, outside=True)
     run.add_argument(
         "--splits", nargs="+", choices=SPLIT_NAMES, default=["test"], help="splits to attack"
     )
@@ -59,9 +62,19 @@ def register(commands: Commands) -> None:
     resume = sub.add_parser("resume", help="finish an interrupted campaign")
     resume.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
     data_options(resume)
-    model_options(resume)
+    model_options(resume, outside=True)
     engine_options(resume)
     resume.set_defaults(handler=_resume)
+
+    export = sub.add_parser(
+        "export", help="every attack's adversarial sample, rebuilt, with its outcome, into a .npz"
+    )
+    export.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
+    export.add_argument(
+        "--out", type=output_file, required=True, metavar="FILE.npz", help="where to write it"
+    )
+    data_options(export)
+    export.set_defaults(handler=_export)
 
     status = sub.add_parser("status", help="done / total, throughput, ETA")
     status.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
@@ -83,7 +96,6 @@ def _print_status(status: CampaignStatus) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
-    from jsma.cli._common import model_and_description
 
     spec = CampaignSpec(
         splits=tuple(args.splits),
@@ -100,35 +112,61 @@ def _run(args: argparse.Namespace) -> int:
     )
     runner = engine(args)  # a missing extra fails before any data, model or file
     data = dataset(args)
-    loaded, description = model_and_description(args, data)
+    network, provenance = attacked_model(args, data)
     status = run_campaign(
-        args.directory, spec, loaded.model, data, provenance=description, progress=True,
+        args.directory, spec, network, data, provenance=provenance, progress=True,
         engine=runner,
     )  # fmt: skip
     _print_status(status)
     return 0
 
 
+def _stored_data(args: argparse.Namespace, manifest: Manifest) -> Dataset:
+    """The data the options name, else the data the manifest says the campaign attacked."""
+    stored = manifest.data
+    if args.data is None and stored.location not in (None, "mnist"):
+        args.data = stored.location
+        args.bounds = args.bounds or list(stored.bounds)
+    return dataset(args)
+
+
 def _resume(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign, run_campaign
-    from jsma.models import resolve_model
+    from jsma.models import ModelProvenance, load_model, resolve_device, resolve_model
 
     manifest = Campaign.open(args.directory).manifest
     runner = engine(args)
-    data = dataset(args)
+    data = _stored_data(args, manifest)
     # The model the manifest names, unless the options name one.
     stored = manifest.model
-    checkpoint = args.model or (Path(stored.checkpoint) if stored.checkpoint else None)
-    recipe = stored.recipe if args.model is None and stored.recipe else args.recipe
-    loaded, description = resolve_model(
-        data, cache_dir(args), checkpoint=checkpoint, recipe=recipe,
-        progress=True, retrain=args.retrain,
-    )  # fmt: skip
+    if args.model is not None:
+        network, provenance = attacked_model(args, data)
+    elif stored.source is not None:
+        network = load_model(stored.source, device=resolve_device(args.device))
+        provenance = ModelProvenance.of(network)
+    else:
+        checkpoint = Path(stored.checkpoint) if stored.checkpoint else None
+        loaded, provenance = resolve_model(
+            data, cache_dir(args), checkpoint=checkpoint, recipe=stored.recipe or args.recipe,
+            progress=True, retrain=args.retrain,
+        )  # fmt: skip
+        network = loaded.model.to(resolve_device(args.device))
     status = run_campaign(
-        args.directory, manifest.spec, loaded.model, data,
-        provenance=description, progress=True, engine=runner,
+        args.directory, manifest.spec, network, data,
+        provenance=provenance, progress=True, engine=runner,
     )  # fmt: skip
     _print_status(status)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from jsma.campaign import Campaign
+
+    campaign = Campaign.open(args.directory)
+    data = _stored_data(args, campaign.manifest)
+    count = campaign.export(data, args.out)
+    succeeded = int(campaign.arrays().success.sum())
+    print(f"exported {count:,} attacks ({succeeded:,} successful) to {args.out}")
     return 0
 
 

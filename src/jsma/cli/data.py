@@ -6,10 +6,10 @@ import argparse
 
 from jsma.cli._common import (
     Commands,
+    attacked_model,
     cache_dir,
     data_options,
     dataset,
-    model,
     model_options,
     output_file,
     positive_int,
@@ -30,7 +30,7 @@ def register(commands: Commands) -> None:
     info.set_defaults(handler=_data_info)
 
     train = commands.add_parser("train", help="train the paper's LeNet (or an MLP)")
-    data_options(train)
+    data_options(train, outside=False)
     train.add_argument(
         "--recipe", choices=sorted(RECIPE_NAMES), default="default",
         help="default (ReLU, Adam) or paper (tanh, SGD: the paper's LeNet)",
@@ -50,7 +50,7 @@ def register(commands: Commands) -> None:
 
     evaluate = commands.add_parser("eval", help="accuracy per split and confusion matrix")
     data_options(evaluate)
-    model_options(evaluate)
+    model_options(evaluate, outside=True)
     evaluate.add_argument(
         "--split", choices=(*SPLIT_NAMES, "all"), default="all", help="the split to evaluate"
     )
@@ -58,10 +58,15 @@ def register(commands: Commands) -> None:
 
 
 def _data_info(args: argparse.Namespace) -> int:
-    data = dataset(args)
+    data = dataset(args, quiet=True)
     print(f"source:      {data.source}")
     print(f"cache:       {cache_dir(args)}")
     print(f"input shape: {data.input_shape}, classes: {data.num_classes}")
+    print(f"bounds:      [{data.bounds[0]:g}, {data.bounds[1]:g}]")
+    if data.class_names is not None:
+        print(f"class names: {', '.join(data.class_names)}")
+    for note in data.notes:
+        print(f"note:        {note}")
     header = "".join(f"{c:>7}" for c in range(data.num_classes))
     print(f"\n{'split':>10} {'count':>7}{header}")
     for split in data.splits():
@@ -93,9 +98,9 @@ def _eval(args: argparse.Namespace) -> int:
     from jsma.models import evaluate
 
     data = dataset(args)
-    loaded = model(args, data)
+    network, _ = attacked_model(args, data)
     splits = data.splits() if args.split == "all" else (data.split(args.split),)
-    evaluations = [evaluate(loaded.model, split, data.num_classes) for split in splits]
+    evaluations = [evaluate(network, split, data.num_classes) for split in splits if len(split)]
     for evaluation in evaluations:
         print_evaluation(evaluation)
     last = evaluations[-1]

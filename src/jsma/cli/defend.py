@@ -75,7 +75,7 @@ def register(commands: Commands) -> None:
         "--fine-tune", action="store_true", help="start from the undefended model's weights"
     )
     adv.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning")
-    data_options(adv)
+    data_options(adv, outside=False)
     model_options(adv)
     adv.set_defaults(handler=_adv_train)
 
@@ -96,7 +96,7 @@ def register(commands: Commands) -> None:
     )  # fmt: skip
     distill.add_argument("--epochs", type=positive_int, help="override the recipe's epoch count")
     distill.add_argument("--seed", type=int, default=0, help="seed of the training")
-    data_options(distill)
+    data_options(distill, outside=False)
     model_options(distill)
     distill.set_defaults(handler=_distill)
 

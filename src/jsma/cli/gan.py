@@ -48,7 +48,7 @@ def register(commands: Commands) -> None:
         "--samples", type=positive_int, default=10_000,
         help="generated digits to judge, and images per side of the Frechet distances",
     )  # fmt: skip
-    data_options(train)
+    data_options(train, outside=False)
     model_options(train)
     train.set_defaults(handler=_train)
 

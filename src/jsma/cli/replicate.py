@@ -28,7 +28,7 @@ __all__ = ["register"]
 def register(commands: Commands) -> None:
     """Add the `replicate` command to the parser."""
     parser = commands.add_parser("replicate", help="run the paper's evaluation end to end")
-    data_options(parser)
+    data_options(parser, outside=False)
     model_options(parser, default_recipe=CLOSEST.recipe)
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument(

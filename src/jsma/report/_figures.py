@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from jsma.campaign._samples import rebuilt_samples
 from jsma.data._dataset import Dataset
 from jsma.metrics import sample_keys
-from jsma.plotting import class_matrix
+from jsma.plotting import class_matrix, show_image
 from jsma.report._summary import CampaignSummary
 
 __all__ = [
@@ -109,8 +109,10 @@ def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
         chosen.setdefault(int(arrays.source[found]), int(found))
     if not chosen:
         return None
-    low, high = dataset.bounds
-    figure = Figure(figsize=(1.1 * classes, 1.1 * len(chosen) + 0.6), layout="constrained")
+    name = dataset.class_name
+    figure = Figure(
+        figsize=(max(1.1 * classes, 6.5), 1.1 * len(chosen) + 0.6), layout="constrained"
+    )
     axes = figure.subplots(len(chosen), classes, squeeze=False)
     for row, source in enumerate(sorted(chosen)):
         first = chosen[source]
@@ -125,13 +127,13 @@ def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
             ax.set_xticks([])
             ax.set_yticks([])
             if column == 0:
-                ax.set_ylabel(str(source))
+                ax.set_ylabel(name(source))
             if row == 0:
-                ax.set_title(str(column), fontsize=9)
+                ax.set_title(name(column), fontsize=9)
             if column != source and not arrays.success[attacks[column]]:
                 for spine in ax.spines.values():
                     spine.set_edgecolor("red")
                     spine.set_linewidth(2)
-            ax.imshow(images[column][0], cmap="gray", vmin=low, vmax=high)
+            show_image(ax, images[column], dataset.bounds)
     figure.suptitle(f"{summary.label}: rows source class, columns target class (red: failed)")
     return figure

@@ -3,12 +3,14 @@ samples, the figures across campaigns, and what differs in their configuration."
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from jsma._records import flatten
+from jsma.campaign._campaign import data_fingerprint
 from jsma.data._dataset import Dataset
 from jsma.paper import CLOSEST, PAPER
 from jsma.report._figures import budget_figure, distortion_histogram, heatmap, sample_grid
@@ -22,6 +24,8 @@ __all__ = [
     "configuration_section",
     "results_section",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def results_section(summaries: Sequence[CampaignSummary]) -> Section:
@@ -92,13 +96,30 @@ def campaign_section(
          heatmap(s.distance, "adversarial distance A(X, t)", fmt="{:.2f}", cmap="cividis",
                  limits=limits["distance"])),
     ]  # fmt: skip
-    if dataset is not None and (grid := sample_grid(s, dataset)) is not None:
+    drawable = dataset is not None and dataset.is_images and _attacked(s, dataset)
+    grid = sample_grid(s, dataset) if dataset is not None and drawable else None
+    if grid is not None:
         figures.append(("samples", "adversarial samples", grid))
     pictures = tuple(
         Picture(f"{stem}-{name}", f"{s.label}: {caption}", figure)
         for name, caption, figure in figures
     )
     return Section(s.label, "campaign.html", {}, pictures)
+
+
+def _attacked(summary: CampaignSummary, dataset: Dataset) -> bool:
+    """Whether `dataset` is what the campaign attacked (else its samples cannot be
+    rebuilt from it: the grid is left out, and the log says why)."""
+    stored = summary.manifest.data
+    if stored.input_shape == tuple(dataset.input_shape) and stored.fingerprint == (
+        data_fingerprint(dataset, summary.manifest.spec.splits)
+    ):
+        return True
+    logger.warning(
+        "%s attacked other data (%s) than the report was given (%s): its samples are left out",
+        summary.label, stored.source, dataset.source,
+    )  # fmt: skip
+    return False
 
 
 def across_section(summaries: Sequence[CampaignSummary]) -> Section:

@@ -1,0 +1,154 @@
+"""Campaigns on a user's data and models: the same network as a `.pt2` program, as
+TorchScript and as a builder with weights gives the same rows, which equal
+`jsma.attack` called directly; worker processes rebuild it from its source; a
+normalisation option equals a model that normalises itself; the campaign resumes,
+exports and reports from what its manifest stored."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import jsma
+from jsma.attacks import all_other_targets
+from jsma.campaign import Campaign, CampaignSpec, LocalPool, run_campaign
+from jsma.data import Dataset, load_data
+from jsma.errors import ConfigurationError
+from jsma.models import ModelSource, Normalization, load_model, model_source
+from jsma.report import write_report
+from tests.campaign.conftest import _comparable
+from tests.userdata import (
+    CLASS_NAMES,
+    binary_features,
+    outside_source,
+    save_model_forms,
+    trained_small_cnn,
+    write_npz,
+)
+
+SPEC = CampaignSpec(splits=("test",), samples=8, unit_size=4)
+
+
+@pytest.fixture(scope="module")
+def user_data(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    return load_data(write_npz(tmp_path_factory.mktemp("data") / "small.npz"))
+
+
+@pytest.fixture(scope="module")
+def forms(user_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    model = trained_small_cnn(*user_data.train.tensors())
+    return save_model_forms(model, tmp_path_factory.mktemp("models"))
+
+
+def _sources(forms: dict[str, Path]) -> list[ModelSource]:
+    sources = [
+        model_source(str(forms["exported"])),
+        model_source(str(forms["torchscript"])),
+        model_source("tests.userdata:build_small_cnn", weights=forms["weights"]),
+    ]
+    return [s for s in sources if isinstance(s, ModelSource)]
+
+
+def test_three_forms_give_the_same_rows_as_the_attack_itself(
+    user_data: Dataset, forms: dict[str, Path], tmp_path: Path
+) -> None:
+    rows = []
+    for number, source in enumerate(_sources(forms)):
+        model = load_model(source)
+        run_campaign(tmp_path / f"c{number}", SPEC, model, user_data)
+        rows.append(_comparable(Campaign.open(tmp_path / f"c{number}").results()))
+    assert len(rows[0]) == 8 * 3  # 8 samples x 3 other classes
+    assert rows[0] == rows[1] == rows[2]
+
+    campaign = Campaign.open(tmp_path / "c0")
+    manifest = campaign.manifest
+    assert manifest.model.source == _sources(forms)[0]
+    assert manifest.data.location == user_data.location
+    assert manifest.data.class_names == CLASS_NAMES
+    assert manifest.data.input_shape == (3, 16, 16)
+
+    # The attack called directly, on the same inputs and targets.
+    x, y = user_data.test.tensors(np.arange(8))
+    images, _, targets = all_other_targets(x, y, user_data.num_classes)
+    direct = jsma.attack(load_model(_sources(forms)[0]), images, targets)
+    assert [r["success"] for r in rows[0]] == direct.success.tolist()
+    assert [r["iterations"] for r in rows[0]] == direct.iterations.tolist()
+    assert [r["target"] for r in rows[0]] == targets.tolist()
+    exported = tmp_path / "adversarial.npz"
+    assert campaign.export(user_data, exported) == 24
+    with np.load(exported) as stored:
+        assert np.array_equal(stored["adversarial"], direct.adversarial.numpy())
+        assert np.array_equal(stored["original"], images.numpy())
+        assert stored["class_names"].tolist() == list(CLASS_NAMES)
+        assert stored["success"].tolist() == direct.success.tolist()
+
+
+def test_worker_processes_rebuild_the_model_from_its_source(
+    user_data: Dataset, forms: dict[str, Path], tmp_path: Path
+) -> None:
+    source = _sources(forms)[0]
+    run_campaign(tmp_path / "here", SPEC, load_model(source), user_data)
+    run_campaign(tmp_path / "pool", SPEC, load_model(source), user_data, engine=LocalPool(2))
+    here = _comparable(Campaign.open(tmp_path / "here").results())
+    assert _comparable(Campaign.open(tmp_path / "pool").results()) == here
+
+
+def test_normalisation_equals_a_model_that_normalises_itself(
+    user_data: Dataset, forms: dict[str, Path], tmp_path: Path
+) -> None:
+    mean, std = (0.3, 0.4, 0.5), (0.2, 0.3, 0.25)
+    cnn = load_model(outside_source("tests.userdata:build_small_cnn", weights=forms["weights"]))
+    itself = nn.Sequential(Normalization(mean, std), cnn.network).eval()
+    example = torch.zeros(2, 3, 16, 16)
+    program = torch.export.export(
+        itself, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},)
+    )
+    torch.export.save(program, tmp_path / "normalised.pt2")
+
+    outside = model_source(str(forms["exported"]), mean=mean, std=std)
+    assert isinstance(outside, ModelSource)
+    written = model_source(str(tmp_path / "normalised.pt2"))
+    assert isinstance(written, ModelSource)
+    run_campaign(tmp_path / "outside", SPEC, load_model(outside), user_data)
+    run_campaign(tmp_path / "written", SPEC, load_model(written), user_data)
+    rows = _comparable(Campaign.open(tmp_path / "outside").results())
+    assert rows == _comparable(Campaign.open(tmp_path / "written").results())
+    assert any(row["success"] for row in rows)
+
+
+def test_the_report_names_the_classes_and_checks_the_data(
+    user_data: Dataset, forms: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_campaign(tmp_path / "c", SPEC, load_model(_sources(forms)[0]), user_data)
+    files = write_report([tmp_path / "c"], tmp_path / "report", user_data)
+    assert (tmp_path / "report" / "figures" / "0-c-samples.png").is_file()
+    assert "cat" in files.html.read_text()  # the configuration lists the class names
+
+    other = load_data(write_npz(tmp_path / "other.npz", test=20))  # other test samples
+    with caplog.at_level(logging.WARNING):
+        write_report([tmp_path / "c"], tmp_path / "report-other", other)
+    assert "attacked other data" in caplog.text
+    assert not (tmp_path / "report-other" / "figures" / "0-c-samples.png").exists()
+    with pytest.raises(ConfigurationError, match="is not the data this campaign attacked"):
+        Campaign.open(tmp_path / "c").export(other, tmp_path / "x.npz")
+
+
+def test_binary_feature_vectors(tmp_path: Path) -> None:
+    vectors, labels = binary_features(48, 0)
+    np.savez(tmp_path / "f.npz", x_train=vectors, y_train=labels, x_test=vectors, y_test=labels)
+    data = load_data(tmp_path / "f.npz")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 2)).eval()
+    spec = CampaignSpec(splits=("test",), samples=6, unit_size=3)  # the other class
+    status = run_campaign(tmp_path / "c", spec, model, data)
+    assert status.complete
+    arrays = Campaign.open(tmp_path / "c").arrays()
+    assert len(arrays.success) == 6
+    files = write_report([tmp_path / "c"], tmp_path / "report", data)
+    assert files.html.is_file()
+    assert not (tmp_path / "report" / "figures" / "0-c-samples.png").exists()  # not images

@@ -1,0 +1,112 @@
+"""The commands on a user's data and model: `attack`, `campaign run|resume|export`,
+`report` and `eval` with `--data` and `--model` in each form, and the clear errors of
+what they refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import jsma
+from jsma.cli import main
+from jsma.data import load_data
+from jsma.models import load_model
+from tests.userdata import (
+    CLASS_NAMES,
+    build_small_cnn,
+    outside_source,
+    save_model_forms,
+    trained_small_cnn,
+    write_npz,
+)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("user")
+    data = write_npz(root / "small.npz")
+    model = trained_small_cnn(*load_data(data).train.tensors())
+    return {"data": data, **save_model_forms(model, root / "models")}
+
+
+def test_attack_one_sample_and_save_it(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["attack", "--data", str(files["data"]), "--model", str(files["exported"])]
+    saved = tmp_path / "adv.npy"
+    figure = tmp_path / "adv.png"
+    assert (
+        main([*common, "--index", "3", "--target", "0", "--save", str(saved), "--out", str(figure)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "inputs:  images of shape (3, 16, 16) (768 features), uint8" in out
+    assert "classes: 4 (cat, dog, frog, ship)" in out
+    assert "8-bit values k read as k / 255" in out
+    assert "source ship -> target cat:" in out  # sample 3 is a ship; classes by name
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    data = load_data(files["data"])
+    x, _ = data.test.tensors(np.array([3]))
+    model = load_model(outside_source(str(files["exported"])))
+    direct = jsma.attack(model, x, torch.tensor([0]))
+    assert np.array_equal(np.load(saved), direct.adversarial.numpy())
+
+    assert main([*common, "--index", "3", "--all-targets", "--out", str(tmp_path / "all.png")]) == 0
+    assert capsys.readouterr().out.count("source ship -> target") == len(CLASS_NAMES) - 1
+
+
+def test_campaign_run_resume_export_report_with_a_builder(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    model = ["--model", "tests.userdata:build_small_cnn", "--weights", str(files["weights"])]
+    common = ["--data", str(files["data"]), *model, "--model-arg", "width=8"]
+    assert main(["campaign", "run", str(run), *common, "--samples", "4", "--unit-size", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "model:   tests.userdata:build_small_cnn(width=8) with weights" in out
+    assert "attacks:    12 / 12" in out
+    (run / "units" / "test-000002-000004.parquet").unlink()  # lose a unit
+    assert main(["campaign", "resume", str(run)]) == 0  # data and model from the manifest
+    assert "state:      complete" in capsys.readouterr().out
+    exported = tmp_path / "adversarial.npz"
+    assert main(["campaign", "export", str(run), "--out", str(exported)]) == 0
+    assert "exported 12 attacks" in capsys.readouterr().out
+    with np.load(exported) as stored:
+        assert stored["adversarial"].shape == (12, 3, 16, 16)
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "report" / "figures" / "0-run-samples.png").is_file()
+
+    assert main(["eval", "--data", str(files["data"]), *model, "--split", "test"]) == 0
+    assert "test: accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--model", "{whole}"], "never unpickles"),
+        (["--model", "{exported}", "--normalize", "0.5"], "--normalize and --std go together"),
+        (["--weights", "{weights}"], "go with --model"),
+        (["--model", "{exported}", "--device", "cuda"], "no CUDA device"),
+        (["--model", "tests.userdata:build_small_cnn", "--model-arg", "classes=10"],
+         "gives 10 class scores, the data has 4 classes"),
+        (["--model", "{exported}", "--bounds", "0", "2"], "8-bit data takes --bounds 0 1"),
+    ],
+)  # fmt: skip
+def test_what_the_commands_refuse(
+    files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    message: str,
+) -> None:
+    if torch.cuda.is_available() and "cuda" in options:
+        pytest.skip("this machine has a CUDA device")
+    torch.save(build_small_cnn(), tmp_path / "whole.pt")
+    paths = {**{k: str(v) for k, v in files.items()}, "whole": str(tmp_path / "whole.pt")}
+    filled = [option.format(**paths) for option in options]
+    assert main(["attack", "--data", str(files["data"]), *filled, "--index", "0"]) == 2
+    assert message in capsys.readouterr().err
