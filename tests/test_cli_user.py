@@ -110,3 +110,65 @@ def test_what_the_commands_refuse(
     filled = [option.format(**paths) for option in options]
     assert main(["attack", "--data", str(files["data"]), *filled, "--index", "0"]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def campaign(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("campaign") / "run"
+    options = ["--data", str(files["data"]), "--model", str(files["exported"])]
+    assert main(["-q", "campaign", "run", str(run), *options, "--samples", "8"]) == 0
+    return run
+
+
+def test_detect_transfer_and_study_on_a_users_campaign(
+    files: dict[str, Path], campaign: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    detect = ["defend", "detect", str(campaign), "--out", str(tmp_path / "detect")]
+    assert main(detect) == 2  # the .npz has no validation split
+    assert "no validation images to calibrate the thresholds on" in capsys.readouterr().err
+    assert main([*detect, "--calibration-split", "train"]) == 0
+    assert "AUC" in capsys.readouterr().out
+
+    models = [f"pt2={files['exported']}", f"script={files['torchscript']}"]
+    transfer = ["transfer", str(campaign), "--models", *models, "--out", str(tmp_path / "t")]
+    assert main(transfer) == 0
+    out = capsys.readouterr().out
+    assert "classified as the target" in out
+    assert (tmp_path / "t" / "transfer.json").is_file()
+
+    study = ["study", "create", str(campaign), "--out", str(tmp_path / "study")]
+    assert main(["-q", *study, "--per-condition", "2"]) == 2
+    assert "the study asks people which digit an image shows" in capsys.readouterr().err
+
+
+def test_feature_vectors_are_refused_where_images_are_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.userdata import binary_features
+
+    vectors, labels = binary_features(24, 0)
+    data = tmp_path / "features.npz"
+    np.savez(
+        data,
+        x_train=vectors,
+        y_train=labels,
+        x_val=vectors,
+        y_val=labels,
+        x_test=vectors,
+        y_test=labels,
+    )
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(64, 2))
+    program = torch.export.export(
+        network.eval(), (torch.zeros(2, 64),), dynamic_shapes=({0: torch.export.Dim("batch")},)
+    )
+    torch.export.save(program, tmp_path / "linear.pt2")
+    run = tmp_path / "run"
+    options = ["--data", str(data), "--model", str(tmp_path / "linear.pt2")]
+    assert main(["-q", "campaign", "run", str(run), *options, "--samples", "6"]) == 0
+    assert main(["attack", *options, "--index", "1", "--save", str(tmp_path / "a.npy")]) == 0
+    assert "figure:" not in capsys.readouterr().out  # feature vectors: nothing to draw
+    assert main(["defend", "detect", str(run), "--out", str(tmp_path / "d")]) == 2
+    assert "detection compares neighbouring pixels, so it needs images" in capsys.readouterr().err
+    assert main(["study", "create", str(run), "--out", str(tmp_path / "s")]) == 2
+    assert "people are shown images in a study" in capsys.readouterr().err

@@ -117,9 +117,11 @@ def class_matrix(
     cmap: str = "viridis",
     limits: tuple[float, float] | None = None,
     fontsize: float = 7,
+    labels: Sequence[str] | None = None,
 ) -> AxesImage:
     """A (classes x classes) matrix (rows: source class, columns: target class), each
-    cell labelled with its value; NaN cells are left blank."""
+    cell labelled with its value; NaN cells are left blank; `labels` name the classes
+    (default: their numbers)."""
     masked = np.ma.masked_invalid(values)
     if limits is None:
         limits = (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
@@ -128,6 +130,10 @@ def class_matrix(
     classes = len(values)
     axes.set_xticks(range(classes))
     axes.set_yticks(range(classes))
+    if labels is not None:
+        long = max(map(len, labels), default=0) > 2
+        axes.set_xticklabels(labels, rotation=45 if long else 0, ha="right" if long else "center")
+        axes.set_yticklabels(labels)
     axes.set_xlabel("target class")
     axes.set_ylabel("source class")
     for (row, column), value in np.ndenumerate(values):

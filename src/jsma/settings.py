@@ -67,6 +67,10 @@ DEFAULT_THETA = 1.0
 """The paper's change per step: a feature goes straight to its bound."""
 
 DEFAULT_UNIT_SIZE = 100
+
+MATRIX_CLASSES = 20
+"""The most classes whose (source, target) matrices and sample grid the report draws;
+beyond, a matrix of numbers is unreadable, and it gives per-class and pair tables."""
 """Samples per campaign work unit: one batch, one file."""
 
 

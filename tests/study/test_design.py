@@ -286,3 +286,18 @@ def test_study_create_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     bad = ["--completion-url", "ftp://x.example/done", "--per-condition", "4", *common]
     assert main(["-q", *arguments, *bad]) == 2
     assert "--completion-url must be an http(s) address" in capsys.readouterr().err
+
+
+def test_colour_stimuli_are_saved_as_rgb(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from jsma.study._design import _save_png
+
+    image = np.zeros((3, 4, 5))
+    image[0, 1, 2] = 1.0  # one red pixel
+    _save_png(tmp_path / "red.png", image, (0.0, 1.0))
+    with Image.open(tmp_path / "red.png") as saved:
+        pixels = np.asarray(saved.convert("RGB"))
+    assert pixels.shape == (4, 5, 3)
+    assert tuple(pixels[1, 2]) == (255, 0, 0)
+    assert pixels.sum() == 255

@@ -269,6 +269,19 @@ def dataset(args: argparse.Namespace, *, quiet: bool = False) -> Dataset:
     return data
 
 
+def campaign_data(args: argparse.Namespace, campaign: str | Path) -> Dataset:
+    """The data the options name, else the data `campaign`'s manifest says it attacked
+    (its location and bounds): what a command that reads a campaign works on."""
+    from jsma.campaign import Campaign
+
+    if getattr(args, "data", None) is None:
+        stored = Campaign.open(campaign).manifest.data
+        if stored.location not in (None, "mnist"):
+            args.data = stored.location
+            args.bounds = args.bounds or list(stored.bounds)
+    return dataset(args)
+
+
 def attacked_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, ModelProvenance]:
     """The model the options name, in any form (`model_options(outside=True)`), on
     `--device`, checked against the data, and where it came from."""

@@ -11,6 +11,7 @@ from jsma.cli._common import (
     attack_options,
     attacked_model,
     cache_dir,
+    campaign_data,
     campaign_location,
     data_options,
     dataset,
@@ -23,8 +24,7 @@ from jsma.cli._common import (
 from jsma.settings import DEFAULT_UNIT_SIZE, SPLIT_NAMES, TARGET_RULES
 
 if TYPE_CHECKING:
-    from jsma.campaign import CampaignStatus, Manifest
-    from jsma.data import Dataset
+    from jsma.campaign import CampaignStatus
 
 __all__ = ["register"]
 
@@ -121,22 +121,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored_data(args: argparse.Namespace, manifest: Manifest) -> Dataset:
-    """The data the options name, else the data the manifest says the campaign attacked."""
-    stored = manifest.data
-    if args.data is None and stored.location not in (None, "mnist"):
-        args.data = stored.location
-        args.bounds = args.bounds or list(stored.bounds)
-    return dataset(args)
-
-
 def _resume(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign, run_campaign
     from jsma.models import ModelProvenance, load_model, resolve_device, resolve_model
 
     manifest = Campaign.open(args.directory).manifest
     runner = engine(args)
-    data = _stored_data(args, manifest)
+    data = campaign_data(args, args.directory)
     # The model the manifest names, unless the options name one.
     stored = manifest.model
     if args.model is not None:
@@ -163,7 +154,7 @@ def _export(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign
 
     campaign = Campaign.open(args.directory)
-    data = _stored_data(args, campaign.manifest)
+    data = campaign_data(args, args.directory)
     count = campaign.export(data, args.out)
     succeeded = int(campaign.arrays().success.sum())
     print(f"exported {count:,} attacks ({succeeded:,} successful) to {args.out}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from jsma.cli._common import (
     Commands,
+    campaign_data,
     data_options,
     dataset,
     model,
@@ -16,7 +17,7 @@ from jsma.cli._common import (
     positive_int,
 )
 from jsma.errors import JSMAError
-from jsma.settings import OUTPUTS
+from jsma.settings import OUTPUTS, SPLIT_NAMES
 
 if TYPE_CHECKING:
     from jsma.data import Dataset
@@ -41,6 +42,10 @@ def register(commands: Commands) -> None:
     detect.add_argument(
         "--fpr", type=float, nargs="+", default=[0.01, 0.05],
         help="false-positive rates to calibrate thresholds at (default 0.01 0.05)",
+    )  # fmt: skip
+    detect.add_argument(
+        "--calibration-split", choices=SPLIT_NAMES, default="validation",
+        help="the benign images the thresholds are calibrated on (default: validation)",
     )  # fmt: skip
     detect.add_argument("--out", type=output_directory, required=True, help="output directory")
     data_options(detect)
@@ -102,14 +107,16 @@ def register(commands: Commands) -> None:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    data = dataset(args)
+    data = campaign_data(args, args.campaigns[0])
     from jsma.defenses import evaluate_detection, write_detection
     from jsma.defenses._detection import joint_records
     from jsma.defenses._figures import detection_figure
     from jsma.plotting import save_figure
 
     results = [
-        evaluate_detection(campaign, data, false_positive_rates=args.fpr)
+        evaluate_detection(
+            campaign, data, false_positive_rates=args.fpr, calibration_split=args.calibration_split
+        )
         for campaign in args.campaigns
     ]
     stored = write_detection(args.out, results)

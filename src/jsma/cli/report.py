@@ -6,10 +6,16 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import Commands, campaign_location, data_options, dataset, output_directory
+from jsma.cli._common import (
+    Commands,
+    campaign_data,
+    campaign_location,
+    data_options,
+    output_directory,
+)
 
 if TYPE_CHECKING:
-    from jsma.data import Dataset
+    pass
 
 __all__ = ["register"]
 
@@ -55,23 +61,12 @@ def register(commands: Commands) -> None:
     parser.set_defaults(handler=_report)
 
 
-def _campaigns_data(args: argparse.Namespace) -> Dataset:
-    """The data the options name, else the data the first campaign attacked."""
-    from jsma.campaign import Campaign
-
-    if args.data is None:
-        stored = Campaign.open(args.campaigns[0]).manifest.data
-        if stored.location not in (None, "mnist"):
-            args.data, args.bounds = stored.location, args.bounds or list(stored.bounds)
-    return dataset(args)
-
-
 def _report(args: argparse.Namespace) -> int:
     from jsma.campaign.location import LocalFolder, folder_at
     from jsma.errors import ConfigurationError
     from jsma.report import write_report
 
-    data = None if args.no_samples else _campaigns_data(args)
+    data = None if args.no_samples else campaign_data(args, args.campaigns[0])
     out = args.out
     if out is None:
         first = folder_at(args.campaigns[0])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from jsma.cli._common import (
     Commands,
     cache_dir,
+    campaign_data,
     data_options,
     dataset,
     needs_extra,
@@ -21,6 +22,8 @@ from jsma.cli._common import (
 )
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from jsma.study._analysis import Rate
 
 __all__ = ["register"]
@@ -160,13 +163,15 @@ def _settings(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign
-    from jsma.models import resolve_model
+    from jsma.models import load_model, resolve_model
     from jsma.study import ConsentText, create_study, describe
 
-    data = dataset(args)
+    data = campaign_data(args, args.campaigns[0])
     stored = Campaign.open(args.campaigns[0]).manifest.model
-    model = None
-    if stored.checkpoint or stored.recipe:
+    model: nn.Module | None = None
+    if stored.source is not None:
+        model = load_model(stored.source)
+    elif stored.checkpoint or stored.recipe:
         checkpoint = Path(stored.checkpoint) if stored.checkpoint else None
         loaded, _ = resolve_model(
             data, cache_dir(args), checkpoint=checkpoint, recipe=stored.recipe or "default"

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from jsma.cli._common import (
     Commands,
     cache_dir,
+    campaign_data,
     campaign_location,
     data_options,
-    dataset,
     output_directory,
 )
 from jsma.errors import JSMAError
@@ -28,8 +28,9 @@ __all__ = ["register"]
 
 _MODELS_HELP = (
     "models to evaluate on, each [NAME=]WHAT: a recipe of the model cache "
-    f"({', '.join(sorted(RECIPE_NAMES))}), a checkpoint file, or a `jsma defend` output "
-    "directory (adv-train: DIR; distill: DIR/T100)"
+    f"({', '.join(sorted(RECIPE_NAMES))}), a checkpoint file, a torch.export program "
+    "(.pt2) or TorchScript file, or a `jsma defend` output directory (adv-train: DIR; "
+    "distill: DIR/T100)"
 )
 
 
@@ -71,7 +72,13 @@ def _named(what: str) -> tuple[str, str]:
 
 
 def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.Module]:
-    from jsma.models import resolve_model
+    from jsma.models import (
+        ModelSource,
+        check_model_fits,
+        load_model,
+        model_source,
+        resolve_model,
+    )
 
     name, where = _named(what)
     if where in RECIPE_NAMES:
@@ -85,6 +92,11 @@ def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.
             raise JSMAError(f"{path}: no defended model here (model.safetensors) to evaluate on")
         default_name = path.name
     else:
+        source = model_source(where)  # a .pt2 program or TorchScript file is loaded as is
+        if isinstance(source, ModelSource):
+            model = load_model(source)
+            check_model_fits(model, data, name=where)
+            return name or path.stem, model
         checkpoint, default_name = path, path.stem
     loaded, _ = resolve_model(data, cache_dir(args), checkpoint=checkpoint)
     return name or default_name, loaded.model
@@ -122,7 +134,7 @@ def _transfer(args: argparse.Namespace) -> int:
     from jsma.plotting import save_figure
     from jsma.transfer import DEFAULT_BUCKETS, transfer, transfer_figure, write_transfer
 
-    data = dataset(args)
+    data = campaign_data(args, args.campaigns[0])
     models = dict(_model(what, data, args) for what in args.models)
     if len(models) != len(args.models):
         raise JSMAError("two models have the same name; name them: --models NAME=WHAT ...")

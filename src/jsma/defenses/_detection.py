@@ -220,6 +220,16 @@ def evaluate_detection(
     already the least-changed samples an attacker who knows the detector
     would keep; `undetected` counts those that stay under the threshold.
     """
+    if not dataset.is_images:
+        raise ConfigurationError(
+            f"{dataset.source}: detection compares neighbouring pixels, so it needs images; "
+            f"these inputs are feature vectors of shape {dataset.input_shape}"
+        )
+    if not len(dataset.split(calibration_split)):
+        raise ConfigurationError(
+            f"{dataset.source}: no {calibration_split} images to calibrate the thresholds on; "
+            "choose a split that has some (--calibration-split train)"
+        )
     opened = Campaign.open(campaign)
     opened.check_data(dataset)
     arrays = opened.arrays()

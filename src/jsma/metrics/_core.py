@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -19,14 +20,17 @@ from jsma.errors import ConfigurationError
 __all__ = [
     "BudgetCurves",
     "CampaignArrays",
+    "ClassRates",
     "SetResults",
     "adversarial_samples",
     "attack_keys",
     "budget_curves",
+    "class_rates",
     "distance_matrix",
     "distortion_bucket",
     "distortion_matrix",
     "hardness_matrix",
+    "pair_counts",
     "rank_correlation",
     "results_by_split",
     "robustness",
@@ -175,6 +179,47 @@ def distortion_matrix(arrays: CampaignArrays, num_classes: int) -> np.ndarray:
     return _pair_mean(
         arrays.source[keep], arrays.target[keep], arrays.distortion[keep], num_classes
     )
+
+
+def pair_counts(arrays: CampaignArrays, num_classes: int) -> np.ndarray:
+    """(classes, classes) number of targeted attacks per (source, target) pair."""
+    keep = _targeted(arrays)
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (arrays.source[keep], arrays.target[keep]), 1)
+    return counts
+
+
+@dataclass(frozen=True)
+class ClassRates:
+    """The targeted attacks per class, as their source or as their target: how many
+    (classes,), their success rate and the mean distortion (%) of the successes
+    (NaN for a class with none)."""
+
+    attacks: np.ndarray
+    success_rate: np.ndarray
+    mean_distortion: np.ndarray
+
+
+def class_rates(
+    arrays: CampaignArrays, num_classes: int, *, by: Literal["source", "target"]
+) -> ClassRates:
+    """Success and distortion per source class (how exploitable its samples are) or per
+    target class (how easily others are pushed into it): the summary of a matrix too
+    large to read, for many classes."""
+    keep = _targeted(arrays)
+    classes = (arrays.source if by == "source" else arrays.target)[keep]
+    success = arrays.success[keep]
+    attacks = np.bincount(classes, minlength=num_classes)
+    successes = np.bincount(classes, weights=success.astype(float), minlength=num_classes)
+    distortion = np.bincount(
+        classes[success], weights=arrays.distortion[keep][success], minlength=num_classes
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ClassRates(
+            attacks=attacks,
+            success_rate=np.where(attacks > 0, successes / attacks, np.nan),
+            mean_distortion=np.where(successes > 0, distortion / successes, np.nan),
+        )
 
 
 def distance_matrix(arrays: CampaignArrays, num_classes: int) -> np.ndarray:

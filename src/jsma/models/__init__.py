@@ -12,6 +12,7 @@ from jsma.models._checkpoint import (
 )
 from jsma.models._evaluation import Evaluation, check_model_fits, evaluate, predict
 from jsma.models._external import (
+    ModelForm,
     ModelSource,
     Normalization,
     SourcedModel,
@@ -50,6 +51,7 @@ __all__ = [
     "Evaluation",
     "LeNet",
     "LoadedModel",
+    "ModelForm",
     "ModelProvenance",
     "ModelSource",
     "ModelSpec",

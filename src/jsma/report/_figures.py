@@ -29,12 +29,19 @@ def heatmap(
     fmt: str = "{:.2f}",
     cmap: str = "viridis",
     limits: tuple[float, float] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Figure:
     """A (classes x classes) matrix, rows = source class, columns = target class;
-    `limits` fixes the colour scale (to compare panels), else it spans the values."""
-    figure = Figure(figsize=(5.2, 4.4), layout="constrained")
+    `limits` fixes the colour scale (to compare panels), else it spans the values;
+    `labels` name the classes. The figure grows with the classes (up to
+    `MATRIX_CLASSES`), so that each cell keeps room for its number."""
+    side = max(4.4, 0.42 * len(values))
+    figure = Figure(figsize=(side * 1.18, side), layout="constrained")
     axes = figure.subplots()
-    image = class_matrix(axes, values, fmt=fmt, cmap=cmap, limits=limits)
+    image = class_matrix(
+        axes, values, fmt=fmt, cmap=cmap, limits=limits, labels=labels,
+        fontsize=7 if len(values) <= 12 else 5.5,
+    )  # fmt: skip
     axes.set_title(title)
     figure.colorbar(image, ax=axes, shrink=0.85)
     return figure

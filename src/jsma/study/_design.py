@@ -198,9 +198,14 @@ def _picked_images(
 
 
 def _save_png(path: Path, image: np.ndarray, bounds: tuple[float, float]) -> None:
-    """A (1, height, width) image as an 8-bit grayscale PNG at its own resolution (the
-    page enlarges it with crisp pixels)."""
-    mpimage.imsave(path, image[0], cmap="gray", vmin=bounds[0], vmax=bounds[1], format="png")
+    """A (1, height, width) image as an 8-bit grayscale PNG, a (3, height, width) one as
+    RGB, at its own resolution (the page enlarges it with crisp pixels)."""
+    if image.shape[0] == 1:
+        mpimage.imsave(path, image[0], cmap="gray", vmin=bounds[0], vmax=bounds[1], format="png")
+        return
+    low, high = bounds
+    rgb = np.clip((np.asarray(image).transpose(1, 2, 0) - low) / (high - low), 0, 1)
+    mpimage.imsave(path, rgb, format="png")
 
 
 def _attention_image(shape: tuple[int, ...]) -> np.ndarray:
@@ -286,6 +291,18 @@ def create_study(
     """
     if not campaigns:
         raise ConfigurationError("a study needs at least one campaign")
+    if not dataset.is_images:
+        raise ConfigurationError(
+            f"{dataset.source}: people are shown images in a study; these inputs are "
+            f"feature vectors of shape {dataset.input_shape}"
+        )
+    digits = tuple(map(str, range(10)))
+    if (dataset.class_names or digits) != digits:
+        raise ConfigurationError(
+            f"{dataset.source}: the study asks people which digit an image shows (the "
+            f"paper's question); these classes are {', '.join(dataset.class_names or ())[:80]}. "
+            "Questions about named classes are not built yet"
+        )
     if per_condition < 1:
         raise ConfigurationError(f"per_condition must be positive, got {per_condition}")
     _check_completion_url(completion_url)

@@ -6,21 +6,26 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from jsma._records import flatten
 from jsma.campaign._campaign import data_fingerprint
 from jsma.data._dataset import Dataset
+from jsma.metrics import class_rates, pair_counts
 from jsma.paper import CLOSEST, PAPER
 from jsma.report._figures import budget_figure, distortion_histogram, heatmap, sample_grid
 from jsma.report._page import Picture, Section
 from jsma.report._summary import CampaignSummary
+from jsma.settings import MATRIX_CLASSES
 
 __all__ = [
+    "ClassTables",
     "across_section",
     "campaign_section",
     "campaign_sections",
+    "class_tables",
     "configuration_section",
     "results_section",
 ]
@@ -81,20 +86,25 @@ def campaign_section(
     dataset: Dataset | None,
     limits: dict[str, tuple[float, float]],
 ) -> Section:
-    """Campaign number `index`: its matrices on the shared `limits`, and its samples."""
+    """Campaign number `index`: its matrices on the shared `limits` and its samples, or,
+    beyond `MATRIX_CLASSES` classes, per-class and extreme-pair tables."""
     stem = f"{index}-{s.directory.name}"
+    names = s.manifest.data.class_names
+    if s.manifest.data.num_classes > MATRIX_CLASSES:
+        return Section(s.label, "campaign-classes.html", {"tables": class_tables(s)}, ())
     figures = [
         ("success", "success rate per (source, target)",
-         heatmap(s.success * 100, "success rate (%)", fmt="{:.0f}", limits=(0, 100))),
+         heatmap(s.success * 100, "success rate (%)", fmt="{:.0f}", limits=(0, 100),
+                 labels=names)),
         ("distortion", "mean distortion of successes (%)",
          heatmap(s.distortion, "mean distortion of successes (%)", fmt="{:.1f}", cmap="magma",
-                 limits=limits["distortion"])),
+                 limits=limits["distortion"], labels=names)),
         ("hardness", "hardness H(s, t)",
          heatmap(s.hardness, "hardness H(s, t)", fmt="{:.1f}", cmap="magma",
-                 limits=limits["hardness"])),
+                 limits=limits["hardness"], labels=names)),
         ("distance", "mean adversarial distance A(X, t)",
          heatmap(s.distance, "adversarial distance A(X, t)", fmt="{:.2f}", cmap="cividis",
-                 limits=limits["distance"])),
+                 limits=limits["distance"], labels=names)),
     ]  # fmt: skip
     drawable = dataset is not None and dataset.is_images and _attacked(s, dataset)
     grid = sample_grid(s, dataset) if dataset is not None and drawable else None
@@ -105,6 +115,77 @@ def campaign_section(
         for name, caption, figure in figures
     )
     return Section(s.label, "campaign.html", {}, pictures)
+
+
+@dataclass(frozen=True)
+class ClassLine:
+    """One class's targeted attacks: from its samples, and into it."""
+
+    name: str
+    attacks_from: int
+    success_from: float
+    distortion_from: float
+    attacks_into: int
+    success_into: float
+    distortion_into: float
+
+
+@dataclass(frozen=True)
+class PairLine:
+    """One (source, target) pair's attacks."""
+
+    source: str
+    target: str
+    attacks: int
+    success_rate: float
+    mean_distortion: float
+
+
+@dataclass(frozen=True)
+class ClassTables:
+    """What the report shows of a campaign over many classes."""
+
+    classes: int
+    per_class: list[ClassLine]
+    hardest: list[PairLine]
+    easiest: list[PairLine]
+
+
+def class_tables(s: CampaignSummary, *, pairs: int = 10) -> ClassTables:
+    """For many classes: each class as source and as target, and the `pairs` hardest
+    (lowest success, then highest distortion) and easiest pairs attacked."""
+    classes = s.manifest.data.num_classes
+    names = s.manifest.data.class_names or tuple(map(str, range(classes)))
+
+    out, into = (class_rates(s.arrays, classes, by=by) for by in ("source", "target"))
+    per_class = [
+        ClassLine(
+            names[c], int(out.attacks[c]), float(out.success_rate[c]),
+            float(out.mean_distortion[c]), int(into.attacks[c]), float(into.success_rate[c]),
+            float(into.mean_distortion[c]),
+        )
+        for c in range(classes)
+        if out.attacks[c] or into.attacks[c]
+    ]  # fmt: skip
+
+    counts = pair_counts(s.arrays, classes)
+    source, target = np.nonzero(counts)
+    success, distortion = s.success[source, target], s.distortion[source, target]
+    # Hardest first: least success, then most distortion (a pair never broken: +inf).
+    order = np.lexsort((-np.nan_to_num(distortion, nan=np.inf), success))
+
+    def pair(k: int) -> PairLine:
+        return PairLine(
+            names[source[k]], names[target[k]], int(counts[source[k], target[k]]),
+            float(success[k]), float(distortion[k]),
+        )  # fmt: skip
+
+    return ClassTables(
+        classes=classes,
+        per_class=per_class,
+        hardest=[pair(k) for k in order[:pairs]],
+        easiest=[pair(k) for k in order[::-1][:pairs]],
+    )
 
 
 def _attacked(summary: CampaignSummary, dataset: Dataset) -> bool:
