@@ -284,7 +284,7 @@ def test_threads_after_the_command_and_no_abbreviations(
     assert parser.parse_args(["--threads", "3", "campaign", "status", "x"]).threads == 3
     assert parser.parse_args(["campaign", "status", "x"]).threads is None
     for wrong in (
-        ["data", "info", "--data", "somewhere"],  # once read as --data-dir
+        ["data", "info", "--data-d", "somewhere"],  # an abbreviation of --data-dir
         ["campaign", "status", "x", "--threads", "0"],
         ["study", "serve", "s", "--port", "70000"],
         ["replicate", "--samples", "0"],
@@ -293,7 +293,7 @@ def test_threads_after_the_command_and_no_abbreviations(
             parser.parse_args(wrong)
         assert exited.value.code == 2
     error = capsys.readouterr().err
-    assert "unrecognized arguments: --data somewhere" in error
+    assert "unrecognized arguments: --data-d somewhere" in error
     assert "--port: must be 0 to 65535, got 70000" in error
     assert "--samples: must be at least 1, got 0" in error
 
