@@ -43,29 +43,58 @@ LIBRARIES = (
 )
 
 
-def _model_and_inputs(
-    side: int, samples: int
-) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+def _import_torchvision() -> Any:
+    """torchvision, with the CPU build of torch. PyPI's torchvision wheel is built
+    against CUDA torch: its C operators (detection's nms and friends) do not load here,
+    and its import then fails registering fake kernels for two of them. ResNet-18
+    uses none: declaring those two operators' schemas lets the import finish."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or spec.origin is None:
+        raise SystemExit("torchvision is missing: scripts/bench-env installs it")
+    extensions = sorted(Path(spec.origin).parent.glob("_C*.so"))
+    try:
+        torch.ops.load_library(str(extensions[0]))
+    except (OSError, IndexError):
+        library = torch.library.Library("torchvision", "DEF")
+        for name in ("nms", "qnms"):
+            library.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _keep.append(library)  # the declarations last as long as the library object
     import torchvision
+
+    return torchvision
+
+
+_keep: list[Any] = []
+
+
+def _model_and_inputs(
+    side: int, samples: int, device: str
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    torchvision = _import_torchvision()
 
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None, num_classes=SETTINGS[side]).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     x = torch.rand(samples, 3, side, side)
-    return model, x, model(x).argmax(dim=1)
+    model, x = model.to(device), x.to(device)
+    with torch.no_grad():
+        return model, x, model(x).argmax(dim=1)
 
 
-def child(library: str, side: int, samples: int, iterations: int) -> dict[str, Any]:
+def child(library: str, side: int, samples: int, iterations: int, device: str) -> dict[str, Any]:
     """One library on one setting, in this (child) process: its figures as a dict."""
-    model, x, predicted = _model_and_inputs(side, samples)
+    model, x, predicted = _model_and_inputs(side, samples, device)
     classes = SETTINGS[side]
     features = 3 * side * side
     budget = 2 * iterations / features  # `iterations` pair steps
     # Each sample twice: towards its prediction + 1 and + 2.
     inputs = x.repeat_interleave(2, dim=0)
     sources = predicted.repeat_interleave(2)
-    targets = (sources + torch.tensor([1, 2]).repeat(samples)) % classes
+    targets = (sources + torch.tensor([1, 2], device=device).repeat(samples)) % classes
     steps = None
     start = time.perf_counter()
     if library.startswith("jsma"):
@@ -83,12 +112,13 @@ def child(library: str, side: int, samples: int, iterations: int) -> dict[str, A
         classifier = PyTorchClassifier(
             model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(3, side, side),
             nb_classes=classes, clip_values=(0.0, 1.0),
+            device_type="gpu" if device == "cuda" else "cpu",
         )  # fmt: skip
         art = SaliencyMapMethod(
             classifier, theta=1.0, gamma=budget, batch_size=len(inputs), verbose=False
         )
-        one_hot = np.eye(classes, dtype=np.float32)[targets.numpy()]
-        adversarial = torch.from_numpy(art.generate(inputs.numpy(), y=one_hot))
+        one_hot = np.eye(classes, dtype=np.float32)[targets.cpu().numpy()]
+        adversarial = torch.from_numpy(art.generate(inputs.cpu().numpy(), y=one_hot)).to(device)
     else:
         import torchattacks
 
@@ -105,16 +135,23 @@ def child(library: str, side: int, samples: int, iterations: int) -> dict[str, A
         "success": float(reached.float().mean()),
         "features_changed": float(changed.mean()),
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_cuda_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
     }
 
 
 def run_child(
-    library: str, side: int, samples: int, iterations: int, memory_gib: float, timeout: float
+    library: str,
+    side: int,
+    samples: int,
+    iterations: int,
+    memory_gib: float,
+    timeout: float,
+    device: str,
 ) -> dict[str, Any]:
     """The figures of `library` on `side`, or what stopped it (memory, time, an error)."""
     command = [
         sys.executable, __file__, "--child", library, str(side), "--samples", str(samples),
-        "--iterations", str(iterations), "--memory-gib", str(memory_gib),
+        "--iterations", str(iterations), "--memory-gib", str(memory_gib), "--device", device,
     ]  # fmt: skip
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
@@ -138,17 +175,21 @@ def main() -> None:
     parser.add_argument("--memory-gib", type=float, default=16.0)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per library")
     parser.add_argument("--sides", type=int, nargs="+", default=sorted(SETTINGS))
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda where there is a GPU")
     parser.add_argument("--child", nargs=2, metavar=("LIBRARY", "SIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        cap = int(args.memory_gib * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        if args.device == "cpu":  # CUDA reserves address space far beyond what it uses
+            cap = int(args.memory_gib * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         library, side = args.child
-        print(json.dumps(child(library, int(side), args.samples, args.iterations)))
+        figures = child(library, int(side), args.samples, args.iterations, args.device)
+        print(json.dumps(figures))
         return
 
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; ResNet-18, random "
+        f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads; "
+        "ResNet-18, random "
         f"weights; {args.samples} samples x 2 targets; budget {args.iterations} steps of 2 "
         f"features; memory cap {args.memory_gib:g} GiB, {args.timeout:.0f} s per library"
     )
@@ -160,7 +201,13 @@ def main() -> None:
         print(f"\n{header}")
         for library in LIBRARIES:
             figures = run_child(
-                library, side, args.samples, args.iterations, args.memory_gib, args.timeout
+                library,
+                side,
+                args.samples,
+                args.iterations,
+                args.memory_gib,
+                args.timeout,
+                args.device,
             )
             shape = f"3x{side}x{side}"
             if "error" in figures:
@@ -171,6 +218,11 @@ def main() -> None:
                 f"{shape:<12} {library:<27} {figures['seconds_per_attack']:>9.2f} "
                 f"{'-' if step is None else f'{step:.0f}':>8} {figures['success']:>8.0%} "
                 f"{figures['features_changed']:>8.1f} {figures['peak_gib']:>9.2f}"
+                + (
+                    ""
+                    if figures["peak_cuda_gib"] is None
+                    else f" ({figures['peak_cuda_gib']:.2f} on the GPU)"
+                )
             )
 
 
