@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_UNIT_SIZE",
     "DIRECTIONS",
     "DISTORTION_BUCKETS",
+    "L0_COUNTS",
     "OUTPUTS",
     "PAPER_MAX_DISTORTION",
     "RECIPE_NAMES",
@@ -20,6 +21,7 @@ __all__ = [
     "TARGET_RULES",
     "VARIANTS",
     "Direction",
+    "L0Count",
     "Output",
     "RecipeName",
     "SplitName",
@@ -42,10 +44,15 @@ TargetRule = Literal["all-others", "random", "least-likely", "untargeted"]
 
 SplitName = Literal["train", "validation", "test"]
 
+L0Count = Literal["features", "pixels"]
+"""What the distortion counts: changed features (elements, C x H x W per image, as the
+paper), or changed pixels (H x W, a pixel counted once across its channels)."""
+
 RecipeName = Literal["paper", "default"]
 """The training recipes `jsma.models.RECIPES` defines."""
 
 OUTPUTS: tuple[Output, ...] = get_args(Output)
+L0_COUNTS: tuple[L0Count, ...] = get_args(L0Count)
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
 DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
 TARGET_RULES: tuple[TargetRule, ...] = get_args(TargetRule)

@@ -6,6 +6,7 @@ exports and reports from what its manifest stored."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from jsma.attacks import all_other_targets
 from jsma.campaign import Campaign, CampaignSpec, LocalPool, run_campaign
 from jsma.data import Dataset, load_data
 from jsma.errors import ConfigurationError
+from jsma.metrics import in_pixels, pixels_changed
 from jsma.models import ModelSource, Normalization, load_model, model_source
 from jsma.report import write_report
 from tests.campaign.conftest import _comparable
@@ -152,3 +154,31 @@ def test_binary_feature_vectors(tmp_path: Path) -> None:
     files = write_report([tmp_path / "c"], tmp_path / "report", data)
     assert files.html.is_file()
     assert not (tmp_path / "report" / "figures" / "0-c-samples.png").exists()  # not images
+
+
+def test_pixels_counted_once_across_channels(
+    user_data: Dataset, forms: dict[str, Path], tmp_path: Path
+) -> None:
+    run_campaign(tmp_path / "c", SPEC, load_model(_sources(forms)[0]), user_data)
+    campaign = Campaign.open(tmp_path / "c")
+    arrays = campaign.arrays()
+    campaign.export(user_data, tmp_path / "all.npz")
+    with np.load(tmp_path / "all.npz") as stored:
+        moved = (stored["adversarial"] != stored["original"]).any(axis=1)  # (n, H, W)
+    expected = moved.reshape(len(moved), -1).sum(axis=1)
+    assert np.array_equal(pixels_changed(arrays, (3, 16, 16)), expected)
+    assert (expected <= arrays.features_changed).all()
+    assert (expected < arrays.features_changed).any()  # some pixels moved in two channels
+    as_pixels = in_pixels(arrays, (3, 16, 16))
+    assert np.allclose(as_pixels.distortion, expected / 256 * 100)
+
+    files = write_report([tmp_path / "c"], tmp_path / "report", user_data, l0="pixels")
+    assert "256 pixels (16 x 16) changed in any of their 3 channels" in files.html.read_text()
+    summary = json.loads(files.summary.read_text())["campaigns"][0]
+    assert (summary["l0"], summary["l0_per_input"]) == ("pixels", 256)
+    won = arrays.success
+    assert summary["results"][0]["mean_distortion_success"] == pytest.approx(
+        float((expected[won] / 256 * 100).mean())
+    )
+    with pytest.raises(ConfigurationError, match="pixels are counted in images"):
+        pixels_changed(arrays, (768,))

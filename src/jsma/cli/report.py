@@ -13,6 +13,7 @@ from jsma.cli._common import (
     data_options,
     output_directory,
 )
+from jsma.settings import L0_COUNTS
 
 if TYPE_CHECKING:
     pass
@@ -57,6 +58,11 @@ def register(commands: Commands) -> None:
         "--study", type=Path, metavar="STUDY",
         help="add the perception study's analysis (`jsma study analyze STUDY` first)",
     )  # fmt: skip
+    parser.add_argument(
+        "--l0", choices=L0_COUNTS, default="features",
+        help="what distortion counts: changed features (the paper's elements, default) or "
+        "pixels of images (a pixel once across its channels)",
+    )  # fmt: skip
     data_options(parser)
     parser.set_defaults(handler=_report)
 
@@ -75,7 +81,7 @@ def _report(args: argparse.Namespace) -> int:
         out = first.path / "report"
     files = write_report(
         args.campaigns, out, data, toy=args.toy, defenses=args.defenses, study=args.study,
-        gan=args.gan, transfer=args.transfer,
+        gan=args.gan, transfer=args.transfer, l0=args.l0,
     )  # fmt: skip
     print(f"report:  {files.html}")
     print(f"summary: {files.summary}")

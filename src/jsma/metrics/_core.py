@@ -6,6 +6,7 @@ distortion (percent of the input features), Upsilon a distortion budget.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ __all__ = [
     "distortion_bucket",
     "distortion_matrix",
     "hardness_matrix",
+    "in_pixels",
     "pair_counts",
+    "pixels_changed",
     "rank_correlation",
     "results_by_split",
     "robustness",
@@ -179,6 +182,30 @@ def distortion_matrix(arrays: CampaignArrays, num_classes: int) -> np.ndarray:
     return _pair_mean(
         arrays.source[keep], arrays.target[keep], arrays.distortion[keep], num_classes
     )
+
+
+def pixels_changed(arrays: CampaignArrays, input_shape: Sequence[int]) -> np.ndarray:
+    """Per attack, the pixels of a (C, H, W) image that any of its changes touched: a
+    pixel counted once across its channels (the L0 most papers on images report).
+    Computed from the trajectories, whose features are indices into the flattened
+    (C, H, W) image."""
+    if len(input_shape) != 3:
+        raise ConfigurationError(
+            f"pixels are counted in images (C, H, W); these inputs are {tuple(input_shape)}"
+        )
+    plane = int(input_shape[1]) * int(input_shape[2])
+    lengths = np.diff(arrays.trajectory_offsets)
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    touched = np.unique(owner * plane + arrays.trajectory_features % plane)
+    return np.bincount(touched // plane, minlength=len(lengths)).astype(np.int64)
+
+
+def in_pixels(arrays: CampaignArrays, input_shape: Sequence[int]) -> CampaignArrays:
+    """`arrays` with `features_changed` and `distortion` counting pixels of the
+    (C, H, W) images (`pixels_changed`, in percent of H x W) rather than features."""
+    pixels = pixels_changed(arrays, input_shape)
+    plane = int(input_shape[1]) * int(input_shape[2])
+    return dataclasses.replace(arrays, features_changed=pixels, distortion=pixels / plane * 100.0)
 
 
 def pair_counts(arrays: CampaignArrays, num_classes: int) -> np.ndarray:

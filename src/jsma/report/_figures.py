@@ -77,7 +77,10 @@ def distortion_histogram(summaries: Sequence[CampaignSummary]) -> Figure:
         axes.hist(
             wins, bins=bins.tolist(), alpha=0.6, label=f"{summary.label}: {len(wins)} successes"
         )
-    axes.set_xlabel("distortion (% of features changed)")
+    counted = {s.l0 for s in summaries}
+    axes.set_xlabel(
+        f"distortion (% of {counted.pop() if len(counted) == 1 else 'features'} changed)"
+    )
     axes.set_ylabel("successful attacks")
     axes.legend(fontsize=8)
     axes.set_title("Distribution of distortion")
@@ -89,8 +92,11 @@ def distortion_bins(summaries: Sequence[CampaignSummary], *, most: int = 200) ->
     k/M (in percent, 100 k / M), and a pair attack moves in steps of 2/M. Bins as wide
     as a step (or whole steps, at most `most` bins), with edges half a feature off the
     grid, so that no distortion falls on an edge (no empty bins between spikes)."""
-    features = {int(np.prod(s.manifest.data.input_shape)) for s in summaries}
-    per_step = {s.manifest.spec.attack.features_per_step for s in summaries}
+    features = {s.l0_units for s in summaries}
+    # In pixels, a step of two features may touch one pixel or two: steps of one.
+    per_step = {
+        s.manifest.spec.attack.features_per_step if s.l0 == "features" else 1 for s in summaries
+    }
     top = max(float(s.arrays.distortion.max(initial=0)) for s in summaries)
     if len(features) != 1:  # campaigns on different inputs share no grid
         return np.linspace(0, top or 1.0, 41)

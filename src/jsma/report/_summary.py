@@ -19,12 +19,13 @@ from jsma.metrics import (
     distance_matrix,
     distortion_matrix,
     hardness_matrix,
+    in_pixels,
     rank_correlation,
     results_by_split,
     robustness,
     success_matrix,
 )
-from jsma.settings import Direction, direction_of
+from jsma.settings import Direction, L0Count, direction_of
 
 __all__ = ["CampaignSummary", "ReportSummary", "summarise"]
 
@@ -49,6 +50,25 @@ class CampaignSummary:
     robustness: float
     mean_sample_robustness: float
     hardness_distance_correlation: float
+    # What distortion counts: features (the paper's elements), or pixels of images.
+    l0: L0Count = "features"
+
+    @property
+    def l0_units(self) -> int:
+        """How many features (or pixels) one input has: what a distortion is a share of."""
+        shape = self.manifest.data.input_shape
+        return int(np.prod(shape)) if self.l0 == "features" else int(shape[1] * shape[2])
+
+    def l0_statement(self) -> str:
+        """What the distortion counts, in words, with the count."""
+        shape = self.manifest.data.input_shape
+        if self.l0 == "pixels":
+            return (
+                f"the share of the {self.l0_units:,} pixels ({shape[1]} x {shape[2]}) changed "
+                f"in any of their {shape[0]} channels"
+            )
+        dims = " x ".join(map(str, shape))
+        return f"the share of the {self.l0_units:,} features ({dims}) changed"
 
     @property
     def theta(self) -> float:
@@ -82,6 +102,8 @@ class CampaignSummary:
         return {
             "directory": str(self.directory),
             "direction": self.direction,
+            "l0": self.l0,
+            "l0_per_input": self.l0_units,
             **{key: configuration[key] for key in ("spec", "model", "data")},
             "attacks": self.status.attacks_done,
             "throughput_attacks_per_second": number(self.status.throughput),
@@ -112,13 +134,17 @@ class CampaignSummary:
         }
 
 
-def summarise(where: CampaignLike) -> CampaignSummary:
+def summarise(where: CampaignLike, *, l0: L0Count = "features") -> CampaignSummary:
     """Read a finished campaign (a directory or a storage URI) and compute every metric
-    the report shows."""
+    the report shows; `l0="pixels"` counts distortion in pixels of images (a pixel once
+    across its channels), the budget curves and hardness staying in the attack's
+    features."""
     campaign = Campaign.open(where)  # every unit read and verified once
     directory, manifest = campaign.folder, campaign.manifest
     status = campaign.status()
     arrays = campaign.arrays()
+    if l0 == "pixels":
+        arrays = in_pixels(arrays, manifest.data.input_shape)
     classes = manifest.data.num_classes
     features = int(np.prod(manifest.data.input_shape))
     settings = manifest.spec.attack
@@ -142,6 +168,7 @@ def summarise(where: CampaignLike) -> CampaignSummary:
         robustness=smallest,
         mean_sample_robustness=mean_minimum,
         hardness_distance_correlation=rank_correlation(hardness, distance),
+        l0=l0,
     )
 
 

@@ -32,6 +32,7 @@ from jsma.report._sections.study import study_section
 from jsma.report._sections.toy import toy_section
 from jsma.report._sections.transfer import transfer_section
 from jsma.report._summary import CampaignSummary, ReportSummary, summarise
+from jsma.settings import L0Count
 
 __all__ = ["ReportFiles", "StoredResults", "render_report", "write_report"]
 
@@ -81,15 +82,17 @@ def write_report(
     study: Path | None = None,
     gan: Path | None = None,
     transfer: Path | None = None,
+    l0: L0Count = "features",
 ) -> ReportFiles:
     """Summarise `campaigns` and write `out`/report.html, summary.json and figures/.
 
     The report only reads: `dataset` (the campaigns' data) is needed only to draw
     the grid of adversarial samples, which is left out without it. The keywords add
-    the sections of what other commands stored (see `StoredResults`).
+    the sections of what other commands stored (see `StoredResults`); `l0="pixels"`
+    counts distortion in pixels, a pixel once across its channels.
     """
     ensure_writable(out, out / "figures")
-    summaries = [summarise(directory) for directory in campaigns]
+    summaries = [summarise(directory, l0=l0) for directory in campaigns]
     stored = StoredResults(toy, defenses, study, gan, transfer)
     return render_report(summaries, out, dataset, stored)
 

@@ -54,7 +54,11 @@ def results_section(summaries: Sequence[CampaignSummary]) -> Section:
         }
         for s in summaries
     ]
-    context = {"settings": list(settings), "closest": closest, "paper": CLOSEST, "rows": rows}
+    counted = list(dict.fromkeys(s.l0_statement() for s in summaries))
+    context = {
+        "settings": list(settings), "closest": closest, "paper": CLOSEST, "rows": rows,
+        "counted": counted,
+    }  # fmt: skip
     return Section("Results", "results.html", context)
 
 
