@@ -129,11 +129,17 @@ def test_detect_transfer_and_study_on_a_users_campaign(
     assert main([*detect, "--calibration-split", "train"]) == 0
     assert "AUC" in capsys.readouterr().out
 
-    models = [f"pt2={files['exported']}", f"script={files['torchscript']}"]
+    models = [
+        f"pt2={files['exported']}", f"script={files['torchscript']}",
+        f"built=tests.userdata:build_small_cnn@{files['weights']}",
+    ]  # fmt: skip
     transfer = ["transfer", str(campaign), "--models", *models, "--out", str(tmp_path / "t")]
-    assert main(transfer) == 0
+    assert main([*transfer, "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "classified as the target" in out
+    # The same network three ways: the same share classified as the target by each.
+    line = next(row for row in out.splitlines() if row.startswith("run ("))
+    assert len(set(line.split()[-3:])) == 1
     assert (tmp_path / "t" / "transfer.json").is_file()
 
     study = ["study", "create", str(campaign), "--out", str(tmp_path / "study")]

@@ -159,7 +159,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "mlp" in printed
     assert {p.name for p in out.iterdir()} == {"transfer.json", "transfer.png"}
     assert main([*command, "--models", str(tmp_path / "missing.safetensors")]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert "model file not found" in capsys.readouterr().err
     assert main([*command, "--models", str(mlp), f"{mlp}"]) == 2
     assert "two models have the same name" in capsys.readouterr().err
 

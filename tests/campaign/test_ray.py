@@ -166,3 +166,22 @@ def test_storage_tasks_cannot_reach_is_refused_at_once(tiny_dataset: Dataset) ->
 
     with pytest.raises(ConfigurationError, match="cannot be sent to worker processes"):
         run_campaign(_memory(), SPEC, _model(), tiny_dataset, engine=RayEngine())
+
+
+def test_ray_tasks_receive_the_program_not_a_pickled_module(tmp_path: Path) -> None:
+    # An exported program's module cannot be pickled at all: the tasks rebuild it from
+    # the program's bytes.
+    from jsma.campaign import Campaign, CampaignSpec
+    from jsma.data import load_data
+    from jsma.models import load_model
+    from tests.userdata import outside_source, save_model_forms, trained_small_cnn, write_npz
+
+    data = load_data(write_npz(tmp_path / "small.npz", train=32, test=8))
+    forms = save_model_forms(trained_small_cnn(*data.train.tensors(), steps=20), tmp_path / "m")
+    source = outside_source(str(forms["exported"]))
+    spec = CampaignSpec(splits=("test",), samples=8, unit_size=4)
+    run_campaign(tmp_path / "here", spec, load_model(source), data, engine=InProcess())
+    engine = RayEngine(workers=2)
+    assert run_campaign(tmp_path / "ray", spec, load_model(source), data, engine=engine).complete
+    rows = _comparable(Campaign.open(tmp_path / "ray").results())
+    assert rows == _comparable(Campaign.open(tmp_path / "here").results())

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 import jsma
@@ -182,3 +183,50 @@ def test_pixels_counted_once_across_channels(
     )
     with pytest.raises(ConfigurationError, match="pixels are counted in images"):
         pixels_changed(arrays, (768,))
+
+
+@pytest.mark.browser
+def test_the_report_of_a_users_campaign_renders_in_chromium(
+    user_data: Dataset, forms: dict[str, Path], tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.report.test_report import _chromium
+
+    run_campaign(tmp_path / "c", SPEC, load_model(_sources(forms)[0]), user_data)
+    files = write_report([tmp_path / "c"], tmp_path / "report", user_data)
+    figure = heatmap_labels(tmp_path / "c")
+    assert figure == list(CLASS_NAMES)  # the 4 x 4 matrices are labelled by name
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=_chromium(), args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(files.html.as_uri(), wait_until="load")
+        images = page.evaluate("document.images.length")
+        broken = page.evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length"
+        )
+        text = page.inner_text("body")
+        browser.close()
+    assert images == len(files.figures)
+    assert broken == 0
+    assert problems == []
+    assert all(name in text for name in CLASS_NAMES)
+    assert "768 features (3 x 16 x 16)" in text
+
+
+def heatmap_labels(campaign: Path) -> list[str]:
+    """The class labels on the report's success matrix of `campaign`."""
+    from jsma.report._sections.campaigns import campaign_section
+    from jsma.report._summary import summarise
+
+    limits = {name: (0.0, 1.0) for name in ("distortion", "hardness", "distance")}
+    section = campaign_section(0, summarise(campaign), None, limits)
+    success = next(p for p in section.pictures if p.stem.endswith("-success")).figure
+    assert isinstance(success, Figure)
+    axes = success.axes[0]
+    return [label.get_text() for label in axes.get_xticklabels()]

@@ -23,6 +23,7 @@ from jsma.models import (
     load_model,
     model_source,
     parse_model_arguments,
+    resolve_device,
 )
 from tests.userdata import (
     build_small_cnn,
@@ -198,3 +199,23 @@ def test_model_arguments_are_python_literals() -> None:
     assert parsed == {"num_classes": 10, "shape": (3, 32, 32), "name": "wide", "p": 0.5}
     with pytest.raises(ModelError, match="KEY=VALUE"):
         parse_model_arguments(["10"])
+
+
+def test_devices() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") == torch.device(expected)
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ModelError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_sourced_model_on_cuda_pickles_to_cuda(
+    forms: dict[str, Path], user_data: Dataset
+) -> None:
+    x, _ = user_data.test.tensors()
+    on_cpu = load_model(outside_source(str(forms["exported"])))
+    on_gpu = load_model(outside_source(str(forms["exported"])), device="cuda")
+    torch.testing.assert_close(on_gpu(x.cuda()).cpu(), on_cpu(x), rtol=1e-4, atol=1e-4)
+    back = pickle.loads(pickle.dumps(on_gpu))
+    assert next(back.parameters()).device.type == "cuda"

@@ -29,8 +29,8 @@ __all__ = ["register"]
 _MODELS_HELP = (
     "models to evaluate on, each [NAME=]WHAT: a recipe of the model cache "
     f"({', '.join(sorted(RECIPE_NAMES))}), a checkpoint file, a torch.export program "
-    "(.pt2) or TorchScript file, or a `jsma defend` output directory (adv-train: DIR; "
-    "distill: DIR/T100)"
+    "(.pt2) or TorchScript file, a builder package.module:callable[@WEIGHTS], or a "
+    "`jsma defend` output directory (adv-train: DIR; distill: DIR/T100)"
 )
 
 
@@ -51,6 +51,10 @@ def register(commands: Commands) -> None:
         "--buckets", type=float, nargs="+", metavar="PERCENT",
         help="distortion bucket edges in percent (default: 0 2 4 6 10 100)",
     )  # fmt: skip
+    parser.add_argument(
+        "--device", default="cpu", metavar="cpu|cuda|auto",
+        help="where the models run (default cpu; auto: CUDA when there is one)",
+    )  # fmt: skip
     data_options(parser)
     parser.set_defaults(handler=_transfer)
 
@@ -60,7 +64,7 @@ def _named(what: str) -> tuple[str, str]:
     and names may (`T=100=DIR`): WHAT is the longest tail that is a recipe or exists."""
 
     def known(text: str) -> bool:
-        return text in RECIPE_NAMES or Path(text).exists()
+        return text in RECIPE_NAMES or Path(text).exists() or _is_builder(text)
 
     if known(what):
         return "", what
@@ -71,7 +75,22 @@ def _named(what: str) -> tuple[str, str]:
     return name, where
 
 
+def _is_builder(text: str) -> bool:
+    """`package.module:callable[@WEIGHTS]`, the callable that builds a model."""
+    builder = text.partition("@")[0]
+    module, colon, name = builder.partition(":")
+    return bool(colon) and name.isidentifier() and all(p.isidentifier() for p in module.split("."))
+
+
 def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.Module]:
+    """The model `what` names, on `--device`."""
+    name, model = _named_model(what, data, args)
+    from jsma.models import resolve_device
+
+    return name, model.to(resolve_device(args.device))
+
+
+def _named_model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.Module]:
     from jsma.models import (
         ModelSource,
         check_model_fits,
@@ -81,6 +100,13 @@ def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.
     )
 
     name, where = _named(what)
+    if _is_builder(where) and not Path(where).exists():
+        builder, _, weights = where.partition("@")
+        built = model_source(builder, weights=weights or None)
+        assert isinstance(built, ModelSource)  # a builder is never a jsma checkpoint
+        model = load_model(built)
+        check_model_fits(model, data, name=builder)
+        return name or builder.rpartition(":")[2], model
     if where in RECIPE_NAMES:
         loaded, _ = resolve_model(data, cache_dir(args), recipe=where, progress=True)
         return name or f"{where} LeNet", loaded.model
