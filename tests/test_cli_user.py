@@ -143,8 +143,40 @@ def test_detect_transfer_and_study_on_a_users_campaign(
     assert (tmp_path / "t" / "transfer.json").is_file()
 
     study = ["study", "create", str(campaign), "--out", str(tmp_path / "study")]
-    assert main(["-q", *study, "--per-condition", "2"]) == 2
-    assert "the study asks people which digit an image shows" in capsys.readouterr().err
+    assert main(["-q", *study, "--per-condition", "2", "--allow-short"]) == 0
+    capsys.readouterr()
+    _named_classes_are_asked(tmp_path / "study")
+
+
+def _named_classes_are_asked(study: Path) -> None:
+    """A study of named classes: colour images, its pages ask about the names, and an
+    answer is stored as the class's index."""
+    from PIL import Image
+
+    from jsma.study import read_stimuli
+    from jsma.study.simulate import serving
+    from tests.study.test_server import _answer, _client, _join
+
+    stimuli = read_stimuli(study)
+    picture = next(s for s in stimuli if s.condition == "benign")
+    with Image.open(study / "images" / picture.image) as shown:
+        assert (shown.size, shown.mode in ("RGB", "RGBA")) == ((16, 16), True)
+    attention = [s.prompt for s in stimuli if s.condition == "attention"]
+    assert all("digit" not in (prompt or "") for prompt in attention)
+    with serving(study, trials_per_participant=3, secret=b"k" * 32) as url:
+        client = _client(url)
+        assert "A short study on images</h1>" in client.get("/").text
+        _join(client)
+        assert (
+            "Does it show one of these: cat, dog, frog, ship?" in client.get("/instructions").text
+        )
+        page = client.get("/practice/1").text
+        assert "Which one is it?" in page
+        assert all(f"</kbd> {name}</label>" in page for name in CLASS_NAMES)
+        refused = _answer(client, page, is_digit="yes", digit="7")
+        assert refused.status_code == 400
+        assert "Choose which class it is (cat, dog, frog, ship)" in refused.text
+        assert _answer(client, page, is_digit="yes", digit="2").status_code == 303
 
 
 def test_feature_vectors_are_refused_where_images_are_needed(

@@ -165,6 +165,7 @@ def write_design(
     completion_url: str | None,
     consent: ConsentText,
     classes: int,
+    class_names: Sequence[str] | None = None,
 ) -> None:
     connection = _connect(directory / STUDY_DATABASE)
     try:
@@ -178,6 +179,8 @@ def write_design(
             "completion_url": completion_url or "",
             "distortion_edges": json.dumps(DISTORTION_EDGES),
             "classes": str(classes),
+            # The names the pages ask about (absent: digits, the paper's questions).
+            **({} if class_names is None else {"class_names": json.dumps(list(class_names))}),
             "created": datetime.datetime.now(datetime.UTC).isoformat(),
             **consent.to_settings(),
         }

@@ -197,6 +197,16 @@ def _picked_images(
     return adversarial, originals
 
 
+def class_names_asked(dataset: Dataset) -> tuple[str, ...] | None:
+    """The class names the study's pages ask about: None for digits (the paper's
+    questions: "Is this a numeric digit?", "Which digit is it?"), else the data's
+    names ("Does it show one of: cat, dog, ...?", "Which one?")."""
+    digits = tuple(map(str, range(10)))
+    if dataset.class_names is None or dataset.class_names == digits[: dataset.num_classes]:
+        return None
+    return dataset.class_names
+
+
 def _save_png(path: Path, image: np.ndarray, bounds: tuple[float, float]) -> None:
     """A (1, height, width) image as an 8-bit grayscale PNG, a (3, height, width) one as
     RGB, at its own resolution (the page enlarges it with crisp pixels)."""
@@ -296,13 +306,7 @@ def create_study(
             f"{dataset.source}: people are shown images in a study; these inputs are "
             f"feature vectors of shape {dataset.input_shape}"
         )
-    digits = tuple(map(str, range(10)))
-    if (dataset.class_names or digits) != digits:
-        raise ConfigurationError(
-            f"{dataset.source}: the study asks people which digit an image shows (the "
-            f"paper's question); these classes are {', '.join(dataset.class_names or ())[:80]}. "
-            "Questions about named classes are not built yet"
-        )
+    names = class_names_asked(dataset)
     if per_condition < 1:
         raise ConfigurationError(f"per_condition must be positive, got {per_condition}")
     _check_completion_url(completion_url)
@@ -381,6 +385,8 @@ def create_study(
             Stimulus(number, "practice", name, split="train", sample=sample, source=int(label))
         )
     for prompt, is_digit, digit in ATTENTION_CHECKS:
+        if names is not None:  # the page asks for a class, not a digit
+            prompt = prompt.replace("no digit", "no class").replace("digit", "class")
         number = len(stimuli) + 1
         name = f"{number:05d}.png"
         _save_png(directory / "images" / name, _attention_image(dataset.input_shape), (0.0, 1.0))
@@ -390,7 +396,7 @@ def create_study(
         )  # fmt: skip
     write_design(directory, stimuli, seed=seed, per_condition=per_condition,
                   completion_url=completion_url, consent=consent or ConsentText(),
-                  classes=dataset.num_classes)  # fmt: skip
+                  classes=dataset.num_classes, class_names=names)  # fmt: skip
     restrict_to_owner(directory)
     return stimuli
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -146,6 +147,11 @@ class StudyStore:
         self.completion_url = settings.get("completion_url") or None
         # The classes an answer may name: the data's (studies before this key: MNIST's 10).
         self.classes = int(settings.get("classes", "10"))
+        names = settings.get("class_names")
+        # The names the pages ask about; None: digits (every study before this key).
+        self.class_names: tuple[str, ...] | None = (
+            None if names is None else tuple(str(n) for n in json.loads(names))
+        )
         attention = sum(1 for s in self.stimuli.values() if s.condition == "attention")
         assignable = sum(1 for s in self.stimuli.values() if s.condition != "practice")
         if trials_per_participant is not None and not (

@@ -122,6 +122,8 @@ def create_app(
         return hmac.new(key, message, hashlib.sha256).hexdigest()
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        # Every page words its questions by the study's classes: digits, or named ones.
+        context.setdefault("names", store.class_names)
         return templates.TemplateResponse(request, name, context, status_code=status)
 
     def session(request: Request) -> str:
@@ -228,7 +230,7 @@ def create_app(
     async def practice_answer(request: Request) -> Response:
         _, fields = await posted(request)
         number = practice_number(request)
-        _parse_answer(fields, store.classes)  # checked like a real answer, not stored
+        _parse_answer(fields, store.classes, store.class_names)  # checked, not stored
         following = f"/practice/{number + 1}" if number < len(practice) else "/trial"
         return RedirectResponse(following, status_code=303)
 
@@ -251,7 +253,7 @@ def create_app(
     async def answer(request: Request) -> Response:
         token, fields = await posted(request)
         position = _int(request.path_params["position"], "trial")
-        is_digit, digit = _parse_answer(fields, store.classes)
+        is_digit, digit = _parse_answer(fields, store.classes, store.class_names)
         served = _int(fields.get("served", ""), "served time")
         action = f"/trial/{position}"
         check_csrf(fields.get("served_signature", ""), sign("served", token, action, served))
@@ -374,13 +376,20 @@ def _int(value: str, what: str) -> int:
     return int(value)
 
 
-def _parse_answer(fields: dict[str, str], classes: int) -> tuple[bool, int | None]:
+def _parse_answer(
+    fields: dict[str, str], classes: int, names: tuple[str, ...] | None = None
+) -> tuple[bool, int | None]:
+    """(recognised, class) from a posted answer; the class is an index, its name shown
+    on the page where the study has named classes."""
     is_digit = fields.get("is_digit")
     if is_digit not in ("yes", "no"):
-        raise HTTPException(400, "Answer whether the image is a digit (yes or no).")
+        what = "a digit" if names is None else "one of the classes"
+        raise HTTPException(400, f"Answer whether the image is {what} (yes or no).")
     if is_digit == "no":
         return False, None
     digit = fields.get("digit", "")
     if not _NUMBER.fullmatch(digit) or int(digit) >= classes:
-        raise HTTPException(400, f"Choose which digit it is (0 to {classes - 1}).")
+        if names is None:
+            raise HTTPException(400, f"Choose which digit it is (0 to {classes - 1}).")
+        raise HTTPException(400, f"Choose which class it is ({', '.join(names)}).")
     return True, int(digit)
