@@ -4,6 +4,7 @@ number checked against a plain computation over the stored rows."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,20 @@ def test_named_classes_label_the_matrices() -> None:
     axes = figure.axes[0]
     assert [t.get_text() for t in axes.get_xticklabels()] == list(names)
     assert [t.get_text() for t in axes.get_yticklabels()] == list(names)
+
+
+def test_an_untargeted_campaign_reports_without_pairs(tmp_path: Path) -> None:
+    data = _many_classes(40)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, CLASSES)).eval()
+    spec = CampaignSpec(splits=("test",), targets="untargeted", unit_size=20)
+    run_campaign(tmp_path / "c", spec, model, data)
+    files = write_report([tmp_path / "c"], tmp_path / "report", data)
+    assert "Untargeted attacks (each pushes its sample out of its own class)" in (
+        files.html.read_text()
+    )
+    summary = json.loads(files.summary.read_text())["campaigns"][0]
+    arrays = Campaign.open(tmp_path / "c").arrays()
+    assert summary["results"][0]["success_rate"] == pytest.approx(arrays.success.mean())
+    assert summary["robustness"] is None
+    assert all(value is None for row in summary["matrices"]["success"] for value in row)

@@ -151,17 +151,22 @@ def summarise(where: CampaignLike, *, l0: L0Count = "features") -> CampaignSumma
     steps = max(1, round(settings.max_distortion / _BUDGET_STEP))
     budgets = np.linspace(settings.max_distortion / steps, settings.max_distortion, steps)
     curves = budget_curves(arrays, budgets, features, features_per_step=settings.features_per_step)
-    hardness = hardness_matrix(arrays, curves, classes)
-    distance = distance_matrix(arrays, classes)
-    smallest, mean_minimum = robustness(arrays)
+    if (arrays.target >= 0).any():
+        success, distortion = success_matrix(arrays, classes), distortion_matrix(arrays, classes)
+        hardness = hardness_matrix(arrays, curves, classes)
+        distance = distance_matrix(arrays, classes)
+        smallest, mean_minimum = robustness(arrays)
+    else:  # untargeted: no (source, target) pair, so no per-pair measure is defined
+        success = distortion = hardness = distance = np.full((classes, classes), np.nan)
+        smallest = mean_minimum = float("nan")
     return CampaignSummary(
         directory=directory,
         manifest=manifest,
         status=status,
         arrays=arrays,
         results=results_by_split(arrays),
-        success=success_matrix(arrays, classes),
-        distortion=distortion_matrix(arrays, classes),
+        success=success,
+        distortion=distortion,
         hardness=hardness,
         distance=distance,
         curves=curves,

@@ -94,6 +94,8 @@ def campaign_section(
     beyond `MATRIX_CLASSES` classes, per-class and extreme-pair tables."""
     stem = f"{index}-{s.directory.name}"
     names = s.manifest.data.class_names
+    if s.manifest.spec.targets == "untargeted":
+        return Section(s.label, "campaign-untargeted.html", {}, ())
     if s.manifest.data.num_classes > MATRIX_CLASSES:
         return Section(s.label, "campaign-classes.html", {"tables": class_tables(s)}, ())
     figures = [
