@@ -187,3 +187,13 @@ def test_a_parquet_folder_of_split_files_with_array_columns(tmp_path: Path) -> N
     pq.write_table(pa.table({"pixels": [[0.0]], "name": ["x"]}), tmp_path / "bad.parquet")
     with pytest.raises(DataError, match="needs a label column"):
         load_data(tmp_path / "bad.parquet")
+
+
+def test_decoding_images_shows_a_bar_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_image_folder(tmp_path / "folder", train=8, test=4)
+    load_data(folder)
+    assert "image" not in capsys.readouterr().err
+    load_data(folder, progress=True)
+    assert "reading train" in capsys.readouterr().err

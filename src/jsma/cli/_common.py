@@ -262,7 +262,7 @@ def dataset(args: argparse.Namespace, *, quiet: bool = False) -> Dataset:
         raise JSMAError("--source and --data-dir choose where MNIST comes from: not with --data")
     data = load_data(
         location, bounds=None if bounds is None else (bounds[0], bounds[1]),
-        cache_dir=cache_dir(args), mnist=source(args),
+        cache_dir=cache_dir(args), mnist=source(args), progress=not quiet,
     )  # fmt: skip
     if location.lower() != "mnist" and not quiet:
         print("\n".join(data.describe()))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from jsma.data._dataset import Dataset, Split
 from jsma.data._sources import MnistSource, load_mnist
@@ -42,12 +43,14 @@ def load_data(
     bounds: Bounds | None = None,
     cache_dir: Path | None = None,
     mnist: MnistSource | None = None,
+    progress: bool = False,
 ) -> Dataset:
     """The data at `location`: `mnist` (the paper's split, from `mnist`), a `.npz`
     file, a folder of images (`DIR/train/CLASS/*.png`, ...), or a Parquet file or
     folder of them. `bounds` are the inputs' value bounds as the model takes them
     (default: [0, 1] for 8-bit data, else read from the values when they lie in
-    [0, 1] or [-1, 1]). `Dataset.describe()` says what was read and converted.
+    [0, 1] or [-1, 1]). `Dataset.describe()` says what was read and converted;
+    `progress` shows a bar while images are decoded (folders, Parquet image columns).
 
     Example:
         >>> data = load_data("cifar10-small.npz")  # doctest: +SKIP
@@ -65,12 +68,12 @@ def load_data(
         )
     if path.is_dir():
         if any(path.glob("*.parquet")):
-            return read_parquet(path, bounds=bounds)
-        return read_image_folder(path, bounds=bounds)
+            return read_parquet(path, bounds=bounds, progress=progress)
+        return read_image_folder(path, bounds=bounds, progress=progress)
     if path.suffix.lower() == ".npz":
         return read_npz(path, bounds=bounds)
     if path.suffix.lower() in (".parquet", ".pq"):
-        return read_parquet(path, bounds=bounds)
+        return read_parquet(path, bounds=bounds, progress=progress)
     raise DataError(f"{path}: not a data file jsma reads (a .npz, a .parquet, or an image folder)")
 
 
@@ -298,14 +301,23 @@ def _image_files(directory: Path) -> list[Path]:
 
 
 def _decode_images(
-    sources: Sequence[Any], names: Sequence[str], origin: str, notes: list[str]
+    sources: Sequence[Any],
+    names: Sequence[str],
+    origin: str,
+    notes: list[str],
+    *,
+    progress: bool = False,
 ) -> np.ndarray:
     """Images (n, H, W) or (n, H, W, 3) as uint8, from files or encoded bytes, all of
     one size; grayscale kept as one channel unless another image has colour."""
     from PIL import Image, UnidentifiedImageError
 
     pictures = []
-    for source, name in zip(sources, names, strict=True):
+    shown = tqdm(
+        zip(sources, names, strict=True), total=len(names), disable=not progress,
+        unit="image", desc=f"reading {Path(origin).name}", leave=False,
+    )  # fmt: skip
+    for source, name in shown:
         try:
             with Image.open(source) as opened:
                 opened.load()
@@ -336,7 +348,9 @@ def _decode_images(
     return np.stack([np.asarray(picture.convert(mode), dtype=np.uint8) for picture in pictures])
 
 
-def read_image_folder(directory: Path, *, bounds: Bounds | None = None) -> Dataset:
+def read_image_folder(
+    directory: Path, *, bounds: Bounds | None = None, progress: bool = False
+) -> Dataset:
     """`DIR/train/CLASS/*.png`, `DIR/test/CLASS/*.png` (and `val/`): one folder per
     class, named by it; any image format Pillow reads, all of one size."""
     notes: list[str] = []
@@ -367,7 +381,7 @@ def read_image_folder(directory: Path, *, bounds: Bounds | None = None) -> Datas
             files += listed
             labels += [label] * len(listed)
         shown = [str(f.relative_to(directory)) for f in files]
-        images = _decode_images(files, shown, str(folder), notes)
+        images = _decode_images(files, shown, str(folder), notes, progress=progress)
         raw[split] = (images, np.asarray(labels, dtype=np.int64))
     _check_same_channels(raw, directory)
     return _assemble(
@@ -389,7 +403,7 @@ _LABEL_COLUMNS = ("label", "labels", "target", "y", "class")
 _INPUT_COLUMNS = ("image", "img", "pixels", "x", "features", "input")
 
 
-def read_parquet(path: Path, *, bounds: Bounds | None = None) -> Dataset:
+def read_parquet(path: Path, *, bounds: Bounds | None = None, progress: bool = False) -> Dataset:
     """A Parquet table (or a folder of them, `train-*.parquet`, `test-*.parquet`, as
     dataset hubs store them) with a label column and an image column (encoded bytes,
     or a `{bytes, path}` struct) or an array column; a `split` column or the file
@@ -414,7 +428,8 @@ def read_parquet(path: Path, *, bounds: Bounds | None = None) -> Dataset:
                 f"column ({', '.join(_INPUT_COLUMNS)}); it has {', '.join(table.column_names)}"
             )
         class_names = class_names or _hub_class_names(table.schema, label_column)
-        inputs = _parquet_inputs(table.column(input_column), f"{file}:{input_column}", notes)
+        origin = f"{file}:{input_column}"
+        inputs = _parquet_inputs(table.column(input_column), origin, notes, progress=progress)
         labels = np.asarray(table.column(label_column).to_numpy(zero_copy_only=False))
         if "split" in table.column_names:
             split_of_row = [_split_of(str(s)) for s in table.column("split").to_pylist()]
@@ -452,7 +467,9 @@ def _hub_class_names(schema: Any, label_column: str) -> list[str] | None:
     return [str(n) for n in names] if isinstance(names, list) else None
 
 
-def _parquet_inputs(column: Any, origin: str, notes: list[str]) -> np.ndarray:
+def _parquet_inputs(
+    column: Any, origin: str, notes: list[str], *, progress: bool = False
+) -> np.ndarray:
     import pyarrow as pa
 
     kind = column.type
@@ -470,5 +487,5 @@ def _parquet_inputs(column: Any, origin: str, notes: list[str]) -> np.ndarray:
         raise DataError(f"{origin}: row {encoded.index(None)} has no image bytes")
     return _decode_images(
         [io.BytesIO(item) for item in encoded], [f"row {i}" for i in range(len(encoded))],
-        origin, notes,
+        origin, notes, progress=progress,
     )  # fmt: skip
