@@ -66,3 +66,22 @@ def increasing_and_decreasing(
         run_campaign(directory / name, spec, model, dataset)
         directories.append(directory / name)
     return directories
+
+
+@pytest.fixture(scope="session")
+def user_data(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """A user's own data: 3x16x16 colour images in 4 named classes, from a `.npz`."""
+    from jsma.data import load_data
+    from tests.userdata import write_npz
+
+    return load_data(write_npz(tmp_path_factory.mktemp("user-data") / "small.npz"))
+
+
+@pytest.fixture(scope="session")
+def forms(user_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small CNN trained on `user_data`, saved as a `.pt2` program, TorchScript and
+    a state dict (`tests.userdata.save_model_forms`)."""
+    from tests.userdata import save_model_forms, trained_small_cnn
+
+    model = trained_small_cnn(*user_data.train.tensors())
+    return save_model_forms(model, tmp_path_factory.mktemp("user-models"))

@@ -28,21 +28,7 @@ from jsma.models import (
 from tests.userdata import (
     build_small_cnn,
     outside_source,
-    save_model_forms,
-    trained_small_cnn,
-    write_npz,
 )
-
-
-@pytest.fixture(scope="module")
-def user_data(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
-    return load_data(write_npz(tmp_path_factory.mktemp("data") / "small.npz"))
-
-
-@pytest.fixture(scope="module")
-def forms(user_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    model = trained_small_cnn(*user_data.train.tensors())
-    return save_model_forms(model, tmp_path_factory.mktemp("models"))
 
 
 def _sources(forms: dict[str, Path]) -> dict[str, ModelSource]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -112,18 +113,22 @@ def _chromium() -> str:
     return path
 
 
-@pytest.mark.browser
-def test_report_renders_in_chromium(
-    campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class RenderedPage:
+    """What Chromium saw of a page: its title, images (and how many failed to load),
+    its text, and every console error or uncaught exception."""
+
+    title: str
+    images: int
+    broken: int
+    text: str
+    problems: list[str]
+
+
+def render_in_chromium(html: Path, *, screenshot: Path | None = None) -> RenderedPage:
+    """Load `html` in Chromium, offline, and report what it showed."""
     from playwright.sync_api import sync_playwright
 
-    detection = tmp_path / "detection"
-    write_detection(detection, [evaluate_detection(c, tiny_dataset) for c in campaigns])
-    run_toy(tmp_path / "toy")
-    files = write_report(
-        campaigns, tmp_path / "report", tiny_dataset, toy=tmp_path / "toy", defenses=[detection]
-    )
     problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -136,14 +141,35 @@ def test_report_renders_in_chromium(
         page = browser.new_page()
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda error: problems.append(str(error)))
-        page.goto(files.html.as_uri(), wait_until="load")
-        images = page.evaluate("document.images.length")
-        broken = page.evaluate(
-            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length"
+        page.goto(html.as_uri(), wait_until="load")
+        rendered = RenderedPage(
+            title=page.title(),
+            images=page.evaluate("document.images.length"),
+            broken=page.evaluate(
+                "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
+                ".length"
+            ),
+            text=page.inner_text("body"),
+            problems=problems,
         )
-        title = page.title()
-        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
+    return rendered
+
+
+@pytest.mark.browser
+def test_report_renders_in_chromium(
+    campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    detection = tmp_path / "detection"
+    write_detection(detection, [evaluate_detection(c, tiny_dataset) for c in campaigns])
+    run_toy(tmp_path / "toy")
+    files = write_report(
+        campaigns, tmp_path / "report", tiny_dataset, toy=tmp_path / "toy", defenses=[detection]
+    )
+    page = render_in_chromium(files.html, screenshot=tmp_path / "report.png")
+    title, images, broken, problems = page.title, page.images, page.broken, page.problems
     assert title == "JSMA: the paper's evaluation"
     assert images == len(files.figures)
     assert broken == 0

@@ -77,9 +77,9 @@ def _named(what: str) -> tuple[str, str]:
 
 def _is_builder(text: str) -> bool:
     """`package.module:callable[@WEIGHTS]`, the callable that builds a model."""
-    builder = text.partition("@")[0]
-    module, colon, name = builder.partition(":")
-    return bool(colon) and name.isidentifier() and all(p.isidentifier() for p in module.split("."))
+    from jsma.models import is_builder
+
+    return is_builder(text.partition("@")[0])
 
 
 def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.Module]:

@@ -29,6 +29,7 @@ __all__ = [
     "ModelSource",
     "Normalization",
     "SourcedModel",
+    "is_builder",
     "load_model",
     "model_source",
     "parse_model_arguments",
@@ -168,6 +169,12 @@ def _file_form(path: Path) -> ModelForm | Literal["checkpoint"]:
     raise ModelError(f"{path}: a zip archive, but neither a .pt2 program nor TorchScript")
 
 
+def is_builder(text: str) -> bool:
+    """Whether `text` reads `package.module:callable`, the callable that builds a model."""
+    module, colon, name = text.partition(":")
+    return bool(colon) and name.isidentifier() and all(p.isidentifier() for p in module.split("."))
+
+
 def model_source(
     text: str,
     *,
@@ -182,8 +189,7 @@ def model_source(
     means, stds = tuple(float(m) for m in mean), tuple(float(s) for s in std)
     path = Path(text)
     if ":" in text and not path.exists():
-        module, _, name = text.partition(":")
-        if not (all(p.isidentifier() for p in module.split(".")) and name.isidentifier()):
+        if not is_builder(text):
             raise ModelError(f"--model {text!r}: a builder is package.module:callable")
         if weights is not None:
             weights = Path(weights)
