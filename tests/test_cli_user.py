@@ -151,12 +151,20 @@ def test_detect_transfer_and_study_on_a_users_campaign(
 def _named_classes_are_asked(study: Path) -> None:
     """A study of named classes: colour images, its pages ask about the names, and an
     answer is stored as the class's index."""
+    import json
+    import sqlite3
+
     from PIL import Image
 
     from jsma.study import read_stimuli
     from jsma.study.simulate import serving
     from tests.study.test_server import _answer, _client, _join
 
+    connection = sqlite3.connect(study / "study.sqlite")
+    settings = dict(connection.execute("SELECT key, value FROM study").fetchall())
+    connection.close()
+    assert settings["format"] == "3"
+    assert json.loads(settings["class_names"]) == list(CLASS_NAMES)
     stimuli = read_stimuli(study)
     picture = next(s for s in stimuli if s.condition == "benign")
     with Image.open(study / "images" / picture.image) as shown:

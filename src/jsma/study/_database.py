@@ -34,8 +34,9 @@ __all__ = [
 Condition = Literal["benign", "increasing", "decreasing", "attention", "practice"]
 
 STUDY_DATABASE = "study.sqlite"
-# 1: 0.1.0 (session tokens in plain text); 2: token digests, consent settings.
-STUDY_FORMAT = 2
+# 1: 0.1.0 (session tokens in plain text); 2: token digests, consent settings;
+# 3: `class_names`, the names the pages ask about (absent: digits, as every earlier study).
+STUDY_FORMAT = 3
 # The distortion buckets stimuli are balanced over, stored in each study's settings
 # (studies made before that key used these `_EARLIER_EDGES`).
 DISTORTION_EDGES = DISTORTION_BUCKETS
