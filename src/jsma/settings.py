@@ -17,6 +17,8 @@ __all__ = [
     "OUTPUTS",
     "PAPER_MAX_DISTORTION",
     "RECIPE_NAMES",
+    "SALIENCIES",
+    "SEARCH_DOMAINS",
     "SPLIT_NAMES",
     "TARGET_RULES",
     "VARIANTS",
@@ -24,6 +26,8 @@ __all__ = [
     "L0Count",
     "Output",
     "RecipeName",
+    "Saliency",
+    "SearchDomain",
     "SplitName",
     "TargetRule",
     "Variant",
@@ -35,6 +39,18 @@ Output = Literal["logits", "probabilities"]
 
 Variant = Literal["pairs", "single"]
 """Features changed per step: two (Algorithm 3, the paper's choice for DNNs) or one."""
+
+Saliency = Literal["jsma", "wjsma", "tjsma"]
+"""How the derivatives are scored (Combey et al. 2020 for the last two): `jsma`, the paper's
+alpha = dF_t/dx_i and beta = sum over j != t of dF_j/dx_i; `wjsma`, each other class's
+derivative in beta weighted by its probability; `tjsma`, in addition both terms weighted by
+the feature's room to move in the direction of theta."""
+
+SearchDomain = Literal["unsaturated", "all"]
+"""Where the search starts: the features not yet at their bound in the direction of theta
+(cleverhans and jsma's default), or every feature (the paper's Algorithm 2 literally: a
+feature already at its bound can be picked, stays as it is, leaves the domain and still
+costs its iteration)."""
 
 Direction = Literal["increasing", "decreasing"]
 """The sign of theta: features raised (saliency map S+) or lowered (S-)."""
@@ -54,6 +70,8 @@ RecipeName = Literal["paper", "default"]
 OUTPUTS: tuple[Output, ...] = get_args(Output)
 L0_COUNTS: tuple[L0Count, ...] = get_args(L0Count)
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
+SALIENCIES: tuple[Saliency, ...] = get_args(Saliency)
+SEARCH_DOMAINS: tuple[SearchDomain, ...] = get_args(SearchDomain)
 DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
 TARGET_RULES: tuple[TargetRule, ...] = get_args(TargetRule)
 SPLIT_NAMES: tuple[SplitName, ...] = get_args(SplitName)

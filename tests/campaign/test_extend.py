@@ -87,6 +87,11 @@ def test_a_campaign_of_0_1_0_opens_resumes_reports_and_extends(
     )  # fmt: skip
     assert recording.units == ["test-000024-000030"]
     extended = Campaign.open(old_campaign)
-    assert json.loads((old_campaign / "campaign.json").read_text())["format"] == 5
+    assert json.loads((old_campaign / "campaign.json").read_text())["format"] == 6
     assert _comparable(extended.results())[: len(kept)] == kept
     assert extended.status().attacks_done == 30 * 3
+    # The old units read with every pick moved, beside the new unit's own column.
+    table = extended.results()
+    moved = table.column("trajectory_moved").combine_chunks()
+    assert len(moved.flatten()) == len(table.column("trajectory_features").combine_chunks().flatten())
+    assert all(moved.flatten().to_pylist())

@@ -55,6 +55,7 @@ def _synthetic(seed: int = 0, attacks: int = 300) -> CampaignArrays:
         trajectory_offsets=offsets,
         trajectory_features=np.concatenate(trajectories),
         trajectory_values=np.ones(int(offsets[-1])),
+        trajectory_moved=np.ones(int(offsets[-1]), dtype=bool),
     )
 
 
@@ -128,10 +129,28 @@ def test_budget_curves_count_repeated_features_once() -> None:
         "iterations": np.array([3]),
         "trajectory_offsets": np.array([0, 6]),
         "trajectory_features": np.array([5, 7, 5, 9, 7, 7]),  # small theta: features repeat
+        "trajectory_values": np.ones(6),
+        "trajectory_moved": np.ones(6, dtype=bool),
         "features_changed": np.array([3]),
     })  # fmt: skip
     curves = budget_curves(arrays, np.array([0.05, 0.1, 0.15]), FEATURES, features_per_step=2)
     np.testing.assert_allclose(curves.distortion[0], np.array([2, 3, 3]) * 100 / FEATURES)
+
+
+def test_budget_curves_count_only_the_picks_that_moved() -> None:
+    # The paper's search domain: a feature already at its bound is picked and stays.
+    arrays = _synthetic(attacks=1)
+    arrays = CampaignArrays(**{
+        **arrays.__dict__,
+        "iterations": np.array([3]),
+        "trajectory_offsets": np.array([0, 6]),
+        "trajectory_features": np.array([5, 7, 8, 9, 4, 7]),
+        "trajectory_values": np.ones(6),
+        "trajectory_moved": np.array([False, True, False, False, True, True]),
+        "features_changed": np.array([2]),
+    })  # fmt: skip
+    curves = budget_curves(arrays, np.array([0.05, 0.1, 0.15]), FEATURES, features_per_step=2)
+    np.testing.assert_allclose(curves.distortion[0], np.array([1, 1, 2]) * 100 / FEATURES)
 
 
 def test_hardness_matches_a_trapezoid_by_hand() -> None:

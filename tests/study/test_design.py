@@ -32,7 +32,7 @@ def _arrays(rows: list[tuple[str, int, int, int, float]], success: bool = True) 
         distortion=distortion.astype(np.float64), adversarial_distance=np.zeros(count),
         trajectory_offsets=np.arange(count + 1, dtype=np.int64) * 2,
         trajectory_features=np.tile([0, 1], count).astype(np.int64),
-        trajectory_values=np.ones(2 * count),
+        trajectory_values=np.ones(2 * count), trajectory_moved=np.ones(2 * count, dtype=bool),
     )  # fmt: skip
 
 

@@ -16,7 +16,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from jsma.attacks._derivatives import Output, check_finite, check_logits, target_derivatives
+from jsma.attacks._derivatives import (
+    Output,
+    TargetDerivatives,
+    check_finite,
+    check_logits,
+    target_derivatives,
+)
 from jsma.attacks._results import AttackResult, SampleResult, StopReason
 from jsma.attacks._saliency import PairChoice, select_feature, select_pair
 from jsma.context import frozen_eval
@@ -25,8 +31,12 @@ from jsma.settings import (
     DEFAULT_THETA,
     OUTPUTS,
     PAPER_MAX_DISTORTION,
+    SALIENCIES,
+    SEARCH_DOMAINS,
     VARIANTS,
     Direction,
+    Saliency,
+    SearchDomain,
     Variant,
     direction_of,
 )
@@ -98,13 +108,18 @@ class AttackSettings:
     them with S-); `max_distortion`: the budget Upsilon, a fraction of the
     features; `variant`: features per step (`pairs`, the paper's choice for
     DNNs, or `single`); `output`: what is differentiated (`logits` or the softmax
-    `probabilities`).
+    `probabilities`); `saliency`: how the derivatives are scored (`jsma`, the
+    paper's; `wjsma` and `tjsma`, Combey et al. 2020, see `JSMA`);
+    `search_domain`: where the search starts (`unsaturated`, or `all`, the
+    paper's Algorithm 2 literally, see `JSMA`).
     """
 
     theta: float = DEFAULT_THETA
     max_distortion: float = PAPER_MAX_DISTORTION
     variant: Variant = "pairs"
     output: Output = "logits"
+    saliency: Saliency = "jsma"
+    search_domain: SearchDomain = "unsaturated"
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.theta) or self.theta == 0:
@@ -119,6 +134,15 @@ class AttackSettings:
         if self.output not in OUTPUTS:
             raise ConfigurationError(
                 f"output must be 'logits' or 'probabilities', got {self.output!r}"
+            )
+        if self.saliency not in SALIENCIES:
+            raise ConfigurationError(
+                f"saliency must be one of {', '.join(SALIENCIES)}, got {self.saliency!r}"
+            )
+        if self.search_domain not in SEARCH_DOMAINS:
+            raise ConfigurationError(
+                f"search_domain must be one of {', '.join(SEARCH_DOMAINS)}, got "
+                f"{self.search_domain!r}"
             )
 
     @property
@@ -147,6 +171,8 @@ class AttackSettings:
             "max_distortion": self.max_distortion,
             "variant": self.variant,
             "output": self.output,
+            "saliency": self.saliency,
+            "search_domain": self.search_domain,
         }
 
 
@@ -162,6 +188,27 @@ class JSMA(AttackSettings):
     reaches its target, after floor(M * max_distortion / k) steps of k
     features (M = number of input features, every element of the input), when
     its search domain is exhausted, or when nothing is admissible.
+
+    The search domain Gamma starts as the features not yet at their bound in
+    the direction of theta (`search_domain="unsaturated"`, as cleverhans), or
+    as every feature (`"all"`, the paper's Algorithm 2 as written: a feature
+    already at its bound can be picked; it stays as it is, leaves Gamma and
+    still costs its iteration). A feature leaves Gamma once it reaches its bound.
+
+    Saliency (Combey et al., "Probabilistic Jacobian-based Saliency Maps
+    Attacks", 2020, and their code, github.com/probabilistic-jsmas): with
+    alpha_i = dF_t/dx_i, p = softmax(Z(X*)) held constant at each step,
+    - `jsma`: beta_i = sum over j != t of dF_j/dx_i (the paper's);
+    - `wjsma`: beta_i = sum over j != t of p_j dF_j/dx_i, so classes the
+      model already doubts count for little;
+    - `tjsma`: the WJSMA terms, each multiplied by the feature's room to move,
+      r_i = clip_max_i - x_i when increasing and x_i - clip_min_i when
+      decreasing (the authors' code uses 1 - x_i in both directions; their
+      experiments increase on [0, 1], where the two agree).
+    The maps, the pair conditions and the search are then the paper's. Like
+    the authors' code, F is the logits by default; `output="probabilities"`
+    takes every derivative of the softmax instead. Untargeted, the source
+    plays the target's part with the roles swapped (the weighted others up).
 
     The hyper-parameters are those of `AttackSettings`; `clip_min` and
     `clip_max` bound every feature (numbers, or tensors broadcast to the input).
@@ -185,6 +232,45 @@ class JSMA(AttackSettings):
     def settings(self) -> AttackSettings:
         """The hyper-parameters alone, without the bounds."""
         return AttackSettings(**self.to_json())
+
+    def derivatives(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        goals: torch.Tensor,
+        *,
+        untargeted: bool = False,
+    ) -> TargetDerivatives:
+        """The alpha and beta this attack's saliency scores at x, flattened to (batch,
+        features), and the model's outputs.
+
+        `goals` are the targets, or the sources when `untargeted` (then the roles
+        swap: the source must go down, the others up).
+        """
+        lower, upper = _bound(self.clip_min, "clip_min", x), _bound(self.clip_max, "clip_max", x)
+        return self._derivatives(model, x, goals, lower, upper, untargeted=untargeted)
+
+    def _derivatives(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        goals: torch.Tensor,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        *,
+        untargeted: bool,
+    ) -> TargetDerivatives:
+        alpha, beta, outputs = target_derivatives(
+            model, x, goals, output=self.output, weighted=self.saliency != "jsma"
+        )
+        alpha, beta = alpha.flatten(1), beta.flatten(1)
+        if untargeted:
+            alpha, beta = beta, alpha
+        if self.saliency == "tjsma":
+            flat = x.detach().flatten(1)
+            room = upper - flat if self.increasing else flat - lower
+            alpha, beta = alpha * room, beta * room
+        return TargetDerivatives(alpha, beta, outputs)
 
     def __call__(
         self,
@@ -296,28 +382,37 @@ class JSMA(AttackSettings):
         trajectory_values = torch.zeros(
             (batch, max_iterations * per_step), dtype=original.dtype, device=device
         )
+        trajectory_moved = torch.zeros(
+            (batch, max_iterations * per_step), dtype=torch.bool, device=device
+        )
 
         # The working batch: rows of the samples still running.
         active = torch.arange(batch, device=device)
         current = original.clone()
-        # Gamma: features not yet saturated in the direction of theta.
-        domain = current < upper if self.increasing else current > lower
+        # Gamma: every feature (the paper's), or those not yet saturated in the
+        # direction of theta (cleverhans').
+        if self.search_domain == "all":
+            domain = torch.ones_like(current, dtype=torch.bool)
+        else:
+            domain = current < upper if self.increasing else current > lower
         steps = torch.arange(per_step, device=device)
         bar = tqdm(total=batch, disable=not progress, unit="attack", desc="JSMA")
         try:
             while len(active):
                 try:
-                    alpha, beta, outputs = target_derivatives(
-                        model, current.view(-1, *shape), goal[active], output=self.output
+                    alpha, beta, outputs = self._derivatives(
+                        model,
+                        current.view(-1, *shape),
+                        goal[active],
+                        lower,
+                        upper,
+                        untargeted=targets is None,
                     )
                 except ModelError as error:  # name the rows of the caller's batch
                     raise error.at(tuple(active.tolist())) from None
-                alpha, beta = alpha.flatten(1), beta.flatten(1)
                 probs = outputs if self.output == "probabilities" else outputs.softmax(dim=1)
                 confidence, predicted = probs.max(dim=1)
                 if targets is None:
-                    # Untargeted: the roles swap, the source must go down, the rest up.
-                    alpha, beta = beta, alpha
                     reached = predicted != goal[active]
                 else:
                     reached = predicted == goal[active]
@@ -352,9 +447,8 @@ class JSMA(AttackSettings):
                 if not len(active):
                     break
                 # Algorithm 2, line "modify the chosen features by theta", within bounds.
-                new_values = (current.gather(1, chosen) + self.theta).clamp(
-                    lower[chosen], upper[chosen]
-                )
+                old_values = current.gather(1, chosen)
+                new_values = (old_values + self.theta).clamp(lower[chosen], upper[chosen])
                 current.scatter_(1, chosen, new_values)
                 saturated = (
                     new_values >= upper[chosen] if self.increasing else new_values <= lower[chosen]
@@ -363,6 +457,7 @@ class JSMA(AttackSettings):
                 slots = iterations[active, None] * per_step + steps
                 trajectory_features[active[:, None], slots] = chosen
                 trajectory_values[active[:, None], slots] = new_values
+                trajectory_moved[active[:, None], slots] = new_values != old_values
                 iterations[active] += 1
         finally:
             bar.close()
@@ -383,6 +478,7 @@ class JSMA(AttackSettings):
             stop_reasons=stop_reasons,
             trajectory_features=trajectory_features,
             trajectory_values=trajectory_values,
+            trajectory_moved=trajectory_moved,
         )
 
 
@@ -412,6 +508,8 @@ def attack(
     max_distortion: float = PAPER_MAX_DISTORTION,
     variant: Variant = "pairs",
     output: Output = "logits",
+    saliency: Saliency = "jsma",
+    search_domain: SearchDomain = "unsaturated",
     clip_min: Bound = 0.0,
     clip_max: Bound = 1.0,
     progress: bool = False,
@@ -429,6 +527,8 @@ def attack(
         max_distortion=max_distortion,
         variant=variant,
         output=output,
+        saliency=saliency,
+        search_domain=search_domain,
         clip_min=clip_min,
         clip_max=clip_max,
     )

@@ -53,7 +53,9 @@ class AttackResult:
     features_changed, predictions, stop_reasons: (n,) int64 (targets is None
     for an untargeted attack); success: (n,) bool; distortion (percent), l2,
     probabilities: (n,) float; trajectory_features (n, T) int64 padded with -1
-    and trajectory_values (n, T), T = the most features the budget allows.
+    and trajectory_values (n, T), T = the most features the budget allows;
+    trajectory_moved (n, T) bool, whether each pick changed its feature (with
+    `search_domain="all"` a feature already at its bound can be picked and stay).
     """
 
     adversarial: torch.Tensor
@@ -69,6 +71,7 @@ class AttackResult:
     stop_reasons: torch.Tensor
     trajectory_features: torch.Tensor
     trajectory_values: torch.Tensor
+    trajectory_moved: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.success)

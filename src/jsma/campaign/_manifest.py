@@ -46,9 +46,11 @@ MANIFEST_NAME = "campaign.json"
 # 2: 0.1.0; 3: 0.2.0, `unit_digests`, the spec digests a unit file may carry (a campaign
 # extended to more samples keeps the units it had); 4: the header's kind, the model's
 # provenance typed (a free-form description before); 5: the model's `source` (a model
-# from outside jsma) and the data's `location` and `class_names` (other data than MNIST).
-_FORMAT, _KIND = 5, "campaign"
-_READABLE = (2, 3, 4, 5)
+# from outside jsma) and the data's `location` and `class_names` (other data than MNIST);
+# 6: the attack's `saliency` and `search_domain`, and unit files with `trajectory_moved`
+# (a jsma that reads only up to 5 would take them for damaged and redo them).
+_FORMAT, _KIND = 6, "campaign"
+_READABLE = (2, 3, 4, 5, 6)
 _FIELDS = frozenset(
     ("spec", "spec_digest", "model", "data", "units", "attacks_total", "versions", "created")
 ) | {"digest"}

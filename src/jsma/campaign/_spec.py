@@ -22,6 +22,10 @@ from jsma.settings import (
 
 __all__ = ["AttackSettings", "CampaignSpec", "TargetRule", "WorkUnit"]
 
+# Attack settings added after 0.2.0, with the value every earlier campaign had: left out
+# of the digest at that value, so that those campaigns' unit files keep their stamps.
+_LATER_SETTINGS = {"saliency": "jsma", "search_domain": "unsaturated"}
+
 
 @dataclass(frozen=True)
 class WorkUnit:
@@ -99,5 +103,11 @@ class CampaignSpec:
 
     def digest(self) -> str:
         """A short stable hash of the spec, stamped on every unit file."""
-        text = json.dumps(self.to_json(), sort_keys=True)
+        content = self.to_json()
+        content["attack"] = {
+            name: value
+            for name, value in content["attack"].items()
+            if not (name in _LATER_SETTINGS and value == _LATER_SETTINGS[name])
+        }
+        text = json.dumps(content, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

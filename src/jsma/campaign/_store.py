@@ -55,8 +55,13 @@ SCHEMA = pa.schema(
         ("adversarial_distance", pa.float32()),  # A(X, t) at the original input
         ("trajectory_features", pa.list_(pa.int32())),
         ("trajectory_values", pa.list_(pa.float32())),
+        # Whether each pick changed its feature: with the paper's search domain a
+        # feature already at its bound can be picked and stay (absent before 0.3.0).
+        ("trajectory_moved", pa.list_(pa.bool_())),
     ]
 )
+# Unit files of jsma 0.1.0 and 0.2.0: every pick moved its feature.
+_SCHEMA_BEFORE_MOVED = SCHEMA.remove(SCHEMA.get_field_index("trajectory_moved"))
 
 
 UNITS = "units"
@@ -114,15 +119,21 @@ def rows_digest(table: pa.Table) -> str:
 
 
 def _contradictions(table: pa.Table) -> str | None:
-    """What the rows' own columns say against each other, or None: a trajectory of
-    values as long as its features, features changed as many as its distinct features."""
+    """What the rows' own columns say against each other, or None: trajectories of
+    values and moves as long as their features, features changed as many as the
+    distinct features their picks moved."""
     features = table.column("trajectory_features").combine_chunks()
     lengths = np.asarray(pc.list_value_length(features).fill_null(0), dtype=np.int64)
-    values = np.asarray(pc.list_value_length(table.column("trajectory_values")).fill_null(0))
-    if not np.array_equal(lengths, values):
-        return "trajectory features and values of different lengths"
+    for other in ("trajectory_values", "trajectory_moved"):
+        other_lengths = np.asarray(pc.list_value_length(table.column(other)).fill_null(0))
+        if not np.array_equal(lengths, other_lengths):
+            return (
+                f"trajectory features and {other.removeprefix('trajectory_')} of different lengths"
+            )
     rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
     flat = np.asarray(features.flatten(), dtype=np.int64)
+    moved = np.asarray(table.column("trajectory_moved").combine_chunks().flatten(), dtype=bool)
+    rows, flat = rows[moved], flat[moved]
     distinct_pairs = np.unique((rows << 32) | (flat & 0xFFFFFFFF))
     distinct = np.bincount(distinct_pairs >> 32, minlength=len(lengths))
     changed = np.asarray(table.column("features_changed"), dtype=np.int64)
@@ -210,7 +221,8 @@ def read_unit(folder: Folder, stamp: UnitStamp) -> pa.Table | None:
     """A unit's rows after every check (footer, page checksums, row count, the digest of
     the values, the rows' own consistency), else None. The file is opened once.
 
-    Files of 0.1.0 carry no digest; they get every other check.
+    Files of 0.1.0 carry no digest; they get every other check. Files before 0.3.0
+    have no `trajectory_moved` column: it is added, every pick moved.
     """
     name = unit_name(stamp.unit)
     where = f"{folder}/{name}"
@@ -228,17 +240,29 @@ def read_unit(folder: Folder, stamp: UnitStamp) -> pa.Table | None:
     except Exception as error:
         logger.warning("%s: damaged unit file (%s); it will be redone", where, _describe(error))
         return None
-    if table.num_rows != info.rows or not table.schema.remove_metadata().equals(SCHEMA):
+    columns = table.schema.remove_metadata()
+    earlier = columns.equals(_SCHEMA_BEFORE_MOVED)
+    if table.num_rows != info.rows or not (columns.equals(SCHEMA) or earlier):
         logger.warning("%s: unexpected rows or columns; it will be redone", where)
         return None
     stored = (table.schema.metadata or {}).get(b"jsma.digest")
     if stored is not None and stored != rows_digest(table).encode():
         logger.warning("%s: values differ from their digest; it will be redone", where)
         return None
+    if earlier:
+        table = _with_every_pick_moved(table)
     if (problem := _contradictions(table)) is not None:
         logger.warning("%s: inconsistent rows (%s); it will be redone", where, problem)
         return None
     return table
+
+
+def _with_every_pick_moved(table: pa.Table) -> pa.Table:
+    """A unit table of before 0.3.0 with the `trajectory_moved` column it implies."""
+    features = table.column("trajectory_features").combine_chunks()
+    offsets = pc.subtract(features.offsets, features.offsets[0])
+    moved = pa.ListArray.from_arrays(offsets, pa.array(np.ones(len(features.flatten()), bool)))
+    return table.append_column(SCHEMA.field("trajectory_moved"), moved)
 
 
 def table_info(table: pa.Table) -> UnitInfo:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from jsma.attacks import StopReason, adversarial_distance, all_other_targets, target_derivatives
+from jsma.attacks import StopReason, adversarial_distance, all_other_targets
 from jsma.campaign._spec import CampaignSpec, WorkUnit
 from jsma.campaign._store import SCHEMA
 from jsma.context import frozen_eval
@@ -75,9 +75,7 @@ def attack_unit(model: nn.Module, data: UnitData, spec: CampaignSpec) -> tuple[p
     result = attack(model, images, targets, sources=sources)
     seconds = time.perf_counter() - started
     goal = sources if targets is None else targets
-    alpha, beta, _ = target_derivatives(model, images, goal, output=spec.attack.output)
-    if targets is None:
-        alpha, beta = beta, alpha
+    alpha, beta, _ = attack.derivatives(model, images, goal, untargeted=targets is None)
     distance = adversarial_distance(alpha, beta, increasing=attack.increasing)
 
     steps = (result.trajectory_features >= 0).sum(dim=1).cpu().numpy()
@@ -85,6 +83,7 @@ def attack_unit(model: nn.Module, data: UnitData, spec: CampaignSpec) -> tuple[p
     valid = result.trajectory_features >= 0
     features = result.trajectory_features[valid].cpu().numpy().astype(np.int32)
     values = result.trajectory_values[valid].cpu().numpy().astype(np.float32)
+    moved = result.trajectory_moved[valid].cpu().numpy()
     count = len(indices)
 
     def column(tensor: torch.Tensor, dtype: Any) -> np.ndarray:
@@ -108,6 +107,7 @@ def attack_unit(model: nn.Module, data: UnitData, spec: CampaignSpec) -> tuple[p
             pa.array(column(distance, np.float32)),
             pa.ListArray.from_arrays(offsets, pa.array(features)),
             pa.ListArray.from_arrays(offsets, pa.array(values)),
+            pa.ListArray.from_arrays(offsets, pa.array(moved)),
         ],
         schema=SCHEMA,
     )

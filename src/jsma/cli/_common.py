@@ -20,6 +20,8 @@ from jsma.settings import (
     OUTPUTS,
     PAPER_MAX_DISTORTION,
     RECIPE_NAMES,
+    SALIENCIES,
+    SEARCH_DOMAINS,
     VARIANTS,
     RecipeName,
 )
@@ -27,6 +29,7 @@ from jsma.settings import (
 if TYPE_CHECKING:
     from torch import nn
 
+    from jsma.attacks import AttackSettings
     from jsma.campaign import Engine
     from jsma.data import Dataset, MnistSource
     from jsma.models import Evaluation, LoadedModel, ModelProvenance
@@ -231,6 +234,32 @@ def attack_options(parser: argparse.ArgumentParser) -> None:
         help="what the attack differentiates: the logits (the paper's text) or the "
         "softmax probabilities",
     )  # fmt: skip
+    group.add_argument(
+        "--saliency", choices=SALIENCIES, default=SALIENCIES[0],
+        help="how the derivatives are scored: the paper's map (jsma), or the other "
+        "classes weighted by their probabilities (wjsma), and by each feature's room to "
+        "move (tjsma), after Combey et al. 2020",
+    )  # fmt: skip
+    group.add_argument(
+        "--search-domain", choices=SEARCH_DOMAINS, default=SEARCH_DOMAINS[0],
+        help="features the search starts from: those not yet at their bound in the "
+        "direction of theta, or all of them (the paper's Algorithm 2 as written: a "
+        "feature already at its bound can be picked and costs its iteration)",
+    )  # fmt: skip
+
+
+def attack_settings(args: argparse.Namespace) -> AttackSettings:
+    """The attack settings of `attack_options`."""
+    from jsma.attacks import AttackSettings
+
+    return AttackSettings(
+        theta=args.theta,
+        max_distortion=args.max_distortion,
+        variant=args.variant,
+        output=args.output,
+        saliency=args.saliency,
+        search_domain=args.search_domain,
+    )
 
 
 def source(args: argparse.Namespace) -> MnistSource:

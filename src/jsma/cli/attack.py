@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from jsma.cli._common import (
     Commands,
     attack_options,
+    attack_settings,
     attacked_model,
     data_options,
     dataset,
@@ -69,7 +70,7 @@ def _attack(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from jsma.attacks import JSMA, all_other_targets
+    from jsma.attacks import all_other_targets
     from jsma.plotting import attack_figure, save_figure, targets_figure
 
     data = dataset(args)
@@ -83,14 +84,7 @@ def _attack(args: argparse.Namespace) -> int:
         raise JSMAError(
             f"--target {args.target} is not a class of the data (0 to {data.num_classes - 1})"
         )
-    config = JSMA(
-        theta=args.theta,
-        max_distortion=args.max_distortion,
-        variant=args.variant,
-        output=args.output,
-        clip_min=data.bounds[0],
-        clip_max=data.bounds[1],
-    )
+    config = attack_settings(args).attack(data.bounds)
     network, _ = attacked_model(args, data)
     device = next(network.parameters()).device
     image, label = split.tensors(np.array([args.index]), device=device)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from jsma.cli._common import (
     Commands,
     attack_options,
+    attack_settings,
     attacked_model,
     cache_dir,
     campaign_data,
@@ -95,18 +96,13 @@ def _print_status(status: CampaignStatus) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.campaign import CampaignSpec, run_campaign
 
     spec = CampaignSpec(
         splits=tuple(args.splits),
         samples=args.samples,
         targets=args.targets,
-        attack=AttackSettings(
-            theta=args.theta,
-            max_distortion=args.max_distortion,
-            variant=args.variant,
-            output=args.output,
-        ),
+        attack=attack_settings(args),
         unit_size=args.unit_size,
         seed=args.seed,
     )

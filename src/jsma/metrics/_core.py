@@ -66,7 +66,9 @@ class CampaignArrays:
 
     `trajectory_offsets` (n + 1,) delimit each attack's changed features in
     `trajectory_features` and their new values in `trajectory_values`, in the
-    order they were changed.
+    order they were picked; `trajectory_moved` says whether each pick changed
+    its feature (with the paper's search domain a feature already at its bound
+    can be picked and stay).
     """
 
     split: np.ndarray
@@ -81,6 +83,7 @@ class CampaignArrays:
     trajectory_offsets: np.ndarray
     trajectory_features: np.ndarray
     trajectory_values: np.ndarray
+    trajectory_moved: np.ndarray
 
     @classmethod
     def from_table(cls, table: pa.Table) -> CampaignArrays:
@@ -89,6 +92,7 @@ class CampaignArrays:
 
         trajectory = table.column("trajectory_features").combine_chunks()
         values = table.column("trajectory_values").combine_chunks()
+        moved = table.column("trajectory_moved").combine_chunks()
         return cls(
             split=column("split").astype(str),
             index=column("index").astype(np.int64),
@@ -102,6 +106,7 @@ class CampaignArrays:
             trajectory_offsets=trajectory.offsets.to_numpy().astype(np.int64),
             trajectory_features=trajectory.values.to_numpy().astype(np.int64),
             trajectory_values=values.values.to_numpy().astype(np.float64),
+            trajectory_moved=moved.values.to_numpy(zero_copy_only=False).astype(bool),
         )
 
 
@@ -196,7 +201,8 @@ def pixels_changed(arrays: CampaignArrays, input_shape: Sequence[int]) -> np.nda
     plane = int(input_shape[1]) * int(input_shape[2])
     lengths = np.diff(arrays.trajectory_offsets)
     owner = np.repeat(np.arange(len(lengths)), lengths)
-    touched = np.unique(owner * plane + arrays.trajectory_features % plane)
+    moved = arrays.trajectory_moved
+    touched = np.unique(owner[moved] * plane + arrays.trajectory_features[moved] % plane)
     return np.bincount(touched // plane, minlength=len(lengths)).astype(np.int64)
 
 
@@ -298,12 +304,14 @@ def budget_curves(
     caps = np.floor(num_features * budgets / features_per_step + 1e-9).astype(np.int64)
     success = arrays.success[:, None] & (arrays.iterations[:, None] <= caps[None, :])
 
-    # Distinct features within each prefix: count first occurrences along each trajectory.
+    # Distinct features within each prefix: count the first pick that moved each feature
+    # along each trajectory.
     offsets, features = arrays.trajectory_offsets, arrays.trajectory_features
     lengths = np.diff(offsets)
     row = np.repeat(np.arange(len(lengths)), lengths)
-    order = np.lexsort((np.arange(len(features)), features, row))
-    first = np.ones(len(features), dtype=bool)
+    picks = np.flatnonzero(arrays.trajectory_moved)
+    order = picks[np.lexsort((picks, features[picks], row[picks]))]
+    first = arrays.trajectory_moved.copy()
     same = (row[order][1:] == row[order][:-1]) & (features[order][1:] == features[order][:-1])
     first[order[1:][same]] = False
     distinct_before = np.concatenate([[0], np.cumsum(first)])  # over the flat array

@@ -1,0 +1,239 @@
+"""The JSMA family (saliency `jsma`, `wjsma`, `tjsma`) and the paper's search domain,
+each against a reference written here from the papers: one sample at a time, the full
+Jacobian, every pair scored in a matrix, plain Python for the rest."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from jsma.attacks import JSMA, AttackSettings, StopReason
+from jsma.campaign import CampaignSpec
+from jsma.errors import ConfigurationError
+from jsma.models import LeNet
+
+SHAPE = (1, 16, 16)
+CLASSES = 5
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    torch.manual_seed(3)
+    return LeNet(SHAPE, CLASSES, activation="relu").double().eval()
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    # Mostly zeros, like MNIST: the paper's search domain then picks pixels that cannot
+    # be lowered.
+    generator = torch.Generator().manual_seed(4)
+    values = torch.rand(4, *SHAPE, generator=generator, dtype=torch.float64)
+    keep = torch.rand(4, *SHAPE, generator=generator, dtype=torch.float64) < 0.45
+    return values * keep
+
+
+@dataclass
+class Reference:
+    success: bool
+    stop: StopReason
+    picks: list[int]
+    adversarial: np.ndarray
+
+
+def reference_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    settings: AttackSettings,
+    lower: float = 0.0,
+    upper: float = 1.0,
+) -> Reference:
+    """Papernot et al. Algorithms 1-3 for one sample, with Combey et al.'s weighting."""
+    current = x.detach().flatten().double().numpy().copy()
+    features = current.size
+    per_step = 2 if settings.variant == "pairs" else 1
+    increasing = settings.theta > 0
+    max_iterations = math.floor(features * settings.max_distortion / per_step + 1e-9)
+    if settings.search_domain == "all":
+        domain = np.ones(features, dtype=bool)
+    else:
+        domain = current < upper if increasing else current > lower
+
+    def outputs(flat: torch.Tensor) -> torch.Tensor:
+        logits = model(flat.view(1, *x.shape))[0]
+        return logits.softmax(0) if settings.output == "probabilities" else logits
+
+    picks: list[int] = []
+    for iteration in range(max_iterations + 1):
+        with torch.no_grad():
+            probabilities = model(torch.from_numpy(current).view(1, *x.shape))[0].softmax(0)
+        if int(probabilities.argmax()) == target:
+            return Reference(True, StopReason.SUCCESS, picks, current)
+        if iteration == max_iterations:
+            return Reference(False, StopReason.BUDGET, picks, current)
+        if domain.sum() < per_step:
+            return Reference(False, StopReason.DOMAIN_EXHAUSTED, picks, current)
+        jacobian = torch.autograd.functional.jacobian(outputs, torch.from_numpy(current.copy()))
+        jacobian = jacobian.numpy()  # (classes, features)
+        weights = np.ones(len(jacobian))
+        weights[target] = 0
+        if settings.saliency in ("wjsma", "tjsma"):
+            weights *= probabilities.numpy()
+        alpha = jacobian[target].copy()
+        beta = (weights[:, None] * jacobian).sum(axis=0)
+        if settings.saliency == "tjsma":
+            room = upper - current if increasing else current - lower
+            alpha, beta = alpha * room, beta * room
+        if per_step == 2:
+            pair_alpha = alpha[:, None] + alpha[None, :]
+            pair_beta = beta[:, None] + beta[None, :]
+            allowed = np.triu(np.ones((features, features), dtype=bool), 1)
+            allowed &= domain[:, None] & domain[None, :]
+        else:
+            pair_alpha, pair_beta, allowed = alpha[None, :], beta[None, :], domain[None, :]
+        if increasing:
+            admissible = allowed & (pair_alpha > 0) & (pair_beta < 0)
+        else:
+            admissible = allowed & (pair_alpha < 0) & (pair_beta > 0)
+        if not admissible.any():
+            return Reference(False, StopReason.NO_ADMISSIBLE, picks, current)
+        scores = np.where(admissible, -pair_alpha * pair_beta, -np.inf)
+        best = int(np.argmax(scores))  # row-major: the smallest (p, q) among ties
+        chosen = divmod(best, features) if per_step == 2 else (best,)
+        for feature in chosen:
+            current[feature] = min(max(current[feature] + settings.theta, lower), upper)
+            if current[feature] >= upper if increasing else current[feature] <= lower:
+                domain[feature] = False
+            picks.append(int(feature))
+    raise AssertionError("unreachable")
+
+
+def _targets(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return (model(x).argmax(1) + 2) % CLASSES
+
+
+CASES = [
+    # saliency, theta, search domain, variant, output
+    ("jsma", -1.0, "all", "pairs", "logits"),
+    ("jsma", -1.0, "all", "pairs", "probabilities"),
+    ("jsma", 1.0, "all", "single", "logits"),
+    ("wjsma", 1.0, "unsaturated", "pairs", "logits"),
+    ("wjsma", -1.0, "unsaturated", "pairs", "probabilities"),
+    ("wjsma", 0.4, "all", "single", "logits"),
+    ("tjsma", 1.0, "unsaturated", "pairs", "logits"),
+    ("tjsma", -0.6, "unsaturated", "pairs", "logits"),
+    ("tjsma", 1.0, "all", "single", "probabilities"),
+]
+
+
+@pytest.mark.parametrize(("saliency", "theta", "domain", "variant", "output"), CASES)
+def test_the_batched_attack_is_the_reference_sample_by_sample(
+    model: nn.Module,
+    images: torch.Tensor,
+    saliency: str,
+    theta: float,
+    domain: str,
+    variant: str,
+    output: str,
+) -> None:
+    settings = AttackSettings(
+        theta=theta, max_distortion=0.15, variant=variant, output=output,  # type: ignore[arg-type]
+        saliency=saliency, search_domain=domain,  # type: ignore[arg-type]
+    )  # fmt: skip
+    targets = _targets(model, images)
+    result = settings.attack()(model, images, targets)
+    for index in range(len(images)):
+        expected = reference_attack(model, images[index], int(targets[index]), settings)
+        got = result[index]
+        assert [feature for feature, _ in got.trajectory] == expected.picks
+        assert got.stop_reason == expected.stop
+        np.testing.assert_array_equal(got.adversarial.flatten().numpy(), expected.adversarial)
+        changed = int((expected.adversarial != images[index].flatten().numpy()).sum())
+        assert got.features_changed == changed
+    # Bounds and budget hold.
+    assert bool(((result.adversarial >= 0) & (result.adversarial <= 1)).all())
+    per_step = 2 if variant == "pairs" else 1
+    assert bool((result.iterations <= settings.max_iterations(math.prod(SHAPE))).all())
+    assert bool((result.features_changed <= result.iterations * per_step).all())
+
+
+def test_the_papers_domain_spends_iterations_on_pixels_it_cannot_lower(
+    model: nn.Module, images: torch.Tensor
+) -> None:
+    targets = _targets(model, images)
+    literal = JSMA(theta=-1.0, search_domain="all")(model, images, targets)
+    moved = literal.trajectory_moved[literal.trajectory_features >= 0]
+    assert not bool(moved.all())  # some picks were pixels already at 0
+    # What changed is exactly what the picks that moved say.
+    for index in range(len(images)):
+        row = literal.trajectory_features[index]
+        picked = row[row >= 0]
+        really = picked[literal.trajectory_moved[index, : len(picked)]]
+        assert int(literal.features_changed[index]) == len(set(really.tolist()))
+    # The default domain never picks them: every pick moves.
+    default = JSMA(theta=-1.0)(model, images, targets)
+    assert bool(default.trajectory_moved[default.trajectory_features >= 0].all())
+
+
+def test_weighted_derivatives_are_the_probability_weighted_jacobian(
+    model: nn.Module, images: torch.Tensor
+) -> None:
+    targets = _targets(model, images)
+    jacobian = torch.stack(
+        [torch.autograd.functional.jacobian(lambda z: model(z[None])[0], x) for x in images]
+    ).flatten(2)  # (batch, classes, features)
+    with torch.no_grad():
+        probabilities = model(images).softmax(1)
+    others = 1 - torch.nn.functional.one_hot(targets, CLASSES).double()
+    alpha, beta, _ = JSMA(saliency="wjsma").derivatives(model, images, targets)
+    rows = torch.arange(len(images))
+    torch.testing.assert_close(alpha, jacobian[rows, targets])
+    torch.testing.assert_close(beta, ((others * probabilities)[:, :, None] * jacobian).sum(1))
+    room = 1 - images.flatten(1)
+    alpha_t, beta_t, _ = JSMA(saliency="tjsma").derivatives(model, images, targets)
+    torch.testing.assert_close(alpha_t, alpha * room)
+    torch.testing.assert_close(beta_t, beta * room)
+    lowering = JSMA(saliency="tjsma", theta=-1.0)
+    _, beta_down, _ = lowering.derivatives(model, images, targets)
+    torch.testing.assert_close(beta_down, beta * images.flatten(1))
+
+
+def test_untargeted_family_swaps_the_roles(model: nn.Module, images: torch.Tensor) -> None:
+    with torch.no_grad():
+        sources = model(images).argmax(1)
+    attack = JSMA(saliency="wjsma", max_distortion=0.5)
+    alpha, beta, _ = attack.derivatives(model, images, sources, untargeted=True)
+    plain_alpha, plain_beta, _ = attack.derivatives(model, images, sources)
+    torch.testing.assert_close(alpha, plain_beta)
+    torch.testing.assert_close(beta, plain_alpha)
+    result = attack(model, images)
+    assert bool((result.success == (result.predictions != sources)).all())
+
+
+def test_settings_are_checked_and_recorded() -> None:
+    with pytest.raises(ConfigurationError, match="saliency must be one of jsma, wjsma, tjsma"):
+        AttackSettings(saliency="xjsma")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="search_domain must be one of"):
+        AttackSettings(search_domain="some")  # type: ignore[arg-type]
+    settings = AttackSettings(saliency="tjsma", search_domain="all")
+    assert settings.attack().settings == settings
+    spec = CampaignSpec(attack=settings)
+    assert CampaignSpec.from_json(spec.to_json()) == spec
+
+
+def test_the_digest_of_earlier_settings_is_unchanged() -> None:
+    # A campaign of 0.2.0 (no saliency or search domain) keeps its units: its digest,
+    # computed then from these fields alone, is what the spec gives today.
+    assert CampaignSpec().digest() == "2507c9bb3f801b43"
+    others = {
+        CampaignSpec(attack=AttackSettings(saliency="wjsma")).digest(),
+        CampaignSpec(attack=AttackSettings(search_domain="all")).digest(),
+    }
+    assert len(others) == 2
+    assert CampaignSpec().digest() not in others
