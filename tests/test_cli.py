@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from jsma.campaign import Campaign
 from jsma.cli import main
 from jsma.data import Dataset
 from tests.conftest import write_idx_directory
@@ -109,13 +110,27 @@ def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     from jsma.campaign import load_results
     from jsma.metrics import CampaignArrays, results_by_split
 
-    for direction, paper in (("increasing", "97.10%"), ("decreasing", "64.70%")):
-        (line,) = results_by_split(CampaignArrays.from_table(load_results(out / direction)))
+    campaigns = (
+        ("increasing", "97.10%"), ("decreasing", "64.70%"), ("decreasing-paper-domain", "64.70%")
+    )  # fmt: skip
+    for name, paper in campaigns:
+        (line,) = results_by_split(CampaignArrays.from_table(load_results(out / name)))
         ours = f"{'test':>12} {line.attacks:>8} {line.success_rate:>9.2%}"
         assert re.search(rf"{re.escape(ours)}.*\n\s+paper\s+{paper}", printed), printed
+    assert "the paper's search domain as written" in printed
     assert f"results: {out}" in printed
-    assert (out / "increasing" / "campaign.json").is_file()
-    assert (out / "decreasing" / "campaign.json").is_file()
+    domains = {
+        name: Campaign.open(out / name).manifest.spec.attack.search_domain for name, _ in campaigns
+    }
+    assert domains == {
+        "increasing": "unsaturated", "decreasing": "unsaturated", "decreasing-paper-domain": "all"
+    }  # fmt: skip
+
+
+def test_replicate_without_the_paper_domain(tmp_path: Path) -> None:
+    args, out = _replicate_command(tmp_path)
+    assert main(["-q", *args, "--samples", "2", "--no-paper-domain", "--out", str(out)]) == 0
+    assert sorted(path.name for path in out.iterdir()) == ["decreasing", "increasing", "report"]
 
 
 def test_threads_option(
@@ -345,3 +360,22 @@ def test_outputs_are_checked_before_the_work(
     assert errors.count("exists and is not a directory") == 3
     assert f"cannot be made there ({a_file} is a file)" in errors
     assert "is a directory, not a file name" in errors
+
+
+def test_campaigns_take_and_record_the_saliency_and_search_domain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args, _ = _replicate_command(tmp_path)
+    data_and_model = args[1:]
+    run = ["-q", "campaign", "run", str(tmp_path / "run"), *data_and_model, "--samples", "2"]
+    family = ["--theta", "-1", "--saliency", "tjsma", "--search-domain", "all"]
+    assert main([*run, *family]) == 0
+    settings = Campaign.open(tmp_path / "run").manifest.spec.attack
+    assert (settings.saliency, settings.search_domain, settings.theta) == ("tjsma", "all", -1.0)
+    capsys.readouterr()
+    # Asking the same directory for another saliency names the difference.
+    assert main([*run, "--theta", "-1", "--saliency", "wjsma", "--search-domain", "all"]) == 2
+    assert "saliency" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*run, "--saliency", "xjsma"])
+    assert "invalid choice: 'xjsma'" in capsys.readouterr().err

@@ -5,6 +5,7 @@ Jacobian, every pair scored in a matrix, plain Python for the rest."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,7 @@ def reference_attack(
     settings: AttackSettings,
     lower: float = 0.0,
     upper: float = 1.0,
+    mask: np.ndarray | None = None,
 ) -> Reference:
     """Papernot et al. Algorithms 1-3 for one sample, with Combey et al.'s weighting."""
     current = x.detach().flatten().double().numpy().copy()
@@ -63,6 +65,8 @@ def reference_attack(
         domain = np.ones(features, dtype=bool)
     else:
         domain = current < upper if increasing else current > lower
+    if mask is not None:
+        domain &= mask
 
     def outputs(flat: torch.Tensor) -> torch.Tensor:
         logits = model(flat.view(1, *x.shape))[0]
@@ -237,3 +241,81 @@ def test_the_digest_of_earlier_settings_is_unchanged() -> None:
     }
     assert len(others) == 2
     assert CampaignSpec().digest() not in others
+
+
+# --- binary features and masks: the setting of Grosse et al. 2017 ---------------------
+
+BINARY_FEATURES = 40
+
+
+def _binary_detector() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A small 'malware detector' trained on synthetic binary features: class 1 when
+    more of the first 20 features than of the last 20 are set. Returns the model and
+    the flagged samples, with a mask of the features an attacker may add."""
+    generator = torch.Generator().manual_seed(5)
+    x = (torch.rand(600, BINARY_FEATURES, generator=generator) < 0.3).float()
+    y = (x[:, :20].sum(1) > x[:, 20:].sum(1)).long()
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(BINARY_FEATURES, 32), nn.ReLU(), nn.Linear(32, 2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    model = model.double().eval()  # the reference works in float64
+    x = x.double()
+    with torch.no_grad():
+        flagged = x[(model(x).argmax(1) == 1) & (y == 1)][:12]
+    # Features 30 to 39 must stay as they are (they would break the program).
+    mask = torch.ones(BINARY_FEATURES, dtype=torch.bool)
+    mask[30:] = False
+    return model, flagged, mask
+
+
+def test_binary_features_are_only_added_where_the_mask_allows() -> None:
+    model, flagged, mask = _binary_detector()
+    assert len(flagged) >= 8
+    targets = torch.zeros(len(flagged), dtype=torch.long)
+    attack = JSMA(theta=1.0, max_distortion=0.25, variant="single", binary=True)
+    result = attack(model, flagged, targets, mask=mask)
+    adversarial = result.adversarial
+    assert bool(((adversarial == 0) | (adversarial == 1)).all())  # still binary
+    assert bool((adversarial >= flagged).all())  # features only added
+    torch.testing.assert_close(adversarial[:, ~mask], flagged[:, ~mask], rtol=0, atol=0)
+    assert result.success_rate > 0.5
+    settings = attack.settings
+    for index in range(len(flagged)):
+        expected = reference_attack(model, flagged[index], 0, settings, mask=mask.numpy())
+        assert [feature for feature, _ in result[index].trajectory] == expected.picks
+        assert result[index].stop_reason == expected.stop
+
+
+def test_a_mask_per_sample() -> None:
+    model, flagged, _ = _binary_detector()
+    targets = torch.zeros(len(flagged), dtype=torch.long)
+    masks = torch.zeros(flagged.shape, dtype=torch.bool)
+    masks[torch.arange(len(flagged)), torch.arange(len(flagged))] = True  # one feature each
+    masks[:, 0] = True
+    result = JSMA(max_distortion=0.25, variant="single", binary=True)(
+        model, flagged, targets, mask=masks
+    )
+    changed = result.adversarial != flagged
+    assert not bool((changed & ~masks).any())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda x, m: (x * 0.5, m), "binary features must be at one of their bounds; x[0]"),
+        (lambda x, m: (x, m.float()), "mask must be a bool tensor"),
+        (lambda x, m: (x, m[:10]), "mask of shape (10,) is neither one input's shape (40,)"),
+    ],
+)
+def test_bad_binary_input_and_masks_are_named(change, message: str) -> None:  # type: ignore[no-untyped-def]
+    model, flagged, mask = _binary_detector()
+    x, bad_mask = change(flagged, mask)
+    targets = torch.zeros(len(x), dtype=torch.long)
+    with pytest.raises((ConfigurationError, TypeError), match=re.escape(message)):
+        JSMA(binary=True, variant="single")(model, x, targets, mask=bad_mask)
+    with pytest.raises(ConfigurationError, match=r"\|theta\| must be at least 1"):
+        JSMA(binary=True, theta=0.5)(model, flagged, targets)

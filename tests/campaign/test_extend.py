@@ -93,5 +93,6 @@ def test_a_campaign_of_0_1_0_opens_resumes_reports_and_extends(
     # The old units read with every pick moved, beside the new unit's own column.
     table = extended.results()
     moved = table.column("trajectory_moved").combine_chunks()
-    assert len(moved.flatten()) == len(table.column("trajectory_features").combine_chunks().flatten())
+    features = table.column("trajectory_features").combine_chunks()
+    assert len(moved.flatten()) == len(features.flatten())
     assert all(moved.flatten().to_pylist())

@@ -79,6 +79,22 @@ def _bound(value: Bound, name: str, like: torch.Tensor) -> torch.Tensor:
         ) from None
 
 
+def _check_mask(mask: object, x: torch.Tensor) -> torch.Tensor:
+    """A mask of changeable features as (batch, features) bools on x's device."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        kind = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise InputTypeError(
+            f"mask must be a bool tensor, True where a feature may change; got {kind}"
+        )
+    try:
+        return torch.broadcast_to(mask.to(x.device), x.shape).flatten(1)
+    except RuntimeError:
+        raise ConfigurationError(
+            f"mask of shape {tuple(mask.shape)} is neither one input's shape "
+            f"{tuple(x.shape[1:])} nor the batch's {tuple(x.shape)}"
+        ) from None
+
+
 def _check_labels(labels: torch.Tensor, name: str, batch: int, classes: int) -> torch.Tensor:
     if not isinstance(labels, torch.Tensor):
         raise InputTypeError(
@@ -111,7 +127,8 @@ class AttackSettings:
     `probabilities`); `saliency`: how the derivatives are scored (`jsma`, the
     paper's; `wjsma` and `tjsma`, Combey et al. 2020, see `JSMA`);
     `search_domain`: where the search starts (`unsaturated`, or `all`, the
-    paper's Algorithm 2 literally, see `JSMA`).
+    paper's Algorithm 2 literally, see `JSMA`); `binary`: the features are
+    binary, each at one of its bounds, and a change flips it (see `JSMA`).
     """
 
     theta: float = DEFAULT_THETA
@@ -120,6 +137,7 @@ class AttackSettings:
     output: Output = "logits"
     saliency: Saliency = "jsma"
     search_domain: SearchDomain = "unsaturated"
+    binary: bool = False
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.theta) or self.theta == 0:
@@ -173,6 +191,7 @@ class AttackSettings:
             "output": self.output,
             "saliency": self.saliency,
             "search_domain": self.search_domain,
+            "binary": self.binary,
         }
 
 
@@ -209,6 +228,13 @@ class JSMA(AttackSettings):
     the authors' code, F is the logits by default; `output="probabilities"`
     takes every derivative of the softmax instead. Untargeted, the source
     plays the target's part with the roles swapped (the weighted others up).
+
+    Constraints beyond the bounds: a call's `mask` keeps the features it
+    marks False out of the search (features a malware detector's input must
+    keep, pixels outside a patch); `binary=True` is the setting of Grosse et
+    al. 2017 (malware detectors on binary features): every feature must be at
+    one of its bounds and |theta| must span them, so a change flips a feature
+    (theta > 0 adds, theta < 0 removes) and the result stays binary.
 
     The hyper-parameters are those of `AttackSettings`; `clip_min` and
     `clip_max` bound every feature (numbers, or tensors broadcast to the input).
@@ -279,6 +305,7 @@ class JSMA(AttackSettings):
         targets: torch.Tensor | None = None,
         *,
         sources: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
         progress: bool = False,
         pair_search: PairSearch = select_pair,
     ) -> AttackResult:
@@ -287,6 +314,8 @@ class JSMA(AttackSettings):
         `sources` are the classes the samples start from (for example their
         true labels); by default, the model's predictions on `x`. A sample
         whose prediction already equals its target succeeds with no change.
+        `mask`: bool, shaped like one input (shared) or like `x` (per sample),
+        True where a feature may change; None: every feature may.
         `progress` shows a bar of finished samples. `pair_search` picks each
         step's pair (exact either way: `select_pair`, or the paper's brute
         force `jsma.attacks.reference.select_pair_brute_force` to check it).
@@ -305,6 +334,9 @@ class JSMA(AttackSettings):
                 f"x[{sample}] has feature {feature} = {float(flat[sample, feature])} outside "
                 f"the bounds [{float(lower[feature])}, {float(upper[feature])}]"
             )
+        if self.binary:
+            self._check_binary(flat, lower, upper)
+        allowed = None if mask is None else _check_mask(mask, x)
         with frozen_eval(model):
             with torch.no_grad():
                 # A copy: a model that writes into its input must not change the caller's x.
@@ -324,7 +356,24 @@ class JSMA(AttackSettings):
                         f"of that sample; choose a different target"
                     )
             return self._craft(
-                model, x, targets, sources, lower, upper, progress=progress, search=pair_search
+                model, x, targets, sources, lower, upper,
+                allowed=allowed, progress=progress, search=pair_search,
+            )  # fmt: skip
+
+    def _check_binary(self, flat: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> None:
+        between = (flat != lower) & (flat != upper)
+        if bool(between.any()):
+            sample, feature = (int(v) for v in between.nonzero()[0])
+            raise ConfigurationError(
+                f"binary features must be at one of their bounds; x[{sample}] has feature "
+                f"{feature} = {float(flat[sample, feature])} strictly between "
+                f"{float(lower[feature])} and {float(upper[feature])}"
+            )
+        span = float((upper - lower).max())
+        if abs(self.theta) < span:
+            raise ConfigurationError(
+                f"binary features flip from one bound to the other: |theta| must be at least "
+                f"{span:g}, got {self.theta:g} (theta > 0 adds features, theta < 0 removes them)"
             )
 
     def _check_input(self, model: nn.Module, x: torch.Tensor) -> None:
@@ -361,6 +410,7 @@ class JSMA(AttackSettings):
         lower: torch.Tensor,
         upper: torch.Tensor,
         *,
+        allowed: torch.Tensor | None,
         progress: bool,
         search: PairSearch,
     ) -> AttackResult:
@@ -395,6 +445,8 @@ class JSMA(AttackSettings):
             domain = torch.ones_like(current, dtype=torch.bool)
         else:
             domain = current < upper if self.increasing else current > lower
+        if allowed is not None:
+            domain &= allowed
         steps = torch.arange(per_step, device=device)
         bar = tqdm(total=batch, disable=not progress, unit="attack", desc="JSMA")
         try:
@@ -510,6 +562,8 @@ def attack(
     output: Output = "logits",
     saliency: Saliency = "jsma",
     search_domain: SearchDomain = "unsaturated",
+    binary: bool = False,
+    mask: torch.Tensor | None = None,
     clip_min: Bound = 0.0,
     clip_max: Bound = 1.0,
     progress: bool = False,
@@ -529,7 +583,10 @@ def attack(
         output=output,
         saliency=saliency,
         search_domain=search_domain,
+        binary=binary,
         clip_min=clip_min,
         clip_max=clip_max,
     )
-    return config(model, x, targets, sources=sources, progress=progress, pair_search=pair_search)
+    return config(
+        model, x, targets, sources=sources, mask=mask, progress=progress, pair_search=pair_search
+    )

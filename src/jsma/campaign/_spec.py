@@ -24,7 +24,7 @@ __all__ = ["AttackSettings", "CampaignSpec", "TargetRule", "WorkUnit"]
 
 # Attack settings added after 0.2.0, with the value every earlier campaign had: left out
 # of the digest at that value, so that those campaigns' unit files keep their stamps.
-_LATER_SETTINGS = {"saliency": "jsma", "search_domain": "unsaturated"}
+_LATER_SETTINGS = {"saliency": "jsma", "search_domain": "unsaturated", "binary": False}
 
 
 @dataclass(frozen=True)

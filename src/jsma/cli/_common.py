@@ -246,6 +246,11 @@ def attack_options(parser: argparse.ArgumentParser) -> None:
         "direction of theta, or all of them (the paper's Algorithm 2 as written: a "
         "feature already at its bound can be picked and costs its iteration)",
     )  # fmt: skip
+    group.add_argument(
+        "--binary", action="store_true",
+        help="binary features (Grosse et al. 2017): each at one of its bounds, a change "
+        "flips it (theta > 0 adds, theta < 0 removes); anything else is an error",
+    )  # fmt: skip
 
 
 def attack_settings(args: argparse.Namespace) -> AttackSettings:
@@ -259,6 +264,7 @@ def attack_settings(args: argparse.Namespace) -> AttackSettings:
         output=args.output,
         saliency=args.saliency,
         search_domain=args.search_domain,
+        binary=args.binary,
     )
 
 

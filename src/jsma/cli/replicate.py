@@ -50,6 +50,11 @@ def register(commands: Commands) -> None:
     parser.add_argument(
         "--out", type=output_directory, help="campaign directory (default: in the cache directory)"
     )
+    parser.add_argument(
+        "--no-paper-domain", dest="paper_domain", action="store_false",
+        help="skip the third campaign: the decreasing attack with the paper's search domain "
+        "as written (every feature; compare it with the paper's 64.7%%)",
+    )  # fmt: skip
     engine_options(parser)
     parser.set_defaults(handler=_replicate)
 
@@ -57,7 +62,7 @@ def register(commands: Commands) -> None:
 def _replicate(args: argparse.Namespace) -> int:
     from jsma.campaign import InProcess
     from jsma.models import evaluate
-    from jsma.replicate import replicate, replication_directory
+    from jsma.replicate import PAPER_DOMAIN_CAMPAIGN, replicate, replication_directory
 
     if args.model is None and (args.recipe, args.output) == (CLOSEST.recipe, CLOSEST.output):
         print(f"setting: {CLOSEST.why}.")
@@ -81,7 +86,7 @@ def _replicate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     replication = replicate(
         data, loaded.model, directory, samples=samples, splits=splits, output=args.output,
-        provenance=description, progress=True, engine=runner,
+        provenance=description, progress=True, engine=runner, paper_domain=args.paper_domain,
     )  # fmt: skip
     wall = time.perf_counter() - started
     in_one = "" if isinstance(runner, InProcess) else " in one worker"
@@ -91,6 +96,11 @@ def _replicate(args: argparse.Namespace) -> int:
             f"\n{campaign.label}, Upsilon = 14.5%, {campaign.status.attacks_done} attacks, "
             f"{1e3 / campaign.status.throughput:.1f} ms per attack{in_one}"
         )
+        if campaign.directory.name == PAPER_DOMAIN_CAMPAIGN:
+            print(
+                "the paper's search domain as written: every pixel, so pixels already at 0 "
+                "are picked, stay at 0 and still cost their iteration"
+            )
         print(f"{'set':>12} {'attacks':>8} {'success':>9} {'dist. succ.':>12} {'dist. all':>10}")
         for line in campaign.results:
             print(
