@@ -37,8 +37,10 @@ __all__ = [
 Output = Literal["logits", "probabilities"]
 """What the attack differentiates: the logits Z, or the softmax F (the paper's Section III)."""
 
-Variant = Literal["pairs", "single"]
-"""Features changed per step: two (Algorithm 3, the paper's choice for DNNs) or one."""
+Variant = Literal["pairs", "single", "maximal"]
+"""Features changed per step: two (Algorithm 3, the paper's choice for DNNs) or one; or
+`maximal`, M-JSMA (Wiyatno and Xu 2018): untargeted, a pair per step chosen over every
+class and both directions, each feature changed at most once."""
 
 Saliency = Literal["jsma", "wjsma", "tjsma"]
 """How the derivatives are scored (Combey et al. 2020 for the last two): `jsma`, the paper's

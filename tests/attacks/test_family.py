@@ -319,3 +319,126 @@ def test_bad_binary_input_and_masks_are_named(change, message: str) -> None:  # 
         JSMA(binary=True, variant="single")(model, x, targets, mask=bad_mask)
     with pytest.raises(ConfigurationError, match=r"\|theta\| must be at least 1"):
         JSMA(binary=True, theta=0.5)(model, flagged, targets)
+
+
+# --- M-JSMA (Wiyatno and Xu 2018) ----------------------------------------------------
+
+
+def reference_maximal(
+    model: nn.Module, x: torch.Tensor, source: int, settings: AttackSettings
+) -> Reference:
+    """M-JSMA for one sample: every class, both directions, every pair, in loops of
+    matrices; the highest score wins, ties to the smallest class, increasing first,
+    then the smallest pair. Each feature changes at most once."""
+    current = x.detach().flatten().double().numpy().copy()
+    features = current.size
+    max_iterations = math.floor(features * settings.max_distortion / 2 + 1e-9)
+    unchanged = np.ones(features, dtype=bool)
+
+    def outputs(flat: torch.Tensor) -> torch.Tensor:
+        logits = model(flat.view(1, *x.shape))[0]
+        return logits.softmax(0) if settings.output == "probabilities" else logits
+
+    picks: list[int] = []
+    for iteration in range(max_iterations + 1):
+        with torch.no_grad():
+            probabilities = model(torch.from_numpy(current).view(1, *x.shape))[0].softmax(0)
+        if int(probabilities.argmax()) != source:
+            return Reference(True, StopReason.SUCCESS, picks, current)
+        if iteration == max_iterations:
+            return Reference(False, StopReason.BUDGET, picks, current)
+        if unchanged.sum() < 2:
+            return Reference(False, StopReason.DOMAIN_EXHAUSTED, picks, current)
+        jacobian = torch.autograd.functional.jacobian(outputs, torch.from_numpy(current.copy()))
+        jacobian = jacobian.numpy()
+        weights = np.ones(len(jacobian))
+        if settings.saliency != "jsma":
+            weights = probabilities.numpy()
+        best = (-np.inf, None, None)
+        for target in range(len(jacobian)):
+            others = weights.copy()
+            others[target] = 0
+            alpha = jacobian[target].copy()
+            beta = (others[:, None] * jacobian).sum(axis=0)
+            if target == source:
+                alpha, beta = beta, alpha
+            for increasing in (True, False):
+                a, b = alpha, beta
+                if settings.saliency == "tjsma":
+                    room = 1 - current if increasing else current
+                    a, b = a * room, b * room
+                movable = unchanged.copy()
+                if settings.search_domain == "unsaturated":
+                    movable &= current < 1 if increasing else current > 0
+                pair_alpha, pair_beta = a[:, None] + a[None, :], b[:, None] + b[None, :]
+                allowed = np.triu(np.ones((features, features), dtype=bool), 1)
+                allowed &= movable[:, None] & movable[None, :]
+                sign = 1 if increasing else -1
+                admissible = allowed & (sign * pair_alpha > 0) & (sign * pair_beta < 0)
+                if not admissible.any():
+                    continue
+                scores = np.where(admissible, -pair_alpha * pair_beta, -np.inf)
+                flat_best = int(np.argmax(scores))
+                if scores.flat[flat_best] > best[0]:
+                    best = (scores.flat[flat_best], divmod(flat_best, features), sign)
+        if best[1] is None:
+            return Reference(False, StopReason.NO_ADMISSIBLE, picks, current)
+        _, chosen, sign = best
+        for feature in chosen:
+            current[feature] = min(max(current[feature] + sign * settings.theta, 0.0), 1.0)
+            unchanged[feature] = False
+            picks.append(int(feature))
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("saliency", "theta", "domain", "output"),
+    [
+        ("jsma", 1.0, "unsaturated", "logits"),
+        ("jsma", 1.0, "all", "probabilities"),
+        ("jsma", 0.5, "unsaturated", "logits"),
+        ("wjsma", 1.0, "unsaturated", "logits"),
+        ("tjsma", 1.0, "unsaturated", "probabilities"),
+    ],
+)
+def test_maximal_is_the_reference_sample_by_sample(
+    model: nn.Module, images: torch.Tensor, saliency: str, theta: float, domain: str, output: str
+) -> None:
+    settings = AttackSettings(
+        theta=theta, max_distortion=0.15, variant="maximal", output=output,  # type: ignore[arg-type]
+        saliency=saliency, search_domain=domain,  # type: ignore[arg-type]
+    )  # fmt: skip
+    with torch.no_grad():
+        sources = model(images).argmax(1)
+    result = settings.attack()(model, images)
+    for index in range(len(images)):
+        expected = reference_maximal(model, images[index], int(sources[index]), settings)
+        got = result[index]
+        assert [feature for feature, _ in got.trajectory] == expected.picks
+        assert got.stop_reason == expected.stop
+        np.testing.assert_array_equal(got.adversarial.flatten().numpy(), expected.adversarial)
+    # Each feature changed at most once, in either direction.
+    for index in range(len(images)):
+        picked = [feature for feature, _ in result[index].trajectory]
+        assert len(picked) == len(set(picked))
+    assert bool((result.success == (result.predictions != sources)).all())
+
+
+def test_maximal_moves_both_ways_and_is_untargeted(model: nn.Module, images: torch.Tensor) -> None:
+    attack = JSMA(variant="maximal", max_distortion=0.3)
+    result = attack(model, images)
+    moved = result.adversarial.flatten(1) - images.flatten(1)
+    assert bool((moved > 0).any())
+    assert bool((moved < 0).any())
+    assert result.success_rate > 0.5
+    with pytest.raises(ConfigurationError, match="untargeted: give targets=None"):
+        attack(model, images, torch.zeros(len(images), dtype=torch.long))
+    with pytest.raises(ConfigurationError, match="theta is its size and must be positive"):
+        JSMA(variant="maximal", theta=-1.0)
+
+
+def test_a_maximal_campaign_must_be_untargeted() -> None:
+    maximal = AttackSettings(variant="maximal")
+    with pytest.raises(ConfigurationError, match="use the target rule 'untargeted'"):
+        CampaignSpec(attack=maximal)
+    assert CampaignSpec(attack=maximal, targets="untargeted").attack.variant == "maximal"

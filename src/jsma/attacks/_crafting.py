@@ -21,10 +21,11 @@ from jsma.attacks._derivatives import (
     TargetDerivatives,
     check_finite,
     check_logits,
+    forward_derivative,
     target_derivatives,
 )
 from jsma.attacks._results import AttackResult, SampleResult, StopReason
-from jsma.attacks._saliency import PairChoice, select_feature, select_pair
+from jsma.attacks._saliency import PairChoice, pair_saliency, select_feature, select_pair
 from jsma.context import frozen_eval
 from jsma.errors import ConfigurationError, InputTypeError, ModelError
 from jsma.settings import (
@@ -148,7 +149,14 @@ class AttackSettings:
                 f"{self.max_distortion} (the paper's 14.5% is 0.145)"
             )
         if self.variant not in VARIANTS:
-            raise ConfigurationError(f"variant must be 'pairs' or 'single', got {self.variant!r}")
+            raise ConfigurationError(
+                f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}"
+            )
+        if self.variant == "maximal" and self.theta < 0:
+            raise ConfigurationError(
+                f"the maximal variant chooses the direction of each change: theta is its size "
+                f"and must be positive, got {self.theta:g}"
+            )
         if self.output not in OUTPUTS:
             raise ConfigurationError(
                 f"output must be 'logits' or 'probabilities', got {self.output!r}"
@@ -173,7 +181,7 @@ class AttackSettings:
 
     @property
     def features_per_step(self) -> int:
-        return 2 if self.variant == "pairs" else 1
+        return 1 if self.variant == "single" else 2
 
     def max_iterations(self, num_features: int) -> int:
         """floor(M * max_distortion / k): the paper's iteration cap (Algorithm 2)."""
@@ -228,6 +236,19 @@ class JSMA(AttackSettings):
     the authors' code, F is the logits by default; `output="probabilities"`
     takes every derivative of the softmax instead. Untargeted, the source
     plays the target's part with the roles swapped (the weighted others up).
+
+    `variant="maximal"` is M-JSMA (Wiyatno and Xu, "Maximal Jacobian-based
+    Saliency Map Attack", 2018), untargeted: each step weighs every class t
+    and both directions. For t other than the source s, a pair that raises
+    F_t (increasing: alpha_t > 0, beta_t < 0; decreasing: alpha_t < 0,
+    beta_t > 0); for s, one that lowers it (the roles of alpha_s and beta_s
+    swapped). The pair, class and direction of the highest score -alpha *
+    beta win (ties: the smallest class, increasing first, the smallest pair),
+    its two features move by theta in that direction, and each feature is
+    changed at most once. It needs the full Jacobian (one backward pass over
+    `classes` copies of the batch) and `classes` pair searches per direction.
+    Combey et al.'s public code (github.com/probabilistic-jsmas) has the same
+    rule; `saliency="wjsma"`/`"tjsma"` weight it as above (their maximal WJSMA).
 
     Constraints beyond the bounds: a call's `mask` keeps the features it
     marks False out of the search (features a malware detector's input must
@@ -346,6 +367,10 @@ class JSMA(AttackSettings):
             if sources is None:
                 sources = logits.argmax(dim=1)
             sources = _check_labels(sources, "sources", batch, classes)
+            if targets is not None and self.variant == "maximal":
+                raise ConfigurationError(
+                    "the maximal variant (M-JSMA) is untargeted: give targets=None"
+                )
             if targets is not None:
                 targets = _check_labels(targets, "targets", batch, classes)
                 same = targets == sources
@@ -359,6 +384,92 @@ class JSMA(AttackSettings):
                 model, x, targets, sources, lower, upper,
                 allowed=allowed, progress=progress, search=pair_search,
             )  # fmt: skip
+
+    def _step(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        goals: torch.Tensor,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        domain: torch.Tensor,
+        *,
+        untargeted: bool,
+        search: PairSearch,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step's choice: the features to change (n, k), whether any was admissible
+        (n,), the signed change of each (n, 1), and the model's outputs at x."""
+        if self.variant == "maximal":
+            return self._maximal_step(model, x, goals, lower, upper, domain, search)
+        alpha, beta, outputs = self._derivatives(
+            model, x, goals, lower, upper, untargeted=untargeted
+        )
+        if self.variant == "pairs":
+            first, second, found = search(alpha, beta, domain, increasing=self.increasing)
+            chosen = torch.stack((first, second), dim=1)
+        else:
+            feature, found = select_feature(alpha, beta, domain, increasing=self.increasing)
+            chosen = feature[:, None]
+        change = torch.full((len(x), 1), self.theta, dtype=x.dtype, device=x.device)
+        return chosen, found, change, outputs
+
+    def _maximal_step(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        sources: torch.Tensor,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        unchanged: torch.Tensor,
+        search: PairSearch,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """M-JSMA's choice over every class and both directions (see the class docstring)."""
+        with torch.no_grad():
+            outputs = check_logits(model(x.detach().clone()), len(x))
+        if self.output == "probabilities":
+            outputs = outputs.softmax(dim=1)
+        check_finite("outputs", outputs)
+        jacobian = forward_derivative(model, x, output=self.output).flatten(2)  # (n, C, M)
+        check_finite("forward derivatives", jacobian)
+        batch, classes, features = jacobian.shape
+        if self.output == "probabilities" and self.saliency == "jsma":
+            beta = -jacobian  # the probabilities sum to 1 (see target_derivatives)
+        else:
+            probabilities = outputs if self.output == "probabilities" else outputs.softmax(1)
+            weights = (
+                torch.ones_like(probabilities) if self.saliency == "jsma" else probabilities
+            )[:, :, None]
+            weighted = weights * jacobian
+            beta = weighted.sum(dim=1, keepdim=True) - weighted
+        alpha = jacobian
+        # The source must go down: for its row the roles swap, as untargeted JSMA's.
+        is_source = torch.nn.functional.one_hot(sources, classes).bool()[:, :, None]
+        alpha, beta = torch.where(is_source, beta, alpha), torch.where(is_source, alpha, beta)
+
+        flat = x.detach().flatten(1)
+        scores, pairs = [], []
+        for increasing in (True, False):
+            gain, push = alpha, beta
+            if self.saliency == "tjsma":
+                room = (upper - flat if increasing else flat - lower)[:, None, :]
+                gain, push = gain * room, push * room
+            movable = unchanged
+            if self.search_domain == "unsaturated":
+                movable = unchanged & (flat < upper if increasing else flat > lower)
+            rows_alpha, rows_beta = gain.reshape(-1, features), push.reshape(-1, features)
+            rows_domain = movable.repeat_interleave(classes, dim=0)
+            first, second, found = search(rows_alpha, rows_beta, rows_domain, increasing=increasing)
+            score = pair_saliency(
+                rows_alpha, rows_beta, first[:, None], second[:, None], increasing=increasing
+            ).squeeze(1)
+            scores.append(torch.where(found, score, -1.0).view(batch, classes))
+            pairs.append(torch.stack((first, second), dim=1).view(batch, classes, 2))
+        # (n, classes, 2 directions), class-major: max takes the first of equal scores.
+        best, index = torch.stack(scores, dim=2).flatten(1).max(dim=1)
+        rows = torch.arange(batch, device=x.device)
+        chosen = torch.stack(pairs, dim=2)[rows, index // 2, index % 2]
+        sign = 1.0 - 2.0 * (index % 2).to(x.dtype)  # increasing first, then decreasing
+        return chosen, best > 0, (sign * abs(self.theta))[:, None], outputs
 
     def _check_binary(self, flat: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> None:
         between = (flat != lower) & (flat != upper)
@@ -441,7 +552,8 @@ class JSMA(AttackSettings):
         current = original.clone()
         # Gamma: every feature (the paper's), or those not yet saturated in the
         # direction of theta (cleverhans').
-        if self.search_domain == "all":
+        # M-JSMA: the features not yet changed (which way each may move, the step decides).
+        if self.search_domain == "all" or self.variant == "maximal":
             domain = torch.ones_like(current, dtype=torch.bool)
         else:
             domain = current < upper if self.increasing else current > lower
@@ -452,13 +564,15 @@ class JSMA(AttackSettings):
         try:
             while len(active):
                 try:
-                    alpha, beta, outputs = self._derivatives(
+                    chosen, found, change, outputs = self._step(
                         model,
                         current.view(-1, *shape),
                         goal[active],
                         lower,
                         upper,
+                        domain,
                         untargeted=targets is None,
+                        search=search,
                     )
                 except ModelError as error:  # name the rows of the caller's batch
                     raise error.at(tuple(active.tolist())) from None
@@ -468,13 +582,6 @@ class JSMA(AttackSettings):
                     reached = predicted != goal[active]
                 else:
                     reached = predicted == goal[active]
-
-                if per_step == 2:
-                    first, second, found = search(alpha, beta, domain, increasing=self.increasing)
-                    chosen = torch.stack((first, second), dim=1)
-                else:
-                    feature, found = select_feature(alpha, beta, domain, increasing=self.increasing)
-                    chosen = feature[:, None]
 
                 reason = torch.full_like(active, -1)
                 reason[~found] = StopReason.NO_ADMISSIBLE
@@ -490,22 +597,26 @@ class JSMA(AttackSettings):
                 bar.update(len(finished))
 
                 keep = ~done
-                active, current, domain, chosen = (
+                active, current, domain, chosen, change = (
                     active[keep],
                     current[keep],
                     domain[keep],
                     chosen[keep],
+                    change[keep],
                 )
                 if not len(active):
                     break
                 # Algorithm 2, line "modify the chosen features by theta", within bounds.
                 old_values = current.gather(1, chosen)
-                new_values = (old_values + self.theta).clamp(lower[chosen], upper[chosen])
+                new_values = (old_values + change).clamp(lower[chosen], upper[chosen])
                 current.scatter_(1, chosen, new_values)
-                saturated = (
-                    new_values >= upper[chosen] if self.increasing else new_values <= lower[chosen]
-                )
-                domain.scatter_(1, chosen, domain.gather(1, chosen) & ~saturated)
+                if self.variant == "maximal":
+                    leaves = torch.ones_like(chosen, dtype=torch.bool)  # changed once at most
+                elif self.increasing:
+                    leaves = new_values >= upper[chosen]
+                else:
+                    leaves = new_values <= lower[chosen]
+                domain.scatter_(1, chosen, domain.gather(1, chosen) & ~leaves)
                 slots = iterations[active, None] * per_step + steps
                 trajectory_features[active[:, None], slots] = chosen
                 trajectory_values[active[:, None], slots] = new_values

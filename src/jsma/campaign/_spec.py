@@ -68,6 +68,11 @@ class CampaignSpec:
             raise ConfigurationError(
                 f"unknown target rule {self.targets!r}; choose one of {', '.join(TARGET_RULES)}"
             )
+        if self.attack.variant == "maximal" and self.targets != "untargeted":
+            raise ConfigurationError(
+                "the maximal variant (M-JSMA) is untargeted: use the target rule 'untargeted' "
+                f"(got {self.targets!r})"
+            )
         if self.samples is not None and self.samples < 1:
             raise ConfigurationError(f"samples must be positive, got {self.samples}")
         if self.unit_size < 1:
