@@ -59,7 +59,9 @@ def main() -> None:
         )
         for setting in SETTINGS
     }
-    seconds: dict[tuple[Saliency, SearchDomain], list[float]] = {setting: [] for setting in SETTINGS}
+    seconds: dict[tuple[Saliency, SearchDomain], list[float]] = {
+        setting: [] for setting in SETTINGS
+    }
     results = {}
     attacks[SETTINGS[0]](model, x[:9], targets[:9], sources=sources[:9])  # warm up
     for _ in range(args.repeats):

@@ -354,7 +354,7 @@ def reference_maximal(
         weights = np.ones(len(jacobian))
         if settings.saliency != "jsma":
             weights = probabilities.numpy()
-        best = (-np.inf, None, None)
+        best: tuple[float, tuple[int, int] | None, int] = (-np.inf, None, 0)
         for target in range(len(jacobian)):
             others = weights.copy()
             others[target] = 0
@@ -381,9 +381,9 @@ def reference_maximal(
                 flat_best = int(np.argmax(scores))
                 if scores.flat[flat_best] > best[0]:
                     best = (scores.flat[flat_best], divmod(flat_best, features), sign)
-        if best[1] is None:
-            return Reference(False, StopReason.NO_ADMISSIBLE, picks, current)
         _, chosen, sign = best
+        if chosen is None:
+            return Reference(False, StopReason.NO_ADMISSIBLE, picks, current)
         for feature in chosen:
             current[feature] = min(max(current[feature] + sign * settings.theta, 0.0), 1.0)
             unchanged[feature] = False
