@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _torchvision import import_torchvision
 
 SETTINGS = {32: 10, 224: 1000}  # side -> classes
 LIBRARIES = (
@@ -43,37 +44,10 @@ LIBRARIES = (
 )
 
 
-def _import_torchvision() -> Any:
-    """torchvision, with the CPU build of torch. PyPI's torchvision wheel is built
-    against CUDA torch: its C operators (detection's nms and friends) do not load here,
-    and its import then fails registering fake kernels for two of them. ResNet-18
-    uses none: declaring those two operators' schemas lets the import finish."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None or spec.origin is None:
-        raise SystemExit("torchvision is missing: scripts/bench-env installs it")
-    extensions = sorted(Path(spec.origin).parent.glob("_C*.so"))
-    try:
-        torch.ops.load_library(str(extensions[0]))
-    except (OSError, IndexError):
-        library = torch.library.Library("torchvision", "DEF")
-        for name in ("nms", "qnms"):
-            library.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _keep.append(library)  # the declarations last as long as the library object
-    import torchvision
-
-    return torchvision
-
-
-_keep: list[Any] = []
-
-
 def _model_and_inputs(
     side: int, samples: int, device: str
 ) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
-    torchvision = _import_torchvision()
+    torchvision = import_torchvision()
 
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None, num_classes=SETTINGS[side]).eval()
