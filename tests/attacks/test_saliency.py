@@ -14,7 +14,7 @@ from jsma.attacks import (
     select_feature,
     select_pair,
 )
-from jsma.attacks._saliency import _pareto_candidates, pareto_layers
+from jsma.attacks._saliency import _layer_superset, _pareto_candidates, pareto_layers
 from jsma.attacks.reference import select_pair_brute_force
 
 
@@ -178,3 +178,22 @@ def test_prefiltered_layers_equal_the_full_ones(top: int) -> None:
         actual = _pareto_candidates(gain, push, valid, top)
         for want, got in zip(expected, actual, strict=True):
             torch.testing.assert_close(got, want)
+
+
+def test_rows_whose_superset_is_wide_are_sorted_apart() -> None:
+    """A row whose points all lie on one front keeps them all in the superset (WJSMA
+    meets such rows); it is sorted on its own, and the layers and pairs stay exact."""
+    generator = torch.Generator().manual_seed(6)
+    features = 300
+    gain = torch.randn(5, features, generator=generator, dtype=torch.float64)
+    push = torch.randn(5, features, generator=generator, dtype=torch.float64)
+    ranks = torch.randperm(features, generator=generator).double()
+    gain[2], push[2] = ranks, features - ranks  # one front of 300 points
+    valid = torch.rand(5, features, generator=generator) < 0.9
+    assert int(_layer_superset(gain, push, valid, 8).sum(dim=1).max()) > 4 * 8
+    expected = pareto_layers(gain, push, valid)
+    actual = _pareto_candidates(gain, push, valid, 8)
+    for want, got in zip(expected, actual, strict=True):
+        torch.testing.assert_close(got, want)
+    # As alpha and beta of the increasing map: gain = alpha, push = -beta.
+    _assert_same_pair(gain, -push, valid, True, top=8)

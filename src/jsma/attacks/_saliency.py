@@ -230,13 +230,30 @@ def _pareto_candidates(
     """Masks of the first two Pareto layers, computed on `_layer_superset` when it pays."""
     if gain.shape[1] <= 2 * top:
         return pareto_layers(gain, push, valid)
-    index, present = _compact(_layer_superset(gain, push, valid, top))
+    superset = _layer_superset(gain, push, valid, top)
+    # The superset is padded to its largest row: the few rows where it keeps hundreds
+    # of points (their top gains form one front) are sorted apart, not with every row.
+    wide = superset.sum(dim=1) > 4 * top
+    if not bool(wide.any()):
+        return _layers_within(gain, push, superset)
+    first, second = torch.zeros_like(valid), torch.zeros_like(valid)
+    for rows in (~wide).nonzero().squeeze(1), wide.nonzero().squeeze(1):
+        if len(rows):
+            first[rows], second[rows] = _layers_within(gain[rows], push[rows], superset[rows])
+    return first, second
+
+
+def _layers_within(
+    gain: torch.Tensor, push: torch.Tensor, superset: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first two Pareto layers of the points of `superset`, sorted compacted."""
+    index, present = _compact(superset)
     first, second = pareto_layers(gain.gather(1, index), push.gather(1, index), present)
     rows, slots = present.nonzero(as_tuple=True)
     columns = index[rows, slots]
     layers = []
     for sub in (first, second):
-        layer = torch.zeros_like(valid)
+        layer = torch.zeros_like(superset)
         layer[rows, columns] = sub[rows, slots]
         layers.append(layer)
     return layers[0], layers[1]
