@@ -59,7 +59,7 @@ def test_the_manifest_stores_it_typed(tiny_dataset: Dataset, tmp_path: Path) -> 
     provenance = ModelProvenance.of(model, recipe="paper", accuracies={"test": 0.25})
     run_campaign(tmp_path / "c", SPEC, model, tiny_dataset, provenance=provenance)
     stored = json.loads((tmp_path / "c" / "campaign.json").read_text())
-    assert stored["format"] == 5
+    assert stored["format"] == 6
     assert stored["kind"] == "campaign"
     assert stored["model"]["recipe"] == "paper"
     assert Campaign.open(tmp_path / "c").manifest.model == provenance
