@@ -82,8 +82,9 @@ def main() -> None:
             directory = args.out / f"{output}-{name}"
             run_campaign(directory, spec, model, data, progress=True)
             campaign = Campaign.open(directory)
-            arrays = CampaignArrays.from_table(campaign.results())
-            reasons = np.asarray(campaign.results().column("stop_reason").to_pylist())
+            table = campaign.results()  # every unit file read and checked: once
+            arrays = CampaignArrays.from_table(table)
+            reasons = np.asarray(table.column("stop_reason").to_pylist())
             success = arrays.success
             note = ""
             if name == "feature-budget":
