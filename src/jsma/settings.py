@@ -54,8 +54,9 @@ SearchDomain = Literal["unsaturated", "all"]
 feature already at its bound can be picked, stays as it is, leaves the domain and still
 costs its iteration)."""
 
-Direction = Literal["increasing", "decreasing"]
-"""The sign of theta: features raised (saliency map S+) or lowered (S-)."""
+Direction = Literal["increasing", "decreasing", "both"]
+"""Which way an attack moves features: raised (the saliency map S+, theta > 0), lowered
+(S-, theta < 0), or both (M-JSMA, `variant="maximal"`, which picks a way per step)."""
 
 TargetRule = Literal["all-others", "random", "least-likely", "untargeted"]
 """How a campaign picks the targets of a sample."""
@@ -94,13 +95,16 @@ DEFAULT_THETA = 1.0
 """The paper's change per step: a feature goes straight to its bound."""
 
 DEFAULT_UNIT_SIZE = 100
+"""Samples per campaign work unit: one batch, one file."""
 
 MATRIX_CLASSES = 20
 """The most classes whose (source, target) matrices and sample grid the report draws;
 beyond, a matrix of numbers is unreadable, and it gives per-class and pair tables."""
-"""Samples per campaign work unit: one batch, one file."""
 
 
-def direction_of(theta: float) -> Direction:
-    """The direction a theta moves features in: increasing above 0, decreasing below."""
+def direction_of(theta: float, variant: Variant = "pairs") -> Direction:
+    """The direction an attack moves features in: increasing for theta above 0,
+    decreasing below, both for M-JSMA (whose theta is a magnitude)."""
+    if variant == "maximal":
+        return "both"
     return "increasing" if theta > 0 else "decreasing"

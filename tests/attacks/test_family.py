@@ -442,3 +442,6 @@ def test_a_maximal_campaign_must_be_untargeted() -> None:
     with pytest.raises(ConfigurationError, match="use the target rule 'untargeted'"):
         CampaignSpec(attack=maximal)
     assert CampaignSpec(attack=maximal, targets="untargeted").attack.variant == "maximal"
+    # theta is a magnitude: the direction is chosen per step, and reports say so.
+    assert maximal.direction == "both"
+    assert AttackSettings(theta=-1.0).direction == "decreasing"

@@ -179,7 +179,7 @@ class AttackSettings:
 
     @property
     def direction(self) -> Direction:
-        return direction_of(self.theta)
+        return direction_of(self.theta, self.variant)
 
     @property
     def features_per_step(self) -> int:

@@ -25,7 +25,7 @@ from jsma.campaign._samples import rebuilt_samples
 from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays, attack_keys, distortion_bucket, sample_keys
-from jsma.settings import DISTORTION_BUCKETS, Direction, direction_of
+from jsma.settings import DISTORTION_BUCKETS, Direction
 
 __all__ = [
     "DETECTION_FILE",
@@ -272,10 +272,9 @@ def evaluate_detection(
                 detection_rate_by_bucket=by_bucket,
             )
         )
-    theta = opened.manifest.spec.attack.theta
     return DetectionResult(
         campaign=campaign,
-        direction=direction_of(theta),
+        direction=opened.manifest.spec.attack.direction,
         benign=benign,
         adversarial=adversarial,
         adversarial_distortion=distortion,

@@ -25,7 +25,7 @@ from jsma.metrics import (
     robustness,
     success_matrix,
 )
-from jsma.settings import Direction, L0Count, direction_of
+from jsma.settings import Direction, L0Count
 
 __all__ = ["CampaignSummary", "ReportSummary", "summarise"]
 
@@ -76,7 +76,7 @@ class CampaignSummary:
 
     @property
     def direction(self) -> Direction:
-        return direction_of(self.theta)
+        return self.manifest.spec.attack.direction
 
     @property
     def label(self) -> str:

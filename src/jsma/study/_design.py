@@ -323,6 +323,12 @@ def create_study(
         raise JSMAError("the campaigns of a study must attack the same model on the same data")
     arrays = [campaign.arrays() for campaign in opened]
     directions = [m.spec.attack.direction for m in manifests]
+    both = [str(path) for path, d in zip(campaigns, directions, strict=True) if d == "both"]
+    if both:
+        raise ConfigurationError(
+            f"{', '.join(both)}: M-JSMA campaigns change pixels both ways; a study's "
+            "conditions are the increasing and the decreasing attack"
+        )
     chosen = choose_stimuli(arrays, directions, per_condition=per_condition, seed=seed)
     short = _shortfalls(arrays, directions, chosen, per_condition)
     if short and not allow_short:

@@ -47,10 +47,13 @@ def results_section(summaries: Sequence[CampaignSummary]) -> Section:
     rows = [
         {
             "summary": s,
+            # The paper has no figures for M-JSMA's "both": no paper row then.
             "paper": {
-                key: PAPER.get(s.direction, {}).get(key, nan)
+                key: PAPER[s.direction].get(key, nan)
                 for key in ("success_rate", "mean_distortion_success", "mean_distortion_all")
-            },
+            }
+            if s.direction in PAPER
+            else None,
         }
         for s in summaries
     ]
