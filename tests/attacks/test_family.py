@@ -185,6 +185,35 @@ def test_the_papers_domain_spends_iterations_on_pixels_it_cannot_lower(
     assert bool(default.trajectory_moved[default.trajectory_features >= 0].all())
 
 
+class RowCounter(nn.Module):
+    """The model, counting the rows it is given."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.rows = model, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += len(x)
+        return self.model(x)
+
+
+@pytest.mark.parametrize("variant", ["pairs", "single"])
+def test_a_step_that_moves_nothing_is_not_differentiated_again(
+    model: nn.Module, images: torch.Tensor, variant: str
+) -> None:
+    targets = _targets(model, images)
+    counted = RowCounter(model)
+    attack = JSMA(theta=-1.0, search_domain="all", variant=variant)  # type: ignore[arg-type]
+    result = attack(counted, images, targets)
+    per_step = 2 if variant == "pairs" else 1
+    moved = result.trajectory_moved.view(len(images), -1, per_step).any(dim=2)
+    steps_that_moved = int(moved.sum())
+    assert steps_that_moved < int(result.iterations.sum())  # some steps moved nothing
+    # A forward pass to check the model, one to differentiate at the start, and one
+    # after each step that changed the input, no more.
+    assert counted.rows == 2 * len(images) + steps_that_moved
+
+
 def test_weighted_derivatives_are_the_probability_weighted_jacobian(
     model: nn.Module, images: torch.Tensor
 ) -> None:
