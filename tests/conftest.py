@@ -68,6 +68,21 @@ def increasing_and_decreasing(
     return directories
 
 
+def maximal_campaign(dataset: Dataset, directory: Path) -> Path:
+    """A small untargeted M-JSMA campaign against a seeded untrained LeNet."""
+    import torch
+
+    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.models import ModelSpec
+
+    torch.manual_seed(0)
+    model = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES}).build()
+    maximal = AttackSettings(variant="maximal", max_distortion=0.1)
+    spec = CampaignSpec(samples=4, unit_size=4, targets="untargeted", attack=maximal)
+    run_campaign(directory, spec, model, dataset)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def user_data(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     """A user's own data: 3x16x16 colour images in 4 named classes, from a `.npz`."""

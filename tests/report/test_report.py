@@ -374,17 +374,9 @@ def test_the_sample_grid_shows_the_rebuilt_samples(
 
 
 def test_an_m_jsma_campaign_reports_both_directions(tiny_dataset: Dataset, tmp_path: Path) -> None:
-    import torch
+    from tests.conftest import maximal_campaign
 
-    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
-    from jsma.models import ModelSpec
-    from tests.conftest import SIDE
-
-    torch.manual_seed(0)
-    model = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES}).build()
-    maximal = AttackSettings(variant="maximal", max_distortion=0.1)
-    spec = CampaignSpec(samples=4, unit_size=4, targets="untargeted", attack=maximal)
-    run_campaign(tmp_path / "m-jsma", spec, model, tiny_dataset)
+    maximal_campaign(tiny_dataset, tmp_path / "m-jsma")
     files = write_report([tmp_path / "m-jsma"], tmp_path / "report", tiny_dataset)
     (entry,) = json.loads(files.summary.read_text(), parse_constant=_strict)["campaigns"]
     assert entry["direction"] == "both"

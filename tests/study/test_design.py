@@ -304,13 +304,9 @@ def test_colour_stimuli_are_saved_as_rgb(tmp_path: Path) -> None:
 
 
 def test_maximal_campaigns_are_refused_by_name(tiny_dataset: Dataset, tmp_path: Path) -> None:
-    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from tests.conftest import maximal_campaign
 
-    torch.manual_seed(0)
-    model = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES}).build()
-    maximal = AttackSettings(variant="maximal", max_distortion=0.05)
-    spec = CampaignSpec(samples=4, unit_size=4, targets="untargeted", attack=maximal)
-    run_campaign(tmp_path / "m-jsma", spec, model, tiny_dataset)
+    maximal_campaign(tiny_dataset, tmp_path / "m-jsma")
     with pytest.raises(ConfigurationError, match=r"m-jsma: M-JSMA campaigns change pixels both"):
         create_study([tmp_path / "m-jsma"], tiny_dataset, tmp_path / "s", per_condition=2)
     assert not (tmp_path / "s").exists()
