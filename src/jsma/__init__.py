@@ -24,6 +24,7 @@ from jsma.errors import (
     MissingDependencyError,
     ModelError,
     StorageError,
+    TrainingError,
 )
 
 _install_moved_modules()  # old module paths, deprecated (see jsma._moved)
@@ -108,6 +109,7 @@ __all__ = [
     "StopReason",
     "StorageError",
     "TorchattacksJSMA",
+    "TrainingError",
     "__version__",
     "attack",
     "evaluate",

@@ -19,6 +19,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelError",
     "StorageError",
+    "TrainingError",
 ]
 
 
@@ -67,6 +68,10 @@ class ModelError(JSMAError, ValueError):
     def at(self, rows: tuple[int, ...]) -> ModelError:
         """The same error, its rows renamed (rows[i] for each stored row i)."""
         return ModelError(self.problem, tuple(rows[i] for i in self.rows))
+
+
+class TrainingError(JSMAError, RuntimeError):
+    """Training ended with a model that did not learn (about chance accuracy)."""
 
 
 class StorageError(JSMAError, OSError):

@@ -15,6 +15,7 @@ from jsma.data import Dataset
 from jsma.defenses import (
     OnTheFlyAdversarialObjective,
     SoftLabelObjective,
+    TemperatureObjective,
     adversarial_training,
     campaign_training_samples,
     distill,
@@ -23,9 +24,10 @@ from jsma.defenses import (
     run_distillation,
     soft_labels,
 )
-from jsma.errors import JSMAError
+from jsma.errors import JSMAError, TrainingError
 from jsma.metrics import CampaignArrays
 from jsma.models import RECIPES, load_checkpoint, train
+from jsma.models._training import Objective
 from tests.conftest import NUM_CLASSES
 
 FAST = dataclasses.replace(RECIPES["default"], batch_size=16, epochs=2)
@@ -57,6 +59,41 @@ def test_soft_label_objective_is_cross_entropy_on_one_hot_labels(tiny_dataset: D
     soft = soft_labels(model, images, temperature=5.0, batch_size=3)
     torch.testing.assert_close(soft.sum(dim=1), torch.ones(8))
     torch.testing.assert_close(soft, (model(images) / 5).softmax(dim=1).detach())
+
+
+def test_temperature_objectives_give_the_logits_the_gradient_of_t_1() -> None:
+    # d/dz of T * cross_entropy(z / T, y) is softmax(z / T) - y, per sample: the
+    # size it has at T = 1, so plain SGD trains at T = 100 as well.
+    logits = torch.randn(6, NUM_CLASSES, generator=torch.Generator().manual_seed(0)) * 30
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    soft = torch.softmax(torch.randn(6, NUM_CLASSES), dim=1)
+    temperature = 100.0
+    objectives: list[tuple[Objective, torch.Tensor]] = [
+        (TemperatureObjective(temperature), torch.nn.functional.one_hot(labels).float()),
+        (SoftLabelObjective(soft, temperature), soft),
+    ]
+    for objective, wanted in objectives:
+        z = logits.clone().requires_grad_()
+        objective(torch.nn.Identity(), z, labels, torch.arange(6)).backward()
+        expected = (torch.softmax(logits / temperature, dim=1) - wanted) / 6
+        torch.testing.assert_close(z.grad, expected)
+
+
+def test_distillation_at_t_100_trains_with_plain_sgd(undefended) -> None:  # type: ignore[no-untyped-def]
+    # The paper recipe's kind (tanh, plain SGD, output layer starting at zero):
+    # without the factor T its student stayed at chance at T = 100.
+    dataset, _, _ = undefended
+    sgd = dataclasses.replace(RECIPES["paper"], batch_size=16, learning_rate=0.1)
+    result = distill(dataset, sgd, temperature=100.0, seed=0, epochs=8)
+    assert result.teacher.info.accuracies["validation"] >= 0.8
+    assert result.student.info.accuracies["validation"] >= 0.8
+
+
+def test_a_distillation_that_learned_nothing_is_refused(undefended) -> None:  # type: ignore[no-untyped-def]
+    dataset, _, _ = undefended
+    stalled = dataclasses.replace(RECIPES["paper"], batch_size=16, learning_rate=1e-12)
+    with pytest.raises(TrainingError, match=r"reached .* validation accuracy, about chance"):
+        distill(dataset, stalled, temperature=10.0, seed=0, epochs=1)
 
 
 def test_distillation_scales_the_deployed_logits(undefended) -> None:  # type: ignore[no-untyped-def]
@@ -143,7 +180,7 @@ def test_run_adversarial_training_compares_and_resumes(  # type: ignore[no-untyp
 def test_run_distillation(undefended, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     dataset, model, baseline = undefended
     record = run_distillation(
-        baseline, model, dataset, tmp_path / "distill", recipe=FAST, temperatures=(10.0,), epochs=1
+        baseline, model, dataset, tmp_path / "distill", recipe=FAST, temperatures=(10.0,), epochs=5
     )
     names = [(entry.model, entry.output) for entry in record.entries]
     assert names == [

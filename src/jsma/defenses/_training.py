@@ -29,7 +29,7 @@ from jsma.attacks import JSMA
 from jsma.campaign import Campaign, model_fingerprint
 from jsma.context import frozen_eval
 from jsma.data._dataset import Dataset
-from jsma.errors import ConfigurationError, JSMAError
+from jsma.errors import ConfigurationError, JSMAError, TrainingError
 from jsma.gan import Generator
 from jsma.models._training import Objective, Recipe, TrainingResult, train
 
@@ -233,7 +233,15 @@ def adversarial_training(
 
 
 class TemperatureObjective:
-    """Cross-entropy of the logits divided by `temperature` (the teacher's training)."""
+    """Cross-entropy of the logits divided by `temperature`, times `temperature`
+    (the teacher's training).
+
+    The derivative of cross_entropy(z / T, y) by the logits z is
+    (softmax(z / T) - y) / T: at T = 100 plain SGD (the `paper` recipe, whose
+    tanh units leave only the output layer to grow the logits T-fold) barely
+    moves. Times T it has the size it has at T = 1 (Hinton et al. 2015 scale
+    soft-target losses likewise); Adam does not see a constant factor.
+    """
 
     def __init__(self, temperature: float):
         if not temperature > 0:
@@ -243,12 +251,14 @@ class TemperatureObjective:
     def __call__(
         self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
-        return nn.functional.cross_entropy(model(images) / self.temperature, labels)
+        loss = nn.functional.cross_entropy(model(images) / self.temperature, labels)
+        return self.temperature * loss
 
 
 class SoftLabelObjective:
-    """Cross-entropy against per-sample soft labels, logits divided by `temperature`
-    (the student's training); `soft` is indexed by training-split index."""
+    """Cross-entropy against per-sample soft labels, logits divided by `temperature`,
+    times `temperature` (the student's training; why the factor: see
+    `TemperatureObjective`); `soft` is indexed by training-split index."""
 
     def __init__(self, soft: torch.Tensor, temperature: float):
         if not temperature > 0:
@@ -259,7 +269,8 @@ class SoftLabelObjective:
         self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor
     ) -> torch.Tensor:
         log_probabilities = (model(images) / self.temperature).log_softmax(dim=1)
-        return -(self.soft[indices].to(images.device) * log_probabilities).sum(dim=1).mean()
+        loss = -(self.soft[indices].to(images.device) * log_probabilities).sum(dim=1).mean()
+        return self.temperature * loss
 
 
 def soft_labels(
@@ -296,16 +307,30 @@ def distill(
         dataset, recipe, seed=seed, epochs=epochs, progress=progress,
         objective=TemperatureObjective(temperature),
     )  # fmt: skip
+    _check_learned(teacher, "teacher", temperature, dataset.num_classes)
     soft = soft_labels(teacher.model, dataset.train.tensors()[0], temperature)
     student = train(
         dataset, recipe, seed=seed + 1, epochs=epochs, progress=progress,
         objective=SoftLabelObjective(soft, temperature),
     )  # fmt: skip
+    _check_learned(student, "student", temperature, dataset.num_classes)
     return Distillation(
         temperature,
         recorded(teacher, {"kind": "distillation-teacher", **about}),
         recorded(student, {"kind": "distillation", **about}),
     )
+
+
+def _check_learned(result: TrainingResult, role: str, temperature: float, num_classes: int) -> None:
+    """Refuse a model near chance: attacking it would report a defense that is
+    only a model that never learned."""
+    accuracy = result.info.accuracies["validation"]
+    if accuracy < 2 / num_classes:
+        raise TrainingError(
+            f"distillation at T = {temperature:g}: the {role} reached {accuracy:.2%} "
+            f"validation accuracy, about chance ({1 / num_classes:.0%} for {num_classes} "
+            "classes); train longer (epochs) or with another recipe"
+        )
 
 
 def recorded(result: TrainingResult, defense: Mapping[str, Any]) -> TrainingResult:
