@@ -18,16 +18,20 @@ def _models() -> list[torch.nn.Module]:
 
 @pytest.mark.parametrize("output", ["logits", "probabilities"])
 @pytest.mark.parametrize("model_index", [0, 1])
-def test_full_jacobian_matches_autograd(output: str, model_index: int) -> None:
+@pytest.mark.parametrize("classes_per_pass", [None, 1, 2])  # None: all at once
+def test_full_jacobian_matches_autograd(
+    output: str, model_index: int, classes_per_pass: int | None
+) -> None:
     model = _models()[model_index]
     shape = (1, 16, 16) if model_index == 0 else (2, 3, 3)
     x = torch.rand(3, *shape, dtype=torch.float64)
+    limit = {} if classes_per_pass is None else {"max_copy_elements": classes_per_pass * x.numel()}
 
     def function(inputs: torch.Tensor) -> torch.Tensor:
         logits = model(inputs)
         return logits.softmax(1) if output == "probabilities" else logits
 
-    result = forward_derivative(model, x, output=output)  # type: ignore[arg-type]
+    result = forward_derivative(model, x, output=output, **limit)  # type: ignore[arg-type]
     for sample in range(3):
         expected = jacobian(function, x[sample : sample + 1]).squeeze(2).squeeze(0)
         torch.testing.assert_close(result[sample], expected)
