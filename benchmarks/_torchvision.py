@@ -3,11 +3,13 @@ benchmarks that need it)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
 
+@functools.cache  # a second declaration of the operators would fail (several models)
 def import_torchvision() -> Any:
     """torchvision, with the CPU build of torch. PyPI's torchvision wheel is built
     against CUDA torch: its C operators (detection's nms and friends) do not load here,
