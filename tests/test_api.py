@@ -40,6 +40,7 @@ def test_top_level_api() -> None:
         "StopReason",
         "StorageError",
         "TorchattacksJSMA",
+        "TrainingError",
         "__version__",
         "attack",
         "evaluate",
