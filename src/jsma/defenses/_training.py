@@ -229,6 +229,7 @@ def adversarial_training(
         dataset, recipe, seed=seed, epochs=epochs, progress=progress,
         objective=objective, initial=initial,
     )  # fmt: skip
+    _check_learned(result, "the adversarially trained model", dataset.num_classes)
     return recorded(result, description)
 
 
@@ -307,13 +308,17 @@ def distill(
         dataset, recipe, seed=seed, epochs=epochs, progress=progress,
         objective=TemperatureObjective(temperature),
     )  # fmt: skip
-    _check_learned(teacher, "teacher", temperature, dataset.num_classes)
+    _check_learned(
+        teacher, f"distillation at T = {temperature:g}: the teacher", dataset.num_classes
+    )
     soft = soft_labels(teacher.model, dataset.train.tensors()[0], temperature)
     student = train(
         dataset, recipe, seed=seed + 1, epochs=epochs, progress=progress,
         objective=SoftLabelObjective(soft, temperature),
     )  # fmt: skip
-    _check_learned(student, "student", temperature, dataset.num_classes)
+    _check_learned(
+        student, f"distillation at T = {temperature:g}: the student", dataset.num_classes
+    )
     return Distillation(
         temperature,
         recorded(teacher, {"kind": "distillation-teacher", **about}),
@@ -321,15 +326,15 @@ def distill(
     )
 
 
-def _check_learned(result: TrainingResult, role: str, temperature: float, num_classes: int) -> None:
+def _check_learned(result: TrainingResult, what: str, num_classes: int) -> None:
     """Refuse a model near chance: attacking it would report a defense that is
     only a model that never learned."""
     accuracy = result.info.accuracies["validation"]
     if accuracy < 2 / num_classes:
         raise TrainingError(
-            f"distillation at T = {temperature:g}: the {role} reached {accuracy:.2%} "
-            f"validation accuracy, about chance ({1 / num_classes:.0%} for {num_classes} "
-            "classes); train longer (epochs) or with another recipe"
+            f"{what} reached {accuracy:.2%} validation accuracy, about chance "
+            f"({1 / num_classes:.0%} for {num_classes} classes); train longer (epochs) "
+            "or with another recipe"
         )
 
 
