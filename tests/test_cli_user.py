@@ -218,3 +218,39 @@ def test_feature_vectors_are_refused_where_images_are_needed(
     assert "detection compares neighbouring pixels, so it needs images" in capsys.readouterr().err
     assert main(["study", "create", str(run), "--out", str(tmp_path / "s")]) == 2
     assert "people are shown images in a study" in capsys.readouterr().err
+
+
+def test_a_mask_file_keeps_the_attack_in_a_patch(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    patch = np.zeros((1, 16, 16), dtype=np.uint8)  # 0/1 integers read as bools
+    patch[0, 4:12, 4:12] = 1  # a pixel's three channels freed together
+    np.save(tmp_path / "patch.npy", patch)
+    common = ["--data", str(files["data"]), "--model", str(files["exported"])]
+    saved = tmp_path / "adv.npy"
+    masked = ["--mask", str(tmp_path / "patch.npy")]
+    assert main(["attack", *common, *masked, "--index", "3", "--target", "0", "--save",
+                 str(saved), "--out", str(tmp_path / "a.png")]) == 0  # fmt: skip
+    x, _ = load_data(files["data"]).test.tensors(np.array([3]))
+    moved = (np.load(saved) != x.numpy())[0].any(axis=0)
+    assert moved.any()
+    assert not moved[~patch[0].astype(bool)].any()
+
+    run = tmp_path / "run"
+    assert main(["campaign", "run", str(run), *common, *masked, "--samples", "2"]) == 0
+    assert "attacks:    6 / 6" in capsys.readouterr().out
+    stored = jsma.Campaign.open(run).manifest.spec.mask
+    assert stored is not None
+    assert np.array_equal(stored.array(), patch == 1)
+
+    np.save(tmp_path / "wrong.npy", np.ones((16, 15), dtype=bool))
+    np.save(tmp_path / "levels.npy", np.full((16, 16), 0.5))
+    np.savez(tmp_path / "two.npz", a=patch)
+    for name, message in [
+        ("wrong.npy", "shape (16, 15) does not fit inputs of shape (3, 16, 16)"),
+        ("levels.npy", "expected bools (or only 0 and 1), got float64"),
+        ("two.npz", "an .npz archive"),
+        ("absent.npy", "not a readable .npy array"),
+    ]:
+        assert main(["attack", *common, "--mask", str(tmp_path / name)]) == 2
+        assert message in capsys.readouterr().err

@@ -6,6 +6,7 @@ exports and reports from what its manifest stored."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -18,7 +19,14 @@ from torch import nn
 
 import jsma
 from jsma.attacks import all_other_targets
-from jsma.campaign import Campaign, CampaignSpec, LocalPool, run_campaign
+from jsma.campaign import (
+    AttackSettings,
+    Campaign,
+    CampaignSpec,
+    FeatureMask,
+    LocalPool,
+    run_campaign,
+)
 from jsma.data import Dataset, load_data
 from jsma.errors import ConfigurationError
 from jsma.metrics import in_pixels, pixels_changed
@@ -200,3 +208,62 @@ def heatmap_labels(campaign: Path) -> list[str]:
     assert isinstance(success, Figure)
     axes = success.axes[0]
     return [label.get_text() for label in axes.get_xticklabels()]
+
+
+def test_a_masked_campaign_changes_only_the_free_features(tmp_path: Path) -> None:
+    """Grosse et al.'s setting: binary features added only where the mask frees them;
+    the rows are those of the attack called with the same mask, the manifest keeps
+    the mask (and its digest covers it), and another mask is another campaign."""
+    vectors, labels = binary_features(48, 0)
+    np.savez(tmp_path / "f.npz", x_train=vectors, y_train=labels, x_test=vectors, y_test=labels)
+    data = load_data(tmp_path / "f.npz")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 2)).eval()
+    free = np.zeros(64, dtype=bool)
+    free[::3] = True  # 22 of the 64 features may be added
+    mask = FeatureMask.of(free)
+    attack = AttackSettings(binary=True, variant="single", max_distortion=0.5)
+    spec = CampaignSpec(splits=("test",), samples=12, unit_size=6, attack=attack, mask=mask)
+    run_campaign(tmp_path / "c", spec, model, data)
+
+    campaign = Campaign.open(tmp_path / "c")
+    assert campaign.manifest.spec.mask == mask
+    assert np.array_equal(campaign.manifest.spec.mask.array(), free)
+    results = campaign.results()
+    changed = np.concatenate(results["trajectory_features"].to_numpy(zero_copy_only=False))
+    assert len(changed) > 0
+    assert free[changed].all()
+    x, y = data.test.tensors(np.arange(12))
+    direct = attack.attack(data.bounds)(model, x, 1 - y, sources=y, mask=torch.from_numpy(free))
+    assert np.array_equal(results["success"].to_numpy(), direct.success.numpy())
+    assert np.array_equal(results["features_changed"].to_numpy(), direct.features_changed.numpy())
+    unmasked = CampaignSpec(splits=("test",), samples=12, unit_size=6, attack=attack)
+    assert unmasked.digest() != spec.digest()
+    assert "22 of its 64 features free to change" in (
+        write_report([tmp_path / "c"], tmp_path / "report", data).html.read_text()
+    )
+    with pytest.raises(jsma.CampaignError, match="mask"):  # another mask: not this campaign
+        run_campaign(tmp_path / "c", unmasked, model, data)
+    with pytest.raises(ConfigurationError, match=r"does not fit inputs of shape \(64,\)"):
+        run_campaign(tmp_path / "d", dataclasses.replace(spec, mask=FeatureMask.of(free[:8])),
+                     model, data)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("shape", "bits", "message"),
+    [
+        ((4,), "f", "1 bytes of bits, got 0.5"),
+        ((4,), "zz", "hexadecimal"),
+        ((4,), "f1", "past its last feature must be 0"),
+        ((4,), "00", "lets no feature change"),
+        ((0, 4), "", "positive sizes"),
+    ],
+)
+def test_damaged_masks_are_named(shape: tuple[int, ...], bits: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        FeatureMask(shape, bits)
+    free = np.array([[True, False, False, True, True]])
+    assert np.array_equal(FeatureMask.of(free).array(), free)
+    assert FeatureMask.of(free).changeable == 3
+    with pytest.raises(ConfigurationError, match="a mask is a bool array"):
+        FeatureMask.of(free.astype(np.uint8))

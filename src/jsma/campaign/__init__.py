@@ -20,7 +20,7 @@ from jsma.campaign._runner import (
     run_campaign,
 )
 from jsma.campaign._samples import CraftedSamples, originals_of, rebuilt_samples
-from jsma.campaign._spec import AttackSettings, CampaignSpec, TargetRule, WorkUnit
+from jsma.campaign._spec import AttackSettings, CampaignSpec, FeatureMask, TargetRule, WorkUnit
 from jsma.campaign._store import SCHEMA
 from jsma.campaign.location import ArrowFolder, Folder, LocalFolder, folder_at
 from jsma.errors import CampaignError
@@ -38,6 +38,7 @@ __all__ = [
     "CraftedSamples",
     "DataRecord",
     "Engine",
+    "FeatureMask",
     "Folder",
     "InProcess",
     "LocalFolder",

@@ -102,6 +102,8 @@ def describe_campaign(
         raise ConfigurationError(
             "the provenance given is another model's (its fingerprint is not this model's)"
         )
+    if spec.mask is not None:
+        spec.mask.check_fits(tuple(dataset.input_shape))
     return Manifest.new(
         spec,
         provenance,

@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+import torch
 
 from jsma._records import decode, encode
 from jsma.attacks import AttackSettings
@@ -20,11 +24,81 @@ from jsma.settings import (
     TargetRule,
 )
 
-__all__ = ["AttackSettings", "CampaignSpec", "TargetRule", "WorkUnit"]
+__all__ = ["AttackSettings", "CampaignSpec", "FeatureMask", "TargetRule", "WorkUnit"]
 
 # Attack settings added after 0.2.0, with the value every earlier campaign had: left out
 # of the digest at that value, so that those campaigns' unit files keep their stamps.
 _LATER_SETTINGS = {"saliency": "jsma", "search_domain": "unsaturated", "binary": False}
+
+
+@dataclass(frozen=True)
+class FeatureMask:
+    """The features a campaign's attacks may change, the same for every sample: `JSMA`'s
+    shared `mask=` in a form a manifest stores (and its digest covers).
+
+    `shape` broadcasts to one input's shape (a `(28, 28)` mask fits `(1, 28, 28)`
+    images; a `(1, H, W)` mask keeps or frees a pixel's channels together); `bits` is
+    the row-major flattened mask packed eight features a byte (`np.packbits`), in hex.
+    Build one with `FeatureMask.of(array)`.
+    """
+
+    shape: tuple[int, ...]
+    bits: str
+
+    def __post_init__(self) -> None:
+        if not self.shape or any(size < 1 for size in self.shape):
+            raise ConfigurationError(f"a mask's shape has positive sizes, got {self.shape}")
+        count = math.prod(self.shape)
+        if len(self.bits) != 2 * math.ceil(count / 8):
+            raise ConfigurationError(
+                f"a mask of shape {self.shape} is {math.ceil(count / 8)} bytes of bits, got "
+                f"{len(self.bits) / 2:g}"
+            )
+        try:
+            packed = np.frombuffer(bytes.fromhex(self.bits), dtype=np.uint8)
+        except ValueError:
+            raise ConfigurationError("a mask's bits are hexadecimal digits") from None
+        if np.unpackbits(packed)[count:].any():
+            raise ConfigurationError("a mask's bits past its last feature must be 0")
+        if not self.changeable:
+            raise ConfigurationError("the mask lets no feature change: nothing to attack")
+
+    @classmethod
+    def of(cls, mask: np.ndarray | torch.Tensor) -> FeatureMask:
+        """The mask of a bool array, True where a feature may change."""
+        array = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask
+        if not isinstance(array, np.ndarray) or array.dtype != np.bool_:
+            kind = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
+            raise ConfigurationError(
+                f"a mask is a bool array, True where a feature may change; got {kind}"
+            )
+        return cls(tuple(array.shape), np.packbits(array.ravel()).tobytes().hex())
+
+    def array(self) -> np.ndarray:
+        """The mask as a bool array of its shape."""
+        packed = np.frombuffer(bytes.fromhex(self.bits), dtype=np.uint8)
+        return np.unpackbits(packed)[: math.prod(self.shape)].astype(bool).reshape(self.shape)
+
+    def tensor(self, device: torch.device | str | None = None) -> torch.Tensor:
+        return torch.from_numpy(self.array()).to(device)
+
+    @property
+    def changeable(self) -> int:
+        """How many of its features may change."""
+        packed = np.frombuffer(bytes.fromhex(self.bits), dtype=np.uint8)
+        return int(np.unpackbits(packed).sum())
+
+    def check_fits(self, input_shape: tuple[int, ...]) -> None:
+        """A `ConfigurationError` unless the mask broadcasts to inputs of this shape."""
+        try:
+            fits = np.broadcast_shapes(self.shape, input_shape) == tuple(input_shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ConfigurationError(
+                f"a mask of shape {self.shape} does not fit inputs of shape "
+                f"{tuple(input_shape)} (it must broadcast to one input's shape)"
+            )
 
 
 @dataclass(frozen=True)
@@ -49,6 +123,7 @@ class CampaignSpec:
     paper's 9 attacks per sample), `random` (one other class, seeded),
     `least-likely` (the other class the model finds least likely), and
     `untargeted`. Each unit of `unit_size` samples is attacked as one batch.
+    `mask`: the features the attacks may change (None: all of them).
     """
 
     splits: tuple[str, ...] = ("test",)
@@ -57,6 +132,7 @@ class CampaignSpec:
     attack: AttackSettings = dataclasses.field(default_factory=AttackSettings)
     unit_size: int = DEFAULT_UNIT_SIZE
     seed: int = 0
+    mask: FeatureMask | None = None
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.splits if s not in SPLIT_NAMES]
@@ -114,5 +190,7 @@ class CampaignSpec:
             for name, value in content["attack"].items()
             if not (name in _LATER_SETTINGS and value == _LATER_SETTINGS[name])
         }
+        if content["mask"] is None:  # added after 0.2.0, like the later settings
+            del content["mask"]
         text = json.dumps(content, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

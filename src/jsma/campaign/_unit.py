@@ -72,7 +72,8 @@ def attack_unit(model: nn.Module, data: UnitData, spec: CampaignSpec) -> tuple[p
     indices, images, sources, targets = _unit_inputs(model, data, spec)
     attack = spec.attack.attack(data.bounds)
     started = time.perf_counter()
-    result = attack(model, images, targets, sources=sources)
+    mask = None if spec.mask is None else spec.mask.tensor(images.device)
+    result = attack(model, images, targets, sources=sources, mask=mask)
     seconds = time.perf_counter() - started
     goal = sources if targets is None else targets
     alpha, beta, _ = attack.derivatives(model, images, goal, untargeted=targets is None)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jsma.errors import JSMAError, MissingDependencyError
+from jsma.errors import ConfigurationError, JSMAError, MissingDependencyError
 from jsma.settings import (
     DEFAULT_THETA,
     OUTPUTS,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from jsma.attacks import AttackSettings
-    from jsma.campaign import Engine
+    from jsma.campaign import Engine, FeatureMask
     from jsma.data import Dataset, MnistSource
     from jsma.models import Evaluation, LoadedModel, ModelProvenance
 
@@ -247,6 +247,12 @@ def attack_options(parser: argparse.ArgumentParser) -> None:
         "feature already at its bound can be picked and costs its iteration)",
     )  # fmt: skip
     group.add_argument(
+        "--mask", type=Path, metavar="FILE.npy",
+        help="features the attack may change: a .npy array of bools (or of 0 and 1) "
+        "shaped like one input or broadcasting to it, True where a feature may change "
+        "(default: every feature may)",
+    )  # fmt: skip
+    group.add_argument(
         "--binary", action="store_true",
         help="binary features (Grosse et al. 2017): each at one of its bounds, a change "
         "flips it (theta > 0 adds, theta < 0 removes); anything else is an error",
@@ -266,6 +272,35 @@ def attack_settings(args: argparse.Namespace) -> AttackSettings:
         search_domain=args.search_domain,
         binary=args.binary,
     )
+
+
+def feature_mask(args: argparse.Namespace, input_shape: tuple[int, ...]) -> FeatureMask | None:
+    """The `--mask` file's mask, checked against inputs of `input_shape`."""
+    import numpy as np
+
+    from jsma.campaign import FeatureMask
+
+    if args.mask is None:
+        return None
+    try:
+        array = np.load(args.mask, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise JSMAError(f"--mask {args.mask}: not a readable .npy array ({error})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise JSMAError(f"--mask {args.mask}: an .npz archive; give one array saved as .npy")
+    if array.dtype != np.bool_:
+        binary = np.issubdtype(array.dtype, np.number) and np.isin(array, (0, 1)).all()
+        if not binary:
+            raise JSMAError(
+                f"--mask {args.mask}: expected bools (or only 0 and 1), got {array.dtype} values"
+            )
+        array = array.astype(bool)
+    try:
+        mask = FeatureMask.of(array)
+        mask.check_fits(input_shape)
+    except ConfigurationError as error:
+        raise JSMAError(f"--mask {args.mask}: {error}") from None
+    return mask
 
 
 def source(args: argparse.Namespace) -> MnistSource:

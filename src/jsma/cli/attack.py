@@ -14,6 +14,7 @@ from jsma.cli._common import (
     attacked_model,
     data_options,
     dataset,
+    feature_mask,
     model_options,
     non_negative_int,
     output_file,
@@ -85,17 +86,19 @@ def _attack(args: argparse.Namespace) -> int:
             f"--target {args.target} is not a class of the data (0 to {data.num_classes - 1})"
         )
     config = attack_settings(args).attack(data.bounds)
+    shared_mask = feature_mask(args, tuple(data.input_shape))
     network, _ = attacked_model(args, data)
     device = next(network.parameters()).device
+    mask = None if shared_mask is None else shared_mask.tensor(device)
     image, label = split.tensors(np.array([args.index]), device=device)
     name = f"attack-{args.split}-{args.index}"
     if args.all_targets:
         images, sources, targets = all_other_targets(image, label, data.num_classes)
-        result = config(network, images, targets, sources=sources)
+        result = config(network, images, targets, sources=sources, mask=mask)
         name += "-all-targets"
     else:
         chosen = None if args.target is None else torch.tensor([args.target], device=device)
-        result = config(network, image, chosen, sources=label)
+        result = config(network, image, chosen, sources=label, mask=mask)
         name += "-untargeted" if args.target is None else f"-to-{args.target}"
     _print(result, data.class_name)
     if args.save is not None:

@@ -18,6 +18,7 @@ from jsma.cli._common import (
     dataset,
     engine,
     engine_options,
+    feature_mask,
     model_options,
     output_file,
     positive_int,
@@ -98,16 +99,18 @@ def _print_status(status: CampaignStatus) -> None:
 def _run(args: argparse.Namespace) -> int:
     from jsma.campaign import CampaignSpec, run_campaign
 
+    settings = attack_settings(args)
+    runner = engine(args)  # a missing extra fails before any data, model or file
+    data = dataset(args)
     spec = CampaignSpec(
         splits=tuple(args.splits),
         samples=args.samples,
         targets=args.targets,
-        attack=attack_settings(args),
+        attack=settings,
         unit_size=args.unit_size,
         seed=args.seed,
+        mask=feature_mask(args, tuple(data.input_shape)),
     )
-    runner = engine(args)  # a missing extra fails before any data, model or file
-    data = dataset(args)
     network, provenance = attacked_model(args, data)
     status = run_campaign(
         args.directory, spec, network, data, provenance=provenance, progress=True,

@@ -33,10 +33,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def _masked(summary: CampaignSummary) -> str:
+    mask = summary.manifest.spec.mask
+    if mask is None:
+        return ""
+    total = math.prod(summary.manifest.data.input_shape)
+    free = mask.changeable * total // math.prod(mask.shape)  # a broadcast mask repeats
+    return f", {free:,} of its {total:,} features free to change (a mask)"
+
+
 def results_section(summaries: Sequence[CampaignSummary]) -> Section:
     """What was attacked, in words, and each campaign's results line beside the paper's."""
     settings = dict.fromkeys(
         f"{s.manifest.model.describe()}, attacked on its {s.manifest.spec.attack.output}"
+        + _masked(s)
         for s in summaries
     )
     closest = any(
