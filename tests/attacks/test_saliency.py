@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from jsma.attacks import _saliency as saliency
 from jsma.attacks import (
     pair_saliency,
     pareto_front,
@@ -197,3 +198,46 @@ def test_rows_whose_superset_is_wide_are_sorted_apart() -> None:
         torch.testing.assert_close(got, want)
     # As alpha and beta of the increasing map: gain = alpha, push = -beta.
     _assert_same_pair(gain, -push, valid, True, top=8)
+
+
+@pytest.mark.parametrize("increasing", [True, False])
+def test_flat_points_take_the_tighter_bound_and_stay_exact(
+    increasing: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WJSMA's and TJSMA's points are flat (near one front): the domain's one
+    corner lets hundreds of features contend for the tie-break, the corners of groups
+    of candidates (`_candidate_corners`) drop most of them; on a coarse grid, where
+    sums tie exactly, the pair is still the brute force's."""
+    calls = []
+    corners = saliency._candidate_corners
+
+    def counted(
+        gain: torch.Tensor, push: torch.Tensor, candidates: torch.Tensor, present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(gain.shape[0])
+        return corners(gain, push, candidates, present)
+
+    monkeypatch.setattr(saliency, "_candidate_corners", counted)
+    generator = torch.Generator().manual_seed(7)
+    sign = 1.0 if increasing else -1.0
+    for grid in (8, 1 << 20):
+        # Near one falling front (push about 1 - gain): the domain's corner (1, 1)
+        # bounds every feature above the best score.
+        gain = torch.randint(0, grid, (6, 400), generator=generator).double() / grid
+        noise = torch.randint(0, 4, (6, 400), generator=generator).double() / 64
+        push = (1 - gain - noise).clamp(min=1 / 64)
+        domain = torch.rand(6, 400, generator=generator) < 0.9
+        _assert_same_pair(sign * gain, -sign * push, domain, increasing)
+    assert calls
+
+
+def test_a_rounding_tie_outside_the_layers_is_found_through_the_tighter_bound() -> None:
+    """At 2**53 adding 0.25 or 0.75 rounds away: features 0 to 9, dominated by feature
+    10 (gain 0.75) and 11 (2**53), still reach the best score with 11. The brute force
+    picks (0, 11), so the tie-break must keep them as contenders, under both bounds."""
+    gain = torch.tensor([[0.25] * 10 + [0.75, 2.0**53]], dtype=torch.float64)
+    push = torch.ones_like(gain)
+    domain = torch.ones_like(gain, dtype=torch.bool)
+    choice = select_pair(gain, -push, domain)
+    assert (int(choice.first[0]), int(choice.second[0])) == (0, 11)
+    _assert_same_pair(gain, -push, domain, True)

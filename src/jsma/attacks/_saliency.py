@@ -296,6 +296,72 @@ def _best_partner_scores(
     return best
 
 
+def _candidate_best_scores(
+    gain: torch.Tensor,
+    push: torch.Tensor,
+    candidates: torch.Tensor,
+    candidate_present: torch.Tensor,
+    max_block_elements: int,
+) -> torch.Tensor:
+    """Each candidate's best score with another candidate of its row, (batch, K), -1 for
+    padding and where nothing is admissible.
+
+    The candidates are padded to the widest row, and the pairs cost the width squared:
+    rows are scored in groups of similar counts (widths of powers of two), so that the
+    many rows with a dozen candidates do not pay for the few with fifty (WJSMA's).
+    """
+    width = candidates.shape[1]
+    counts = candidate_present.sum(dim=1)
+    bucket = torch.ceil(torch.log2(counts.clamp(min=1).double())).long()
+    if width <= 8 or int(bucket.min()) == int(bucket.max()):
+        return _best_partner_scores(
+            gain, push, candidates, candidate_present, candidates, candidate_present,
+            max_block_elements,
+        )  # fmt: skip
+    # Scored on the candidates' own values, by their slots (distinct within a row).
+    candidate_gain, candidate_push = gain.gather(1, candidates), push.gather(1, candidates)
+    slots = torch.arange(width, device=gain.device).expand_as(candidates)
+    best = torch.full(candidates.shape, -1.0, dtype=gain.dtype, device=gain.device)
+    for level in bucket.unique().tolist():
+        rows = (bucket == level).nonzero().squeeze(1)
+        narrow = min(width, 1 << level)
+        chosen, present = slots[rows, :narrow], candidate_present[rows, :narrow]
+        best[rows, :narrow] = _best_partner_scores(
+            candidate_gain[rows, :narrow], candidate_push[rows, :narrow],
+            chosen, present, chosen, present, max_block_elements,
+        )  # fmt: skip
+    return best
+
+
+def _candidate_corners(
+    gain: torch.Tensor,
+    push: torch.Tensor,
+    candidates: torch.Tensor,
+    candidate_present: torch.Tensor,
+    groups: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(G, P), (batch, groups): the largest gain and the largest push of each group of
+    candidates, ranked by gain and cut into `groups` groups of consecutive ranks
+    (the lowest float where a group is empty).
+
+    (gain_p + G) * (push_p + P) bounds p's scores with the group's candidates, the
+    rounded ones too (sums and products of positive numbers round monotonically). On
+    a Pareto front push falls as gain rises, so each corner lies close to its group
+    and the bound is far tighter than the domain's one corner where the points are
+    flat (WJSMA's and TJSMA's).
+    """
+    low = torch.finfo(gain.dtype).min
+    candidate_gain = torch.where(candidate_present, gain.gather(1, candidates), low)
+    candidate_push = torch.where(candidate_present, push.gather(1, candidates), low)
+    count = candidate_present.sum(dim=1, keepdim=True).clamp(min=1)
+    rank = candidate_gain.argsort(dim=1, descending=True).argsort(dim=1)
+    group = torch.where(candidate_present, rank * groups // count, groups)  # absent: apart
+    empty = torch.full((gain.shape[0], groups + 1), low, dtype=gain.dtype, device=gain.device)
+    corner_gain = empty.scatter_reduce(1, group, candidate_gain, reduce="amax")
+    corner_push = empty.scatter_reduce(1, group, candidate_push, reduce="amax")
+    return corner_gain[:, :groups], corner_push[:, :groups]
+
+
 def select_pair(
     alpha: torch.Tensor,
     beta: torch.Tensor,
@@ -327,9 +393,11 @@ def select_pair(
     smallest feature p that reaches s* with some partner, which rounding may
     put outside C. Only a feature before the first candidate that reaches s*,
     whose upper bound (gain_p + max gain) * (push_p + max push) reaches s*,
-    can; each of those is scored against C. q is then the smallest feature
-    after p that reaches s* with it. Cost O(M + K^2 + S K) for K candidates
-    and S such features, in blocks of at most `max_block_elements` scores.
+    can; of those, only the ones whose tighter bound on the corners of groups
+    of C (`_candidate_corners`) still reaches s* are scored against C. q is
+    then the smallest feature after p that reaches s* with it. Cost
+    O(M + K^2 + S K) for K candidates and S such features, in blocks of at
+    most `max_block_elements` scores; rows are scored in groups of similar K.
     The layers themselves are found among the `prefilter_top` largest gains
     and the few points that no dominated one of those covers (`_layer_superset`),
     which spares sorting every feature.
@@ -342,17 +410,17 @@ def select_pair(
     first_layer, second_layer = _pareto_candidates(gain, push, domain, prefilter_top)
     candidates, candidate_present = _compact(first_layer | second_layer)
     # s*, reached within the candidates; p_C, the first candidate that reaches it.
-    candidate_best = _best_partner_scores(
-        gain, push, candidates, candidate_present, candidates, candidate_present,
-        max_block_elements,
-    )  # fmt: skip
+    candidate_best = _candidate_best_scores(
+        gain, push, candidates, candidate_present, max_block_elements
+    )
     top = candidate_best.amax(dim=1)
     first_candidate = candidates.gather(
         1, (candidate_best == top[:, None]).to(torch.int8).argmax(dim=1, keepdim=True)
     ).squeeze(1)
 
     # Other features before p_C whose upper bound (gain + max gain) * (push + max push)
-    # reaches s*: only rounding lets them tie. Scored against the candidates, flat.
+    # reaches s*: only rounding lets them tie. Those whose tighter bound, on the corners
+    # of groups of candidates, reaches it too are scored against the candidates, flat.
     low = torch.finfo(gain.dtype).min
     max_gain = torch.where(domain, gain, low).amax(dim=1, keepdim=True)
     max_push = torch.where(domain, push, low).amax(dim=1, keepdim=True)
@@ -366,6 +434,14 @@ def select_pair(
     )
     first = first_candidate.clone()
     sample, feature = contenders.nonzero(as_tuple=True)  # ordered by sample, then feature
+    if len(sample) > 2 * len(top):  # flat points: worth the tighter bound
+        corner_gain, corner_push = _candidate_corners(gain, push, candidates, candidate_present)
+        tighter = _pair_scores(
+            gain[sample, feature, None], push[sample, feature, None],
+            corner_gain[sample], corner_push[sample], corner_gain[sample] > low,
+        ).amax(dim=1)  # fmt: skip
+        kept = tighter >= top[sample]
+        sample, feature = sample[kept], feature[kept]
     block = max(1, max_block_elements // candidates.shape[1])
     for start in range(0, len(sample), block):
         b, f = sample[start : start + block], feature[start : start + block]
