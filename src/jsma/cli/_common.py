@@ -287,6 +287,7 @@ def feature_mask(args: argparse.Namespace, input_shape: tuple[int, ...]) -> Feat
     except (OSError, ValueError, EOFError) as error:
         raise JSMAError(f"--mask {args.mask}: not a readable .npy array ({error})") from None
     if not isinstance(array, np.ndarray):  # an .npz archive
+        array.close()
         raise JSMAError(f"--mask {args.mask}: an .npz archive; give one array saved as .npy")
     if array.dtype != np.bool_:
         binary = np.issubdtype(array.dtype, np.number) and np.isin(array, (0, 1)).all()
