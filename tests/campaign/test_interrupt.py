@@ -37,16 +37,19 @@ def test_ctrl_c_stops_a_campaign_in_one_line(cli_setup: tuple[list[str], Path]) 
     directory = tmp_path / "run"
     command = [
         sys.executable, "-m", "jsma.cli", "campaign", "run", str(directory), *options,
-        "--splits", "validation", "--samples", "200", "--unit-size", "5", "--max-distortion", "1.0",
-        "--workers", "2",
+        "--samples", "40", "--unit-size", "1", "--max-distortion", "1.0", "--workers", "2",
     ]  # fmt: skip
-    # 40 units of 45 attacks: long enough that a loaded machine, which may let the test
-    # see the first unit late, cannot let the campaign finish before the signal.
-    # A session of its own: Ctrl-C in a terminal signals the whole process group.
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+    # A session of its own: Ctrl-C in a terminal signals the whole process group. Run
+    # from a background job (`cmd &`, nohup), the suite has SIGINT ignored, which a
+    # child inherits and Python keeps: the child gets a terminal's disposition instead.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 120
     units = directory / "units"
     while not (units.is_dir() and any(units.glob("*.parquet"))):
