@@ -26,7 +26,7 @@ from jsma.defenses import (
 )
 from jsma.errors import JSMAError, TrainingError
 from jsma.metrics import CampaignArrays
-from jsma.models import RECIPES, load_checkpoint, train
+from jsma.models import RECIPES, load_checkpoint, save_checkpoint, train
 from jsma.models._training import Objective
 from tests.conftest import NUM_CLASSES
 
@@ -103,7 +103,10 @@ def test_distillation_scales_the_deployed_logits(undefended) -> None:  # type: i
     result = distill(dataset, FAST, temperature=20.0, seed=0, epochs=10)
     defense = dict(result.student.info.defense)
     assert defense.pop("training_seconds") >= 0  # the cost, recorded beside the settings
-    assert defense == {"kind": "distillation", "temperature": 20.0, "seed": 0, "epochs": 10}
+    assert defense == {
+        "kind": "distillation", "temperature": 20.0, "seed": 0, "epochs": 10,
+        "loss": "T * cross-entropy",
+    }  # fmt: skip
     assert result.teacher.info.defense["kind"] == "distillation-teacher"
     with torch.no_grad():
         plain = model(images).std(dim=1).mean()
@@ -194,6 +197,26 @@ def test_run_distillation(undefended, tmp_path: Path) -> None:  # type: ignore[n
         assert manifest["spec"]["samples"] == 6
     with pytest.raises(ValueError, match="temperatures"):
         run_distillation(baseline, model, dataset, tmp_path / "d", recipe=FAST, temperatures=(0,))
+
+
+def test_a_student_of_the_unscaled_loss_is_not_reused(  # type: ignore[no-untyped-def]
+    undefended, tmp_path: Path
+) -> None:
+    """A student distilled before the losses were scaled by T (its checkpoint has no
+    "loss") is refused by name, not attacked as the defense; today's is reused."""
+    dataset, model, baseline = undefended
+    directory = tmp_path / "distill"
+    settings: dict[str, Any] = {"recipe": FAST, "temperatures": (10.0,), "epochs": 5}
+    run_distillation(baseline, model, dataset, directory, **settings)
+    path = directory / "T10" / "student.safetensors"
+    written = path.read_bytes()
+    run_distillation(baseline, model, dataset, directory, **settings)
+    assert path.read_bytes() == written  # reused, not trained again
+    student = load_checkpoint(path)
+    defense = {k: v for k, v in student.info.defense.items() if k != "loss"}
+    save_checkpoint(path, student.model, dataclasses.replace(student.info, defense=defense))
+    with pytest.raises(JSMAError, match="distilled by an earlier jsma"):
+        run_distillation(baseline, model, dataset, directory, **settings)
 
 
 class _Spy(JSMA):

@@ -24,7 +24,7 @@ from jsma.defenses._evaluation import (
     write_defense,
 )
 from jsma.defenses._figures import generated_adversarial_figure
-from jsma.defenses._training import adversarial_training, distill
+from jsma.defenses._training import DISTILLATION_LOSS, adversarial_training, distill
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.gan import load_generator
 from jsma.models import (
@@ -56,6 +56,13 @@ def _trained(
     if path.is_file():
         loaded = load_checkpoint(path)
         stored = {k: loaded.info.defense.get(k) for k in description}
+        if loaded.info.defense.get("kind") == "distillation" and "loss" not in loaded.info.defense:
+            raise JSMAError(
+                f"{path}: this student was distilled by an earlier jsma, whose losses were not "
+                "multiplied by the temperature (with plain SGD a student at high temperature "
+                "stayed at chance); delete its folder or use another output directory to "
+                "distil it again"
+            )
         if stored != dict(description):
             raise JSMAError(
                 f"{path}: this model was trained with other settings ({dict(loaded.info.defense)}"
@@ -181,6 +188,7 @@ def run_distillation(
             "temperature": temperature,
             "seed": seed,
             "epochs": epochs,
+            "loss": DISTILLATION_LOSS,
         }
         student = _trained(
             folder / "student.safetensors",

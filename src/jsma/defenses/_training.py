@@ -293,6 +293,11 @@ class Distillation:
     student: TrainingResult  # deployed at temperature 1
 
 
+# The loss `distill` trains with, in each checkpoint: students of earlier versions,
+# whose losses were not multiplied by T, lack it and are not reused.
+DISTILLATION_LOSS = "T * cross-entropy"
+
+
 def distill(
     dataset: Dataset,
     recipe: Recipe | str,
@@ -303,7 +308,7 @@ def distill(
     progress: bool = False,
 ) -> Distillation:
     """Defensive distillation at `temperature`: teacher, soft labels, student."""
-    about = {"temperature": temperature, "seed": seed, "epochs": epochs}
+    about = {"temperature": temperature, "seed": seed, "epochs": epochs, "loss": DISTILLATION_LOSS}
     teacher = train(
         dataset, recipe, seed=seed, epochs=epochs, progress=progress,
         objective=TemperatureObjective(temperature),
