@@ -127,6 +127,13 @@ def test_the_command_line_runs_on_ray(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "attacks:    12 / 12" in capsys.readouterr().out
     assert main([*run, "--address", "auto"]) == 2
     assert "--address and --gpus-per-worker go with --engine ray" in capsys.readouterr().err
+    # The model on CUDA and tasks given no GPU: refused before data, model or directory.
+    assert (
+        main([*run[:2], str(tmp_path / "cuda"), *run[3:], "--engine", "ray", "--device", "cuda"])
+        == 2
+    )
+    assert "give each task a share of a GPU with --gpus-per-worker" in capsys.readouterr().err
+    assert not (tmp_path / "cuda").exists()
 
 
 class RecordsDevice(torch.nn.Module):

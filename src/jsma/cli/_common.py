@@ -441,7 +441,20 @@ def engine_options(parser: argparse.ArgumentParser) -> None:
 def engine(args: argparse.Namespace) -> Engine:
     """The campaign engine the options ask for (a `jsma.campaign.Engine`)."""
     if args.engine == "ray":
+        import torch
+
         from jsma.campaign.ray_engine import RayEngine
+
+        device = str(getattr(args, "device", "cpu"))
+        on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        if on_cuda and not args.gpus_per_worker:
+            # Ray gives a task with no GPU share no visible device: the model, sent on
+            # CUDA, would fail to load in every worker.
+            raise JSMAError(
+                f"--device {device} with --engine ray: give each task a share of a GPU with "
+                "--gpus-per-worker (1 for a whole one, 0.25 for four tasks to a GPU); "
+                "Ray's tasks see no GPU without it"
+            )
 
         return RayEngine(
             address=args.address, workers=args.workers, threads=args.threads or 1,
