@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from jsma.data import load_data, read_npz
+from jsma.data import CACHE_ENV_VAR, load_data, read_npz
 from jsma.errors import DataError
 from tests.userdata import (
     CLASS_NAMES,
@@ -22,6 +22,12 @@ from tests.userdata import (
     write_npz,
     write_parquet,
 )
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Image folders are cached in the jsma cache: each test has its own."""
+    monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "cache"))
 
 
 def test_a_npz_of_named_colour_images(tmp_path: Path) -> None:
@@ -137,6 +143,47 @@ def test_an_image_folder_reads_as_the_npz_does(tmp_path: Path) -> None:
     assert from_folder.test.scale == 255
 
 
+def test_an_image_folder_is_decoded_once_while_its_files_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_image_folder(tmp_path / "mixed", train=8, test=4)
+    Image.new("L", (16, 16), 100).save(folder / "test" / "cat" / "gray.png")
+    first = load_data(folder)
+    entries = sorted((tmp_path / "cache" / "image-folders").glob("*.npz"))
+    assert len(entries) == 2  # one per split
+
+    opened: list[object] = []
+    original = Image.open
+
+    def spy(*args: object, **kwargs: object) -> object:
+        opened.append(args[0])
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image, "open", spy)
+    again = load_data(folder)
+    assert opened == []  # read from the cache
+    assert again.notes == first.notes  # the decoding's notes come back with it
+    for split in ("train", "test"):
+        assert np.array_equal(again.split(split).images, first.split(split).images)
+        assert np.array_equal(again.split(split).labels, first.split(split).labels)
+
+    # A changed file is a new key: its split is decoded again, with the new pixels.
+    Image.new("L", (16, 16), 7).save(folder / "test" / "cat" / "gray.png")
+    changed = load_data(folder)
+    assert len(opened) == 5  # the test split's 4 + 1 files; train still cached
+    assert not np.array_equal(changed.test.images, first.test.images)
+
+    # A damaged entry is decoded again and rewritten, not trusted.
+    opened.clear()
+    for entry in (tmp_path / "cache" / "image-folders").glob("*.npz"):
+        entry.write_bytes(b"not a zip")
+    repaired = load_data(folder)
+    assert len(opened) == 13
+    assert np.array_equal(repaired.train.images, first.train.images)
+    assert load_data(folder).describe() == repaired.describe()
+    assert len(opened) == 13  # rewritten: the third read decoded nothing
+
+
 def test_bad_image_folders(tmp_path: Path) -> None:
     folder = write_image_folder(tmp_path / "sizes", train=8, test=4)
     Image.new("RGB", (17, 16)).save(folder / "train" / "dog" / "odd.png")
@@ -193,7 +240,7 @@ def test_decoding_images_shows_a_bar_when_asked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = write_image_folder(tmp_path / "folder", train=8, test=4)
-    load_data(folder)
+    load_data(folder, cache_dir=tmp_path / "one")
     assert "image" not in capsys.readouterr().err
-    load_data(folder, progress=True)
+    load_data(folder, progress=True, cache_dir=tmp_path / "two")
     assert "reading train" in capsys.readouterr().err

@@ -8,8 +8,11 @@ each conversion it made, so that the command can print it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +20,15 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from jsma._io import atomic_write
 from jsma.data._dataset import Dataset, Split
-from jsma.data._sources import MnistSource, load_mnist
+from jsma.data._sources import MnistSource, default_cache_dir, load_mnist
 from jsma.errors import DataError
 from jsma.settings import SPLIT_NAMES
 
 __all__ = ["load_data", "read_image_folder", "read_npz", "read_parquet"]
+
+logger = logging.getLogger(__name__)
 
 Bounds = tuple[float, float]
 RawSplits = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -69,7 +75,9 @@ def load_data(
     if path.is_dir():
         if any(path.glob("*.parquet")):
             return read_parquet(path, bounds=bounds, progress=progress)
-        return read_image_folder(path, bounds=bounds, progress=progress)
+        return read_image_folder(
+            path, bounds=bounds, progress=progress, cache_dir=cache_dir or default_cache_dir()
+        )
     if path.suffix.lower() == ".npz":
         return read_npz(path, bounds=bounds)
     if path.suffix.lower() in (".parquet", ".pq"):
@@ -348,11 +356,60 @@ def _decode_images(
     return np.stack([np.asarray(picture.convert(mode), dtype=np.uint8) for picture in pictures])
 
 
+_FOLDER_CACHE_FORMAT = 1
+
+
+def _decoded_once(
+    files: Sequence[Path],
+    shown: Sequence[str],
+    folder: Path,
+    notes: list[str],
+    *,
+    cache_dir: Path | None,
+    progress: bool,
+) -> np.ndarray:
+    """`_decode_images` of a split folder's files, kept under `cache_dir` as a `.npz`
+    keyed by every file's name, size and modification time: a second run reads one
+    array instead of decoding each file, and any changed, added or removed file makes
+    a new key. An unreadable cache entry is decoded again and rewritten."""
+    if cache_dir is None:
+        return _decode_images(files, shown, str(folder), notes, progress=progress)
+    listing = []
+    for file, name in zip(files, shown, strict=True):
+        stat = file.stat()
+        listing.append([name, stat.st_size, stat.st_mtime_ns])
+    key = json.dumps([_FOLDER_CACHE_FORMAT, str(folder.resolve()), listing])
+    entry = cache_dir / "image-folders" / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
+    try:
+        with np.load(entry, allow_pickle=False) as stored:
+            images, stored_notes = stored["images"], [str(n) for n in stored["notes"]]
+        if images.dtype == np.uint8 and len(images) == len(files):
+            notes += stored_notes
+            return images
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        pass  # absent or damaged: decode the files
+    found: list[str] = []
+    images = _decode_images(files, shown, str(folder), found, progress=progress)
+    notes += found
+    try:
+        with atomic_write(entry) as handle:
+            np.savez(handle, images=images, notes=np.asarray(found, dtype=str))
+    except OSError as error:  # a read-only cache costs the next run's decoding, not this one
+        logger.warning("could not cache the decoded images of %s: %s", folder, error)
+    return images
+
+
 def read_image_folder(
-    directory: Path, *, bounds: Bounds | None = None, progress: bool = False
+    directory: Path,
+    *,
+    bounds: Bounds | None = None,
+    progress: bool = False,
+    cache_dir: Path | None = None,
 ) -> Dataset:
     """`DIR/train/CLASS/*.png`, `DIR/test/CLASS/*.png` (and `val/`): one folder per
-    class, named by it; any image format Pillow reads, all of one size."""
+    class, named by it; any image format Pillow reads, all of one size. With a
+    `cache_dir` (what `load_data` gives: the jsma cache), each split's decoded images
+    are kept there and read back while no file changed."""
     notes: list[str] = []
     folders = {}
     for child in sorted(p for p in directory.iterdir() if p.is_dir()):
@@ -381,7 +438,7 @@ def read_image_folder(
             files += listed
             labels += [label] * len(listed)
         shown = [str(f.relative_to(directory)) for f in files]
-        images = _decode_images(files, shown, str(folder), notes, progress=progress)
+        images = _decoded_once(files, shown, folder, notes, cache_dir=cache_dir, progress=progress)
         raw[split] = (images, np.asarray(labels, dtype=np.int64))
     _check_same_channels(raw, directory)
     return _assemble(
