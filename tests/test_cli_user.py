@@ -69,8 +69,14 @@ def test_campaign_run_resume_export_report_with_a_builder(
     assert "model:   tests.userdata:build_small_cnn(width=8) with weights" in out
     assert "attacks:    12 / 12" in out
     (run / "units" / "test-000002-000004.parquet").unlink()  # lose a unit
-    assert main(["campaign", "resume", str(run)]) == 0  # data and model from the manifest
-    assert "state:      complete" in capsys.readouterr().out
+    # A builder is code: jsma never runs it because the manifest names it.
+    assert main(["campaign", "resume", str(run)]) == 2
+    refused = capsys.readouterr().err
+    assert "jsma never loads a model that a campaign directory names" in refused
+    assert f"--model tests.userdata:build_small_cnn --weights {files['weights']}" in refused
+    assert "--model-arg width=8" in refused
+    assert main(["campaign", "resume", str(run), *model, "--model-arg", "width=8"]) == 0
+    assert "state:      complete" in capsys.readouterr().out  # data from the manifest
     exported = tmp_path / "adversarial.npz"
     assert main(["campaign", "export", str(run), "--out", str(exported)]) == 0
     assert "exported 12 attacks" in capsys.readouterr().out

@@ -158,6 +158,36 @@ def data_options(parser: argparse.ArgumentParser, *, outside: bool = True) -> No
     )
 
 
+def outside_model_options(group: Any, *, default: str = "the cached model of --recipe") -> None:
+    """`--model` in every form, with its weights, builder arguments, normalisation and
+    device: what a command that loads a model from outside jsma takes."""
+    group.add_argument(
+        "--model", metavar="FILE|package.module:builder",
+        help="a jsma checkpoint, a torch.export program (.pt2), a TorchScript file, or "
+        "the callable that builds the model (with --weights and --model-arg); default: "
+        f"{default}",
+    )  # fmt: skip
+    group.add_argument(
+        "--weights", type=Path,
+        help="the builder's weights: safetensors, or a state dict that loads without "
+        "unpickling objects",
+    )  # fmt: skip
+    group.add_argument(
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE",
+        help="a keyword argument of the builder (repeatable; VALUE a Python literal)",
+    )  # fmt: skip
+    group.add_argument(
+        "--normalize", nargs="+", type=float, metavar="MEAN",
+        help="the model's input normalisation, one mean per channel (or one for all), "
+        "made part of the attacked function: the attack works in the data's own bounds",
+    )  # fmt: skip
+    group.add_argument("--std", nargs="+", type=float, metavar="STD", help="with --normalize")
+    group.add_argument(
+        "--device", default="cpu", metavar="cpu|cuda|auto",
+        help="where the model runs (default cpu; auto: CUDA when there is one)",
+    )  # fmt: skip
+
+
 def model_options(
     parser: argparse.ArgumentParser,
     default_recipe: RecipeName = "default",
@@ -167,31 +197,7 @@ def model_options(
     """The model options; `outside`: the command takes models from outside jsma too."""
     group = parser.add_argument_group("model")
     if outside:
-        group.add_argument(
-            "--model", metavar="FILE|package.module:builder",
-            help="a jsma checkpoint, a torch.export program (.pt2), a TorchScript file, or "
-            "the callable that builds the model (with --weights and --model-arg); default: "
-            "the cached model of --recipe",
-        )  # fmt: skip
-        group.add_argument(
-            "--weights", type=Path,
-            help="the builder's weights: safetensors, or a state dict that loads without "
-            "unpickling objects",
-        )  # fmt: skip
-        group.add_argument(
-            "--model-arg", action="append", default=[], metavar="KEY=VALUE",
-            help="a keyword argument of the builder (repeatable; VALUE a Python literal)",
-        )  # fmt: skip
-        group.add_argument(
-            "--normalize", nargs="+", type=float, metavar="MEAN",
-            help="the model's input normalisation, one mean per channel (or one for all), "
-            "made part of the attacked function: the attack works in the data's own bounds",
-        )  # fmt: skip
-        group.add_argument("--std", nargs="+", type=float, metavar="STD", help="with --normalize")
-        group.add_argument(
-            "--device", default="cpu", metavar="cpu|cuda|auto",
-            help="where the model runs (default cpu; auto: CUDA when there is one)",
-        )  # fmt: skip
+        outside_model_options(group)
     else:
         group.add_argument(
             "--model", type=Path, help="a checkpoint to use instead of the cached one"
@@ -356,6 +362,21 @@ def campaign_data(args: argparse.Namespace, campaign: str | Path) -> Dataset:
 def attacked_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, ModelProvenance]:
     """The model the options name, in any form (`model_options(outside=True)`), on
     `--device`, checked against the data, and where it came from."""
+    from jsma.models import resolve_device
+
+    device = resolve_device(args.device)
+    outside = (args.weights, args.model_arg, args.normalize, args.std)
+    if args.model is None:
+        if any(outside):
+            raise JSMAError("--weights, --model-arg, --normalize and --std go with --model")
+        loaded, provenance = model_and_description(args, data)
+        return loaded.model.to(device), provenance
+    return named_model(args, data)
+
+
+def named_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, ModelProvenance]:
+    """The model `--model` names (`outside_model_options`), on `--device`, checked against
+    the data, and where it came from; a jsma checkpoint through `--recipe`'s path."""
     from jsma.models import (
         ModelProvenance,
         ModelSource,
@@ -367,12 +388,6 @@ def attacked_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, 
     )
 
     device = resolve_device(args.device)
-    outside = (args.weights, args.model_arg, args.normalize, args.std)
-    if args.model is None:
-        if any(outside):
-            raise JSMAError("--weights, --model-arg, --normalize and --std go with --model")
-        loaded, provenance = model_and_description(args, data)
-        return loaded.model.to(device), provenance
     if (args.normalize is None) != (args.std is None):
         raise JSMAError("--normalize and --std go together")
     chosen = model_source(
@@ -389,6 +404,18 @@ def attacked_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, 
     return model, provenance
 
 
+def stored_model_refused(where: object, provenance: ModelProvenance) -> JSMAError:
+    """The error for a model from outside jsma that a campaign names: jsma never loads
+    it on its own (a model file or builder is code), the user names it."""
+    assert provenance.source is not None
+    return JSMAError(
+        f"{where}: this campaign attacked {provenance.source.describe()}. jsma never loads "
+        "a model that a campaign directory names (a model file or a builder is code, and "
+        "could do anything): check that it is the model you mean, then name it: "
+        f"{provenance.source.options()}"
+    )
+
+
 def model_and_description(
     args: argparse.Namespace, data: Dataset, *, checkpoint: Path | None = None
 ) -> tuple[LoadedModel, ModelProvenance]:
@@ -400,9 +427,9 @@ def model_and_description(
         data,
         cache_dir(args),
         checkpoint=checkpoint or (None if args.model is None else Path(args.model)),
-        recipe=args.recipe,
+        recipe=getattr(args, "recipe", "default"),  # commands without --recipe name a file
         progress=True,
-        retrain=args.retrain,
+        retrain=getattr(args, "retrain", False),
     )
 
 

@@ -22,6 +22,7 @@ from jsma.cli._common import (
     model_options,
     output_file,
     positive_int,
+    stored_model_refused,
 )
 from jsma.settings import DEFAULT_UNIT_SIZE, SPLIT_NAMES, TARGET_RULES
 
@@ -122,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign, run_campaign
-    from jsma.models import ModelProvenance, load_model, resolve_device, resolve_model
+    from jsma.models import resolve_device, resolve_model
 
     manifest = Campaign.open(args.directory).manifest
     runner = engine(args)
@@ -132,8 +133,7 @@ def _resume(args: argparse.Namespace) -> int:
     if args.model is not None:
         network, provenance = attacked_model(args, data)
     elif stored.source is not None:
-        network = load_model(stored.source, device=resolve_device(args.device))
-        provenance = ModelProvenance.of(network)
+        raise stored_model_refused(args.directory, stored)
     else:
         checkpoint = Path(stored.checkpoint) if stored.checkpoint else None
         loaded, provenance = resolve_model(

@@ -15,11 +15,15 @@ from jsma.cli._common import (
     campaign_data,
     data_options,
     dataset,
+    named_model,
     needs_extra,
     output_directory,
+    outside_model_options,
     port_number,
     positive_int,
+    stored_model_refused,
 )
+from jsma.errors import JSMAError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -65,6 +69,10 @@ def register(commands: Commands) -> None:
     )
     _consent_options(create)
     data_options(create)
+    outside_model_options(
+        create.add_argument_group("model"),
+        default="the campaigns' model when it is jsma's own (a recipe or a jsma checkpoint)",
+    )
     create.set_defaults(handler=_create)
 
     settings = sub.add_parser(
@@ -163,14 +171,29 @@ def _settings(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign
-    from jsma.models import load_model, resolve_model
+    from jsma.models import resolve_model
     from jsma.study import ConsentText, create_study, describe
 
     data = campaign_data(args, args.campaigns[0])
     stored = Campaign.open(args.campaigns[0]).manifest.model
     model: nn.Module | None = None
-    if stored.source is not None:
-        model = load_model(stored.source)
+    # The network's prediction on the benign originals needs the model: jsma's own
+    # models are data (safetensors), but a model from outside is code, loaded only when
+    # the user names it here.
+    if args.model is not None:
+        model, provenance = named_model(args, data)
+        if provenance.fingerprint != stored.fingerprint:
+            raise JSMAError(
+                f"--model {args.model} is not the model {args.campaigns[0]} attacked "
+                f"({stored.describe()})"
+            )
+    elif stored.source is not None:
+        print(
+            f"warning: {stored_model_refused(args.campaigns[0], stored)} (here with "
+            "--model ...); without it the network's predictions on benign images are left "
+            "empty",
+            file=sys.stderr,
+        )
     elif stored.checkpoint or stored.recipe:
         checkpoint = Path(stored.checkpoint) if stored.checkpoint else None
         loaded, _ = resolve_model(

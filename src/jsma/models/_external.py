@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib
 import io
+import shlex
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from jsma.errors import ModelError
+from jsma.models._exported import load_exported
 
 __all__ = [
     "ModelForm",
@@ -98,6 +100,17 @@ class ModelSource:
         if self.mean:
             text += f", inputs normalised by mean {list(self.mean)} and std {list(self.std)}"
         return text
+
+    def options(self) -> str:
+        """The command-line options that name this model again (`--model ...`)."""
+        words = ["--model", self.location]
+        if self.weights:
+            words += ["--weights", self.weights]
+        for key, value in self.arguments.items():
+            words += ["--model-arg", f"{key}={value!r}"]
+        if self.mean:
+            words += ["--normalize", *map(str, self.mean), "--std", *map(str, self.std)]
+        return shlex.join(words)
 
     @property
     def architecture(self) -> str:
@@ -284,11 +297,7 @@ def load_model(source: ModelSource, *, device: str | torch.device = "cpu") -> So
 def _load(source: ModelSource, blobs: Mapping[str, bytes], device: torch.device) -> SourcedModel:
     network: nn.Module
     if source.form == "exported":
-        try:
-            program = torch.export.load(io.BytesIO(blobs[source.location]))
-            network = program.module()
-        except Exception as error:  # torch raises many kinds here
-            raise ModelError(f"{source.location}: not a loadable .pt2 program ({error})") from None
+        network = load_exported(blobs[source.location], source.location)
     elif source.form == "torchscript":
         try:
             network = torch.jit.load(io.BytesIO(blobs[source.location]), map_location="cpu")

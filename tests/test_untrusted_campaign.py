@@ -1,0 +1,84 @@
+"""A campaign directory someone sent runs no code (issue 34, item 15): its manifest may
+name any builder and recompute its own digest (an unkeyed SHA-256), yet `campaign
+resume` and `study create` load no model it names unless the command names it too."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from jsma.cli import main
+from tests.userdata import save_model_forms, trained_small_cnn, write_npz
+
+
+@pytest.fixture(scope="module")
+def received(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A campaign on a user's `.pt2`: its directory, the data, the model file."""
+    from jsma.data import load_data
+
+    root = tmp_path_factory.mktemp("received")
+    data = write_npz(root / "small.npz")
+    model = trained_small_cnn(*load_data(data).train.tensors(), steps=20)
+    exported = save_model_forms(model, root / "models")["exported"]
+    run = root / "run"
+    options = ["--data", str(data), "--model", str(exported), "--samples", "4"]
+    assert main(["-q", "campaign", "run", str(run), *options, "--unit-size", "2"]) == 0
+    return run, data, exported
+
+
+def _tampered(run: Path, marker: Path) -> None:
+    """Make the manifest name a builder that creates `marker`, digest recomputed."""
+    path = run / "campaign.json"
+    content = json.loads(path.read_text())
+    content["model"]["source"] = {
+        "form": "builder", "location": "subprocess:run", "weights": None,
+        "arguments": {"args": ["touch", str(marker)]}, "mean": [], "std": [],
+    }  # fmt: skip
+    content.pop("digest")
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    path.write_text(json.dumps({**content, "digest": digest}))
+
+
+def test_resume_and_study_run_no_builder_a_manifest_names(
+    received: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(received[0], run)
+    marker = tmp_path / "ran"
+    _tampered(run, marker)
+
+    study = ["study", "create", str(run), "--out", str(tmp_path / "study")]
+    assert main(["-q", *study, "--per-condition", "1", "--allow-short"]) == 0
+    assert "never loads a model" in capsys.readouterr().err
+    assert not marker.exists()
+
+    (next((run / "units").iterdir())).unlink()  # work left to do
+    assert main(["campaign", "resume", str(run)]) == 2
+    error = capsys.readouterr().err
+    assert "subprocess:run(args=" in error
+    assert "never loads a model" in error
+    assert not marker.exists()
+
+
+def test_the_model_named_on_the_command_line_resumes_and_must_be_the_same(
+    received: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    original, _, exported = received
+    run = tmp_path / "run"
+    shutil.copytree(original, run)
+    study = ["study", "create", str(run), "--out", str(tmp_path / "study"), "--allow-short"]
+    assert main(["-q", *study, "--per-condition", "1", "--model", str(exported)]) == 0
+    other = ["--model", "tests.userdata:build_small_cnn"]
+    assert main(["-q", "study", "create", str(run), "--out", str(tmp_path / "s2"), *other]) == 2
+    assert "is not the model" in capsys.readouterr().err
+
+    (next((run / "units").iterdir())).unlink()
+    assert main(["campaign", "resume", str(run), "--model", str(exported)]) == 0
+    assert "state:      complete" in capsys.readouterr().out
