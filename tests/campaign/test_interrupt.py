@@ -1,5 +1,6 @@
 """Ctrl-C during a campaign: one line, exit code 130, workers stopped at once, nothing
-lost that had landed, and `resume` finishes it."""
+lost that had landed, and `resume` finishes it; SIGTERM to the driver alike, exit code
+143."""
 
 from __future__ import annotations
 
@@ -32,7 +33,13 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_campaign_in_one_line(cli_setup: tuple[list[str], Path]) -> None:
+@pytest.mark.parametrize(
+    ("number", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_ctrl_c_stops_a_campaign_in_one_line(
+    cli_setup: tuple[list[str], Path], number: int, code: int, word: str
+) -> None:
     options, tmp_path = cli_setup
     directory = tmp_path / "run"
     command = [
@@ -59,19 +66,24 @@ def test_ctrl_c_stops_a_campaign_in_one_line(cli_setup: tuple[list[str], Path]) 
     workers = _children(process.pid)
     assert len(workers) >= 2
     started = time.monotonic()
-    os.killpg(process.pid, signal.SIGINT)
+    if number == signal.SIGINT:  # a terminal signals the whole group
+        os.killpg(process.pid, signal.SIGINT)
+    else:  # `kill PID`, a scheduler's stop: the driver alone
+        os.kill(process.pid, signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     stopped = time.monotonic() - started
-    assert process.returncode == 130
+    assert process.returncode == code
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("jsma: interrupted: ")
+    assert last.startswith(f"jsma: {word}: ")
     assert f"of 40 units done and kept; `jsma campaign resume {directory}` continues" in last
     assert stopped < 3.0, stopped
     time.sleep(0.5)
     assert not [pid for pid in workers if _running(pid)]  # no worker left behind
     done = campaign_status(directory).units_done
-    assert f"interrupted: {done} of 40" in last  # what it said is what is on disk
+    assert f"{word}: {done} of 40" in last  # what it said is what is on disk
+    if number == signal.SIGTERM:
+        return
     resumed = subprocess.run(
         [sys.executable, "-m", "jsma.cli", "-q", "campaign", "resume", str(directory),
          *options, "--workers", "2"],

@@ -371,7 +371,8 @@ class JSMA(AttackSettings):
             sources = _check_labels(sources, "sources", batch, classes)
             if targets is not None and self.variant == "maximal":
                 raise ConfigurationError(
-                    "the maximal variant (M-JSMA) is untargeted: give targets=None"
+                    "the maximal variant (M-JSMA) is untargeted: give no targets (targets=None; "
+                    "on the command line, no --target)"
                 )
             if targets is not None:
                 targets = _check_labels(targets, "targets", batch, classes)
@@ -513,10 +514,11 @@ class JSMA(AttackSettings):
     def _check_input(self, model: nn.Module, x: torch.Tensor) -> None:
         if not isinstance(model, nn.Module):
             raise InputTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-            raise InputTypeError(
-                f"x must be a floating point tensor, got {getattr(x, 'dtype', type(x))}"
-            )
+        if not isinstance(x, torch.Tensor):
+            hint = " (torch.from_numpy(x) makes one)" if hasattr(x, "__array__") else ""
+            raise InputTypeError(f"x must be a torch.Tensor, got a {type(x).__name__}{hint}")
+        if not x.dtype.is_floating_point:
+            raise InputTypeError(f"x must be a floating point tensor, got {x.dtype}")
         if x.ndim < 2 or x.shape[0] == 0 or x[0].numel() < self.features_per_step:
             raise ConfigurationError(
                 f"x must be a non-empty batch (batch, *input_shape) with at least "

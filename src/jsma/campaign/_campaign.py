@@ -24,7 +24,7 @@ from jsma.campaign._manifest import Manifest, open_campaign
 from jsma.campaign._samples import CraftedSamples, rebuilt_samples
 from jsma.campaign._spec import CampaignSpec, WorkUnit
 from jsma.campaign._store import SCHEMA, UnitInfo, UnitStamp, read_unit, table_info
-from jsma.campaign.location import Folder, folder_at
+from jsma.campaign.location import Folder, LocalFolder, folder_at
 from jsma.data._dataset import PIXEL_SCALE, Dataset
 from jsma.errors import CampaignError, ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays
@@ -229,9 +229,21 @@ class Campaign:
         *input_shape) float32, `split`, `index`, `source`, `target` (-1: untargeted),
         `success`, `features_changed`, `distortion` (percent), and `class_names` when
         the data has them (else empty)."""
+        if isinstance(self.folder, LocalFolder) and Path(path).resolve().is_relative_to(
+            self.folder.path.resolve()
+        ):
+            raise CampaignError(
+                f"{path}: inside the campaign {self.folder}, whose files it could replace; "
+                "export to a path outside it"
+            )
         self.check_data(dataset)
         arrays = self.arrays()
         rows = np.arange(len(arrays.success))
+        if not len(rows):
+            raise CampaignError(
+                f"{self.folder}: no attack has finished yet, nothing to export "
+                "(`jsma campaign resume` runs them)"
+            )
         adversarial, originals = rebuilt_samples(arrays, rows, dataset)
         names = np.array(dataset.class_names or (), dtype=str)
         with atomic_write(path) as handle:

@@ -104,6 +104,12 @@ def describe_campaign(
         )
     if spec.mask is not None:
         spec.mask.check_fits(tuple(dataset.input_shape))
+    if empty := [split for split in spec.splits if len(dataset.split(split)) == 0]:
+        sizes = ", ".join(f"{s.name} {len(s)}" for s in dataset.splits())
+        raise ConfigurationError(
+            f"{dataset.source} has no {' or '.join(empty)} samples to attack (it has {sizes}); "
+            "choose splits that it has (--splits)"
+        )
     return Manifest.new(
         spec,
         provenance,

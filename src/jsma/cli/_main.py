@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from jsma import __version__
 from jsma.cli import (
@@ -106,6 +109,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+_terminated = threading.Event()
+
+
+@contextmanager
+def _sigterm_stops_the_work() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt where the work is, so that it stops as for
+    Ctrl-C (finished units kept, workers stopped), and is noted for the exit code."""
+    _terminated.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number: int, frame: object) -> None:
+        _terminated.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -120,11 +146,15 @@ def _run(argv: Sequence[str] | None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        code: int = args.handler(args)
+        with _sigterm_stops_the_work():
+            code: int = args.handler(args)
     except JSMAError as error:  # the user's to fix; anything else is a bug and shows its traceback
         print(f"jsma: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stopped:  # Ctrl-C: one line, the shell's code for SIGINT
-        print(f"\njsma: interrupted{f': {stopped}' if str(stopped) else ''}", file=sys.stderr)
-        return 130
+        # SIGTERM the same way, with its own word and code (128 + 15).
+        terminated = _terminated.is_set()
+        what = "terminated" if terminated else "interrupted"
+        print(f"\njsma: {what}{f': {stopped}' if str(stopped) else ''}", file=sys.stderr)
+        return 143 if terminated else 130
     return code

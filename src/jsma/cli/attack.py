@@ -37,7 +37,7 @@ def register(commands: Commands) -> None:
     model_options(parser, outside=True)
     parser.add_argument("--split", choices=SPLIT_NAMES, default="test", help="the split to attack")
     parser.add_argument(
-        "--index", type=non_negative_int, default=0, help="sample index in the split"
+        "--index", type=non_negative_int, default=0, help="sample index in the split (default: 0)"
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--target", type=non_negative_int, help="target class (default: untargeted)")
@@ -74,6 +74,9 @@ def _attack(args: argparse.Namespace) -> int:
     from jsma.attacks import all_other_targets
     from jsma.plotting import attack_figure, save_figure, targets_figure
 
+    if args.variant == "maximal" and (args.target is not None or args.all_targets):
+        chosen = "--target" if args.target is not None else "--all-targets"
+        raise JSMAError(f"--variant maximal (M-JSMA) is untargeted: leave out {chosen}")
     data = dataset(args)
     split = data.split(args.split)
     if not 0 <= args.index < len(split):

@@ -58,7 +58,9 @@ def register(commands: Commands) -> None:
     run.add_argument(
         "--unit-size", type=positive_int, default=DEFAULT_UNIT_SIZE, help="samples per work unit"
     )
-    run.add_argument("--seed", type=int, default=0, help="seed of the random target rule")
+    run.add_argument(
+        "--seed", type=int, default=0, help="seed of the random target rule (default: 0)"
+    )
     engine_options(run)
     run.set_defaults(handler=_run)
 

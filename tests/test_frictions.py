@@ -1,0 +1,67 @@
+"""What a researcher with their own model hit (issue 34): each item that was a
+traceback, a misleading line or a silent wrong result, with the fix's behaviour."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import jsma
+from jsma.campaign import Campaign, CampaignSpec, run_campaign
+from jsma.cli import main
+from jsma.data import Dataset
+from jsma.errors import CampaignError, ConfigurationError, InputTypeError
+from tests.campaign.conftest import _model
+
+
+def test_an_exported_programs_module_is_attacked_as_torch_loads_it(
+    forms: dict[str, Path], user_data: Dataset
+) -> None:
+    module = torch.export.load(forms["exported"]).module()
+    with pytest.raises(NotImplementedError):
+        module.eval()  # what jsma.attack called before
+    x, y = user_data.test.tensors(np.arange(2))
+    result = jsma.attack(module, x, (y + 1) % user_data.num_classes)
+    assert result.success.shape == (2,)
+
+
+def test_a_numpy_input_is_named_as_such(user_data: Dataset, forms: dict[str, Path]) -> None:
+    x, _ = user_data.test.tensors(np.arange(1))
+    with pytest.raises(InputTypeError, match=r"got a ndarray \(torch.from_numpy"):
+        jsma.attack(_model(), x.numpy(), torch.tensor([1]))  # type: ignore[arg-type]
+
+
+def test_maximal_with_a_target_speaks_command_line(
+    tiny_dataset: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["attack", "--variant", "maximal", "--target", "0"]) == 2
+    assert "leave out --target" in capsys.readouterr().err
+
+
+def test_a_split_the_data_lacks_is_refused(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    data = dataclasses.replace(tiny_dataset, validation=tiny_dataset.validation.cut(slice(0)))
+    spec = CampaignSpec(splits=("validation",), samples=2)
+    with pytest.raises(ConfigurationError, match="has no validation samples to attack"):
+        run_campaign(tmp_path / "run", spec, _model(), data)
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_inside_the_campaign_and_of_nothing_are_refused(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    run_campaign(run, CampaignSpec(samples=2, unit_size=2), _model(), tiny_dataset)
+    manifest = (run / "campaign.json").read_bytes()
+    campaign = Campaign.open(run)
+    with pytest.raises(CampaignError, match="inside the campaign"):
+        campaign.export(tiny_dataset, run / "campaign.json")
+    assert (run / "campaign.json").read_bytes() == manifest
+    for unit in (run / "units").iterdir():
+        unit.unlink()
+    with pytest.raises(CampaignError):
+        Campaign.open(run).export(tiny_dataset, tmp_path / "out.npz")
+    assert not (tmp_path / "out.npz").exists()
