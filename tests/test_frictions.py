@@ -65,3 +65,16 @@ def test_export_inside_the_campaign_and_of_nothing_are_refused(
     with pytest.raises(CampaignError):
         Campaign.open(run).export(tiny_dataset, tmp_path / "out.npz")
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_a_default_of_zero_is_shown_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["attack"], ["campaign", "run"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        shown = (
+            "sample index in the split (default: 0)"
+            if command == ["attack"]
+            else ("seed of the random target rule (default: 0)")
+        )
+        assert shown in text

@@ -21,12 +21,10 @@ def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
     """
     modes = [(module, module.training) for module in model.modules()]
     grads = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
-    try:
+    # A torch.export program's module refuses eval(): its mode was fixed when it was
+    # exported, so there is nothing to switch.
+    with contextlib.suppress(NotImplementedError):
         model.eval()
-    except NotImplementedError:
-        # A torch.export program's module refuses eval(): its mode was fixed when it was
-        # exported, so there is nothing to switch.
-        pass
     for parameter, _ in grads:
         parameter.requires_grad_(False)
     try:

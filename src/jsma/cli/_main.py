@@ -43,7 +43,8 @@ class _HelpFormatter(argparse.HelpFormatter):
         if (
             action.option_strings
             and "default" not in text
-            and default not in (None, False, argparse.SUPPRESS)
+            # `is`, not `in`: 0 == False, and a default of 0 is worth showing.
+            and not any(default is hidden for hidden in (None, False, argparse.SUPPRESS))
             and not isinstance(action, argparse._VersionAction)
         ):
             shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default

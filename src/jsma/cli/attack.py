@@ -37,7 +37,7 @@ def register(commands: Commands) -> None:
     model_options(parser, outside=True)
     parser.add_argument("--split", choices=SPLIT_NAMES, default="test", help="the split to attack")
     parser.add_argument(
-        "--index", type=non_negative_int, default=0, help="sample index in the split (default: 0)"
+        "--index", type=non_negative_int, default=0, help="sample index in the split"
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--target", type=non_negative_int, help="target class (default: untargeted)")
