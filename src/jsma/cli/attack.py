@@ -75,8 +75,8 @@ def _attack(args: argparse.Namespace) -> int:
     from jsma.plotting import attack_figure, save_figure, targets_figure
 
     if args.variant == "maximal" and (args.target is not None or args.all_targets):
-        chosen = "--target" if args.target is not None else "--all-targets"
-        raise JSMAError(f"--variant maximal (M-JSMA) is untargeted: leave out {chosen}")
+        given = "--target" if args.target is not None else "--all-targets"
+        raise JSMAError(f"--variant maximal (M-JSMA) is untargeted: leave out {given}")
     data = dataset(args)
     split = data.split(args.split)
     if not 0 <= args.index < len(split):
