@@ -78,3 +78,22 @@ def test_a_default_of_zero_is_shown_in_help(capsys: pytest.CaptureFixture[str]) 
             else ("seed of the random target rule (default: 0)")
         )
         assert shown in text
+
+
+def test_data_other_than_mnist_needs_a_model_named(
+    user_data: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ["--data", str(user_data.location)]
+    assert main(["eval", *data, "--split", "test"]) == 2
+    assert "is not MNIST: name the model to attack with --model" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+    assert main(["train", *data, "--epochs", "1"]) == 2
+    assert "give --out" in capsys.readouterr().err
+    checkpoint = tmp_path / "lenet.safetensors"
+    assert main(["-q", "train", *data, "--epochs", "1", "--out", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "validation" not in out  # the data has no validation split: no nan line
+    assert main(["-q", "eval", *data, "--model", str(checkpoint), "--split", "test"]) == 0
+    assert f"model:   the lenet of checkpoint {checkpoint.resolve()}, on cpu" in (
+        capsys.readouterr().out
+    )

@@ -369,8 +369,18 @@ def attacked_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, 
     if args.model is None:
         if any(outside):
             raise JSMAError("--weights, --model-arg, --normalize and --std go with --model")
+        if data.location != "mnist":
+            # jsma's recipes are MNIST's: training one silently on other data would
+            # attack a model the user never chose.
+            raise JSMAError(
+                f"{data.source} is not MNIST: name the model to attack with --model (a .pt2, "
+                "TorchScript, a builder, or a jsma checkpoint: `jsma train --data ... --out "
+                "model.safetensors` trains jsma's LeNet on it)"
+            )
         loaded, provenance = model_and_description(args, data)
-        return loaded.model.to(device), provenance
+        model = loaded.model.to(device)
+        print(f"model:   {provenance.describe()}, on {device}")
+        return model, provenance
     return named_model(args, data)
 
 
@@ -396,6 +406,7 @@ def named_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, Mod
     )  # fmt: skip
     if not isinstance(chosen, ModelSource):  # a jsma checkpoint
         loaded, provenance = model_and_description(args, data, checkpoint=chosen)
+        print(f"model:   {provenance.describe()}, on {device}")
         return loaded.model.to(device), provenance
     model = load_model(chosen, device=device)
     check_model_fits(model, data, name=f"--model {args.model}")

@@ -30,7 +30,7 @@ def register(commands: Commands) -> None:
     info.set_defaults(handler=_data_info)
 
     train = commands.add_parser("train", help="train the paper's LeNet (or an MLP)")
-    data_options(train, outside=False)
+    data_options(train)
     train.add_argument(
         "--recipe", choices=sorted(RECIPE_NAMES), default="default",
         help="default (ReLU, Adam) or paper (tanh, SGD: the paper's LeNet)",
@@ -44,7 +44,8 @@ def register(commands: Commands) -> None:
     train.add_argument(
         "--out",
         type=output_file,
-        help="checkpoint path (default: the model cache, keyed by recipe)",
+        help="checkpoint path (default: the model cache, keyed by recipe; needed for data "
+        "other than MNIST)",
     )
     train.set_defaults(handler=_train)
 
@@ -81,6 +82,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.architecture != "lenet" and args.out is None:
         raise JSMAError("--architecture mlp needs --out (the model cache keeps LeNets)")
     data = dataset(args)
+    if args.out is None and data.location != "mnist":
+        raise JSMAError(f"{data.source} is not MNIST: give --out (the model cache keeps MNIST's)")
     result = train(
         data, args.recipe, seed=args.seed, epochs=args.epochs, architecture=args.architecture,
         progress=True,

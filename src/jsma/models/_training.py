@@ -270,6 +270,7 @@ def train(
     accuracies: dict[str, float] = {
         split.name: evaluate(model, split, dataset.num_classes).accuracy
         for split in (dataset.validation, dataset.test)
+        if len(split)  # a user's data may have no validation split
     }
     info = CheckpointInfo(
         spec=spec,
