@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -212,3 +213,22 @@ def test_the_comparison_figure_plots_each_matrix_on_one_scale() -> None:
         (image,) = axes.images
         assert image.get_clim() == (0.0, 100.0)
         assert np.asarray(image.get_array()) == pytest.approx(values * 100)
+
+
+def test_an_untargeted_campaign_beside_targeted_ones_has_no_joint_figure(
+    campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    from jsma.defenses._detection import joint_records
+    from jsma.defenses._figures import campaign_labels
+    from tests.conftest import maximal_campaign
+
+    untargeted = maximal_campaign(tiny_dataset, tmp_path / "maximal")
+    results = [
+        evaluate_detection(path, tiny_dataset, false_positive_rates=(0.05,))
+        for path in (campaigns[0], untargeted)
+    ]
+    assert joint_records(results) == []  # was "nan% of 0 attacks"
+    assert len(joint_records([results[0], results[0]])) == 1
+    again = dataclasses.replace(results[0].summary(), campaign="elsewhere/increasing-2")
+    labels = campaign_labels([results[0].summary(), again, results[1].summary()])
+    assert labels == ["increasing, increasing", "increasing-2, increasing", "both"]

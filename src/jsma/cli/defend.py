@@ -137,7 +137,10 @@ def _detect(args: argparse.Namespace) -> int:
                 f"detects {point.detection_rate:.2%}, {point.undetected} stay under it "
                 f"({point.undetected_success_rate:.2%} of all attacks succeed undetected)"
             )
-    for record in joint_records(results):
+    joint = joint_records(results)
+    if len(results) > 1 and not joint:
+        print("no attack is common to these campaigns (other targets): no joint figure")
+    for record in joint:
         print(
             f"either campaign's sample, whichever evades the "
             f"{record.calibrated_false_positive_rate:.0%} threshold: "

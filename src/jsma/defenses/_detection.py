@@ -10,6 +10,7 @@ adversarial samples.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -378,8 +379,12 @@ def read_detection(directory: Path) -> StoredDetection | None:
 
 
 def joint_records(results: Sequence[DetectionResult]) -> list[JointRecord]:
-    """`joint_undetected_success_rate` at each calibrated threshold (with 2+ results)."""
+    """`joint_undetected_success_rate` at each calibrated threshold (with 2+ results
+    that share attacks: an untargeted campaign shares none with a targeted one)."""
     if len(results) < 2:
+        return []
+    common = functools.reduce(np.intersect1d, [result.attack_keys for result in results])
+    if not len(common):
         return []
     records = []
     for point in results[0].points:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,14 +24,26 @@ def _shares(counts: Sequence[int]) -> np.ndarray:
     return values * 100 / max(1.0, values.sum())
 
 
+def campaign_labels(results: Sequence[DetectionSummary]) -> list[str]:
+    """Each campaign's direction, with its directory's name when two share a direction."""
+    directions = [result.direction for result in results]
+    return [
+        f"{Path(result.campaign).name}, {result.direction}"
+        if directions.count(result.direction) > 1
+        else result.direction
+        for result in results
+    ]
+
+
 def detection_figure(results: Sequence[DetectionSummary]) -> Figure:
     """ROC curves, the statistic's distribution and the detection rate per
     distortion bucket, one colour per campaign."""
     figure = Figure(figsize=(14, 4), layout="constrained")
     roc, histogram, buckets = figure.subplots(1, 3)
     width = 0.8 / max(1, len(results))
+    labels = campaign_labels(results)
     for number, result in enumerate(results):
-        name = f"{result.direction} (AUC {result.auc:.3f})"
+        name = f"{labels[number]} (AUC {result.auc:.3f})"
         line = roc.plot(result.roc_false_positive_rate, result.roc_true_positive_rate, label=name)[
             0
         ]
@@ -49,7 +62,7 @@ def detection_figure(results: Sequence[DetectionSummary]) -> Figure:
                 linewidth=1.5,
             )  # fmt: skip
         histogram.stairs(
-            _shares(result.histogram_adversarial), edges, color=colour, label=result.direction
+            _shares(result.histogram_adversarial), edges, color=colour, label=labels[number]
         )
         point = points[-1]
         rates = [v * 100 for v in point.detection_rate_by_bucket]  # NaN: an empty bucket
@@ -60,7 +73,7 @@ def detection_figure(results: Sequence[DetectionSummary]) -> Figure:
             rates,
             width=width,
             color=colour,
-            label=f"{result.direction} at {point.calibrated_false_positive_rate:.0%} FPR",
+            label=f"{labels[number]} at {point.calibrated_false_positive_rate:.0%} FPR",
         )
         labels = [f"{a:g}-{b:g}" for a, b in itertools.pairwise(bucket_edges)]
         buckets.set_xticks(range(len(rates)), labels, fontsize=8)
