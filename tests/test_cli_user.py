@@ -153,6 +153,13 @@ def test_detect_transfer_and_study_on_a_users_campaign(
     capsys.readouterr()
     _named_classes_are_asked(tmp_path / "study")
 
+    # Machine observers on the campaign's own data (it was MNIST, and a crash), with a
+    # model in any form; the pictures are the colour images.
+    simulate = ["study", "simulate", str(tmp_path / "study"), "--participants", "1"]
+    for observer, kind in (("knn", "knn"), (str(files["exported"]), "model-model.pt2")):
+        assert main(["-q", *simulate, "--trials", "3", "--observer", observer]) == 0
+        assert f"observers:  1 x {kind}" in capsys.readouterr().out
+
 
 def _named_classes_are_asked(study: Path) -> None:
     """A study of named classes: colour images, its pages ask about the names, and an

@@ -107,3 +107,30 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_observers_see_the_stimulus_as_the_data_holds_it(channels: int, tmp_path: Path) -> None:
+    from jsma.study._design import _save_png
+    from jsma.study.simulate import _picture
+
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-1, 1, (channels, 5, 6))
+    _save_png(tmp_path / "stimulus.png", image, (-1.0, 1.0))
+    png = (tmp_path / "stimulus.png").read_bytes()
+    for told in (channels, 0):  # 0: a study made before it recorded its channels
+        seen = _picture(png, told)
+        expected = (image[0] + 1) / 2 if channels == 1 else (image + 1) / 2
+        assert seen.shape == expected.shape
+        assert np.abs(seen - expected).max() <= 1 / 255 + 1e-6
+
+    class Echo(torch.nn.Module):
+        """Scores each class by how close the input's mean is to it: sees the bounds."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            mean = x.mean(dim=tuple(range(1, x.ndim)))[:, None]
+            return -(mean - torch.tensor([[-1.0, 0.0, 1.0]])).abs() * 100
+
+    dark = np.zeros((channels, 5, 6)) if channels == 3 else np.zeros((5, 6))
+    assert model_observer(Echo(), bounds=(-1.0, 1.0))(dark, None) == (True, 0)
+    assert model_observer(Echo())(dark, None) == (True, 1)  # [0, 1] data: 0 is its middle

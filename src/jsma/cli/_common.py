@@ -158,15 +158,19 @@ def data_options(parser: argparse.ArgumentParser, *, outside: bool = True) -> No
     )
 
 
-def outside_model_options(group: Any, *, default: str = "the cached model of --recipe") -> None:
-    """`--model` in every form, with its weights, builder arguments, normalisation and
-    device: what a command that loads a model from outside jsma takes."""
-    group.add_argument(
-        "--model", metavar="FILE|package.module:builder",
-        help="a jsma checkpoint, a torch.export program (.pt2), a TorchScript file, or "
-        "the callable that builds the model (with --weights and --model-arg); default: "
-        f"{default}",
-    )  # fmt: skip
+def outside_model_options(
+    group: Any, *, default: str = "the cached model of --recipe", model: bool = True
+) -> None:
+    """`--model` in every form (unless another option names the model: `model=False`),
+    with its weights, builder arguments, normalisation and device: what a command that
+    loads a model from outside jsma takes."""
+    if model:
+        group.add_argument(
+            "--model", metavar="FILE|package.module:builder",
+            help="a jsma checkpoint, a torch.export program (.pt2), a TorchScript file, or "
+            "the callable that builds the model (with --weights and --model-arg); default: "
+            f"{default}",
+        )  # fmt: skip
     group.add_argument(
         "--weights", type=Path,
         help="the builder's weights: safetensors, or a state dict that loads without "

@@ -28,6 +28,7 @@ from jsma.errors import JSMAError
 if TYPE_CHECKING:
     from torch import nn
 
+    from jsma.data import Dataset
     from jsma.study._analysis import Rate
 
 __all__ = ["register"]
@@ -107,12 +108,16 @@ def register(commands: Commands) -> None:
         "--concurrency", type=positive_int, default=50, help="observers at a time"
     )
     simulate.add_argument(
-        "--observer", default="oracle", metavar="oracle|knn|CHECKPOINT",
-        help="oracle (the true source), knn (nearest training image) or a model checkpoint",
+        "--observer", default="oracle", metavar="oracle|knn|MODEL",
+        help="oracle (the true source), knn (nearest training image) or a model in any form "
+        "--model takes (a jsma checkpoint, .pt2, TorchScript, package.module:builder)",
     )  # fmt: skip
     simulate.add_argument("--url", help="a running server (default: start one on 127.0.0.1)")
     simulate.add_argument("--trials", type=positive_int, default=40, help="trials per participant")
     data_options(simulate)
+    outside_model_options(
+        simulate.add_argument_group("the observer's model (with --observer MODEL)"), model=False
+    )
     simulate.set_defaults(handler=_simulate)
 
     analyze = sub.add_parser("analyze", help="the answers: tables, analysis.json, a figure")
@@ -290,6 +295,22 @@ def _rate_cell(rate: Rate) -> str:
     return f"{rate.share:.1%} [{wilson}] ({cluster})"
 
 
+def _study_data(args: argparse.Namespace) -> Dataset:
+    """The data the options name, else the data of the study's campaigns."""
+    from jsma.study import read_stimuli
+
+    if args.data is not None:
+        return dataset(args)
+    campaigns = sorted({s.campaign for s in read_stimuli(args.study) if s.campaign})
+    for campaign in campaigns:
+        if (Path(campaign) / "campaign.json").is_file():
+            return campaign_data(args, campaign)
+    raise JSMAError(
+        f"{args.study}: its campaigns ({', '.join(campaigns) or 'none'}) are not here to say "
+        "which data it shows; give --data"
+    )
+
+
 def _simulate(args: argparse.Namespace) -> int:
     with needs_extra("study", "jsma study simulate"):
         from jsma.study.simulate import (
@@ -303,15 +324,20 @@ def _simulate(args: argparse.Namespace) -> int:
     observe: Observer
     if args.observer == "oracle":
         kind, observe = "oracle", oracle_observer
-    elif args.observer == "knn":
-        data = dataset(args)
-        images, labels = data.train.tensors()
-        kind, observe = "knn", knn_observer(images[:, 0].numpy(), labels.numpy())
     else:
-        from jsma.models import load_checkpoint
-
-        path = Path(args.observer)
-        kind, observe = f"model-{path.stem}", model_observer(load_checkpoint(path).model)
+        data = _study_data(args)
+        if args.observer == "knn":
+            images, labels = data.train.tensors()
+            low, high = data.bounds
+            scaled = ((images - low) / (high - low)).numpy()
+            # The pictures of a grayscale study are (height, width): so are its neighbours.
+            kind = "knn"
+            observe = knn_observer(scaled[:, 0] if scaled.shape[1] == 1 else scaled, labels.numpy())
+        else:
+            args.model = args.observer
+            network, provenance = named_model(args, data)
+            kind = f"model-{provenance.architecture}"
+            observe = model_observer(network, bounds=data.bounds)
     result = simulate(
         args.study, kind, observe=observe, participants=args.participants,
         concurrency=args.concurrency, url=args.url, trials_per_participant=args.trials,

@@ -167,6 +167,7 @@ def write_design(
     consent: ConsentText,
     classes: int,
     class_names: Sequence[str] | None = None,
+    channels: int = 1,
 ) -> None:
     connection = _connect(directory / STUDY_DATABASE)
     try:
@@ -180,6 +181,7 @@ def write_design(
             "completion_url": completion_url or "",
             "distortion_edges": json.dumps(DISTORTION_EDGES),
             "classes": str(classes),
+            "channels": str(channels),  # of the images (absent before: told from the PNGs)
             # The names the pages ask about (absent: digits, the paper's questions).
             **({} if class_names is None else {"class_names": json.dumps(list(class_names))}),
             "created": datetime.datetime.now(datetime.UTC).isoformat(),

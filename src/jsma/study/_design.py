@@ -402,7 +402,8 @@ def create_study(
         )  # fmt: skip
     write_design(directory, stimuli, seed=seed, per_condition=per_condition,
                   completion_url=completion_url, consent=consent or ConsentText(),
-                  classes=dataset.num_classes, class_names=names)  # fmt: skip
+                  classes=dataset.num_classes, class_names=names,
+                  channels=dataset.input_shape[0])  # fmt: skip
     restrict_to_owner(directory)
     return stimuli
 

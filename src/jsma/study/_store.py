@@ -147,6 +147,8 @@ class StudyStore:
         self.completion_url = settings.get("completion_url") or None
         # The classes an answer may name: the data's (studies before this key: MNIST's 10).
         self.classes = int(settings.get("classes", "10"))
+        # The images' channels; 0: a study made before the key (told from the PNGs).
+        self.channels = int(settings.get("channels", "0"))
         names = settings.get("class_names")
         # The names the pages ask about; None: digits (every study before this key).
         self.class_names: tuple[str, ...] | None = (

@@ -92,7 +92,9 @@ def oracle_observer(image: np.ndarray, source: int | None) -> tuple[bool, int | 
 
 
 def knn_observer(train_images: np.ndarray, train_labels: np.ndarray) -> Observer:
-    """The label of the nearest training image (pixels scaled to [0, 1])."""
+    """The label of the nearest training image, its values scaled to [0, 1] as the
+    pictures are, in their layout ((n, height, width) for grayscale, (n, 3, height,
+    width) for colour)."""
     flat = train_images.reshape(len(train_images), -1).astype(np.float32)
     norms = (flat**2).sum(axis=1)
 
@@ -104,12 +106,19 @@ def knn_observer(train_images: np.ndarray, train_labels: np.ndarray) -> Observer
     return observe
 
 
-def model_observer(model: nn.Module, *, threshold: float = 0.5) -> Observer:
-    """The model's class, or "not a digit" when its top probability is under `threshold`."""
+def model_observer(
+    model: nn.Module, *, threshold: float = 0.5, bounds: tuple[float, float] = (0.0, 1.0)
+) -> Observer:
+    """The model's class, or "not a digit" when its top probability is under `threshold`.
+    The picture's [0, 1] is mapped onto the data's `bounds`, where the model works."""
     lock = threading.Lock()  # one forward at a time: torch modules are not thread-safe
+    low, high = bounds
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
 
     def observe(image: np.ndarray, source: int | None) -> tuple[bool, int | None]:
-        x = torch.from_numpy(image.astype(np.float32))[None, None]
+        values = image.astype(np.float32) * (high - low) + low
+        x = torch.from_numpy(values[None] if values.ndim == 2 else values)[None].to(device)
         with lock, torch.no_grad():
             probabilities = model(x).softmax(dim=1)[0]
         confidence, digit = probabilities.max(dim=0)
@@ -178,10 +187,24 @@ class _Tally:
         self.retries = 0
 
 
+def _picture(png: bytes, channels: int) -> np.ndarray:
+    """A stimulus as its observer sees it, values in [0, 1]: (height, width) for a
+    grayscale study, (3, height, width) for colour; `channels` 0: told from the pixels."""
+    pixels = mpimage.imread(BytesIO(png))
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    rgb = pixels[..., :3]
+    if channels == 0:
+        channels = 1 if np.array_equal(rgb[..., :1].repeat(rgb.shape[-1], -1), rgb) else 3
+    if channels == 1:
+        return np.asarray(pixels[..., 0])
+    return np.asarray(rgb.transpose(2, 0, 1))
+
+
 def _participant(
     url: str, external: str, signature: str, observe: Observer,
     sources: Callable[[str, int], int | None], tally: _Tally, timeout: float,
-    retry_seconds: float,
+    retry_seconds: float, channels: int,
 ) -> int:  # fmt: skip
     """Take the study once as `external`; return the number of answers acknowledged."""
     sent = 0
@@ -233,7 +256,7 @@ def _participant(
                 is_digit = prompt.group(1) == "Yes"
                 digit: int | None = int(prompt.group(2)) if is_digit and prompt.group(2) else None
             else:
-                picture = mpimage.imread(BytesIO(timed("GET", image.group(1)).content))[..., 0]
+                picture = _picture(timed("GET", image.group(1)).content, channels)
                 position = re.search(r"/trial/(\d+)/image", image.group(1))
                 token = client.cookies.get("jsma_session") or ""
                 source = sources(token, int(position.group(1))) if position else None
@@ -298,6 +321,7 @@ def simulate(
                     tally,
                     timeout,
                     retry_seconds,
+                    store.channels,
                 )
                 for external in externals
             ]
