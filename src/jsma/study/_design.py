@@ -58,6 +58,7 @@ __all__ = [
     "Condition",
     "ConsentText",
     "Stimulus",
+    "attention_checks",
     "choose_stimuli",
     "create_study",
     "describe",
@@ -71,10 +72,24 @@ PRACTICE_TRIALS = 2
 # Instructed-response checks (Prolific's rules: they test attention to the
 # question, not memory): the page says which answers to give, within the
 # instructions' rules (a digit is chosen only after Yes).
-ATTENTION_CHECKS: tuple[tuple[str, bool, int | None], ...] = (
-    ("For this image, answer No (and choose no digit).", False, None),
-    ("For this image, answer Yes, then choose 2.", True, 2),
-)
+AttentionCheck = tuple[str, bool, int | None]  # the prompt, the answers it asks for
+
+
+def attention_checks(
+    num_classes: int, class_names: Sequence[str] | None = None
+) -> tuple[AttentionCheck, ...]:
+    """The study's attention checks: a No, and a Yes with a class the study offers (2,
+    or 1 in a two-class study), named as its pages name the classes."""
+    chosen = 2 if num_classes > 2 else 1
+    word = "digit" if class_names is None else "class"
+    shown = str(chosen) if class_names is None else class_names[chosen]
+    return (
+        (f"For this image, answer No (and choose no {word}).", False, None),
+        (f"For this image, answer Yes, then choose {shown}.", True, chosen),
+    )
+
+
+ATTENTION_CHECKS: tuple[AttentionCheck, ...] = attention_checks(10)  # MNIST's
 
 
 @dataclass(frozen=True)
@@ -390,9 +405,7 @@ def create_study(
         stimuli.append(
             Stimulus(number, "practice", name, split="train", sample=sample, source=int(label))
         )
-    for prompt, is_digit, digit in ATTENTION_CHECKS:
-        if names is not None:  # the page asks for a class, not a digit
-            prompt = prompt.replace("no digit", "no class").replace("digit", "class")
+    for prompt, is_digit, digit in attention_checks(dataset.num_classes, names):
         number = len(stimuli) + 1
         name = f"{number:05d}.png"
         _save_png(directory / "images" / name, _attention_image(dataset.input_shape), (0.0, 1.0))

@@ -20,11 +20,12 @@ the adversarial samples transfer to other classifiers, never human perception.
 
 from __future__ import annotations
 
+import html
 import re
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ __all__ = [
 Observer = Callable[[np.ndarray, "int | None"], "tuple[bool, int | None]"]
 """(image in [0, 1] as (height, width), the true source when known) -> (is a digit, digit)."""
 
-_PROMPT = re.compile(r"answer (Yes|No)(?:, then choose (\d))?")
+_PROMPT = re.compile(r'<p class="prompt">[^<]*?answer (Yes|No)(?:, then choose ([^<]+?))?\.</p>')
 _MAX_STEPS = 1000  # pages per participant: far above any study's length
 
 
@@ -201,10 +202,18 @@ def _picture(png: bytes, channels: int) -> np.ndarray:
     return np.asarray(rgb.transpose(2, 0, 1))
 
 
+def _class_asked(shown: str | None, names: Sequence[str] | None) -> int | None:
+    """The class an attention check names: its index (a digit), or its name's index."""
+    if shown is None:
+        return None
+    shown = html.unescape(shown)
+    return int(shown) if names is None else list(names).index(shown)
+
+
 def _participant(
     url: str, external: str, signature: str, observe: Observer,
     sources: Callable[[str, int], int | None], tally: _Tally, timeout: float,
-    retry_seconds: float, channels: int,
+    retry_seconds: float, channels: int, names: Sequence[str] | None,
 ) -> int:  # fmt: skip
     """Take the study once as `external`; return the number of answers acknowledged."""
     sent = 0
@@ -254,7 +263,7 @@ def _participant(
             prompt = _PROMPT.search(page)
             if prompt is not None:  # an attention check says what to answer
                 is_digit = prompt.group(1) == "Yes"
-                digit: int | None = int(prompt.group(2)) if is_digit and prompt.group(2) else None
+                digit: int | None = _class_asked(prompt.group(2), names) if is_digit else None
             else:
                 picture = _picture(timed("GET", image.group(1)).content, channels)
                 position = re.search(r"/trial/(\d+)/image", image.group(1))
@@ -322,6 +331,7 @@ def simulate(
                     timeout,
                     retry_seconds,
                     store.channels,
+                    store.class_names,
                 )
                 for external in externals
             ]
