@@ -97,3 +97,43 @@ def test_data_other_than_mnist_needs_a_model_named(
     assert f"model:   the lenet of checkpoint {checkpoint.resolve()}, on cpu" in (
         capsys.readouterr().out
     )
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (np.array([b"a", b"b"]), ("a", "b")),  # was "b'a'"
+        (np.array(["\x1b[31mred", "line\nbreak", "\u202eevil"]), ("\\x1b[31mred",
+         "line\\nbreak", "\\u202eevil")),
+    ],
+)  # fmt: skip
+def test_class_names_are_text_with_control_characters_escaped(
+    names: np.ndarray, expected: tuple[str, ...], tmp_path: Path
+) -> None:
+    from jsma.data import load_data
+
+    count = len(names) * 4
+    labels = np.arange(count) % len(names)
+    images = np.zeros((count, 1, 16, 16), np.uint8)
+    np.savez(tmp_path / "d.npz", x=images, y=labels, class_names=names)
+    data = load_data(tmp_path / "d.npz")
+    assert data.class_names == expected
+    assert all(ch.isprintable() for name in data.class_names for ch in name)
+    assert ("escapes" in " ".join(data.notes)) == (names.dtype.kind == "U")
+
+
+def test_hub_class_names_that_are_not_text_are_refused(tmp_path: Path) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jsma.data import load_data
+    from jsma.errors import DataError
+
+    features = {"label": {"names": [{"x": 1}, None, 3]}}
+    table = pa.table({"image": [[0.0] * 4] * 6, "label": [0, 1, 2] * 2})
+    metadata = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), tmp_path / "hub.parquet")
+    with pytest.raises(DataError, match=r"class name 0 is \{'x': 1\}"):
+        load_data(tmp_path / "hub.parquet")

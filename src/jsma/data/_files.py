@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+import unicodedata
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -151,6 +152,33 @@ def _value_bounds(found: Bounds, bounds: Bounds | None, origin: str, notes: list
     )
 
 
+def _class_names(
+    names: Sequence[object] | None, source: str, notes: list[str]
+) -> tuple[str, ...] | None:
+    """The names as text: bytes decoded, anything else refused; control and direction
+    characters (ESC, newlines, a right-to-left override) escaped, since names reach the
+    terminal and the study's pages."""
+    if names is None:
+        return None
+    cleaned, escaped = [], False
+    for number, name in enumerate(names):
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", errors="backslashreplace")
+        if not isinstance(name, str) or not name:
+            raise DataError(
+                f"{source}: class name {number} is {name!r}; class names must be non-empty text"
+            )
+        shown = "".join(
+            c.encode("unicode_escape").decode() if unicodedata.category(c) in ("Cc", "Cf") else c
+            for c in name
+        )
+        escaped = escaped or shown != name
+        cleaned.append(shown)
+    if escaped:
+        notes.append("class names' control and direction characters shown as escapes")
+    return tuple(cleaned)
+
+
 def _assemble(
     raw: RawSplits,
     *,
@@ -227,7 +255,7 @@ def _assemble(
         validation=splits["validation"],
         test=splits["test"],
         bounds=_as_bounds(float_bounds or bounds or (0.0, 1.0)),
-        class_names=None if class_names is None else tuple(str(c) for c in class_names),
+        class_names=_class_names(class_names, source, notes),
         location=str(location.resolve()),
         notes=tuple(notes),
     )
@@ -291,7 +319,7 @@ def read_npz(path: Path, *, bounds: Bounds | None = None) -> Dataset:
         raise DataError(f"{path}: no inputs (expected x_train, y_train, x_test, y_test or x, y)")
     if names is not None and (names.ndim != 1 or names.dtype.kind not in "US"):
         raise DataError(f"{path}: class_names must be a list of strings, got {names.dtype}")
-    class_names = None if names is None else [str(n) for n in names.tolist()]
+    class_names = None if names is None else names.tolist()
     return _assemble(
         raw, name=path.stem, source=f"{path} (.npz)", location=path,
         class_names=class_names, bounds=bounds, notes=notes,
@@ -521,7 +549,7 @@ def _hub_class_names(schema: Any, label_column: str) -> list[str] | None:
         names = info["info"]["features"][label_column]["names"]
     except (KeyError, TypeError, ValueError):
         return None
-    return [str(n) for n in names] if isinstance(names, list) else None
+    return names if isinstance(names, list) else None
 
 
 def _parquet_inputs(
