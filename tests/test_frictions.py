@@ -137,3 +137,50 @@ def test_hub_class_names_that_are_not_text_are_refused(tmp_path: Path) -> None:
     pq.write_table(table.replace_schema_metadata(metadata), tmp_path / "hub.parquet")
     with pytest.raises(DataError, match=r"class name 0 is \{'x': 1\}"):
         load_data(tmp_path / "hub.parquet")
+
+
+class _Dropout(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(3 * 16 * 16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.dropout(self.layer(x.flatten(1)), 0.5, training=True)
+
+
+class _BatchStatistics(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(3 * 16 * 16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.layer(x.flatten(1))
+        return scores - scores.mean(dim=0, keepdim=True)
+
+
+class _Double(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(3 * 16 * 16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x.flatten(1)).double()  # float32 weights, float64 scores
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [(_Dropout(), "training mode"), (_BatchStatistics(), "training mode"),
+     (_Double(), r"gives torch\.float64 scores for torch\.float32 inputs")],
+)  # fmt: skip
+def test_models_in_training_mode_or_float64_are_named(
+    model: torch.nn.Module, message: str, user_data: Dataset
+) -> None:
+    from jsma.errors import ModelError
+    from jsma.models import check_model_fits
+
+    with pytest.raises(ModelError, match=message):
+        check_model_fits(model, user_data)
+    x, y = user_data.test.tensors(np.arange(2))
+    if isinstance(model, _Double):  # the attack itself says it too, in one line
+        with pytest.raises(InputTypeError, match=r"float64 scores for torch\.float32 inputs"):
+            jsma.attack(model, x, (y + 1) % 4)

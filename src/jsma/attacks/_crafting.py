@@ -363,7 +363,7 @@ class JSMA(AttackSettings):
         with frozen_eval(model):
             with torch.no_grad():
                 # A copy: a model that writes into its input must not change the caller's x.
-                logits = check_logits(model(x.detach().clone()), x.shape[0])
+                logits = check_logits(model(x.detach().clone()), x.shape[0], x.dtype)
             check_finite("outputs", logits)
             batch, classes = logits.shape
             if sources is None:
@@ -449,7 +449,7 @@ class JSMA(AttackSettings):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """M-JSMA's choice over every class and both directions (see the class docstring)."""
         with torch.no_grad():
-            outputs = check_logits(model(x.detach().clone()), len(x))
+            outputs = check_logits(model(x.detach().clone()), len(x), x.dtype)
         if self.output == "probabilities":
             outputs = outputs.softmax(dim=1)
         check_finite("outputs", outputs)

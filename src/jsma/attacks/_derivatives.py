@@ -25,8 +25,9 @@ __all__ = [
 ]
 
 
-def check_logits(logits: object, batch: int) -> torch.Tensor:
-    """`logits` if they are a (batch, classes) floating point tensor, else a clear error."""
+def check_logits(logits: object, batch: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """`logits` if they are a (batch, classes) floating point tensor (of the inputs'
+    `dtype`, when given), else a clear error."""
     if not isinstance(logits, torch.Tensor):
         raise InputTypeError(
             f"the model must return a tensor of (batch, classes) logits, got "
@@ -40,6 +41,11 @@ def check_logits(logits: object, batch: int) -> torch.Tensor:
     if not logits.dtype.is_floating_point:
         raise InputTypeError(
             f"the model must return floating point logits to be differentiated, got {logits.dtype}"
+        )
+    if dtype is not None and logits.dtype != dtype:
+        raise InputTypeError(
+            f"the model returns {logits.dtype} scores for {dtype} inputs; give both one dtype "
+            f"(model.to({dtype}), or inputs .to({logits.dtype}))"
         )
     return logits
 
@@ -72,7 +78,7 @@ def _input_gradient(
 
 
 def _outputs(model: nn.Module, x: torch.Tensor, output: Output) -> torch.Tensor:
-    logits = check_logits(model(x), x.shape[0])
+    logits = check_logits(model(x), x.shape[0], x.dtype)
     return logits.softmax(dim=1) if output == "probabilities" else logits
 
 

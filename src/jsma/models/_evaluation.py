@@ -47,14 +47,30 @@ def check_model_fits(model: nn.Module, dataset: Dataset, *, name: str = "the mod
         )
     if not torch.isfinite(outputs).all():
         raise ModelError(f"{name} gives NaN or infinite scores for a sample of this data")
+    if outputs.dtype != images.dtype:
+        raise ModelError(
+            f"{name} gives {outputs.dtype} scores for {images.dtype} inputs; the attack works "
+            f"in {images.dtype}: convert the model (model.to({images.dtype})) before saving it"
+        )
     try:
-        outputs_of(images)
+        batch = outputs_of(images)
     except Exception as error:  # a program exported for batches of one, say
         raise ModelError(
             f"{name} takes one input at a time only ({_first_line(error)}); the attack runs "
             "batches: export it with a dynamic batch dimension (dynamic_shapes="
             "({0: torch.export.Dim('batch')},))"
         ) from None
+    # In train mode (dropout, batch norm on batch statistics) the same input gets other
+    # scores each time or in another batch; an exported program keeps the mode it had.
+    if not (
+        torch.allclose(outputs_of(images), batch, rtol=1e-4, atol=1e-5)
+        and torch.allclose(batch[:1], outputs, rtol=1e-4, atol=1e-5)
+    ):
+        raise ModelError(
+            f"{name} gives the same input other scores on another call or in another batch: "
+            "it runs in training mode (dropout, batch norm); call model.eval() before "
+            "exporting or saving it"
+        )
 
 
 def _first_line(error: BaseException) -> str:
