@@ -184,3 +184,17 @@ def test_models_in_training_mode_or_float64_are_named(
     if isinstance(model, _Double):  # the attack itself says it too, in one line
         with pytest.raises(InputTypeError, match=r"float64 scores for torch\.float32 inputs"):
             jsma.attack(model, x, (y + 1) % 4)
+
+
+def test_status_shows_the_success_rate_and_says_what_is_timed(
+    tiny_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run_campaign(run, CampaignSpec(samples=4, unit_size=2), _model(), tiny_dataset)
+    status = Campaign.open(run).status()
+    succeeded = int(np.count_nonzero(Campaign.open(run).arrays().success))
+    assert status.successes == succeeded
+    assert main(["campaign", "status", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"success:    {succeeded / status.attacks_done:.2%} of the attacks done" in out
+    assert "attacks/s of attack time" in out

@@ -62,14 +62,21 @@ class CampaignStatus:
     attacks_done: int
     attacks_total: int
     seconds: float
+    successes: int = 0  # of the attacks done
 
     @property
     def complete(self) -> bool:
         return self.units_done == self.units_total
 
     @property
+    def success_rate(self) -> float:
+        """The share of the attacks done that succeeded (NaN before the first unit)."""
+        return self.successes / self.attacks_done if self.attacks_done else float("nan")
+
+    @property
     def throughput(self) -> float:
-        """Attacks per second over the finished units."""
+        """Attacks per second of attack time: the finished units' attacks over the seconds
+        their attacks took, summed over workers (loading and start-up not counted)."""
         return self.attacks_done / self.seconds if self.seconds > 0 else float("nan")
 
     @property
@@ -157,6 +164,8 @@ class Campaign:
     def status(self, finished: dict[str, UnitInfo] | None = None) -> CampaignStatus:
         """Done and total units and attacks, and the time spent, from the files alone."""
         done = self.finished() if finished is None else finished
+        units = [unit for unit in self.manifest.units if unit.name in done]
+        tables = [table for unit in units if (table := self.table(unit)) is not None]
         return CampaignStatus(
             directory=self.folder,
             units_done=len(done),
@@ -164,6 +173,7 @@ class Campaign:
             attacks_done=sum(info.rows for info in done.values()),
             attacks_total=self.manifest.attacks_total,
             seconds=sum(info.seconds for info in done.values()),
+            successes=sum(int(np.count_nonzero(t.column("success").to_numpy())) for t in tables),
         )
 
     def results(self, *, allow_partial: bool = False) -> pa.Table:

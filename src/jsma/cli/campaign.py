@@ -58,9 +58,7 @@ def register(commands: Commands) -> None:
     run.add_argument(
         "--unit-size", type=positive_int, default=DEFAULT_UNIT_SIZE, help="samples per work unit"
     )
-    run.add_argument(
-        "--seed", type=int, default=0, help="seed of the random target rule (default: 0)"
-    )
+    run.add_argument("--seed", type=int, default=0, help="seed of the random target rule")
     engine_options(run)
     run.set_defaults(handler=_run)
 
@@ -91,10 +89,14 @@ def _print_status(status: CampaignStatus) -> None:
     print(f"units:      {status.units_done} / {status.units_total}")
     print(f"attacks:    {status.attacks_done} / {status.attacks_total}")
     if status.attacks_done:
+        print(f"success:    {status.success_rate:.2%} of the attacks done")
         per_attack = 1e3 / status.throughput
-        print(f"throughput: {status.throughput:.1f} attacks/s ({per_attack:.1f} ms per attack)")
+        print(
+            f"throughput: {status.throughput:.1f} attacks/s of attack time ({per_attack:.1f} ms "
+            "per attack in one worker; loading and start-up not counted)"
+        )
         if not status.complete:
-            print(f"eta:        {status.eta_seconds / 60:.1f} minutes")
+            print(f"eta:        {status.eta_seconds / 60:.1f} minutes in one worker")
     state = "complete" if status.complete else "incomplete: jsma campaign resume DIR"
     print(f"state:      {state}")
 
