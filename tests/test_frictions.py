@@ -198,3 +198,21 @@ def test_status_shows_the_success_rate_and_says_what_is_timed(
     out = capsys.readouterr().out
     assert f"success:    {succeeded / status.attacks_done:.2%} of the attacks done" in out
     assert "attacks/s of attack time" in out
+
+
+def test_a_parquet_table_names_its_classes_in_a_column(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jsma.data import load_data
+    from jsma.errors import DataError
+
+    labels = [0, 1, 2, 1, 0, 2]
+    names = ["ant", "bee", "cow", "bee", "ant", "cow"]
+    table = pa.table({"x": [[0.5] * 4] * 6, "label": labels, "class_name": names})
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert load_data(tmp_path / "t.parquet").class_names == ("ant", "bee", "cow")
+    conflicting = ["ant", "bee", "cow", "cow", "ant", "cow"]  # label 1 is bee, then cow
+    pq.write_table(table.set_column(2, "class_name", pa.array(conflicting)), tmp_path / "u.parquet")
+    with pytest.raises(DataError, match="label 1 has two class names, 'bee' and 'cow'"):
+        load_data(tmp_path / "u.parquet")

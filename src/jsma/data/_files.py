@@ -492,7 +492,8 @@ def read_parquet(path: Path, *, bounds: Bounds | None = None, progress: bool = F
     """A Parquet table (or a folder of them, `train-*.parquet`, `test-*.parquet`, as
     dataset hubs store them) with a label column and an image column (encoded bytes,
     or a `{bytes, path}` struct) or an array column; a `split` column or the file
-    names tell the splits (else all is test); class names from the hub's metadata."""
+    names tell the splits (else all is test); class names from the hub's metadata, else
+    from a `class_name` column (each row's class, by name)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -500,6 +501,7 @@ def read_parquet(path: Path, *, bounds: Bounds | None = None, progress: bool = F
     notes: list[str] = []
     parts: dict[str, list[Any]] = {}
     class_names: list[str] | None = None
+    named: dict[int, object] = {}  # label -> its `class_name` column's value
     for file in files:
         try:
             table = pq.read_table(file)
@@ -516,6 +518,8 @@ def read_parquet(path: Path, *, bounds: Bounds | None = None, progress: bool = F
         origin = f"{file}:{input_column}"
         inputs = _parquet_inputs(table.column(input_column), origin, notes, progress=progress)
         labels = np.asarray(table.column(label_column).to_numpy(zero_copy_only=False))
+        if "class_name" in table.column_names:
+            _name_labels(named, labels, table.column("class_name").to_pylist(), file)
         if "split" in table.column_names:
             split_of_row = [_split_of(str(s)) for s in table.column("split").to_pylist()]
             if None in split_of_row:
@@ -535,10 +539,26 @@ def read_parquet(path: Path, *, bounds: Bounds | None = None, progress: bool = F
         for split, pieces in parts.items()
     }
     _check_same_channels(raw, path)
+    if class_names is None and named:
+        unnamed = sorted(set(range(max(named) + 1)) - named.keys())
+        if unnamed:
+            raise DataError(f"{path}: no row of label {unnamed[0]} gives its class_name")
+        class_names = [named[label] for label in range(len(named))]  # type: ignore[misc]
     return _assemble(
         raw, name=path.stem, source=f"{path} (Parquet)", location=path,
         class_names=class_names, bounds=bounds, notes=notes,
     )  # fmt: skip
+
+
+def _name_labels(
+    named: dict[int, object], labels: np.ndarray, names: list[object], file: Path
+) -> None:
+    """Add each label's name from a `class_name` column (one name per label)."""
+    for label, name in zip(labels.tolist(), names, strict=True):
+        if named.setdefault(int(label), name) != name:
+            raise DataError(
+                f"{file}: label {label} has two class names, {named[int(label)]!r} and {name!r}"
+            )
 
 
 def _hub_class_names(schema: Any, label_column: str) -> list[str] | None:
