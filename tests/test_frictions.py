@@ -216,3 +216,42 @@ def test_a_parquet_table_names_its_classes_in_a_column(tmp_path: Path) -> None:
     pq.write_table(table.set_column(2, "class_name", pa.array(conflicting)), tmp_path / "u.parquet")
     with pytest.raises(DataError, match="label 1 has two class names, 'bee' and 'cow'"):
         load_data(tmp_path / "u.parquet")
+
+
+def test_campaigns_record_clean_accuracy_and_refuse_a_model_near_chance(
+    forms: dict[str, Path], user_data: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from jsma.models import load_model, predict
+    from tests.userdata import outside_source
+
+    model = load_model(outside_source(str(forms["exported"])))
+    x, y = user_data.test.tensors(np.arange(8))
+    correct = int((predict(model, x) == y).sum())
+    run = tmp_path / "run"
+    options = ["--data", str(user_data.location), "--samples", "8", "--unit-size", "4"]
+    assert (
+        main(["-q", "campaign", "run", str(run), *options, "--model", str(forms["exported"])]) == 0
+    )
+    clean = Campaign.open(run).manifest.clean
+    assert clean is not None
+    assert (clean.correct, clean.samples) == (correct, 8)
+    assert f"clean:      {correct / 8:.2%} of the 8 attacked samples" in capsys.readouterr().out
+
+    # The same data with its class order changed (what an image folder's alphabetical
+    # order does to a model trained on the .npz): refused before anything is written.
+    shuffled = tmp_path / "shuffled.npz"
+    with np.load(str(user_data.location)) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    for key in [k for k in arrays if k.startswith("y")]:
+        arrays[key] = (arrays[key] + 1) % user_data.num_classes
+    np.savez(shuffled, **arrays)
+    other = ["--data", str(shuffled), "--samples", "8", "--model", str(forms["exported"])]
+    assert main(["-q", "campaign", "run", str(tmp_path / "weak"), *other]) == 2
+    assert "near chance (25.0% for 4 classes)" in capsys.readouterr().err
+    assert not (tmp_path / "weak").exists()
+    assert (
+        main(["-q", "campaign", "run", str(tmp_path / "weak"), *other, "--allow-weak-model"]) == 0
+    )
+    shutil.rmtree(tmp_path / "weak")

@@ -20,7 +20,7 @@ import pyarrow as pa
 import torch
 
 from jsma._io import atomic_write
-from jsma.campaign._manifest import Manifest, open_campaign
+from jsma.campaign._manifest import CleanAccuracy, Manifest, open_campaign
 from jsma.campaign._samples import CraftedSamples, rebuilt_samples
 from jsma.campaign._spec import CampaignSpec, WorkUnit
 from jsma.campaign._store import SCHEMA, UnitInfo, UnitStamp, read_unit, table_info
@@ -63,6 +63,7 @@ class CampaignStatus:
     attacks_total: int
     seconds: float
     successes: int = 0  # of the attacks done
+    clean: CleanAccuracy | None = None  # the model on the attacked samples, unattacked
 
     @property
     def complete(self) -> bool:
@@ -174,6 +175,7 @@ class Campaign:
             attacks_total=self.manifest.attacks_total,
             seconds=sum(info.seconds for info in done.values()),
             successes=sum(int(np.count_nonzero(t.column("success").to_numpy())) for t in tables),
+            clean=self.manifest.clean,
         )
 
     def results(self, *, allow_partial: bool = False) -> pa.Table:

@@ -77,6 +77,25 @@ class DataRecord:
 
 
 @dataclass(frozen=True)
+class CleanAccuracy:
+    """How many of the campaign's attacked samples the model classifies correctly before
+    any attack (recorded from jsma 0.4; absent in older campaigns)."""
+
+    correct: int
+    samples: int
+
+    @property
+    def rate(self) -> float:
+        return self.correct / self.samples if self.samples else float("nan")
+
+    def near_chance(self, num_classes: int) -> bool:
+        """Less than a quarter of the way from chance (1 / classes) to every sample right:
+        a model of other data, or with its classes in another order."""
+        chance = 1 / num_classes
+        return self.rate < chance + (1 - chance) / 4
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A campaign's identity: spec, model, data, and the units they plan."""
 
@@ -88,18 +107,28 @@ class Manifest:
     # Earlier specs' digests whose unit files still hold (before `extended`): empty for
     # a campaign never extended.
     earlier_digests: tuple[str, ...] = ()
+    clean: CleanAccuracy | None = None
 
     @classmethod
-    def new(cls, spec: CampaignSpec, model: ModelProvenance, data: DataRecord) -> Manifest:
+    def new(
+        cls,
+        spec: CampaignSpec,
+        model: ModelProvenance,
+        data: DataRecord,
+        clean: CleanAccuracy | None = None,
+    ) -> Manifest:
         created = datetime.datetime.now(datetime.UTC).isoformat()
-        return cls(spec, model, data, _versions(), created)
+        return cls(spec, model, data, _versions(), created, clean=clean)
 
-    def extended(self, samples: int | None) -> Manifest:
+    def extended(self, samples: int | None, clean: CleanAccuracy | None = None) -> Manifest:
         """This campaign with more samples of each split (None: all): the units it had
-        stay valid, the new ones are planned after them."""
+        stay valid, the new ones are planned after them; `clean`, the model's accuracy on
+        them all."""
         spec = dataclasses.replace(self.spec, samples=samples)
         earlier = (self.spec.digest(), *self.earlier_digests)
-        return dataclasses.replace(self, spec=spec, versions=_versions(), earlier_digests=earlier)
+        return dataclasses.replace(
+            self, spec=spec, versions=_versions(), earlier_digests=earlier, clean=clean
+        )
 
     @property
     def units(self) -> list[WorkUnit]:
@@ -134,6 +163,8 @@ class Manifest:
             "versions": dict(self.versions),
             "created": self.created,
             "unit_digests": [self.spec.digest(), *self.earlier_digests],
+            # Optional: a reader that does not know it (jsma 0.3) ignores it.
+            **({} if self.clean is None else {"clean_accuracy": encode(self.clean)}),
         }
         # fmt: on
         return {**content, "digest": _digest(content)}
@@ -191,6 +222,9 @@ class Manifest:
                 _typed(d, str, "unit_digests")
                 for d in _typed(content.get("unit_digests", []), list, "unit_digests")[1:]
             ),
+            clean=None
+            if content.get("clean_accuracy") is None
+            else decode(CleanAccuracy, content["clean_accuracy"], "clean_accuracy"),
         )
 
     def _check(self, content: dict[str, Any], path: str) -> None:

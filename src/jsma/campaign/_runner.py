@@ -16,20 +16,21 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from torch import nn
 from tqdm.auto import tqdm
 
 from jsma.campaign._campaign import Campaign, CampaignLike, CampaignStatus, data_fingerprint
 from jsma.campaign._engines import Engine, InProcess, UnitTask
-from jsma.campaign._manifest import DataRecord, Manifest, spec_differences
+from jsma.campaign._manifest import CleanAccuracy, DataRecord, Manifest, spec_differences
 from jsma.campaign._spec import CampaignSpec
 from jsma.campaign._store import UNITS, remove_stale_temporaries, unit_info
 from jsma.campaign._unit import UnitData
 from jsma.campaign.location import Folder, folder_at
 from jsma.data._dataset import Dataset
 from jsma.errors import CampaignError, ConfigurationError, Interrupted
-from jsma.models._evaluation import check_model_fits
+from jsma.models._evaluation import check_model_fits, predict
 from jsma.models._provenance import ModelProvenance, model_fingerprint
 
 __all__ = [
@@ -59,7 +60,7 @@ def _reconciled(stored: Manifest, asked: Manifest, directory: Folder) -> Manifes
         asked.data.fingerprint,
     )
     if grown and same_model_and_data:
-        extended = stored.extended(asked.spec.samples)
+        extended = stored.extended(asked.spec.samples, asked.clean)
         logger.info(
             "%s: extended from %s to %s samples per split; %d units to add",
             directory, stored.spec.samples or "all", asked.spec.samples or "all",
@@ -113,7 +114,8 @@ def describe_campaign(
     return Manifest.new(
         spec,
         provenance,
-        DataRecord(
+        clean=clean_accuracy(model, dataset, spec),
+        data=DataRecord(
             fingerprint=data_fingerprint(dataset, spec.splits),
             source=dataset.source,
             num_classes=dataset.num_classes,
@@ -126,6 +128,19 @@ def describe_campaign(
     )
 
 
+def clean_accuracy(model: nn.Module, dataset: Dataset, spec: CampaignSpec) -> CleanAccuracy:
+    """How many of the samples `spec` attacks `model` classifies correctly, unattacked."""
+    correct = samples = 0
+    for name in spec.splits:
+        split = dataset.split(name)
+        count = len(split) if spec.samples is None else min(spec.samples, len(split))
+        for begin in range(0, count, 4096):  # bounded memory on any input size
+            images, labels = split.tensors(np.arange(begin, min(begin + 4096, count)))
+            correct += int((predict(model, images) == labels).sum())
+        samples += count
+    return CleanAccuracy(correct, samples)
+
+
 def run_campaign(
     directory: str | os.PathLike[str] | Folder,
     spec: CampaignSpec,
@@ -136,6 +151,7 @@ def run_campaign(
     progress: bool = False,
     engine: Engine | None = None,
     model_description: Mapping[str, Any] | None = None,
+    refuse_near_chance: bool = False,
 ) -> CampaignStatus:
     """Run (or resume) a campaign in `directory`; return its status at the end.
 
@@ -148,7 +164,10 @@ def run_campaign(
     for N processes). The rows do not depend on the engine, so a campaign
     started by one can be resumed by another. `provenance` says where `model` came
     from (`jsma.models.describe_model` for a checkpoint; default: the module alone).
-    `model_description` (a dict, jsma 0.2.0) is deprecated: give `provenance`.
+    `model_description` (a dict, jsma 0.2.0) is deprecated: give `provenance`. The
+    model's accuracy on the attacked samples is measured and stored in the manifest;
+    `refuse_near_chance`: a `CampaignError` before anything is written when it is near
+    chance (`CleanAccuracy.near_chance`).
 
     Example:
         >>> spec = CampaignSpec(splits=("test",), samples=100)  # doctest: +SKIP
@@ -161,7 +180,9 @@ def run_campaign(
             stacklevel=2,
         )
         provenance = ModelProvenance.from_description(model_fingerprint(model), model_description)
-    folder, asked = _asked(directory, spec, model, dataset, provenance)
+    folder, asked = _asked(
+        directory, spec, model, dataset, provenance, refuse_near_chance=refuse_near_chance
+    )
     with folder.lock():
         campaign = _opened(folder, asked)
         if removed := remove_stale_temporaries(folder):
@@ -192,10 +213,24 @@ def _asked(
     model: nn.Module,
     dataset: Dataset,
     provenance: ModelProvenance | None,
+    *,
+    refuse_near_chance: bool = False,
 ) -> tuple[Folder, Manifest]:
     """The folder, checked writable, and the manifest a campaign there must have."""
     check_model_fits(model, dataset)  # before anything is written
     asked = describe_campaign(spec, model, dataset, provenance)
+    clean = asked.clean
+    assert clean is not None
+    logger.info(
+        "clean accuracy on the %d attacked samples: %.2f%%", clean.samples, 100 * clean.rate
+    )
+    if refuse_near_chance and clean.near_chance(dataset.num_classes):
+        raise CampaignError(
+            f"the model classifies {clean.rate:.1%} of the {clean.samples} attacked samples "
+            f"correctly, near chance ({1 / dataset.num_classes:.1%} for "
+            f"{dataset.num_classes} classes): is it the model of this data, with its classes "
+            "in the same order? Attack it anyway with --allow-weak-model"
+        )
     folder = folder_at(where)
     folder.check()
     folder.ensure_writable(UNITS)

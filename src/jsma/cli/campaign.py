@@ -59,6 +59,7 @@ def register(commands: Commands) -> None:
         "--unit-size", type=positive_int, default=DEFAULT_UNIT_SIZE, help="samples per work unit"
     )
     run.add_argument("--seed", type=int, default=0, help="seed of the random target rule")
+    _weak_model_option(run)
     engine_options(run)
     run.set_defaults(handler=_run)
 
@@ -66,6 +67,7 @@ def register(commands: Commands) -> None:
     resume.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
     data_options(resume)
     model_options(resume, outside=True)
+    _weak_model_option(resume)
     engine_options(resume)
     resume.set_defaults(handler=_resume)
 
@@ -84,10 +86,23 @@ def register(commands: Commands) -> None:
     status.set_defaults(handler=_status)
 
 
+def _weak_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-weak-model", action="store_true",
+        help="attack a model that classifies the attacked samples about as well as chance "
+        "(else refused: it is usually another data's model, or classes in another order)",
+    )  # fmt: skip
+
+
 def _print_status(status: CampaignStatus) -> None:
     print(f"campaign:   {status.directory}")
     print(f"units:      {status.units_done} / {status.units_total}")
     print(f"attacks:    {status.attacks_done} / {status.attacks_total}")
+    if status.clean is not None:
+        print(
+            f"clean:      {status.clean.rate:.2%} of the {status.clean.samples} attacked samples "
+            "classified correctly before any attack"
+        )
     if status.attacks_done:
         print(f"success:    {status.success_rate:.2%} of the attacks done")
         per_attack = 1e3 / status.throughput
@@ -119,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     network, provenance = attacked_model(args, data)
     status = run_campaign(
         args.directory, spec, network, data, provenance=provenance, progress=True,
-        engine=runner,
+        engine=runner, refuse_near_chance=not args.allow_weak_model,
     )  # fmt: skip
     _print_status(status)
     return 0
@@ -146,8 +161,8 @@ def _resume(args: argparse.Namespace) -> int:
         )  # fmt: skip
         network = loaded.model.to(resolve_device(args.device))
     status = run_campaign(
-        args.directory, manifest.spec, network, data,
-        provenance=provenance, progress=True, engine=runner,
+        args.directory, manifest.spec, network, data, provenance=provenance, progress=True,
+        engine=runner, refuse_near_chance=not args.allow_weak_model,
     )  # fmt: skip
     _print_status(status)
     return 0
