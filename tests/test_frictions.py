@@ -255,3 +255,48 @@ def test_campaigns_record_clean_accuracy_and_refuse_a_model_near_chance(
         main(["-q", "campaign", "run", str(tmp_path / "weak"), *other, "--allow-weak-model"]) == 0
     )
     shutil.rmtree(tmp_path / "weak")
+
+
+def test_stratified_order_spans_the_classes_and_is_fixed(tmp_path: Path) -> None:
+    labels = np.repeat(np.arange(4), 25)  # stored class by class, as image folders are
+    spec = CampaignSpec(order="stratified", seed=3)
+    order = spec.sample_indices("test", labels)
+    assert sorted(order.tolist()) == list(range(100))
+    for k in (1, 2, 7):
+        assert np.bincount(labels[order[: 4 * k]], minlength=4).tolist() == [k] * 4
+    assert np.array_equal(order, spec.sample_indices("test", labels))
+    again = CampaignSpec(order="stratified", seed=4).sample_indices("test", labels)
+    assert not np.array_equal(order, again)  # the seed decides
+    assert CampaignSpec().sample_indices("test", labels).tolist() == list(range(100))
+    # A default spec keeps the digest earlier campaigns' units were stamped with.
+    assert CampaignSpec().digest() == CampaignSpec(order="first").digest()
+    assert CampaignSpec(order="stratified").digest() != CampaignSpec().digest()
+
+
+def test_a_stratified_campaign_attacks_the_samples_it_records(
+    user_data: Dataset, forms: dict[str, Path], tmp_path: Path
+) -> None:
+    from jsma.models import load_model
+    from tests.userdata import outside_source
+
+    by_class = np.argsort(user_data.test.labels, kind="stable")
+    data = dataclasses.replace(user_data, test=user_data.test.cut(by_class))
+    model = load_model(outside_source(str(forms["exported"])))
+    spec = CampaignSpec(samples=4, unit_size=2, order="stratified", targets="random")
+    run_campaign(tmp_path / "run", spec, model, data)
+    rows = Campaign.open(tmp_path / "run").results().to_pydict()
+    expected = spec.sample_indices("test", data.test.labels)[:4]
+    assert rows["index"] == expected.tolist()
+    assert sorted(rows["source"]) == [0, 1, 2, 3]  # the first 4 of the data are one class
+    assert rows["source"] == data.test.labels[expected].tolist()
+
+
+def test_the_command_stratifies_data_other_than_mnist_by_default(
+    user_data: Dataset, forms: dict[str, Path], tmp_path: Path
+) -> None:
+    options = ["--data", str(user_data.location), "--model", str(forms["exported"])]
+    assert main(["-q", "campaign", "run", str(tmp_path / "a"), *options, "--samples", "4"]) == 0
+    assert Campaign.open(tmp_path / "a").manifest.spec.order == "stratified"
+    first = ["--samples", "4", "--order", "first"]
+    assert main(["-q", "campaign", "run", str(tmp_path / "b"), *options, *first]) == 0
+    assert Campaign.open(tmp_path / "b").manifest.spec.order == "first"

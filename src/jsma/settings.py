@@ -18,6 +18,7 @@ __all__ = [
     "PAPER_MAX_DISTORTION",
     "RECIPE_NAMES",
     "SALIENCIES",
+    "SAMPLE_ORDERS",
     "SEARCH_DOMAINS",
     "SPLIT_NAMES",
     "TARGET_RULES",
@@ -27,6 +28,7 @@ __all__ = [
     "Output",
     "RecipeName",
     "Saliency",
+    "SampleOrder",
     "SearchDomain",
     "SplitName",
     "TargetRule",
@@ -61,6 +63,11 @@ Direction = Literal["increasing", "decreasing", "both"]
 TargetRule = Literal["all-others", "random", "least-likely", "untargeted"]
 """How a campaign picks the targets of a sample."""
 
+SampleOrder = Literal["first", "stratified"]
+"""Which samples `samples=N` takes from a split: its first N, or the classes in turn,
+each class's samples in a seeded order (so N samples span the classes even when the
+data is stored class by class, as image folders are)."""
+
 SplitName = Literal["train", "validation", "test"]
 
 L0Count = Literal["features", "pixels"]
@@ -77,6 +84,7 @@ SALIENCIES: tuple[Saliency, ...] = get_args(Saliency)
 SEARCH_DOMAINS: tuple[SearchDomain, ...] = get_args(SearchDomain)
 DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
 TARGET_RULES: tuple[TargetRule, ...] = get_args(TargetRule)
+SAMPLE_ORDERS: tuple[SampleOrder, ...] = get_args(SampleOrder)
 SPLIT_NAMES: tuple[SplitName, ...] = get_args(SplitName)
 RECIPE_NAMES: tuple[RecipeName, ...] = get_args(RecipeName)
 

@@ -16,7 +16,6 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from torch import nn
 from tqdm.auto import tqdm
@@ -134,8 +133,9 @@ def clean_accuracy(model: nn.Module, dataset: Dataset, spec: CampaignSpec) -> Cl
     for name in spec.splits:
         split = dataset.split(name)
         count = len(split) if spec.samples is None else min(spec.samples, len(split))
+        attacked = spec.sample_indices(name, split.labels)[:count]
         for begin in range(0, count, 4096):  # bounded memory on any input size
-            images, labels = split.tensors(np.arange(begin, min(begin + 4096, count)))
+            images, labels = split.tensors(attacked[begin : begin + 4096])
             correct += int((predict(model, images) == labels).sum())
         samples += count
     return CleanAccuracy(correct, samples)
@@ -267,8 +267,15 @@ def _run_units(
         desc="campaign",
         smoothing=0.1,
     )
+    spec = manifest.spec
+    orders = {s: spec.sample_indices(s, dataset.split(s).labels) for s in spec.splits}
     tasks = [
-        UnitTask(campaign.folder, campaign.stamp(unit), manifest.spec, UnitData.cut(dataset, unit))
+        UnitTask(
+            campaign.folder,
+            campaign.stamp(unit),
+            spec,
+            UnitData.cut(dataset, unit, orders[unit.split]),
+        )
         for unit in manifest.units
         if unit.name not in finished
     ]

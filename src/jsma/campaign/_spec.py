@@ -19,8 +19,10 @@ from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError
 from jsma.settings import (
     DEFAULT_UNIT_SIZE,
+    SAMPLE_ORDERS,
     SPLIT_NAMES,
     TARGET_RULES,
+    SampleOrder,
     TargetRule,
 )
 
@@ -101,9 +103,19 @@ class FeatureMask:
             )
 
 
+def _splitmix64(values: np.ndarray | np.uint64) -> np.ndarray:
+    """SplitMix64's finaliser: a fixed, well-mixed hash of 64-bit integers."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(values, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 @dataclass(frozen=True)
 class WorkUnit:
-    """Samples [start, stop) of one split: the grain of work and of storage."""
+    """Positions [start, stop) of one split (the samples `CampaignSpec.sample_indices`
+    puts there): the grain of work and of storage."""
 
     split: str
     start: int
@@ -118,7 +130,9 @@ class WorkUnit:
 class CampaignSpec:
     """A campaign: which samples of which splits, which targets, which attack.
 
-    `samples` takes the first N samples of each split (None: all of them).
+    `samples` takes N samples of each split (None: all of them): the first N, or with
+    `order="stratified"` the classes in turn, each class's samples in an order seeded
+    by `seed` (`sample_indices`).
     Target rules: `all-others` (each class but the sample's label: the
     paper's 9 attacks per sample), `random` (one other class, seeded),
     `least-likely` (the other class the model finds least likely), and
@@ -133,8 +147,13 @@ class CampaignSpec:
     unit_size: int = DEFAULT_UNIT_SIZE
     seed: int = 0
     mask: FeatureMask | None = None
+    order: SampleOrder = "first"
 
     def __post_init__(self) -> None:
+        if self.order not in SAMPLE_ORDERS:
+            raise ConfigurationError(
+                f"unknown sample order {self.order!r}; choose one of {', '.join(SAMPLE_ORDERS)}"
+            )
         unknown = [s for s in self.splits if s not in SPLIT_NAMES]
         if not self.splits or unknown or len(set(self.splits)) != len(self.splits):
             raise ConfigurationError(
@@ -171,6 +190,21 @@ class CampaignSpec:
             ]
         return units
 
+    def sample_indices(self, split: str, labels: np.ndarray) -> np.ndarray:
+        """The sample each position of the split attacks (units cover positions): 0, 1,
+        2, ... for `first`; for `stratified`, every class's first sample, then every
+        class's second, ..., each class's samples ordered by a hash of (seed, split,
+        index): the same on every machine and numpy version."""
+        if self.order == "first":
+            return np.arange(len(labels))
+        index = np.arange(len(labels), dtype=np.uint64)
+        key = _splitmix64(index ^ _splitmix64(np.uint64(self.seed * 3 + SPLIT_NAMES.index(split))))
+        by_key = np.lexsort((key, labels))  # each class's samples, in key order
+        rank = np.empty(len(labels), dtype=np.int64)
+        starts = np.searchsorted(labels[by_key], labels[by_key], side="left")
+        rank[by_key] = np.arange(len(labels)) - starts
+        return np.lexsort((labels, rank)).astype(np.int64)
+
     def attacks_per_sample(self, num_classes: int) -> int:
         return num_classes - 1 if self.targets == "all-others" else 1
 
@@ -192,5 +226,7 @@ class CampaignSpec:
         }
         if content["mask"] is None:  # added after 0.2.0, like the later settings
             del content["mask"]
+        if content["order"] == "first":  # added in 0.4
+            del content["order"]
         text = json.dumps(content, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -33,11 +33,18 @@ class UnitData:
     samples: Split
     num_classes: int
     bounds: tuple[float, float]
+    indices: np.ndarray | None = None  # the samples' indices in the split (None: its positions)
 
     @classmethod
-    def cut(cls, dataset: Dataset, unit: WorkUnit) -> UnitData:
-        samples = dataset.split(unit.split).cut(slice(unit.start, unit.stop))
-        return cls(unit, samples, dataset.num_classes, dataset.bounds)
+    def cut(cls, dataset: Dataset, unit: WorkUnit, order: np.ndarray | None = None) -> UnitData:
+        """The unit's samples; `order`: the split's sample at each position
+        (`CampaignSpec.sample_indices`; None: the first samples)."""
+        if order is None:
+            samples = dataset.split(unit.split).cut(slice(unit.start, unit.stop))
+            return cls(unit, samples, dataset.num_classes, dataset.bounds)
+        indices = order[unit.start : unit.stop]
+        samples = dataset.split(unit.split).cut(indices)
+        return cls(unit, samples, dataset.num_classes, dataset.bounds, indices)
 
 
 def _unit_inputs(
@@ -46,7 +53,7 @@ def _unit_inputs(
     """Sample indices, images, sources and targets (None: untargeted) of one unit."""
     unit = data.unit
     device = next(model.parameters()).device
-    indices = np.arange(unit.start, unit.stop)
+    indices = np.arange(unit.start, unit.stop) if data.indices is None else data.indices
     images, labels = data.samples.tensors(device=device)
     classes = data.num_classes
     if spec.targets == "all-others":

@@ -24,7 +24,7 @@ from jsma.cli._common import (
     positive_int,
     stored_model_refused,
 )
-from jsma.settings import DEFAULT_UNIT_SIZE, SPLIT_NAMES, TARGET_RULES
+from jsma.settings import DEFAULT_UNIT_SIZE, SAMPLE_ORDERS, SPLIT_NAMES, TARGET_RULES
 
 if TYPE_CHECKING:
     from jsma.campaign import CampaignStatus
@@ -45,9 +45,12 @@ def register(commands: Commands) -> None:
     run.add_argument(
         "--splits", nargs="+", choices=SPLIT_NAMES, default=["test"], help="splits to attack"
     )
+    run.add_argument("--samples", type=positive_int, help="N samples of each split (default: all)")
     run.add_argument(
-        "--samples", type=positive_int, help="first N samples of each split (default: all)"
-    )
+        "--order", choices=SAMPLE_ORDERS,
+        help="which N samples: the first N, or stratified (the classes in turn, seeded by "
+        "--seed; default for data other than MNIST, often stored class by class)",
+    )  # fmt: skip
     run.add_argument(
         "--targets",
         choices=TARGET_RULES,
@@ -58,7 +61,12 @@ def register(commands: Commands) -> None:
     run.add_argument(
         "--unit-size", type=positive_int, default=DEFAULT_UNIT_SIZE, help="samples per work unit"
     )
-    run.add_argument("--seed", type=int, default=0, help="seed of the random target rule")
+    run.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the random target rule and the stratified order",
+    )
     _weak_model_option(run)
     engine_options(run)
     run.set_defaults(handler=_run)
@@ -130,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
         unit_size=args.unit_size,
         seed=args.seed,
         mask=feature_mask(args, tuple(data.input_shape)),
+        order=args.order or ("first" if data.location == "mnist" else "stratified"),
     )
     network, provenance = attacked_model(args, data)
     status = run_campaign(

@@ -67,8 +67,9 @@ class Split:
         labels = torch.from_numpy(self.labels[chosen]).to(device)
         return (images / self.scale if self.scale != 1 else images), labels
 
-    def cut(self, window: slice) -> Split:
-        """Samples `window` of this split, as a split of its own."""
+    def cut(self, window: slice | np.ndarray) -> Split:
+        """Samples `window` (a slice, or sample indices) of this split, as a split of its
+        own."""
         return Split(self.name, self.images[window], self.labels[window], self.scale)
 
     def class_counts(self, num_classes: int) -> np.ndarray:
