@@ -300,3 +300,24 @@ def test_the_command_stratifies_data_other_than_mnist_by_default(
     first = ["--samples", "4", "--order", "first"]
     assert main(["-q", "campaign", "run", str(tmp_path / "b"), *options, *first]) == 0
     assert Campaign.open(tmp_path / "b").manifest.spec.order == "first"
+
+
+def test_the_same_weights_have_one_fingerprint_in_every_form(forms: dict[str, Path]) -> None:
+    from jsma.models import load_model, model_fingerprint
+    from tests.userdata import build_small_cnn, outside_source
+
+    module = build_small_cnn()
+    module.load_state_dict(torch.load(forms["weights"], weights_only=True))
+    built = outside_source("tests.userdata:build_small_cnn", weights=forms["weights"])
+    fingerprints = {
+        "module": model_fingerprint(module),
+        "builder": model_fingerprint(load_model(built)),
+        **{
+            form: model_fingerprint(load_model(outside_source(text)))
+            for form, text in (
+                ("exported", str(forms["exported"])),
+                ("torchscript", str(forms["torchscript"])),
+            )
+        },
+    }
+    assert len(set(fingerprints.values())) == 1, fingerprints

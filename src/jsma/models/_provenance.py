@@ -19,10 +19,22 @@ __all__ = ["ModelProvenance", "model_fingerprint"]
 Origin = Literal["recipe", "checkpoint", "source", "module"]
 
 
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's parameters and buffers by name; a model loaded from a source is named
+    as its network is (with its normalisation, if any), so that the same weights have
+    one fingerprint whether given as a module, a builder, a program or TorchScript."""
+    if not isinstance(model, SourcedModel):
+        return dict(model.state_dict())
+    state = dict(model.network.state_dict())
+    if model.normalization is not None:
+        state |= {f"normalization.{k}": v for k, v in model.normalization.state_dict().items()}
+    return state
+
+
 def model_fingerprint(model: nn.Module) -> str:
     """SHA-256 of the model's parameters and buffers: names, dtypes, shapes, values."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(_weights(model).items()):
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{value.dtype}:{tuple(value.shape)};".encode())
         # reshape: a 0-dim tensor (batch norm's step count) has no byte view of its own.
