@@ -13,6 +13,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
+from matplotlib.patches import Rectangle
 
 from jsma._io import atomic_write
 from jsma.attacks import AttackResult
@@ -118,10 +119,12 @@ def class_matrix(
     limits: tuple[float, float] | None = None,
     fontsize: float = 7,
     labels: Sequence[str] | None = None,
+    undefined: np.ndarray | None = None,
 ) -> AxesImage:
     """A (classes x classes) matrix (rows: source class, columns: target class), each
-    cell labelled with its value; NaN cells are left blank; `labels` name the classes
-    (default: their numbers)."""
+    cell labelled with its value; NaN cells are left blank, or hatched and marked n/a
+    where `undefined` (a boolean matrix) is set: a measure that does not exist there,
+    not a missing pair; `labels` name the classes (default: their numbers)."""
     masked = np.ma.masked_invalid(values)
     if limits is None:
         limits = (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
@@ -136,6 +139,13 @@ def class_matrix(
         axes.set_yticklabels(labels)
     axes.set_xlabel("target class")
     axes.set_ylabel("source class")
+    if undefined is not None:
+        for row, column in zip(*np.nonzero(undefined), strict=True):
+            axes.add_patch(
+                Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, hatch="////",
+                          edgecolor="grey", linewidth=0)
+            )  # fmt: skip
+            axes.text(column, row, "n/a", ha="center", va="center", fontsize=fontsize * 0.8)
     for (row, column), value in np.ndenumerate(values):
         if np.isfinite(value):
             bright = high > low and (value - low) / (high - low) > 0.6

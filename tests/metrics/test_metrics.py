@@ -235,3 +235,17 @@ def test_one_rule_for_distortion_buckets() -> None:
     for edges in ((0.0,), (0.0, 2.0, 2.0), (4.0, 2.0)):
         with pytest.raises(ConfigurationError, match="bucket edges"):
             distortion_bucket(values, edges)
+
+
+def test_hardness_is_undefined_where_a_pair_hardly_succeeds() -> None:
+    arrays = _synthetic()
+    s, t = int(arrays.source[0]), int(arrays.target[0])
+    pair = (arrays.source == s) & (arrays.target == t)
+    never = CampaignArrays(**{**arrays.__dict__, "success": arrays.success & ~pair})
+    budgets = np.linspace(0.05, 1.0, 20)
+    hardness = hardness_matrix(never, budget_curves(never, budgets, FEATURES, features_per_step=2),
+                               CLASSES)  # fmt: skip
+    assert np.isnan(hardness[s, t])  # was 0.0, the easiest colour
+    # Left out of the rank correlation, not ranked as the easiest pair.
+    distance = np.where(np.isnan(hardness), np.nan, hardness * 2 + 1)
+    assert rank_correlation(hardness, distance) == pytest.approx(1.0)

@@ -332,7 +332,9 @@ def hardness_matrix(arrays: CampaignArrays, curves: BudgetCurves, num_classes: i
 
     For each pair, tau_k and epsilon_k (mean distortion of the attacks that
     succeed within budget k) are taken at every budget; budgets where no
-    attack of the pair succeeds yet contribute nothing.
+    attack of the pair succeeds yet contribute nothing. A pair that succeeds within
+    fewer than two budgets has no integral: NaN (like a pair never attacked), never 0,
+    which would read as the easiest pair.
     """
     keep = _targeted(arrays)
     hardness = np.full((num_classes, num_classes), np.nan)
@@ -348,7 +350,8 @@ def hardness_matrix(arrays: CampaignArrays, curves: BudgetCurves, num_classes: i
             with np.errstate(invalid="ignore"):
                 epsilon = (distortion[pair] * success[pair]).sum(axis=0) / reached
             valid = reached > 0
-            hardness[s, t] = _trapezoid(epsilon[valid], tau[valid]) if valid.sum() > 1 else 0.0
+            if valid.sum() > 1:
+                hardness[s, t] = _trapezoid(epsilon[valid], tau[valid])
     return hardness
 
 

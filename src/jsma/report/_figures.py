@@ -30,8 +30,10 @@ def heatmap(
     cmap: str = "viridis",
     limits: tuple[float, float] | None = None,
     labels: Sequence[str] | None = None,
+    undefined: np.ndarray | None = None,
 ) -> Figure:
-    """A (classes x classes) matrix, rows = source class, columns = target class;
+    """A (classes x classes) matrix, rows = source class, columns = target class
+    (`undefined` cells hatched, see `class_matrix`);
     `limits` fixes the colour scale (to compare panels), else it spans the values;
     `labels` name the classes. The figure grows with the classes (up to
     `MATRIX_CLASSES`), so that each cell keeps room for its number."""
@@ -40,7 +42,7 @@ def heatmap(
     axes = figure.subplots()
     image = class_matrix(
         axes, values, fmt=fmt, cmap=cmap, limits=limits, labels=labels,
-        fontsize=7 if len(values) <= 12 else 5.5,
+        fontsize=7 if len(values) <= 12 else 5.5, undefined=undefined,
     )  # fmt: skip
     axes.set_title(title)
     figure.colorbar(image, ax=axes, shrink=0.85)

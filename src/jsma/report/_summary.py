@@ -54,6 +54,12 @@ class CampaignSummary:
     l0: L0Count = "features"
 
     @property
+    def hardness_undefined(self) -> np.ndarray:
+        """The attacked pairs whose hardness has no integral (success within fewer than
+        two budgets): hatched in the matrix, left out of the rank correlation."""
+        return np.isnan(self.hardness) & np.isfinite(self.success)
+
+    @property
     def l0_units(self) -> int:
         """How many features (or pixels) one input has: what a distortion is a share of."""
         shape = self.manifest.data.input_shape
