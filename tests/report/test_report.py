@@ -381,5 +381,34 @@ def test_an_m_jsma_campaign_reports_both_directions(tiny_dataset: Dataset, tmp_p
     (entry,) = json.loads(files.summary.read_text(), parse_constant=_strict)["campaigns"]
     assert entry["direction"] == "both"
     page = files.html.read_text()
-    assert "m-jsma (both, theta = +1)" in page
+    assert "m-jsma (both, theta = +1, M-JSMA)" in page
     assert "<tr class='paper'>" not in page  # the paper has no M-JSMA figure
+
+
+def test_paper_rows_only_beside_the_papers_setting_and_names_that_tell_attacks_apart(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    import torch
+
+    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.models import ModelSpec
+    from jsma.settings import TargetRule
+
+    torch.manual_seed(0)
+    model = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES}).build()
+    runs = []
+    cases: tuple[tuple[str, AttackSettings, TargetRule], ...] = (
+        ("a/increasing", AttackSettings(), "all-others"),
+        ("b/increasing", AttackSettings(saliency="wjsma"), "all-others"),
+        ("c/increasing", AttackSettings(), "random"),
+    )
+    for folder, settings, targets in cases:
+        spec = CampaignSpec(samples=4, unit_size=4, attack=settings, targets=targets)
+        run_campaign(tmp_path / folder, spec, model, tiny_dataset)
+        runs.append(tmp_path / folder)
+    files = write_report(runs, tmp_path / "report", tiny_dataset)
+    page = files.html.read_text()
+    assert page.count("<tr class='paper'>") == 1  # the paper's setting only
+    assert "increasing (theta = +1, WJSMA)" in page
+    names = {path.name for path in files.figures}
+    assert {"0-increasing-success.png", "1-increasing-wjsma-success.png"} <= names

@@ -85,11 +85,32 @@ class CampaignSummary:
         return self.manifest.spec.attack.direction
 
     @property
+    def variations(self) -> list[str]:
+        """How the attack differs from the paper's JSMA (saliency, variant, search domain):
+        what tells campaigns of one directory name apart."""
+        attack = self.manifest.spec.attack
+        words = [] if attack.saliency == "jsma" else [attack.saliency.upper()]
+        if attack.variant == "maximal":
+            words.append("M-JSMA")
+        elif attack.variant == "single":
+            words.append("single features")
+        if attack.search_domain == "all":
+            words.append("the paper's search domain")
+        return words
+
+    @property
     def label(self) -> str:
         name = self.directory.name
-        if self.direction in name:
-            return f"{name} (theta = {self.theta:+g})"
-        return f"{name} ({self.direction}, theta = {self.theta:+g})"
+        parts: list[str] = [] if self.direction in name else [self.direction]
+        parts += [f"theta = {self.theta:+g}", *self.variations]
+        return f"{name} ({', '.join(parts)})"
+
+    @property
+    def stem(self) -> str:
+        """The start of its figures' file names: the directory's name and the variations,
+        so that reports of other attacks in one output folder keep their own figures."""
+        extra = "-".join(w.lower().replace(" ", "-").replace("'", "") for w in self.variations)
+        return f"{self.directory.name}-{extra}" if extra else self.directory.name
 
     def configuration(self) -> dict[str, Any]:
         """How the campaign was set up, as JSON values: spec, model, data (without its

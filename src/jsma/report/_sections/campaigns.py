@@ -42,12 +42,33 @@ def _masked(summary: CampaignSummary) -> str:
     return f", {free:,} of its {total:,} features free to change (a mask)"
 
 
+def _paper_setting(summary: CampaignSummary) -> bool:
+    """Whether the paper's figures belong beside this campaign: MNIST, a paper direction
+    (not M-JSMA's both), each other class as target, the paper's pairs and saliency."""
+    spec, data = summary.manifest.spec, summary.manifest.data
+    return (
+        data.location in (None, "mnist")
+        and summary.direction in PAPER
+        and spec.targets == "all-others"
+        and spec.attack.variant == "pairs"
+        and spec.attack.saliency == "jsma"
+        and spec.mask is None
+        and not spec.attack.binary
+    )
+
+
 def results_section(summaries: Sequence[CampaignSummary]) -> Section:
     """What was attacked, in words, and each campaign's results line beside the paper's."""
-    settings = dict.fromkeys(
+    described = [
         f"{s.manifest.model.describe()}, attacked on its {s.manifest.spec.attack.output}"
         + _masked(s)
         for s in summaries
+    ]
+    # One sentence when the campaigns share their setting; else each campaign's own.
+    settings = (
+        described[:1]
+        if len(set(described)) == 1
+        else [f"{s.label}: {text}" for s, text in zip(summaries, described, strict=True)]
     )
     closest = any(
         s.manifest.model.is_paper_setting and s.manifest.spec.attack.output == CLOSEST.output
@@ -57,20 +78,20 @@ def results_section(summaries: Sequence[CampaignSummary]) -> Section:
     rows = [
         {
             "summary": s,
-            # The paper has no figures for M-JSMA's "both": no paper row then.
             "paper": {
                 key: PAPER[s.direction].get(key, nan)
                 for key in ("success_rate", "mean_distortion_success", "mean_distortion_all")
             }
-            if s.direction in PAPER
+            if _paper_setting(s)
             else None,
         }
         for s in summaries
     ]
+    paper_rows = any(row["paper"] is not None for row in rows)
     counted = list(dict.fromkeys(s.l0_statement() for s in summaries))
     context = {
         "settings": list(settings), "closest": closest, "paper": CLOSEST, "rows": rows,
-        "counted": counted,
+        "counted": counted, "paper_rows": paper_rows,
     }  # fmt: skip
     return Section("Results", "results.html", context)
 
@@ -105,7 +126,7 @@ def campaign_section(
 ) -> Section:
     """Campaign number `index`: its matrices on the shared `limits` and its samples, or,
     beyond `MATRIX_CLASSES` classes, per-class and extreme-pair tables."""
-    stem = f"{index}-{s.directory.name}"
+    stem = f"{index}-{s.stem}"
     names = s.manifest.data.class_names
     if s.manifest.spec.targets == "untargeted":
         return Section(s.label, "campaign-untargeted.html", {}, ())
