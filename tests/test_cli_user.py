@@ -159,6 +159,15 @@ def test_detect_transfer_and_study_on_a_users_campaign(
     for observer, kind in (("knn", "knn"), (str(files["exported"]), "model-model.pt2")):
         assert main(["-q", *simulate, "--trials", "3", "--observer", observer]) == 0
         assert f"observers:  1 x {kind}" in capsys.readouterr().out
+    # The analysis and the report speak of classes, and quote the cluster bootstrap.
+    assert main(["-q", "study", "analyze", str(tmp_path / "study")]) == 0
+    assert "digit" not in capsys.readouterr().out
+    report = ["report", str(campaign), "--study", str(tmp_path / "study")]
+    assert main(["-q", *report, "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<th>judged one of the classes</th>" in page
+    assert "does it show one of the classes, and which" in page
+    assert "Wilson " in page
 
 
 def _named_classes_are_asked(study: Path) -> None:

@@ -4,6 +4,7 @@ analysis keeps every one (a two-class study asked for class 2 and excluded every
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ import torch
 from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
 from jsma.data import load_data
 from jsma.models import ModelSpec
+from jsma.report import write_report
 from jsma.study import analyze, create_study, read_stimuli
+from jsma.study._analysis import write_analysis
 from jsma.study._design import attention_checks
 from jsma.study.simulate import oracle_observer, simulate
 
@@ -58,3 +61,9 @@ def test_attention_checks_offer_the_studys_classes(
     analysis = analyze(study)
     assert analysis.participants == {"oracle": 2}
     assert analysis.excluded == {"oracle": 0}
+    # The report speaks the study's words and quotes the cluster bootstrap first.
+    write_analysis(analysis, study / "analysis")
+    page = write_report(campaigns, tmp_path / "report", data, study=study).html.read_text()
+    judged = "judged a digit" if names is None else "judged one of the classes"
+    assert f"<th>{judged}</th>" in page
+    assert re.search(r"\(\d+%-\d+%; Wilson \d+%-\d+%\)", page)

@@ -261,7 +261,7 @@ def _analyze(args: argparse.Namespace) -> int:
               "(failed an attention check)")  # fmt: skip
     width = max([len("observer"), *(len(line.kind) for line in analysis.lines)])
     header = f"{'observer':>{width}} {'condition':>11} {'bucket':>7} {'answers':>8} "
-    print(header + f"{'digit':>21} {'source':>21} {'target':>21} {'net: target':>12}")
+    print(header + f"{analysis.subject:>21} {'source':>21} {'target':>21} {'net: target':>12}")
     for line in analysis.lines:
         cells = [line.judged_digit, line.saw_source, line.saw_target, line.network_target]
         shares = " ".join(f"{_rate_cell(rate):>21}" for rate in cells[:3])

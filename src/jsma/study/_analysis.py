@@ -174,6 +174,14 @@ class StudyAnalysis:
     participants: dict[str, int]  # per kind, after exclusions
     excluded: dict[str, int]  # per kind: failed an attention check
     kappa: dict[str, float]  # per "kind/condition": Fleiss' kappa over stimuli
+    # What the first question asked about: "digit" (MNIST's pages, and every analysis
+    # before this field), or "class" when the study's classes have names.
+    subject: str = "digit"
+
+    @property
+    def judged(self) -> str:
+        """The first question's answer, in the study's words."""
+        return "judged a digit" if self.subject == "digit" else "judged one of the classes"
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -280,7 +288,8 @@ def analyze(directory: Path) -> StudyAnalysis:
                 answer = r.digit if r.is_digit and r.digit is not None else store.classes
                 per_stimulus[r.stimulus][answer] += 1
             kappa[f"{kind}/{condition}"] = fleiss_kappa(np.array(list(per_stimulus.values())))
-    return StudyAnalysis(tuple(lines), participants, excluded, kappa)
+    subject = "digit" if store.class_names is None else "class"
+    return StudyAnalysis(tuple(lines), participants, excluded, kappa, subject)
 
 
 ANALYSIS_FILE, ANALYSIS_FIGURE = "analysis.json", "analysis.png"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -19,7 +21,8 @@ _BARS = (
 
 def analysis_figure(analysis: StudyAnalysis) -> Figure:
     """One panel per observer kind: per condition, the shares of answers (bars, with
-    Wilson 95% intervals) judging a digit, naming the source and naming the target,
+    cluster bootstrap 95% intervals, the ones to quote; Wilson's where the bootstrap was
+    not computed) judging a digit (or one of the classes), naming the source and the target,
     and the network's rate of outputting the target (no interval: the network's
     answer on each stimulus is known, not sampled). The legend sits below the panels."""
     kinds = sorted({line.kind for line in analysis.lines}) or ["human"]
@@ -32,10 +35,13 @@ def analysis_figure(analysis: StudyAnalysis) -> Figure:
         positions = np.arange(len(lines))
         width = 0.8 / len(_BARS)
         for number, (label, field) in enumerate(_BARS):
+            label = analysis.judged if field == "judged_digit" else label
             rates: list[Rate] = [getattr(line, field) for line in lines]
             shares = np.array([r.share * 100 for r in rates])
-            below = np.array([(r.share - r.low) * 100 for r in rates])
-            above = np.array([(r.high - r.share) * 100 for r in rates])
+            low = [r.cluster_low if math.isfinite(r.cluster_low) else r.low for r in rates]
+            high = [r.cluster_high if math.isfinite(r.cluster_high) else r.high for r in rates]
+            below = np.array([(r.share - lo) * 100 for r, lo in zip(rates, low, strict=True)])
+            above = np.array([(hi - r.share) * 100 for r, hi in zip(rates, high, strict=True)])
             interval = None if field == "network_target" else np.stack([below, above])
             axes.bar(
                 positions + (number - (len(_BARS) - 1) / 2) * width, shares, width,

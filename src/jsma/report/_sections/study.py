@@ -30,5 +30,5 @@ def study_section(directory: Path) -> Section:
     )
     picture = Picture("study", "What observers saw", (out / ANALYSIS_FIGURE).read_bytes())
     summary = {"directory": str(directory), **encode(analysis)}
-    context = {"lines": lines, "kept": kept}
+    context = {"lines": lines, "kept": kept, "judged": analysis.judged, "subject": analysis.subject}
     return Section("Perception study", "study.html", context, (picture,), summary)
