@@ -6,6 +6,7 @@ its choices and help from it before any command imports torch.
 
 from __future__ import annotations
 
+import os
 from typing import Literal, get_args
 
 __all__ = [
@@ -14,6 +15,9 @@ __all__ = [
     "DIRECTIONS",
     "DISTORTION_BUCKETS",
     "L0_COUNTS",
+    "MAX_CLASSES",
+    "MAX_DATA_BYTES",
+    "MAX_IMAGE_PIXELS",
     "OUTPUTS",
     "PAPER_MAX_DISTORTION",
     "RECIPE_NAMES",
@@ -116,3 +120,14 @@ def direction_of(theta: float, variant: Variant = "pairs") -> Direction:
     if variant == "maximal":
         return "both"
     return "increasing" if theta > 0 else "decreasing"
+
+
+# Limits on what a data file may declare, checked before anything is allocated (a small
+# file can declare gigabytes): each error names its limit and how to raise it.
+MAX_DATA_BYTES = int(os.environ.get("JSMA_MAX_DATA_BYTES", 8 << 30))
+"""The most bytes a data file's arrays, or a folder's decoded images, may take (8 GiB;
+`JSMA_MAX_DATA_BYTES` changes it)."""
+MAX_IMAGE_PIXELS = int(os.environ.get("JSMA_MAX_IMAGE_PIXELS", 1 << 26))
+"""The most pixels one image may have (8192 x 8192; `JSMA_MAX_IMAGE_PIXELS`)."""
+MAX_CLASSES = 100_000
+"""The most classes a data set may have (its largest label + 1, without class names)."""

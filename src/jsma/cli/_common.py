@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,15 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1)
 
 
+def count_up_to(most: int) -> Callable[[str], int]:
+    """A count option with a ceiling (a size that would exhaust memory long before)."""
+
+    def parse(text: str) -> int:
+        return _whole_number(text, 1, most)
+
+    return parse
+
+
 def non_negative_int(text: str) -> int:
     """An index option: a whole number of at least 0."""
     return _whole_number(text, 0)
@@ -95,6 +104,8 @@ def output_directory(text: str) -> Path:
     """An output directory option, checked when parsed: not a file, and where it can be
     made and written, so that hours of work never end on a failed save."""
     path = Path(text)
+    if path.is_symlink() and not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: a link to nothing ({os.readlink(path)})")
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: exists and is not a directory")
     if (why := _writable_from(path)) is not None:

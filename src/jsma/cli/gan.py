@@ -6,6 +6,7 @@ import argparse
 
 from jsma.cli._common import (
     Commands,
+    count_up_to,
     data_options,
     dataset,
     model_and_description,
@@ -36,11 +37,11 @@ def register(commands: Commands) -> None:
     train.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
     train.add_argument("--seed", type=int, default=0, help="seed of the training")
     train.add_argument(
-        "--batch-size", type=positive_int, default=64, help="batch size (default 64)"
+        "--batch-size", type=count_up_to(65_536), default=64, help="batch size (default 64)"
     )
     train.add_argument(
         "--width",
-        type=positive_int,
+        type=count_up_to(1024),
         default=32,
         help="channels of the narrowest layer (default 32)",
     )

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import unicodedata
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,7 @@ from jsma._io import atomic_write
 from jsma.data._dataset import Dataset, Split
 from jsma.data._sources import MnistSource, default_cache_dir, load_mnist
 from jsma.errors import DataError
-from jsma.settings import SPLIT_NAMES
+from jsma.settings import MAX_CLASSES, MAX_DATA_BYTES, MAX_IMAGE_PIXELS, SPLIT_NAMES
 
 __all__ = ["load_data", "read_image_folder", "read_npz", "read_parquet"]
 
@@ -123,9 +124,19 @@ def _labels(labels: np.ndarray, count: int, origin: str) -> np.ndarray:
     if labels.ndim != 1 or len(labels) != count:
         raise DataError(f"{origin}: {labels.shape} labels for {count} inputs; expected ({count},)")
     if labels.dtype.kind not in "iu":
-        raise DataError(f"{origin}: labels must be whole numbers, got {labels.dtype}")
+        what = (
+            "missing values (null)"
+            if labels.dtype.kind == "O" or (labels.dtype.kind == "f" and np.isnan(labels).any())
+            else labels.dtype
+        )
+        raise DataError(f"{origin}: labels must be whole numbers, got {what}")
     if len(labels) and labels.min() < 0:
         raise DataError(f"{origin}: label {labels.min()} is negative (classes are 0, 1, ...)")
+    if len(labels) and int(labels.max()) >= MAX_CLASSES:
+        raise DataError(
+            f"{origin}: label {int(labels.max())} would make {int(labels.max()) + 1:,} classes; "
+            f"jsma reads at most {MAX_CLASSES:,} (classes are 0, 1, ..., with no gaps)"
+        )
     return labels.astype(np.int64)
 
 
@@ -278,13 +289,43 @@ def _split_of(name: str) -> str | None:
 # --- .npz ----------------------------------------------------------------------------
 
 
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse a `.npz` whose arrays declare more than `MAX_DATA_BYTES`, from their
+    headers alone (a small file may declare any shape)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = 0
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read(member)
+                declared += math.prod(shape) * dtype.itemsize
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+    if declared > MAX_DATA_BYTES:
+        raise DataError(
+            f"{path}: its arrays declare {declared:,} bytes, over the limit of "
+            f"{MAX_DATA_BYTES:,} (JSMA_MAX_DATA_BYTES raises it)"
+        )
+
+
 def read_npz(path: Path, *, bounds: Bounds | None = None) -> Dataset:
     """A `.npz` with `x_train, y_train[, x_val, y_val], x_test, y_test`, or `x, y` (one
     test split), and optionally `class_names` (strings); read without unpickling."""
     notes: list[str] = []
+    _check_npz_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {key: stored[key] for key in stored.files}
+    except zipfile.BadZipFile as error:
+        raise DataError(f"{path}: not a readable .npz file ({error})") from None
     except ValueError as error:
         if "allow_pickle" in str(error):
             raise DataError(
@@ -329,11 +370,19 @@ def read_npz(path: Path, *, bounds: Bounds | None = None) -> Dataset:
 # --- image folders -------------------------------------------------------------------
 
 
-def _image_files(directory: Path) -> list[Path]:
+def _image_files(directory: Path, root: Path) -> list[Path]:
     from PIL import Image
 
     extensions = set(Image.registered_extensions())
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() in extensions)
+    found = sorted(p for p in directory.iterdir() if p.suffix.lower() in extensions)
+    for path in found:
+        # A FIFO or a device named x.png would block every read; a link out of the
+        # folder would read what the folder's sender chose.
+        if not path.is_file():
+            raise DataError(f"{path}: not a regular file (a FIFO, a device, a folder)")
+        if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+            raise DataError(f"{path}: a link out of the image folder, to {path.resolve()}")
+    return found
 
 
 def _decode_images(
@@ -353,12 +402,29 @@ def _decode_images(
         zip(sources, names, strict=True), total=len(names), disable=not progress,
         unit="image", desc=f"reading {Path(origin).name}", leave=False,
     )  # fmt: skip
+    decoded = 0
     for source, name in shown:
         try:
             with Image.open(source) as opened:
+                width, height = opened.size
+                decoded += width * height * 3
+                if width * height > MAX_IMAGE_PIXELS or decoded > MAX_DATA_BYTES:
+                    over = width * height > MAX_IMAGE_PIXELS
+                    raise DataError(
+                        f"{origin}: {name}: {width}x{height} "
+                        + (
+                            f"is over the limit of {MAX_IMAGE_PIXELS:,} pixels an image "
+                            "(JSMA_MAX_IMAGE_PIXELS raises it)"
+                            if over
+                            else f"takes the images past {MAX_DATA_BYTES:,} bytes decoded "
+                            "(JSMA_MAX_DATA_BYTES raises it)"
+                        )
+                    )
                 opened.load()
                 pictures.append(opened.copy())
-        except (OSError, UnidentifiedImageError, ValueError) as error:
+        except DataError:
+            raise
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
             raise DataError(f"{origin}: {name}: not a readable image ({error})") from None
     if not pictures:
         return np.zeros((0, 1, 1), np.uint8)
@@ -462,7 +528,7 @@ def read_image_folder(
         files: list[Path] = []
         labels: list[int] = []
         for label, name in enumerate(classes):
-            listed = _image_files(folder / name) if (folder / name).is_dir() else []
+            listed = _image_files(folder / name, directory) if (folder / name).is_dir() else []
             files += listed
             labels += [label] * len(listed)
         shown = [str(f.relative_to(directory)) for f in files]

@@ -58,9 +58,13 @@ def resolve_device(choice: str | torch.device) -> torch.device:
     if choice.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError(f"--device {choice}: this torch sees no CUDA device (use cpu or auto)")
     try:
-        return torch.device(choice)
+        device = torch.device(choice)
     except RuntimeError:
-        raise ModelError(f"unknown device {choice!r}; choose cpu, cuda or auto") from None
+        device = None
+    # `meta` and the like hold no values: an attack there computes nothing.
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ModelError(f"unknown device {choice!r}; choose cpu, cuda (cuda:N) or auto")
+    return device
 
 
 @dataclass(frozen=True, kw_only=True)

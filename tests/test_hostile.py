@@ -1,0 +1,134 @@
+"""Hostile files and options (issue 34, items 19-21, 27): each gets one line naming the
+problem, never a traceback, a hang or gigabytes of memory."""
+
+from __future__ import annotations
+
+import os
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jsma.cli import main
+from jsma.data import load_data
+from jsma.errors import DataError, ModelError
+from tests.userdata import write_image_folder, write_npz
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("images") / "images", train=8, test=4)
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(folder, tmp_path / "images"))
+
+
+def _some_image(folder: Path) -> Path:
+    return next((folder / "train").glob("*/*.png"))
+
+
+def test_a_fifo_named_like_an_image_is_refused_not_waited_on(folder: Path, tmp_path: Path) -> None:
+    copy = _copy(folder, tmp_path)
+    os.mkfifo(_some_image(copy).with_name("blocking.png"))
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            load_data(copy, cache_dir=tmp_path / "cache")
+        except BaseException as error:  # handed to the test thread
+            outcome.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "reading blocked on the FIFO"
+    assert isinstance(outcome[0], DataError)
+    assert "blocking.png: not a regular file" in str(outcome[0])
+
+
+def test_a_link_out_of_the_folder_is_refused(folder: Path, tmp_path: Path) -> None:
+    copy = _copy(folder, tmp_path)
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes(_some_image(copy).read_bytes())
+    _some_image(copy).with_name("linked.png").symlink_to(outside)
+    with pytest.raises(DataError, match="a link out of the image folder"):
+        load_data(copy, cache_dir=tmp_path / "cache")
+
+
+def test_images_over_the_pixel_limit_and_bombs_are_named(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import PIL.Image
+
+    import jsma.data._files as files
+
+    monkeypatch.setattr(files, "MAX_IMAGE_PIXELS", 100)  # the images are 16 x 16
+    with pytest.raises(DataError, match="over the limit of 100 pixels an image"):
+        load_data(_copy(folder, tmp_path), cache_dir=tmp_path / "cache")
+    monkeypatch.undo()
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 10)  # Pillow's own bomb check
+    with pytest.raises(DataError, match=r"not a readable image .*decompression bomb"):
+        load_data(folder, cache_dir=tmp_path / "cache2")
+
+
+def test_a_truncated_npz_is_named(tmp_path: Path) -> None:
+    whole = write_npz(tmp_path / "whole.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"cut.npz: not a readable \.npz file"):
+        load_data(tmp_path / "cut.npz")
+
+
+def test_an_npz_declaring_a_huge_array_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive, archive.open("x.npy", "w") as member:
+        header = {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)}
+        np.lib.format.write_array_header_1_0(member, header)  # and no data at all
+    with zipfile.ZipFile(path, "a") as archive, archive.open("y.npy", "w") as member:
+        np.lib.format.write_array(member, np.zeros(3, np.int64))
+    assert path.stat().st_size < 4096
+    with pytest.raises(DataError, match="declare 4,000,000,000,024 bytes, over the limit"):
+        load_data(path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [(np.array([0, 1, 10**9] * 4), "label 1000000000 would make 1,000,000,001 classes"),
+     (np.array([0, 1, 2**64 - 1] * 4, dtype=np.uint64), "label 18446744073709551615")],
+)  # fmt: skip
+def test_labels_that_would_make_too_many_classes_are_named(
+    tmp_path: Path, labels: np.ndarray, message: str
+) -> None:
+    np.savez(tmp_path / "d.npz", x=np.zeros((12, 1, 16, 16), np.uint8), y=labels)
+    with pytest.raises(DataError, match=message):
+        load_data(tmp_path / "d.npz")
+
+
+def test_a_device_that_computes_nothing_is_refused() -> None:
+    from jsma.models import resolve_device
+
+    with pytest.raises(ModelError, match="unknown device 'meta'"):
+        resolve_device("meta")
+
+
+@pytest.mark.parametrize("option", [["--width", "100000"], ["--batch-size", "1000000000"]])
+def test_gan_sizes_that_exhaust_memory_are_refused(
+    option: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["gan", "train", "--out", "x", *option])
+    assert stopped.value.code == 2
+    assert "must be 1 to" in capsys.readouterr().err
+
+
+def test_an_output_that_is_a_dangling_link_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "study").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(SystemExit):
+        main(["study", "create", str(tmp_path), "--out", str(tmp_path / "study")])
+    assert "a link to nothing" in capsys.readouterr().err
