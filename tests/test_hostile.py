@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from jsma.cli import main
 from jsma.data import load_data
@@ -132,3 +133,50 @@ def test_an_output_that_is_a_dangling_link_is_named(
     with pytest.raises(SystemExit):
         main(["study", "create", str(tmp_path), "--out", str(tmp_path / "study")])
     assert "a link to nothing" in capsys.readouterr().err
+
+
+class _Spinning(torch.nn.Module):
+    """Its forward never returns to Python: a TorchScript loop in native code."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = x.sum()
+        while bool(total > -1.0):
+            total = total + 1.0
+        return x.flatten(1)[:, :4]
+
+
+def test_a_second_ctrl_c_stops_a_model_that_never_returns(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = write_npz(tmp_path / "d.npz")
+    torch.jit.script(_Spinning()).save(str(tmp_path / "spin.pt"))
+    command = [sys.executable, "-m", "jsma.cli", "eval", "--data", str(data),
+               "--model", str(tmp_path / "spin.pt")]  # fmt: skip
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # the data is read, the model comes next
+            if line.startswith("classes:"):
+                break
+        time.sleep(4)  # loading the model, then spinning in the fit check
+        assert process.poll() is None
+        process.send_signal(signal.SIGINT)
+        time.sleep(3)
+        assert process.poll() is None  # Python's handler cannot run in native code
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "Ctrl-C again stops at once" in err
+    assert "stopped at once" in err

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import select
 import signal
 import sys
 import threading
@@ -133,6 +135,44 @@ def _sigterm_stops_the_work() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _stops_in_native_code() -> Iterator[None]:
+    """A second Ctrl-C (or SIGTERM) ends the process at once, even while a model's own
+    code runs without returning to Python (a TorchScript loop, a `__setstate__` that
+    spins), where Python's handlers never run: a thread reads the signals the C handler
+    writes to a wakeup pipe. Finished units are on disk already (written atomically)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    done = threading.Event()
+
+    def watch() -> None:
+        seen: list[int] = []
+        while not done.is_set():
+            if not select.select([read], [], [], 0.2)[0]:
+                continue
+            seen += [n for n in os.read(read, 64) if n in (signal.SIGINT, signal.SIGTERM)]
+            if len(seen) == 1 and not done.wait(2.0) and len(seen) == 1:
+                os.write(2, b"\njsma: still in the model's code; Ctrl-C again stops at once\n")
+            if len(seen) >= 2:
+                os.write(2, b"\njsma: stopped at once; finished units are kept\n")
+                os._exit(128 + seen[-1])
+
+    watcher = threading.Thread(target=watch, name="jsma-signal-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        signal.set_wakeup_fd(previous)
+        watcher.join()
+        os.close(read)
+        os.close(write)
+
+
 def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -147,7 +187,12 @@ def _run(argv: Sequence[str] | None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        with _sigterm_stops_the_work():
+        # `study serve` leaves signals to its server (asyncio has the wakeup fd).
+        serving = getattr(args, "study_command", None) == "serve"
+        with (
+            _sigterm_stops_the_work(),
+            contextlib.nullcontext() if serving else (_stops_in_native_code()),
+        ):
             code: int = args.handler(args)
     except JSMAError as error:  # the user's to fix; anything else is a bug and shows its traceback
         print(f"jsma: error: {error}", file=sys.stderr)
