@@ -55,26 +55,38 @@ def attack_figure(
     """
     sample = result[index]
     name = (lambda k: class_names[k]) if class_names else str
-    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
     left, middle, right = figure.subplots(1, 3)
     show_image(left, original[index], bounds)
-    title = f"original: {name(sample.source)}"
+    # Two short lines a panel: long class names wrap instead of running into the next.
+    title = f"original\nclass {_short(name(sample.source))}"
     if original_prediction is not None:
-        title = f"original, predicted {name(original_prediction[0])} ({original_prediction[1]:.0%})"
-    left.set_title(title)
+        predicted = f"{_short(name(original_prediction[0]))} ({original_prediction[1]:.0%})"
+        title = f"original\npredicted {predicted}"
+    left.set_title(title, fontsize=10)
     show_image(middle, sample.adversarial, bounds)
-    middle.set_title(f"adversarial, predicted {name(sample.prediction)} ({sample.probability:.0%})")
+    middle.set_title(
+        f"adversarial\npredicted {_short(name(sample.prediction))} ({sample.probability:.0%})",
+        fontsize=10,
+    )
     difference = (sample.adversarial - original[index]).detach().cpu().sum(dim=0).numpy()
     limit = float(np.abs(difference).max()) or 1.0
     shown = right.imshow(difference, cmap="RdBu_r", vmin=-limit, vmax=limit)
     right.set_xticks([])
     right.set_yticks([])
-    right.set_title(f"difference: {sample.features_changed} features ({sample.distortion:.2f}%)")
+    right.set_title(
+        f"difference\n{sample.features_changed} features ({sample.distortion:.2f}%)", fontsize=10
+    )
     figure.colorbar(shown, ax=right, shrink=0.8)
-    target = "untargeted" if sample.target is None else f"target {name(sample.target)}"
+    target = "untargeted" if sample.target is None else f"target {_short(name(sample.target))}"
     outcome = "success" if sample.success else f"failure ({sample.stop_reason.name.lower()})"
     figure.suptitle(f"JSMA, {target}: {outcome} after {sample.iterations} iterations")
     return figure
+
+
+def _short(text: str, most: int = 24) -> str:
+    """`text`, cut to `most` characters with an ellipsis: titles stay inside their panel."""
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def targets_figure(
@@ -82,15 +94,21 @@ def targets_figure(
     result: AttackResult,
     *,
     bounds: tuple[float, float] = (0.0, 1.0),
+    class_names: Sequence[str] | None = None,
 ) -> Figure:
     """One sample crafted towards every class (the paper's Figure 1, one row).
 
     original: (channels, height, width); result: the attacks of that sample
     towards each other class. The original stands in its own class's column.
+    Classes by `class_names` when given, else by number.
     """
     classes = len(result) + 1
     source = int(result.sources[0])
-    figure = Figure(figsize=(1.6 * classes, 2.2), layout="constrained")
+
+    def name(k: int) -> str:
+        return _short(class_names[k], 12) if class_names else str(k)
+
+    figure = Figure(figsize=(max(6.0, 1.6 * classes), 2.6), layout="constrained")
     axes = figure.subplots(1, classes)
     by_target = (
         {int(t): i for i, t in enumerate(result.targets.tolist())}
@@ -100,13 +118,18 @@ def targets_figure(
     for column, ax in enumerate(axes):
         if column == source:
             show_image(ax, original, bounds)
-            ax.set_title(f"original {source}", fontsize=9)
+            ax.set_title(f"original\n{name(source)}", fontsize=9)
             continue
         sample = result[by_target[column]]
         show_image(ax, sample.adversarial, bounds)
         mark = "" if sample.success else " ✗"
-        ax.set_title(f"→{column}: {sample.prediction}{mark}\n{sample.distortion:.1f}%", fontsize=9)
-    figure.suptitle(f"sample of class {source} crafted towards every class (title: prediction, L0)")
+        predicted = name(sample.prediction)
+        ax.set_title(f"→{name(column)}: {predicted}{mark}\n{sample.distortion:.1f}%", fontsize=9)
+    figure.suptitle(
+        f"a sample of class {name(source)} crafted towards every class\n"
+        "(titles: target: prediction, ✗ failed; L0)",
+        fontsize=10,
+    )
     return figure
 
 

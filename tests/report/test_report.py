@@ -412,3 +412,34 @@ def test_paper_rows_only_beside_the_papers_setting_and_names_that_tell_attacks_a
     assert "increasing (theta = +1, WJSMA)" in page
     names = {path.name for path in files.figures}
     assert {"0-increasing-success.png", "1-increasing-wjsma-success.png"} <= names
+
+
+def test_untargeted_campaigns_get_a_grid_and_failures_are_marked_without_colour(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    from jsma.campaign import Campaign
+    from jsma.report._figures import sample_grid, untargeted_grid
+    from jsma.report._summary import summarise
+    from tests.conftest import maximal_campaign
+
+    maximal_campaign(tiny_dataset, tmp_path / "m-jsma")
+    files = write_report([tmp_path / "m-jsma"], tmp_path / "report", tiny_dataset)
+    assert "0-m-jsma-m-jsma-samples.png" in {p.name for p in files.figures}
+    summary = summarise(Campaign.open(tmp_path / "m-jsma"))
+    figure = untargeted_grid(summary, tiny_dataset)
+    assert figure is not None
+    marks = [t for ax in figure.axes for t in ax.texts if t.get_text() == "✗"]
+    shown = sorted({int(s) for s in summary.arrays.source})
+    failed = [r for r in (int(np.flatnonzero(summary.arrays.source == s)[0]) for s in shown)
+              if not summary.arrays.success[r]]  # fmt: skip
+    assert len(marks) == len(failed)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title().startswith("→ ")]
+    assert len(titles) == len(shown)
+
+    targeted = increasing_and_decreasing(tiny_dataset, tmp_path, samples=8, unit_size=4)[0]
+    summary = summarise(Campaign.open(targeted))
+    grid = sample_grid(summary, tiny_dataset)
+    assert grid is not None
+    for ax in grid.axes:
+        if any(t.get_text() == "✗" for t in ax.texts):
+            assert {s.get_edgecolor() for s in ax.spines.values()} == {(0.0, 0.0, 0.0, 1.0)}

@@ -112,7 +112,7 @@ def _attack(args: argparse.Namespace) -> int:
             raise JSMAError("--out draws images; these inputs are feature vectors (use --save)")
         return 0
     if args.all_targets:
-        figure = targets_figure(image[0], result, bounds=data.bounds)
+        figure = targets_figure(image[0], result, bounds=data.bounds, class_names=data.class_names)
     else:
         with torch.no_grad():
             probabilities = network(image).softmax(dim=1)[0].cpu()

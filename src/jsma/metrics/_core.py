@@ -84,6 +84,7 @@ class CampaignArrays:
     trajectory_features: np.ndarray
     trajectory_values: np.ndarray
     trajectory_moved: np.ndarray
+    prediction: np.ndarray | None = None  # the class each attack's sample ends in
 
     @classmethod
     def from_table(cls, table: pa.Table) -> CampaignArrays:
@@ -107,6 +108,7 @@ class CampaignArrays:
             trajectory_features=trajectory.values.to_numpy().astype(np.int64),
             trajectory_values=values.values.to_numpy().astype(np.float64),
             trajectory_moved=moved.values.to_numpy(zero_copy_only=False).astype(bool),
+            prediction=column("prediction").astype(np.int64),
         )
 
 

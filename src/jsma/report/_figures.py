@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from jsma.campaign._samples import rebuilt_samples
@@ -12,6 +14,7 @@ from jsma.data._dataset import Dataset
 from jsma.metrics import sample_keys
 from jsma.plotting import class_matrix, show_image
 from jsma.report._summary import CampaignSummary
+from jsma.settings import MATRIX_CLASSES
 
 __all__ = [
     "budget_figure",
@@ -145,10 +148,72 @@ def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
                 ax.set_ylabel(name(source))
             if row == 0:
                 ax.set_title(name(column), fontsize=9)
-            if column != source and not arrays.success[attacks[column]]:
-                for spine in ax.spines.values():
-                    spine.set_edgecolor("red")
-                    spine.set_linewidth(2)
             show_image(ax, images[column], dataset.bounds)
-    figure.suptitle(f"{summary.label}: rows source class, columns target class (red: failed)")
+            if column != source and not arrays.success[attacks[column]]:
+                _mark_failed(ax)
+    figure.suptitle(
+        f"{_wrapped(summary.label, figure)}\nrows: source class; columns: target class; "
+        "✗ (dashed frame): failed",
+        fontsize=10,
+    )
+    return figure
+
+
+def _mark_failed(ax: Axes) -> None:
+    """A failed attack's cell: a dashed frame and a boxed ✗, both black on white, so
+    that no colour in the image can pass for them (red did, on colour images)."""
+    for spine in ax.spines.values():
+        spine.set_edgecolor("black")
+        spine.set_linestyle((0, (2, 2)))
+        spine.set_linewidth(1.5)
+    ax.text(
+        0.97, 0.97, "✗", transform=ax.transAxes, ha="right", va="top", fontsize=8,
+        bbox={"facecolor": "white", "edgecolor": "black", "pad": 1.0, "linewidth": 0.5},
+    )  # fmt: skip
+
+
+def _wrapped(text: str, figure: Figure) -> str:
+    """`text` broken into lines that fit the figure's width (a long campaign name)."""
+    characters = max(30, int(figure.get_figwidth() * 9))
+    return "\n".join(textwrap.wrap(text, characters)) or text
+
+
+def untargeted_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
+    """An untargeted (or M-JSMA) campaign's samples: for up to `MATRIX_CLASSES` source
+    classes, one sample's original and what the attack made of it, with the class it
+    is now given. None without an untargeted attack."""
+    arrays = summary.arrays
+    chosen: dict[int, int] = {}
+    for found in np.flatnonzero(arrays.target < 0):
+        if len(chosen) >= MATRIX_CLASSES:
+            break
+        chosen.setdefault(int(arrays.source[found]), int(found))
+    if not chosen:
+        return None
+    rows = np.array([chosen[k] for k in sorted(chosen)])
+    crafted, originals = rebuilt_samples(arrays, rows, dataset)
+    name = dataset.class_name
+    columns = min(len(rows), 5)
+    lines = -(-len(rows) // columns)
+    figure = Figure(figsize=(2.6 * columns, 1.5 * lines + 0.8), layout="constrained")
+    axes = figure.subplots(lines, 2 * columns, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for number, row in enumerate(rows):
+        before, after = axes[number // columns, 2 * (number % columns) : 2 * (number % columns) + 2]
+        for ax, image in ((before, originals[number]), (after, crafted[number])):
+            ax.set_axis_on()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            show_image(ax, image, dataset.bounds)
+        before.set_title(name(int(arrays.source[row]))[:14], fontsize=8)
+        if arrays.prediction is not None:
+            after.set_title(f"→ {name(int(arrays.prediction[row]))[:12]}", fontsize=8)
+        if not arrays.success[row]:
+            _mark_failed(after)
+    figure.suptitle(
+        f"{_wrapped(summary.label, figure)}\neach pair: the original (its class) and the "
+        "attacked sample (the class it is given); ✗ (dashed frame): failed",
+        fontsize=10,
+    )
     return figure

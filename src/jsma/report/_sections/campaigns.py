@@ -15,7 +15,13 @@ from jsma.campaign._campaign import data_fingerprint
 from jsma.data._dataset import Dataset
 from jsma.metrics import class_rates, pair_counts
 from jsma.paper import CLOSEST, PAPER
-from jsma.report._figures import budget_figure, distortion_histogram, heatmap, sample_grid
+from jsma.report._figures import (
+    budget_figure,
+    distortion_histogram,
+    heatmap,
+    sample_grid,
+    untargeted_grid,
+)
 from jsma.report._page import Picture, Section
 from jsma.report._summary import CampaignSummary
 from jsma.settings import MATRIX_CLASSES
@@ -129,7 +135,12 @@ def campaign_section(
     stem = f"{index}-{s.stem}"
     names = s.manifest.data.class_names
     if s.manifest.spec.targets == "untargeted":
-        return Section(s.label, "campaign-untargeted.html", {}, ())
+        drawable = dataset is not None and dataset.is_images and _attacked(s, dataset)
+        grid = untargeted_grid(s, dataset) if dataset is not None and drawable else None
+        shown = () if grid is None else (
+            Picture(f"{stem}-samples", f"{s.label}: adversarial samples", grid),
+        )  # fmt: skip
+        return Section(s.label, "campaign-untargeted.html", {}, shown)
     if s.manifest.data.num_classes > MATRIX_CLASSES:
         return Section(s.label, "campaign-classes.html", {"tables": class_tables(s)}, ())
     figures = [
