@@ -32,7 +32,7 @@ from torch import nn
 
 from jsma.errors import ModelError
 
-__all__ = ["MAX_MODEL_BYTES", "check_exported_archive", "load_exported"]
+__all__: list[str] = []  # internal: `load_model` is the way in
 
 MAX_MODEL_BYTES = int(os.environ.get("JSMA_MAX_MODEL_BYTES", 4 << 30))
 """The most bytes a model archive may unpack to (4 GiB; `JSMA_MAX_MODEL_BYTES` changes it):
