@@ -321,3 +321,26 @@ def test_the_same_weights_have_one_fingerprint_in_every_form(forms: dict[str, Pa
         },
     }
     assert len(set(fingerprints.values())) == 1, fingerprints
+
+
+def test_status_reads_footers_without_torch_and_agrees_with_the_full_read(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from jsma.campaign._status import glance
+
+    run = tmp_path / "run"
+    run_campaign(run, CampaignSpec(samples=6, unit_size=2), _model(), tiny_dataset)
+    next((run / "units").iterdir()).unlink()  # a unit lost: 2 of 3 done
+    assert glance(run) == Campaign.open(run).status()
+    code = (
+        "import sys; from jsma.cli import main; main(['-q', 'campaign', 'status', sys.argv[1]]);"
+        "print('torch loaded:', 'torch' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code, str(run)], capture_output=True, text=True, check=True
+    )
+    assert "units:      2 / 3" in shown.stdout
+    assert "torch loaded: False" in shown.stdout

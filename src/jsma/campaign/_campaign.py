@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,9 +19,10 @@ import pyarrow as pa
 import torch
 
 from jsma._io import atomic_write
-from jsma.campaign._manifest import CleanAccuracy, Manifest, open_campaign
+from jsma.campaign._manifest import Manifest, open_campaign
 from jsma.campaign._samples import CraftedSamples, rebuilt_samples
 from jsma.campaign._spec import CampaignSpec, WorkUnit
+from jsma.campaign._status import CampaignStatus
 from jsma.campaign._store import SCHEMA, UnitInfo, UnitStamp, read_unit, table_info
 from jsma.campaign.location import Folder, LocalFolder, folder_at
 from jsma.data._dataset import PIXEL_SCALE, Dataset
@@ -50,42 +50,6 @@ def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
         digest.update(np.ascontiguousarray(split.images).tobytes())
         digest.update(np.ascontiguousarray(split.labels).tobytes())
     return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class CampaignStatus:
-    """How far a campaign is. `seconds` sums the time spent in finished units."""
-
-    directory: Folder
-    units_done: int
-    units_total: int
-    attacks_done: int
-    attacks_total: int
-    seconds: float
-    successes: int = 0  # of the attacks done
-    clean: CleanAccuracy | None = None  # the model on the attacked samples, unattacked
-
-    @property
-    def complete(self) -> bool:
-        return self.units_done == self.units_total
-
-    @property
-    def success_rate(self) -> float:
-        """The share of the attacks done that succeeded (NaN before the first unit)."""
-        return self.successes / self.attacks_done if self.attacks_done else float("nan")
-
-    @property
-    def throughput(self) -> float:
-        """Attacks per second of attack time: the finished units' attacks over the seconds
-        their attacks took, summed over workers (loading and start-up not counted)."""
-        return self.attacks_done / self.seconds if self.seconds > 0 else float("nan")
-
-    @property
-    def eta_seconds(self) -> float:
-        """Seconds left at the throughput so far (NaN before the first unit)."""
-        if not self.attacks_done:
-            return float("nan")
-        return (self.attacks_total - self.attacks_done) / self.throughput
 
 
 class Campaign:

@@ -28,6 +28,7 @@ import torch
 from jsma._records import decode, encode, loads_json, record_differences
 from jsma._version import __version__
 from jsma.campaign._spec import CampaignSpec, WorkUnit
+from jsma.campaign._status import CleanAccuracy
 from jsma.campaign.location import Folder, folder_at
 from jsma.errors import CampaignError
 from jsma.models._provenance import ModelProvenance
@@ -74,25 +75,6 @@ class DataRecord:
     split_sizes: Mapping[str, int]
     location: str | None = None
     class_names: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class CleanAccuracy:
-    """How many of the campaign's attacked samples the model classifies correctly before
-    any attack (recorded from jsma 0.4; absent in older campaigns)."""
-
-    correct: int
-    samples: int
-
-    @property
-    def rate(self) -> float:
-        return self.correct / self.samples if self.samples else float("nan")
-
-    def near_chance(self, num_classes: int) -> bool:
-        """Less than a quarter of the way from chance (1 / classes) to every sample right:
-        a model of other data, or with its classes in another order."""
-        chance = 1 / num_classes
-        return self.rate < chance + (1 - chance) / 4
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import torch
 
 from jsma._records import decode, encode
 from jsma.attacks import AttackSettings
+from jsma.campaign._store import WorkUnit
 from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError
 from jsma.settings import (
@@ -110,20 +111,6 @@ def _splitmix64(values: np.ndarray | np.uint64) -> np.ndarray:
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return z ^ (z >> np.uint64(31))
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    """Positions [start, stop) of one split (the samples `CampaignSpec.sample_indices`
-    puts there): the grain of work and of storage."""
-
-    split: str
-    start: int
-    stop: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.split}-{self.start:06d}-{self.stop:06d}"
 
 
 @dataclass(frozen=True, kw_only=True)

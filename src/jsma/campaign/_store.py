@@ -26,13 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jsma.campaign._spec import WorkUnit
 from jsma.campaign.location import Folder
 from jsma.errors import CampaignError
 
 __all__ = [
     "SCHEMA",
     "CampaignError",
+    "WorkUnit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,20 @@ UNITS = "units"
 def unit_name(unit: WorkUnit) -> str:
     """Where the file of `unit` lives, relative to the campaign's root."""
     return f"{UNITS}/{unit.name}.parquet"
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Positions [start, stop) of one split (the samples `CampaignSpec.sample_indices`
+    puts there): the grain of work and of storage."""
+
+    split: str
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.start:06d}-{self.stop:06d}"
 
 
 @dataclass(frozen=True)

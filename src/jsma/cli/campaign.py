@@ -27,7 +27,7 @@ from jsma.cli._common import (
 from jsma.settings import DEFAULT_UNIT_SIZE, SAMPLE_ORDERS, SPLIT_NAMES, TARGET_RULES
 
 if TYPE_CHECKING:
-    from jsma.campaign import CampaignStatus
+    from jsma.campaign._status import CampaignStatus
 
 __all__ = ["register"]
 
@@ -189,7 +189,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from jsma.campaign import Campaign
+    from jsma.campaign._status import glance  # footers only, without torch
 
-    _print_status(Campaign.open(args.directory).status())
+    _print_status(glance(args.directory))
     return 0

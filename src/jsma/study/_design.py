@@ -58,7 +58,6 @@ __all__ = [
     "Condition",
     "ConsentText",
     "Stimulus",
-    "attention_checks",
     "choose_stimuli",
     "create_study",
     "describe",
