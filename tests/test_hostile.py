@@ -180,3 +180,50 @@ def test_a_second_ctrl_c_stops_a_model_that_never_returns(tmp_path: Path) -> Non
     assert process.returncode == 130
     assert "Ctrl-C again stops at once" in err
     assert "stopped at once" in err
+
+
+def test_a_one_class_npz_is_named_as_such(tmp_path: Path) -> None:
+    np.savez(tmp_path / "one.npz", x=np.zeros((4, 1, 16, 16), np.uint8), y=np.zeros(4, np.int64))
+    with pytest.raises(DataError, match="every label is 0, one class"):
+        load_data(tmp_path / "one.npz")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [(["--normalize", "0.5", "--std", "inf"], "--std positive ones"),
+     (["--normalize", "nan", "--std", "1"], "finite values")],
+)  # fmt: skip
+def test_normalisation_must_be_finite(options: list[str], message: str) -> None:
+    from jsma.models import model_source
+
+    mean, std = float(options[1]), float(options[3])
+    with pytest.raises(ModelError, match=message):
+        model_source("tests.userdata:build_small_cnn", mean=(mean,), std=(std,))
+
+
+def test_a_complex_mask_is_not_a_mask(tmp_path: Path) -> None:
+    import argparse
+
+    from jsma.cli._common import feature_mask
+    from jsma.errors import JSMAError
+
+    np.save(tmp_path / "mask.npy", np.ones((1, 16, 16), np.complex64))
+    with pytest.raises(JSMAError, match="expected bools"):
+        feature_mask(argparse.Namespace(mask=tmp_path / "mask.npy"), (1, 16, 16))
+
+
+def test_binary_campaigns_name_the_sample_not_the_batch_row(tmp_path: Path) -> None:
+    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.errors import ConfigurationError
+    from tests.userdata import binary_features
+
+    vectors, labels = binary_features(24, 0)
+    vectors = vectors.astype(np.float32)
+    vectors[13, 5] = 0.5  # the 14th sample: row 1 of the second unit of 12
+    np.savez(tmp_path / "f.npz", x=vectors, y=labels)
+    data = load_data(tmp_path / "f.npz")
+    model = torch.nn.Sequential(torch.nn.Linear(vectors.shape[1], int(labels.max()) + 1))
+    spec = CampaignSpec(samples=24, unit_size=12, attack=AttackSettings(binary=True))
+    with pytest.raises(ConfigurationError, match=r"test sample 13 has feature 5 = 0\.5"):
+        run_campaign(tmp_path / "run", spec, model, data)
+    assert not (tmp_path / "run").exists()

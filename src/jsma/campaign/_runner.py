@@ -104,6 +104,8 @@ def describe_campaign(
         )
     if spec.mask is not None:
         spec.mask.check_fits(tuple(dataset.input_shape))
+    if spec.attack.binary:
+        _check_binary(spec, dataset)
     if empty := [split for split in spec.splits if len(dataset.split(split)) == 0]:
         sizes = ", ".join(f"{s.name} {len(s)}" for s in dataset.splits())
         raise ConfigurationError(
@@ -125,6 +127,28 @@ def describe_campaign(
             class_names=dataset.class_names,
         ),
     )
+
+
+def _check_binary(spec: CampaignSpec, dataset: Dataset) -> None:
+    """Binary features must sit at a bound: the first attacked sample that has one
+    elsewhere is named by its split and index (the attack itself can name only its
+    batch row)."""
+    low, high = dataset.bounds
+    for name in spec.splits:
+        split = dataset.split(name)
+        count = len(split) if spec.samples is None else min(spec.samples, len(split))
+        attacked = spec.sample_indices(name, split.labels)[:count]
+        for begin in range(0, count, 4096):
+            chunk = attacked[begin : begin + 4096]
+            values = split.tensors(chunk)[0].flatten(1)
+            off = ~((values == low) | (values == high))
+            if bool(off.any()):
+                row, feature = (int(i) for i in off.nonzero()[0])
+                raise ConfigurationError(
+                    f"binary features must be at one of their bounds ({low:g} or {high:g}); "
+                    f"{name} sample {int(chunk[row])} has feature {feature} = "
+                    f"{float(values[row, feature]):g}"
+                )
 
 
 def clean_accuracy(model: nn.Module, dataset: Dataset, spec: CampaignSpec) -> CleanAccuracy:

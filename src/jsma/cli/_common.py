@@ -311,7 +311,9 @@ def feature_mask(args: argparse.Namespace, input_shape: tuple[int, ...]) -> Feat
         array.close()
         raise JSMAError(f"--mask {args.mask}: an .npz archive; give one array saved as .npy")
     if array.dtype != np.bool_:
-        binary = np.issubdtype(array.dtype, np.number) and np.isin(array, (0, 1)).all()
+        # Whole or real numbers that are 0 or 1 only (a complex 1+0j is not a mask).
+        numeric = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+        binary = numeric and np.isin(array, (0, 1)).all()
         if not binary:
             raise JSMAError(
                 f"--mask {args.mask}: expected bools (or only 0 and 1), got {array.dtype} values"

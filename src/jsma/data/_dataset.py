@@ -104,6 +104,10 @@ class Dataset:
             raise DataError(f"{self.source}: splits disagree on the input shape: {sorted(shapes)}")
         if not any(len(split) for split in self.splits()):
             raise DataError(f"{self.source}: no samples in any split")
+        if self.class_names is None and self.num_classes < 2:
+            raise DataError(
+                f"{self.source}: every label is 0, one class; a classifier needs at least two"
+            )
         if not self.bounds[0] < self.bounds[1]:
             raise DataError(f"{self.source}: bounds must have low < high, got {self.bounds}")
         if self.class_names is not None:

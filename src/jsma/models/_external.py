@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib
 import io
+import math
 import shlex
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -87,8 +88,11 @@ class ModelSource:
                 f"--normalize gives {len(self.mean)} means and --std {len(self.std)} values; "
                 "give as many of each"
             )
-        if any(not s > 0 for s in self.std):
-            raise ModelError(f"--std values must be positive, got {list(self.std)}")
+        if any(not 0 < s < math.inf for s in self.std) or not all(map(math.isfinite, self.mean)):
+            raise ModelError(
+                f"--normalize and --std take finite values, --std positive ones; got mean "
+                f"{list(self.mean)}, std {list(self.std)}"
+            )
         if self.form == "builder" and ":" not in self.location:
             raise ModelError(f"a builder is package.module:callable, got {self.location!r}")
 
