@@ -276,3 +276,21 @@ def test_a_mask_file_keeps_the_attack_in_a_patch(
     ]:
         assert main(["attack", *common, "--mask", str(tmp_path / name)]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_transfer_normalises_each_model_as_named(
+    files: dict[str, Path], campaign: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = ["--models", f"plain={files['exported']}", f"shifted={files['exported']}"]
+    # The same program fed inputs normalised as it was never trained: far worse, said.
+    shifted = ["--normalize", "shifted=0.9", "--std", "shifted=0.05"]
+    assert main(["transfer", str(campaign), *models, *shifted]) == 0
+    out = capsys.readouterr().out
+    assert "warning: shifted classifies" in out
+    assert "(--normalize shifted=... --std shifted=...)" in out
+    assert "warning: plain" not in out
+    assert main(["transfer", str(campaign), *models, "--normalize", "other=0.5", "--std",
+                 "other=0.2"]) == 2  # fmt: skip
+    assert "--normalize names other, not a model of --models" in capsys.readouterr().err
+    assert main(["transfer", str(campaign), *models, "--normalize", "plain=0.5"]) == 2
+    assert "needs its --std NAME=" in capsys.readouterr().err

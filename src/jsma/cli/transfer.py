@@ -55,6 +55,15 @@ def register(commands: Commands) -> None:
         "--device", default="cpu", metavar="cpu|cuda|auto",
         help="where the models run (default cpu; auto: CUDA when there is one)",
     )  # fmt: skip
+    parser.add_argument(
+        "--normalize", action="append", default=[], metavar="NAME=MEAN[,MEAN...]",
+        help="the input normalisation of the model called NAME in --models (one mean per "
+        "channel, or one for all), with --std NAME=STD[,STD...]; repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--std", action="append", default=[], metavar="NAME=STD[,STD...]",
+        help="with --normalize NAME=...",
+    )  # fmt: skip
     data_options(parser)
     parser.set_defaults(handler=_transfer)
 
@@ -90,6 +99,27 @@ def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.
     return name, model.to(resolve_device(args.device))
 
 
+def _normalisations(args: argparse.Namespace) -> dict[str, tuple[list[float], list[float]]]:
+    """`--normalize NAME=...` and `--std NAME=...` as {NAME: (means, stds)}."""
+
+    def parsed(option: str, values: list[str]) -> dict[str, list[float]]:
+        found = {}
+        for text in values:
+            name, equals, numbers = text.partition("=")
+            try:
+                found[name] = [float(v) for v in numbers.split(",")]
+            except ValueError:
+                found[name] = []
+            if not equals or not name or not found[name]:
+                raise JSMAError(f"--{option} takes NAME=VALUE[,VALUE...], got {text!r}")
+        return found
+
+    means, stds = parsed("normalize", args.normalize), parsed("std", args.std)
+    if means.keys() != stds.keys():
+        raise JSMAError("each --normalize NAME=... needs its --std NAME=... (and back)")
+    return {name: (means[name], stds[name]) for name in means}
+
+
 def _named_model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.Module]:
     from jsma.models import (
         ModelSource,
@@ -100,13 +130,16 @@ def _named_model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[st
     )
 
     name, where = _named(what)
+    mean, std = _normalisations(args).get(name, ([], []))
     if _is_builder(where) and not Path(where).exists():
         builder, _, weights = where.partition("@")
-        built = model_source(builder, weights=weights or None)
+        built = model_source(builder, weights=weights or None, mean=mean, std=std)
         assert isinstance(built, ModelSource)  # a builder is never a jsma checkpoint
         model = load_model(built)
         check_model_fits(model, data, name=builder)
         return name or builder.rpartition(":")[2], model
+    if mean and (where in RECIPE_NAMES or Path(where).is_dir()):
+        raise JSMAError(f"--normalize {name}=...: jsma's own models take the data as it is")
     if where in RECIPE_NAMES:
         loaded, _ = resolve_model(data, cache_dir(args), recipe=where, progress=True)
         return name or f"{where} LeNet", loaded.model
@@ -118,7 +151,8 @@ def _named_model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[st
             raise JSMAError(f"{path}: no defended model here (model.safetensors) to evaluate on")
         default_name = path.name
     else:
-        source = model_source(where)  # a .pt2 program or TorchScript file is loaded as is
+        # A .pt2 program or TorchScript file is loaded as is, its normalisation in front.
+        source = model_source(where, mean=mean, std=std)
         if isinstance(source, ModelSource):
             model = load_model(source)
             check_model_fits(model, data, name=where)
@@ -152,6 +186,16 @@ def _print(result: TransferResult) -> None:
     first = result.crafted_on[0]
     rows = [row for row in result.rows if row.crafted_on == first]
     print(" " * 34 + "".join(f"{cell(row.benign_accuracy):>{width}}" for row in rows))
+    # A model far below the others is most often fed inputs it was not trained on.
+    best = max((row.benign_accuracy for row in rows if not math.isnan(row.benign_accuracy)),
+               default=math.nan)  # fmt: skip
+    for row in rows:
+        if row.benign_accuracy < best - 0.1:
+            print(
+                f"warning: {row.evaluated_on} classifies {row.benign_accuracy:.1%} of the "
+                f"originals correctly, against {best:.1%} for the best: does it normalise its "
+                f"inputs? (--normalize {row.evaluated_on}=... --std {row.evaluated_on}=...)"
+            )
     for crafted, counts in result.counts.items():
         print(f"\n{crafted}: {counts[-1]} samples; by distortion bucket: {list(counts[:-1])}")
 
@@ -164,6 +208,8 @@ def _transfer(args: argparse.Namespace) -> int:
     models = dict(_model(what, data, args) for what in args.models)
     if len(models) != len(args.models):
         raise JSMAError("two models have the same name; name them: --models NAME=WHAT ...")
+    if unknown := sorted(_normalisations(args).keys() - models.keys()):
+        raise JSMAError(f"--normalize names {', '.join(unknown)}, not a model of --models")
     campaigns = {_campaign_name(where): where for where in args.campaigns}
     buckets = tuple(args.buckets) if args.buckets else DEFAULT_BUCKETS
     result = transfer(campaigns, models, data, buckets=buckets)
