@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from jsma.campaign._samples import rebuilt_samples
 from jsma.data._dataset import Dataset
@@ -160,12 +161,16 @@ def sample_grid(summary: CampaignSummary, dataset: Dataset) -> Figure | None:
 
 
 def _mark_failed(ax: Axes) -> None:
-    """A failed attack's cell: a dashed frame and a boxed ✗, both black on white, so
-    that no colour in the image can pass for them (red did, on colour images)."""
+    """A failed attack's cell: a frame of black and white dashes and a boxed ✗, so that
+    no image can hide them (a red frame passed for red pixels, a black one vanished on
+    MNIST's black edges)."""
     for spine in ax.spines.values():
-        spine.set_edgecolor("black")
-        spine.set_linestyle((0, (2, 2)))
-        spine.set_linewidth(1.5)
+        spine.set_visible(False)
+    for colour, style in (("white", "solid"), ("black", (0, (3, 3)))):
+        ax.add_patch(
+            Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, edgecolor=colour,
+                      linestyle=style, linewidth=2.5, clip_on=False)
+        )  # fmt: skip
     ax.text(
         0.97, 0.97, "✗", transform=ax.transAxes, ha="right", va="top", fontsize=8,
         bbox={"facecolor": "white", "edgecolor": "black", "pad": 1.0, "linewidth": 0.5},
