@@ -13,10 +13,12 @@ import dataclasses
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import torch
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -129,39 +131,43 @@ def describe_campaign(
     )
 
 
+def _attacked(
+    spec: CampaignSpec, dataset: Dataset, chunk: int = 4096
+) -> Iterator[tuple[str, np.ndarray, torch.Tensor, torch.Tensor]]:
+    """The samples `spec` attacks, by split, in chunks (bounded memory on any input size):
+    (split, their indices, inputs, labels)."""
+    for name in spec.splits:
+        split = dataset.split(name)
+        count = len(split) if spec.samples is None else min(spec.samples, len(split))
+        attacked = spec.sample_indices(name, split.labels)[:count]
+        for begin in range(0, count, chunk):
+            indices = attacked[begin : begin + chunk]
+            yield (name, indices, *split.tensors(indices))
+
+
 def _check_binary(spec: CampaignSpec, dataset: Dataset) -> None:
     """Binary features must sit at a bound: the first attacked sample that has one
     elsewhere is named by its split and index (the attack itself can name only its
     batch row)."""
     low, high = dataset.bounds
-    for name in spec.splits:
-        split = dataset.split(name)
-        count = len(split) if spec.samples is None else min(spec.samples, len(split))
-        attacked = spec.sample_indices(name, split.labels)[:count]
-        for begin in range(0, count, 4096):
-            chunk = attacked[begin : begin + 4096]
-            values = split.tensors(chunk)[0].flatten(1)
-            off = ~((values == low) | (values == high))
-            if bool(off.any()):
-                row, feature = (int(i) for i in off.nonzero()[0])
-                raise ConfigurationError(
-                    f"binary features must be at one of their bounds ({low:g} or {high:g}); "
-                    f"{name} sample {int(chunk[row])} has feature {feature} = "
-                    f"{float(values[row, feature]):g}"
-                )
+    for name, indices, images, _ in _attacked(spec, dataset):
+        values = images.flatten(1)
+        off = ~((values == low) | (values == high))
+        if bool(off.any()):
+            row, feature = (int(i) for i in off.nonzero()[0])
+            raise ConfigurationError(
+                f"binary features must be at one of their bounds ({low:g} or {high:g}); "
+                f"{name} sample {int(indices[row])} has feature {feature} = "
+                f"{float(values[row, feature]):g}"
+            )
 
 
 def clean_accuracy(model: nn.Module, dataset: Dataset, spec: CampaignSpec) -> CleanAccuracy:
     """How many of the samples `spec` attacks `model` classifies correctly, unattacked."""
     correct = samples = 0
-    for name in spec.splits:
-        split = dataset.split(name)
-        count = len(split) if spec.samples is None else min(spec.samples, len(split))
-        attacked = spec.sample_indices(name, split.labels)[:count]
-        for begin in range(0, count, 4096):  # bounded memory on any input size
-            images, labels = split.tensors(attacked[begin : begin + 4096])
-            correct += int((predict(model, images) == labels).sum())
-        samples += count
+    for _, _, images, labels in _attacked(spec, dataset):
+        correct += int((predict(model, images) == labels).sum())
+        samples += len(labels)
     return CleanAccuracy(correct, samples)
 
 
