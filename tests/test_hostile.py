@@ -227,3 +227,34 @@ def test_binary_campaigns_name_the_sample_not_the_batch_row(tmp_path: Path) -> N
     with pytest.raises(ConfigurationError, match=r"test sample 13 has feature 5 = 0\.5"):
         run_campaign(tmp_path / "run", spec, model, data)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_mask_declaring_a_huge_shape_is_refused_unread(tmp_path: Path) -> None:
+    import argparse
+
+    from jsma.cli._common import feature_mask
+    from jsma.errors import JSMAError
+
+    def mask_file(shape: tuple[int, ...], data: int) -> argparse.Namespace:
+        with (tmp_path / "mask.npy").open("wb") as handle:
+            header = {"descr": "|b1", "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(handle, header)
+            handle.write(b"\x01" * data)
+        return argparse.Namespace(mask=tmp_path / "mask.npy")
+
+    with pytest.raises(JSMAError, match=r"not a readable \.npy array"):  # 10**12 declared
+        feature_mask(mask_file((10**6, 10**6), 64), (1, 16, 16))
+    with pytest.raises(JSMAError, match="holds more values than one input"):
+        feature_mask(mask_file((1000, 1000), 10**6), (1, 16, 16))
+
+
+def test_null_labels_are_named_as_missing(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"x": [[0.5] * 4] * 4, "label": pa.array([0, 1, None, 1])})
+    pq.write_table(table, tmp_path / "t.parquet")
+    with pytest.raises(
+        DataError, match=r"labels must be whole numbers, got missing values \(null\)"
+    ):
+        load_data(tmp_path / "t.parquet")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -304,12 +305,19 @@ def feature_mask(args: argparse.Namespace, input_shape: tuple[int, ...]) -> Feat
     if args.mask is None:
         return None
     try:
-        array = np.load(args.mask, allow_pickle=False)
+        # Mapped first: a header declaring a huge shape costs nothing until it is checked.
+        array = np.load(args.mask, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, EOFError) as error:
         raise JSMAError(f"--mask {args.mask}: not a readable .npy array ({error})") from None
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()
         raise JSMAError(f"--mask {args.mask}: an .npz archive; give one array saved as .npy")
+    if array.size > math.prod(input_shape):
+        raise JSMAError(
+            f"--mask {args.mask}: {array.shape} holds more values than one input "
+            f"{tuple(input_shape)}"
+        )
+    array = np.array(array)
     if array.dtype != np.bool_:
         # Whole or real numbers that are 0 or 1 only (a complex 1+0j is not a mask).
         numeric = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
