@@ -409,6 +409,17 @@ def test_paper_rows_only_beside_the_papers_setting_and_names_that_tell_attacks_a
     files = write_report(runs, tmp_path / "report", tiny_dataset)
     page = files.html.read_text()
     assert page.count("<tr class='paper'>") == 1  # the paper's setting only
+    assert page.count("Attacked: a lenet given as a module") == 1  # one setting: one sentence
+
+    # A masked campaign beside them: each campaign's setting, by its label.
+    from jsma.campaign import FeatureMask
+
+    mask = FeatureMask.of(np.arange(256).reshape(1, 16, 16) % 2 == 0)
+    masked = CampaignSpec(samples=4, unit_size=4, mask=mask)
+    run_campaign(tmp_path / "d/increasing", masked, model, tiny_dataset)
+    page = write_report([*runs, tmp_path / "d/increasing"], tmp_path / "r2").html.read_text()
+    assert "free to change (a mask)" in page
+    assert page.count("increasing (theta = +1): a lenet given as a module") == 3
     assert "increasing (theta = +1, WJSMA)" in page
     names = {path.name for path in files.figures}
     assert {"0-increasing-success.png", "1-increasing-wjsma-success.png"} <= names
