@@ -330,6 +330,7 @@ def test_a_model_that_does_not_fit_the_data_is_named_before_any_work(
     for name, spec in models.items():
         save_checkpoint(tmp_path / f"{name}.safetensors", spec.build(), CheckpointInfo(spec=spec))
     run = ["campaign", "run", str(tmp_path / "run"), *common, "--samples", "2"]
+    run.append("--allow-weak-model")  # untrained LeNets
     assert main([*run, "--model", str(tmp_path / "channels.safetensors")]) == 2
     error = capsys.readouterr().err
     assert f"does not take this data's inputs, of shape (1, {SIDE}, {SIDE})" in error
@@ -368,6 +369,7 @@ def test_campaigns_take_and_record_the_saliency_and_search_domain(
     args, _ = _replicate_command(tmp_path)
     data_and_model = args[1:]
     run = ["-q", "campaign", "run", str(tmp_path / "run"), *data_and_model, "--samples", "2"]
+    run.append("--allow-weak-model")  # an untrained LeNet
     family = ["--theta", "-1", "--saliency", "tjsma", "--search-domain", "all"]
     assert main([*run, *family]) == 0
     settings = Campaign.open(tmp_path / "run").manifest.spec.attack

@@ -148,6 +148,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     save_checkpoint(lenet, _model(LENET, 0), CheckpointInfo(spec=LENET))
     save_checkpoint(mlp, _model(MLP, 2), CheckpointInfo(spec=MLP))
     run = ["campaign", "run", str(tmp_path / "run"), *options, "--model", str(lenet)]
+    run.append("--allow-weak-model")  # an untrained LeNet
     assert main([*run, "--samples", "6", "--workers", "1"]) == 0
     out = tmp_path / "transfer"
     command = ["transfer", str(tmp_path / "run"), *options, "--out", str(out)]

@@ -121,6 +121,7 @@ def test_the_command_line_runs_on_ray(tmp_path: Path, capsys: pytest.CaptureFixt
     options = [
         "--source", "idx", "--data-dir", str(write_idx_directory(tmp_path / "idx", train=10_010)),
         "--cache-dir", str(tmp_path / "cache"), "--model", str(checkpoint),
+        "--allow-weak-model",  # an untrained LeNet
     ]  # fmt: skip
     run = ["campaign", "run", str(tmp_path / "run"), *options, "--samples", "4", "--unit-size", "2"]
     assert main([*run, "--engine", "ray", "--workers", "2"]) == 0

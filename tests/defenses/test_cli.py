@@ -21,6 +21,7 @@ def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     model = ["--model", str(checkpoint)]
     baseline = tmp_path / "baseline"
     run = ["campaign", "run", str(baseline), *common, *model, "--samples", "4", "--unit-size", "2"]
+    run.append("--allow-weak-model")  # one epoch on 400 images
     assert main(["-q", *run]) == 0
     capsys.readouterr()
 

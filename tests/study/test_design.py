@@ -255,6 +255,7 @@ def test_study_create_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     common = ["--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache")]
     for name, theta in (("up", "1"), ("down", "-1")):
         run = ["campaign", "run", str(tmp_path / name), *common, "--model", str(checkpoint)]
+        run.append("--allow-weak-model")  # an untrained LeNet
         assert main(["-q", *run, "--samples", "16", "--theta", theta]) == 0
     capsys.readouterr()
     study = tmp_path / "study"
