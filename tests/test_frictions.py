@@ -75,7 +75,7 @@ def test_a_default_of_zero_is_shown_in_help(capsys: pytest.CaptureFixture[str]) 
         shown = (
             "sample index in the split (default: 0)"
             if command == ["attack"]
-            else ("seed of the random target rule (default: 0)")
+            else ("seed of the random target rule and the stratified order (default: 0)")
         )
         assert shown in text
 
