@@ -233,7 +233,8 @@ def test_feature_vectors_are_refused_where_images_are_needed(
     torch.export.save(program, tmp_path / "linear.pt2")
     run = tmp_path / "run"
     options = ["--data", str(data), "--model", str(tmp_path / "linear.pt2")]
-    assert main(["-q", "campaign", "run", str(run), *options, "--samples", "6"]) == 0
+    untrained = ["--allow-weak-model"]  # an untrained linear model
+    assert main(["-q", "campaign", "run", str(run), *options, "--samples", "6", *untrained]) == 0
     assert main(["attack", *options, "--index", "1", "--save", str(tmp_path / "a.npy")]) == 0
     assert "figure:" not in capsys.readouterr().out  # feature vectors: nothing to draw
     assert main(["defend", "detect", str(run), "--out", str(tmp_path / "d")]) == 2

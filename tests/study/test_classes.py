@@ -58,9 +58,16 @@ def test_attention_checks_offer_the_studys_classes(
     result = simulate(study, "oracle", observe=oracle_observer, participants=2,
                       concurrency=2, trials_per_participant=4)  # fmt: skip
     assert result.answers_stored == 8
+
+    # An observer that says "class 0" to everything passes the checks only by reading them.
+    def always_zero(image: np.ndarray, source: int | None) -> tuple[bool, int | None]:
+        return True, 0
+
+    simulate(study, "zero", observe=always_zero, participants=1, concurrency=1,
+             trials_per_participant=4)  # fmt: skip
     analysis = analyze(study)
-    assert analysis.participants == {"oracle": 2}
-    assert analysis.excluded == {"oracle": 0}
+    assert analysis.participants == {"oracle": 2, "zero": 1}
+    assert analysis.excluded == {"oracle": 0, "zero": 0}
     # The report speaks the study's words and quotes the cluster bootstrap first.
     write_analysis(analysis, study / "analysis")
     page = write_report(campaigns, tmp_path / "report", data, study=study).html.read_text()

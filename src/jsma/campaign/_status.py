@@ -114,6 +114,10 @@ def glance(where: str | os.PathLike[str] | Folder) -> CampaignStatus:
 def _manifest(folder: Folder) -> dict[str, Any]:
     where = f"{folder}/{_MANIFEST}"
     try:
+        folder.check()
+    except CampaignError:
+        raise CampaignError(f"{folder}: not a directory, so not a campaign") from None
+    try:
         data = folder.read(_MANIFEST)
         if data is None:
             raise CampaignError(f"{folder}: no campaign here (no {_MANIFEST})")

@@ -56,7 +56,8 @@ __all__ = [
 Observer = Callable[[np.ndarray, "int | None"], "tuple[bool, int | None]"]
 """(image in [0, 1] as (height, width), the true source when known) -> (is a digit, digit)."""
 
-_PROMPT = re.compile(r'<p class="prompt">[^<]*?answer (Yes|No)(?:, then choose ([^<]+?))?\.</p>')
+# "answer No (and choose no digit)." or "answer Yes, then choose 2." (a name: "frog.").
+_PROMPT = re.compile(r'<p class="prompt">[^<]*?answer (Yes|No)(?:, then choose ([^<]+)\.</p>)?')
 _MAX_STEPS = 1000  # pages per participant: far above any study's length
 
 
