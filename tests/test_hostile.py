@@ -258,3 +258,10 @@ def test_null_labels_are_named_as_missing(tmp_path: Path) -> None:
         DataError, match=r"labels must be whole numbers, got missing values \(null\)"
     ):
         load_data(tmp_path / "t.parquet")
+
+
+def test_a_data_location_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    # What a received campaign's manifest may name as its data: never waited on.
+    os.mkfifo(tmp_path / "data.npz")
+    with pytest.raises(DataError, match="not a regular file"):
+        load_data(tmp_path / "data.npz")

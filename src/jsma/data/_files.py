@@ -80,6 +80,8 @@ def load_data(
         return read_image_folder(
             path, bounds=bounds, progress=progress, cache_dir=cache_dir or default_cache_dir()
         )
+    if not path.is_file():  # a FIFO or a device (a manifest may name one) would block
+        raise DataError(f"{path}: not a regular file (a FIFO, a device)")
     if path.suffix.lower() == ".npz":
         return read_npz(path, bounds=bounds)
     if path.suffix.lower() in (".parquet", ".pq"):
