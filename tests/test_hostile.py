@@ -145,6 +145,7 @@ class _Spinning(torch.nn.Module):
         return x.flatten(1)[:, :4]
 
 
+@pytest.mark.slow  # a whole jsma process, signalled
 def test_a_second_ctrl_c_stops_a_model_that_never_returns(tmp_path: Path) -> None:
     import signal
     import subprocess

@@ -11,22 +11,19 @@ from pathlib import Path
 import pytest
 
 from jsma.cli import main
-from tests.userdata import save_model_forms, trained_small_cnn, write_npz
+from jsma.data import Dataset
 
 
 @pytest.fixture(scope="module")
-def received(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A campaign on a user's `.pt2`: its directory, the data, the model file."""
-    from jsma.data import load_data
-
-    root = tmp_path_factory.mktemp("received")
-    data = write_npz(root / "small.npz")
-    model = trained_small_cnn(*load_data(data).train.tensors(), steps=20)
-    exported = save_model_forms(model, root / "models")["exported"]
-    run = root / "run"
-    options = ["--data", str(data), "--model", str(exported), "--samples", "4"]
-    assert main(["-q", "campaign", "run", str(run), *options, "--unit-size", "2"]) == 0
-    return run, data, exported
+def received(
+    user_data: Dataset, forms: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """A campaign on the session's `.pt2` (tests/conftest.py): its directory, the model."""
+    run = tmp_path_factory.mktemp("received") / "run"
+    options = ["--data", str(user_data.location), "--model", str(forms["exported"])]
+    assert main(["-q", "campaign", "run", str(run), *options, "--samples", "4",
+                 "--unit-size", "2", "--targets", "random"]) == 0  # fmt: skip
+    return run, forms["exported"]
 
 
 def _tampered(run: Path, marker: Path) -> None:
@@ -43,7 +40,7 @@ def _tampered(run: Path, marker: Path) -> None:
 
 
 def test_resume_and_study_run_no_builder_a_manifest_names(
-    received: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    received: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import shutil
 
@@ -66,11 +63,11 @@ def test_resume_and_study_run_no_builder_a_manifest_names(
 
 
 def test_the_model_named_on_the_command_line_resumes_and_must_be_the_same(
-    received: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    received: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import shutil
 
-    original, _, exported = received
+    original, exported = received
     run = tmp_path / "run"
     shutil.copytree(original, run)
     study = ["study", "create", str(run), "--out", str(tmp_path / "study"), "--allow-short"]
