@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +102,17 @@ def forms(user_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
     model = trained_small_cnn(*user_data.train.tensors())
     return save_model_forms(model, tmp_path_factory.mktemp("user-models"))
+
+
+def popen_as_from_a_terminal(command: list[str]) -> subprocess.Popen[str]:
+    """`command` in a session of its own (Ctrl-C in a terminal signals the whole process
+    group), with a terminal's SIGINT disposition: run from a background job (`cmd &`,
+    nohup) the suite has SIGINT ignored, which a child inherits and Python keeps."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)

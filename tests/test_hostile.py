@@ -15,6 +15,7 @@ import torch
 from jsma.cli import main
 from jsma.data import load_data
 from jsma.errors import DataError, ModelError
+from tests.conftest import popen_as_from_a_terminal
 from tests.userdata import write_image_folder, write_npz
 
 
@@ -148,7 +149,6 @@ class _Spinning(torch.nn.Module):
 @pytest.mark.slow  # a whole jsma process, signalled
 def test_a_second_ctrl_c_stops_a_model_that_never_returns(tmp_path: Path) -> None:
     import signal
-    import subprocess
     import sys
     import time
 
@@ -156,14 +156,7 @@ def test_a_second_ctrl_c_stops_a_model_that_never_returns(tmp_path: Path) -> Non
     torch.jit.script(_Spinning()).save(str(tmp_path / "spin.pt"))
     command = [sys.executable, "-m", "jsma.cli", "eval", "--data", str(data),
                "--model", str(tmp_path / "spin.pt")]  # fmt: skip
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
-        )  # fmt: skip
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    process = popen_as_from_a_terminal(command)
     try:
         assert process.stdout is not None
         for line in process.stdout:  # the data is read, the model comes next

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from jsma.campaign import campaign_status
+from tests.conftest import popen_as_from_a_terminal
 
 
 def _children(pid: int) -> set[int]:
@@ -46,17 +47,7 @@ def test_ctrl_c_stops_a_campaign_in_one_line(
         sys.executable, "-m", "jsma.cli", "campaign", "run", str(directory), *options,
         "--samples", "40", "--unit-size", "1", "--max-distortion", "1.0", "--workers", "2",
     ]  # fmt: skip
-    # A session of its own: Ctrl-C in a terminal signals the whole process group. Run
-    # from a background job (`cmd &`, nohup), the suite has SIGINT ignored, which a
-    # child inherits and Python keeps: the child gets a terminal's disposition instead.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
-        )  # fmt: skip
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    process = popen_as_from_a_terminal(command)
     deadline = time.monotonic() + 120
     units = directory / "units"
     while not (units.is_dir() and any(units.glob("*.parquet"))):
