@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ import torch
 from jsma._records import decode, encode, loads_json, record_differences
 from jsma._version import __version__
 from jsma.campaign._spec import CampaignSpec, WorkUnit
-from jsma.campaign._status import CleanAccuracy
+from jsma.campaign._status import MANIFEST_NAME, CleanAccuracy, manifest_digest
 from jsma.campaign.location import Folder, folder_at
 from jsma.errors import CampaignError
 from jsma.models._provenance import ModelProvenance
@@ -43,7 +42,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_NAME = "campaign.json"
 # 2: 0.1.0; 3: 0.2.0, `unit_digests`, the spec digests a unit file may carry (a campaign
 # extended to more samples keeps the units it had); 4: the header's kind, the model's
 # provenance typed (a free-form description before); 5: the model's `source` (a model
@@ -149,7 +147,7 @@ class Manifest:
             **({} if self.clean is None else {"clean_accuracy": encode(self.clean)}),
         }
         # fmt: on
-        return {**content, "digest": _digest(content)}
+        return {**content, "digest": manifest_digest(content)}
 
     def write(self, folder: Folder) -> None:
         folder.write(MANIFEST_NAME, json.dumps(self.to_json(), indent=2).encode())
@@ -229,7 +227,9 @@ class Manifest:
                 f"{path}: the unit list is not the spec's plan ({len(stored)} listed, "
                 f"{len(planned)} planned; missing {missing[:3]}, unexpected {extra[:3]})"
             )
-        if content.get("digest") != _digest({k: v for k, v in content.items() if k != "digest"}):
+        if content.get("digest") != manifest_digest(
+            {k: v for k, v in content.items() if k != "digest"}
+        ):
             implied = self.to_json()
             derived = [k for k in ("units", "attacks_total") if content[k] != implied[k]]
             detail = f": {', '.join(derived)} no longer what the spec implies" if derived else ""
@@ -263,10 +263,6 @@ def _typed(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} has the wrong type: {value!r}")
     return value
-
-
-def _digest(content: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def _versions() -> dict[str, str]:

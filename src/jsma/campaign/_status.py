@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from jsma.errors import CampaignError
 
 __all__ = ["CampaignStatus", "CleanAccuracy"]  # and `glance`, for the command line
 
-_MANIFEST = "campaign.json"
+MANIFEST_NAME = "campaign.json"
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ def glance(where: str | os.PathLike[str] | Folder) -> CampaignStatus:
                                                             int(clean["samples"]))  # fmt: skip
         total = int(content["attacks_total"])
     except (KeyError, TypeError, ValueError) as error:
-        raise CampaignError(f"{folder}/{_MANIFEST}: damaged campaign manifest ({error})") from None
+        raise CampaignError(
+            f"{folder}/{MANIFEST_NAME}: damaged campaign manifest ({error})"
+        ) from None
     done = attacks = successes = 0
     seconds = 0.0
     for unit, expected in planned:
@@ -112,25 +115,27 @@ def glance(where: str | os.PathLike[str] | Folder) -> CampaignStatus:
 
 
 def _manifest(folder: Folder) -> dict[str, Any]:
-    where = f"{folder}/{_MANIFEST}"
+    where = f"{folder}/{MANIFEST_NAME}"
     try:
         folder.check()
     except CampaignError:
         raise CampaignError(f"{folder}: not a directory, so not a campaign") from None
     try:
-        data = folder.read(_MANIFEST)
+        data = folder.read(MANIFEST_NAME)
         if data is None:
-            raise CampaignError(f"{folder}: no campaign here (no {_MANIFEST})")
+            raise CampaignError(f"{folder}: no campaign here (no {MANIFEST_NAME})")
         content = loads_json(data.decode("utf-8"))
     except (OSError, ValueError) as error:
         raise CampaignError(f"{where}: unreadable campaign manifest ({error})") from None
     if not isinstance(content, dict):
         raise CampaignError(f"{where}: a campaign manifest is a JSON object")
     rest = {key: value for key, value in content.items() if key != "digest"}
-    if "digest" in content and content["digest"] != _digest(rest):
+    if "digest" in content and content["digest"] != manifest_digest(rest):
         raise CampaignError(f"{where}: the manifest was edited or damaged (its digest differs)")
     return content
 
 
-def _digest(content: dict[str, Any]) -> str:
+def manifest_digest(content: Mapping[str, Any]) -> str:
+    """The digest a manifest stores of the rest of its content (an unkeyed SHA-256: it
+    catches accidents, not someone who recomputes it)."""
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
