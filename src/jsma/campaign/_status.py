@@ -107,11 +107,17 @@ def glance(where: str | os.PathLike[str] | Folder) -> CampaignStatus:
         info = unit_info(folder, stamp)
         if info is None or info.rows != expected:
             continue
-        with folder.open(unit_name(unit)) as source:
-            success = pq.read_table(source, columns=["success"]).column("success")
         done, attacks, seconds = done + 1, attacks + info.rows, seconds + info.seconds
-        successes += int(np.count_nonzero(success.to_numpy(zero_copy_only=False)))
+        successes += unit_successes(folder, unit)
     return CampaignStatus(folder, done, len(planned), attacks, total, seconds, successes, accuracy)
+
+
+def unit_successes(folder: Folder, unit: WorkUnit) -> int:
+    """How many of a unit's attacks succeeded: its `success` column alone, read from a
+    file whose footer was checked (not every value: `status` counts, it does not verify)."""
+    with folder.open(unit_name(unit)) as source:
+        success = pq.read_table(source, columns=["success"]).column("success")
+    return int(np.count_nonzero(success.to_numpy(zero_copy_only=False)))
 
 
 def _manifest(folder: Folder) -> dict[str, Any]:
