@@ -155,7 +155,7 @@ def _stops_in_native_code() -> Iterator[None]:
             if not select.select([read], [], [], 0.2)[0]:
                 continue
             seen += [n for n in os.read(read, 64) if n in (signal.SIGINT, signal.SIGTERM)]
-            if len(seen) == 1 and not done.wait(2.0) and len(seen) == 1:
+            if len(seen) == 1 and not done.wait(2.0):  # still running 2 s after the first
                 os.write(2, b"\njsma: still in the model's code; Ctrl-C again stops at once\n")
             if len(seen) >= 2:
                 os.write(2, b"\njsma: stopped at once; finished units are kept\n")

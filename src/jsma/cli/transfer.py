@@ -91,15 +91,20 @@ def _is_builder(text: str) -> bool:
     return is_builder(text.partition("@")[0])
 
 
-def _model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.Module]:
+def _model(
+    what: str, data: Dataset, args: argparse.Namespace, normalised: _Normalisations
+) -> tuple[str, nn.Module]:
     """The model `what` names, on `--device`."""
-    name, model = _named_model(what, data, args)
+    name, model = _named_model(what, data, args, normalised)
     from jsma.models import resolve_device
 
     return name, model.to(resolve_device(args.device))
 
 
-def _normalisations(args: argparse.Namespace) -> dict[str, tuple[list[float], list[float]]]:
+_Normalisations = dict[str, tuple[list[float], list[float]]]
+
+
+def _normalisations(args: argparse.Namespace) -> _Normalisations:
     """`--normalize NAME=...` and `--std NAME=...` as {NAME: (means, stds)}."""
 
     def parsed(option: str, values: list[str]) -> dict[str, list[float]]:
@@ -120,7 +125,9 @@ def _normalisations(args: argparse.Namespace) -> dict[str, tuple[list[float], li
     return {name: (means[name], stds[name]) for name in means}
 
 
-def _named_model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[str, nn.Module]:
+def _named_model(
+    what: str, data: Dataset, args: argparse.Namespace, normalised: _Normalisations
+) -> tuple[str, nn.Module]:
     from jsma.models import (
         ModelSource,
         check_model_fits,
@@ -130,7 +137,7 @@ def _named_model(what: str, data: Dataset, args: argparse.Namespace) -> tuple[st
     )
 
     name, where = _named(what)
-    mean, std = _normalisations(args).get(name, ([], []))
+    mean, std = normalised.get(name, ([], []))
     if _is_builder(where) and not Path(where).exists():
         builder, _, weights = where.partition("@")
         built = model_source(builder, weights=weights or None, mean=mean, std=std)
@@ -204,11 +211,12 @@ def _transfer(args: argparse.Namespace) -> int:
     from jsma.plotting import save_figure
     from jsma.transfer import DEFAULT_BUCKETS, transfer, transfer_figure, write_transfer
 
+    normalised = _normalisations(args)
     data = campaign_data(args, args.campaigns[0])
-    models = dict(_model(what, data, args) for what in args.models)
+    models = dict(_model(what, data, args, normalised) for what in args.models)
     if len(models) != len(args.models):
         raise JSMAError("two models have the same name; name them: --models NAME=WHAT ...")
-    if unknown := sorted(_normalisations(args).keys() - models.keys()):
+    if unknown := sorted(normalised.keys() - models.keys()):
         raise JSMAError(f"--normalize names {', '.join(unknown)}, not a model of --models")
     campaigns = {_campaign_name(where): where for where in args.campaigns}
     buckets = tuple(args.buckets) if args.buckets else DEFAULT_BUCKETS
