@@ -13,7 +13,7 @@ from tests.conftest import write_idx_directory
 
 def test_data_info(idx_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # 120 training images cannot give 10,000 validation ones: a clear error.
-    code = main(["data", "info", "--source", "idx", "--data-dir", str(idx_dir)])
+    code = main(["data", "info", "--data", f"idx:{idx_dir}"])
     assert code == 2
     assert "cannot hold out 10000 validation images" in capsys.readouterr().err
 
@@ -23,7 +23,7 @@ def test_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
     # 10,000 validation images are held out, so make just over that many.
     data = write_idx_directory(tmp_path / "idx", train=10_100, test=50)
-    common = ["--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache")]
+    common = ["--data", f"idx:{data}", "--cache-dir", str(tmp_path / "cache")]
     assert main(["data", "info", *common]) == 0
     out = capsys.readouterr().out
     assert "train     100" in out
@@ -67,19 +67,28 @@ def test_model_errors_exit_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture
             "eval",
             "--model",
             str(tmp_path / "absent.safetensors"),
-            "--source",
-            "idx",
-            "--data-dir",
-            str(tmp_path),
+            "--data",
+            f"idx:{tmp_path}",
         ]
     )
     assert code == 2
     assert "file not found" in capsys.readouterr().err
 
 
-def test_data_dir_without_idx_source(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["data", "info", "--data-dir", "/somewhere"]) == 2
-    assert "--data-dir is only used with --source idx" in capsys.readouterr().err
+def test_the_data_options_that_went_say_what_replaced_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for options, replaced in (
+        (["--data-dir", "/somewhere"], "--data-dir is gone: give --data idx:DIR"),
+        (["--source", "download"], "--source is gone: give --data mnist:download"),
+    ):
+        with pytest.raises(SystemExit):
+            main(["data", "info", *options])
+        assert replaced in capsys.readouterr().err
+    assert main(["data", "info", "--data", "idx:/nowhere"]) == 2
+    assert "/nowhere is not a directory of IDX files" in capsys.readouterr().err
+    assert main(["replicate", "--data", "images.npz"]) == 2
+    assert "this command works on MNIST only" in capsys.readouterr().err
 
 
 def _replicate_command(tmp_path: Path) -> tuple[list[str], Path]:
@@ -96,7 +105,7 @@ def _replicate_command(tmp_path: Path) -> tuple[list[str], Path]:
     checkpoint = tmp_path / "model.safetensors"
     save_checkpoint(checkpoint, spec.build(), CheckpointInfo(spec=spec, recipe={"name": "test"}))
     out = tmp_path / "replicate"
-    args = ["replicate", "--source", "idx", "--data-dir", str(data), "--model", str(checkpoint)]
+    args = ["replicate", "--data", f"idx:{data}", "--model", str(checkpoint)]
     return args, out
 
 
@@ -144,7 +153,7 @@ def test_threads_option(
     chosen: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", chosen.append)
     data = write_idx_directory(tmp_path / "idx", train=10_010)
-    assert main(["--threads", "1", "data", "info", "--source", "idx", "--data-dir", str(data)]) == 0
+    assert main(["--threads", "1", "data", "info", "--data", f"idx:{data}"]) == 0
     assert chosen == [1]
 
 
@@ -163,11 +172,13 @@ def test_replicate_output(tmp_path: Path, extra: list[str], output: str) -> None
 
 def test_replicate_defaults_to_the_setting_closest_to_the_paper() -> None:
     from jsma.cli import build_parser
+    from jsma.cli._common import model_reference
 
     args = build_parser().parse_args(["replicate"])
-    assert (args.recipe, args.output, args.retrain) == ("paper", "probabilities", False)
+    assert (args.model, args.output) == (None, "probabilities")
+    assert str(model_reference(args)) == "paper"
     # Other commands keep the fast default model.
-    assert build_parser().parse_args(["eval"]).recipe == "default"
+    assert str(model_reference(build_parser().parse_args(["eval"]))) == "default"
 
 
 def test_library_errors_are_one_line_and_bugs_are_tracebacks(
@@ -228,7 +239,11 @@ def test_full_is_the_papers_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(_Stop):
         main(["-q", *args, "--full", "--cache-dir", str(tmp_path / "cache")])
     assert (asked["splits"], asked["samples"]) == (("train", "validation", "test"), 10_000)
-    assert asked["directory"] == tmp_path / "cache" / "runs" / "replicate-paper-full-probabilities"
+    # Named after the model: a checkpoint's run never mixes with the paper recipe's.
+    directory = asked["directory"]
+    assert isinstance(directory, Path)
+    assert directory.parent == tmp_path / "cache" / "runs"
+    assert re.fullmatch(r"replicate-model-[0-9a-f]{12}-full-probabilities", directory.name)
 
 
 class _Stop(Exception):
@@ -299,7 +314,7 @@ def test_threads_after_the_command_and_no_abbreviations(
     assert parser.parse_args(["--threads", "3", "campaign", "status", "x"]).threads == 3
     assert parser.parse_args(["campaign", "status", "x"]).threads is None
     for wrong in (
-        ["data", "info", "--data-d", "somewhere"],  # an abbreviation of --data-dir
+        ["data", "info", "--dat", "somewhere"],  # an abbreviation of --data
         ["campaign", "status", "x", "--threads", "0"],
         ["study", "serve", "s", "--port", "70000"],
         ["replicate", "--samples", "0"],
@@ -308,7 +323,7 @@ def test_threads_after_the_command_and_no_abbreviations(
             parser.parse_args(wrong)
         assert exited.value.code == 2
     error = capsys.readouterr().err
-    assert "unrecognized arguments: --data-d somewhere" in error
+    assert "unrecognized arguments: --dat somewhere" in error
     assert "--port: must be 0 to 65535, got 70000" in error
     assert "--samples: must be at least 1, got 0" in error
 
@@ -321,7 +336,7 @@ def test_a_model_that_does_not_fit_the_data_is_named_before_any_work(
     from tests.conftest import NUM_CLASSES, SIDE
 
     data = write_idx_directory(tmp_path / "idx", train=10_010, test=8)
-    common = ["--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache")]
+    common = ["--data", f"idx:{data}", "--cache-dir", str(tmp_path / "cache")]
     models = {
         "channels": ModelSpec("lenet", {"input_shape": (3, SIDE, SIDE), "num_classes": 4}),
         "classes": ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": 5}),
@@ -339,7 +354,9 @@ def test_a_model_that_does_not_fit_the_data_is_named_before_any_work(
     capsys.readouterr()
     transfer = ["transfer", str(tmp_path / "run"), *common, "--models"]
     assert main([*transfer, f"five={tmp_path / 'classes.safetensors'}"]) == 2
-    assert "model 'five' gives 5 class scores, the data has 4 classes" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"--models five={tmp_path / 'classes.safetensors'}: " in error
+    assert "gives 5 class scores, the data has 4 classes" in error
 
 
 def test_outputs_are_checked_before_the_work(

@@ -13,10 +13,10 @@ import torch
 import jsma
 from jsma.cli import main
 from jsma.data import load_data
-from jsma.models import load_model
 from tests.userdata import (
     CLASS_NAMES,
     build_small_cnn,
+    load_model,
     outside_source,
     save_model_forms,
     trained_small_cnn,
@@ -62,8 +62,8 @@ def test_campaign_run_resume_export_report_with_a_builder(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    model = ["--model", "tests.userdata:build_small_cnn", "--weights", str(files["weights"])]
-    common = ["--data", str(files["data"]), *model, "--model-arg", "width=8"]
+    model = ["--model", f"tests.userdata:build_small_cnn(width=8)@{files['weights']}"]
+    common = ["--data", str(files["data"]), *model]
     assert main(["campaign", "run", str(run), *common, "--samples", "4", "--unit-size", "2"]) == 0
     out = capsys.readouterr().out
     assert "model:   tests.userdata:build_small_cnn(width=8) with weights" in out
@@ -73,9 +73,8 @@ def test_campaign_run_resume_export_report_with_a_builder(
     assert main(["campaign", "resume", str(run)]) == 2
     refused = capsys.readouterr().err
     assert "jsma never loads a model that a campaign directory names" in refused
-    assert f"--model tests.userdata:build_small_cnn --weights {files['weights']}" in refused
-    assert "--model-arg width=8" in refused
-    assert main(["campaign", "resume", str(run), *model, "--model-arg", "width=8"]) == 0
+    assert f"--model 'tests.userdata:build_small_cnn(width=8)@{files['weights']}'" in refused
+    assert main(["campaign", "resume", str(run), *model]) == 0
     assert "state:      complete" in capsys.readouterr().out  # data from the manifest
     exported = tmp_path / "adversarial.npz"
     assert main(["campaign", "export", str(run), "--out", str(exported)]) == 0
@@ -95,9 +94,9 @@ def test_campaign_run_resume_export_report_with_a_builder(
     [
         (["--model", "{whole}"], "never unpickles"),
         (["--model", "{exported}", "--normalize", "0.5"], "--normalize and --std go together"),
-        (["--weights", "{weights}"], "go with --model"),
+        (["--model", "{exported}@{weights}"], "not a recipe (paper, default), a file"),
         (["--model", "{exported}", "--device", "cuda"], "no CUDA device"),
-        (["--model", "tests.userdata:build_small_cnn", "--model-arg", "classes=10"],
+        (["--model", "tests.userdata:build_small_cnn(classes=10)"],
          "gives 10 class scores, the data has 4 classes"),
         (["--model", "{exported}", "--bounds", "0", "2"], "8-bit data takes --bounds 0 1"),
     ],
@@ -115,6 +114,22 @@ def test_what_the_commands_refuse(
     paths = {**{k: str(v) for k, v in files.items()}, "whole": str(tmp_path / "whole.pt")}
     filled = [option.format(**paths) for option in options]
     assert main(["attack", "--data", str(files["data"]), *filled, "--index", "0"]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [(["--weights", "w.pt"], "--weights is gone: give --model package.module:callable@WEIGHTS"),
+     (["--model-arg", "k=1"], "give --model 'package.module:callable(KEY=VALUE, ...)'"),
+     (["--recipe", "paper"], "--recipe is gone: give --model RECIPE"),
+     (["--retrain"], "give `jsma train --recipe RECIPE` first")],
+)  # fmt: skip
+def test_the_model_options_that_went_say_what_replaced_them(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["attack", *options])
+    assert stopped.value.code == 2
     assert message in capsys.readouterr().err
 
 

@@ -85,7 +85,7 @@ def test_data_other_than_mnist_needs_a_model_named(
 ) -> None:
     data = ["--data", str(user_data.location)]
     assert main(["eval", *data, "--split", "test"]) == 2
-    assert "is not MNIST: name the model to attack with --model" in capsys.readouterr().err
+    assert "is not MNIST: name the model with --model" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
     assert main(["train", *data, "--epochs", "1"]) == 2
     assert "give --out" in capsys.readouterr().err
@@ -223,8 +223,8 @@ def test_campaigns_record_clean_accuracy_and_refuse_a_model_near_chance(
 ) -> None:
     import shutil
 
-    from jsma.models import load_model, predict
-    from tests.userdata import outside_source
+    from jsma.models import predict
+    from tests.userdata import load_model, outside_source
 
     model = load_model(outside_source(str(forms["exported"])))
     x, y = user_data.test.tensors(np.arange(8))
@@ -277,8 +277,7 @@ def test_stratified_order_spans_the_classes_and_is_fixed(tmp_path: Path) -> None
 def test_a_stratified_campaign_attacks_the_samples_it_records(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path
 ) -> None:
-    from jsma.models import load_model
-    from tests.userdata import outside_source
+    from tests.userdata import load_model, outside_source
 
     by_class = np.argsort(user_data.test.labels, kind="stable")
     data = dataclasses.replace(user_data, test=user_data.test.cut(by_class))
@@ -305,8 +304,8 @@ def test_the_command_stratifies_data_other_than_mnist_by_default(
 
 
 def test_the_same_weights_have_one_fingerprint_in_every_form(forms: dict[str, Path]) -> None:
-    from jsma.models import load_model, model_fingerprint
-    from tests.userdata import build_small_cnn, outside_source
+    from jsma.models import model_fingerprint
+    from tests.userdata import build_small_cnn, load_model, outside_source
 
     module = build_small_cnn()
     module.load_state_dict(torch.load(forms["weights"], weights_only=True))

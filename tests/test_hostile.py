@@ -188,11 +188,11 @@ def test_a_one_class_npz_is_named_as_such(tmp_path: Path) -> None:
      (["--normalize", "nan", "--std", "1"], "finite values")],
 )  # fmt: skip
 def test_normalisation_must_be_finite(options: list[str], message: str) -> None:
-    from jsma.models import model_source
+    from jsma.models import ModelRef
 
     mean, std = float(options[1]), float(options[3])
     with pytest.raises(ModelError, match=message):
-        model_source("tests.userdata:build_small_cnn", mean=(mean,), std=(std,))
+        ModelRef.parse("tests.userdata:build_small_cnn", mean=(mean,), std=(std,))
 
 
 def test_a_complex_mask_is_not_a_mask(tmp_path: Path) -> None:

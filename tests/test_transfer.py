@@ -143,7 +143,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.conftest import write_idx_directory
 
     data = write_idx_directory(tmp_path / "idx", train=10_010 + 40)
-    options = ["--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "c")]
+    options = ["--data", f"idx:{data}", "--cache-dir", str(tmp_path / "c")]
     lenet, mlp = tmp_path / "lenet.safetensors", tmp_path / "mlp.safetensors"
     save_checkpoint(lenet, _model(LENET, 0), CheckpointInfo(spec=LENET))
     save_checkpoint(mlp, _model(MLP, 2), CheckpointInfo(spec=MLP))
@@ -160,7 +160,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "mlp" in printed
     assert {p.name for p in out.iterdir()} == {"transfer.json", "transfer.png"}
     assert main([*command, "--models", str(tmp_path / "missing.safetensors")]) == 2
-    assert "model file not found" in capsys.readouterr().err
+    assert "not a recipe (paper, default), a file or directory" in capsys.readouterr().err
     assert main([*command, "--models", str(mlp), f"{mlp}"]) == 2
     assert "two models have the same name" in capsys.readouterr().err
 

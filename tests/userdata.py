@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from jsma.models import ModelSource, model_source
+from jsma.models import ModelRef
 
 CLASS_NAMES = ("cat", "dog", "frog", "ship")
 SIDE = 16
@@ -142,9 +142,26 @@ def save_model_forms(model: nn.Module, directory: Path) -> dict[str, Path]:
     return forms
 
 
-def outside_source(text: str, **options: object) -> ModelSource:
-    """`model_source` of a model from outside jsma (never a checkpoint's path)."""
-    source = model_source(text, **options)  # type: ignore[arg-type]
-    if not isinstance(source, ModelSource):
-        raise TypeError(f"{text} is a jsma checkpoint")
+def outside_source(
+    text: str,
+    *,
+    weights: Path | None = None,
+    arguments: dict[str, object] | None = None,
+    mean: tuple[float, ...] = (),
+    std: tuple[float, ...] = (),
+) -> ModelRef:
+    """The reference to a model from outside jsma (never a jsma checkpoint), its builder's
+    arguments and weights written as `--model` takes them."""
+    if arguments:
+        text += "(" + ", ".join(f"{key}={value!r}" for key, value in arguments.items()) + ")"
+    if weights is not None:
+        text += f"@{weights}"
+    source = ModelRef.parse(text, mean=mean, std=std)
+    if not source.runs_code:
+        raise TypeError(f"{text} is one of jsma's own models")
     return source
+
+
+def load_model(source: ModelRef, device: str = "cpu") -> nn.Module:
+    """The model `source` names (without its provenance)."""
+    return source.load(device).model

@@ -37,9 +37,9 @@ _LAZY = {
         "forward_derivative", "saliency_map", "select_pair", "target_derivatives",
     ),
     "jsma.campaign": ("Campaign",),
-    "jsma.data": ("Dataset", "Split", "load_mnist"),
+    "jsma.data": ("DataRef", "Dataset", "Split", "load_mnist"),
     "jsma.models": (
-        "AndNet", "CheckpointInfo", "LeNet", "ModelSpec", "evaluate", "frozen_eval",
+        "AndNet", "CheckpointInfo", "LeNet", "ModelRef", "ModelSpec", "evaluate", "frozen_eval",
         "load_checkpoint", "pretrained", "save_checkpoint", "train",
     ),
 }  # fmt: skip
@@ -59,11 +59,12 @@ if TYPE_CHECKING:
         target_derivatives,
     )
     from jsma.campaign import Campaign
-    from jsma.data import Dataset, Split, load_mnist
+    from jsma.data import DataRef, Dataset, Split, load_mnist
     from jsma.models import (
         AndNet,
         CheckpointInfo,
         LeNet,
+        ModelRef,
         ModelSpec,
         evaluate,
         frozen_eval,
@@ -96,6 +97,7 @@ __all__ = [
     "CheckpointInfo",
     "ConfigurationError",
     "DataError",
+    "DataRef",
     "Dataset",
     "InputTypeError",
     "Interrupted",
@@ -103,6 +105,7 @@ __all__ = [
     "LeNet",
     "MissingDependencyError",
     "ModelError",
+    "ModelRef",
     "ModelSpec",
     "SampleResult",
     "Split",

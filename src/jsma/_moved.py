@@ -47,7 +47,7 @@ MOVED: dict[str, str] = {
     "jsma.models.checkpoint": "jsma.models._checkpoint",
     "jsma.models.evaluation": "jsma.models._evaluation",
     "jsma.models.networks": "jsma.models._networks",
-    "jsma.models.provenance": "jsma.models._provenance",
+    "jsma.models.provenance": "jsma.models._reference",
     "jsma.models.registry": "jsma.models._registry",
     "jsma.models.training": "jsma.models._training",
     "jsma.report.figures": "jsma.report._figures",

@@ -17,7 +17,7 @@ from torch import nn
 
 from jsma.campaign import AttackSettings, CampaignSpec, Engine, run_campaign
 from jsma.data._dataset import Dataset
-from jsma.models._provenance import ModelProvenance
+from jsma.models._reference import ModelProvenance
 from jsma.paper import CLOSEST, PAPER_SAMPLES_PER_SET, PAPER_SETS
 from jsma.report import CampaignSummary, ReportFiles, render_report, summarise
 from jsma.settings import PAPER_MAX_DISTORTION, Output, SearchDomain

@@ -55,7 +55,7 @@ def cli_setup(tmp_path: Path) -> tuple[list[str], Path]:
     checkpoint = tmp_path / "model.safetensors"
     save_checkpoint(checkpoint, _model(), CheckpointInfo(spec=MODEL_SPEC))
     options = [
-        "--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache"),
+        "--data", f"idx:{data}", "--cache-dir", str(tmp_path / "cache"),
         "--model", str(checkpoint), "--allow-weak-model",  # an untrained LeNet
     ]  # fmt: skip
     return options, tmp_path

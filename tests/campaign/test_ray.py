@@ -119,7 +119,7 @@ def test_the_command_line_runs_on_ray(tmp_path: Path, capsys: pytest.CaptureFixt
     checkpoint = tmp_path / "model.safetensors"
     save_checkpoint(checkpoint, _model(), CheckpointInfo(spec=MODEL_SPEC))
     options = [
-        "--source", "idx", "--data-dir", str(write_idx_directory(tmp_path / "idx", train=10_010)),
+        "--data", f"idx:{write_idx_directory(tmp_path / 'idx', train=10_010)}",
         "--cache-dir", str(tmp_path / "cache"), "--model", str(checkpoint),
         "--allow-weak-model",  # an untrained LeNet
     ]  # fmt: skip
@@ -181,8 +181,13 @@ def test_ray_tasks_receive_the_program_not_a_pickled_module(tmp_path: Path) -> N
     # the program's bytes.
     from jsma.campaign import Campaign, CampaignSpec
     from jsma.data import load_data
-    from jsma.models import load_model
-    from tests.userdata import outside_source, save_model_forms, trained_small_cnn, write_npz
+    from tests.userdata import (
+        load_model,
+        outside_source,
+        save_model_forms,
+        trained_small_cnn,
+        write_npz,
+    )
 
     data = load_data(write_npz(tmp_path / "small.npz", train=32, test=8))
     forms = save_model_forms(trained_small_cnn(*data.train.tensors(), steps=20), tmp_path / "m")

@@ -30,12 +30,13 @@ from jsma.campaign import (
 from jsma.data import Dataset, load_data
 from jsma.errors import ConfigurationError
 from jsma.metrics import in_pixels, pixels_changed
-from jsma.models import ModelSource, Normalization, load_model, model_source
+from jsma.models import ModelRef, Normalization
 from jsma.report import write_report
 from tests.campaign.conftest import _comparable
 from tests.userdata import (
     CLASS_NAMES,
     binary_features,
+    load_model,
     outside_source,
     write_npz,
 )
@@ -43,13 +44,13 @@ from tests.userdata import (
 SPEC = CampaignSpec(splits=("test",), samples=8, unit_size=4)
 
 
-def _sources(forms: dict[str, Path]) -> list[ModelSource]:
+def _sources(forms: dict[str, Path]) -> list[ModelRef]:
     sources = [
-        model_source(str(forms["exported"])),
-        model_source(str(forms["torchscript"])),
-        model_source("tests.userdata:build_small_cnn", weights=forms["weights"]),
+        ModelRef.parse(forms["exported"]),
+        ModelRef.parse(forms["torchscript"]),
+        ModelRef.parse(f"tests.userdata:build_small_cnn@{forms['weights']}"),
     ]
-    return [s for s in sources if isinstance(s, ModelSource)]
+    return sources
 
 
 def test_three_forms_give_the_same_rows_as_the_attack_itself(
@@ -101,17 +102,17 @@ def test_normalisation_equals_a_model_that_normalises_itself(
 ) -> None:
     mean, std = (0.3, 0.4, 0.5), (0.2, 0.3, 0.25)
     cnn = load_model(outside_source("tests.userdata:build_small_cnn", weights=forms["weights"]))
-    itself = nn.Sequential(Normalization(mean, std), cnn.network).eval()
+    network = cnn.network
+    assert isinstance(network, nn.Module)
+    itself = nn.Sequential(Normalization(mean, std), network).eval()
     example = torch.zeros(2, 3, 16, 16)
     program = torch.export.export(
         itself, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},)
     )
     torch.export.save(program, tmp_path / "normalised.pt2")
 
-    outside = model_source(str(forms["exported"]), mean=mean, std=std)
-    assert isinstance(outside, ModelSource)
-    written = model_source(str(tmp_path / "normalised.pt2"))
-    assert isinstance(written, ModelSource)
+    outside = ModelRef.parse(forms["exported"], mean=mean, std=std)
+    written = ModelRef.parse(tmp_path / "normalised.pt2")
     run_campaign(tmp_path / "outside", SPEC, load_model(outside), user_data)
     run_campaign(tmp_path / "written", SPEC, load_model(written), user_data)
     rows = _comparable(Campaign.open(tmp_path / "outside").results())

@@ -15,7 +15,7 @@ def test_defend_commands_and_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     # The CLI holds out 10,000 validation images; 400 more train (distillation refuses
     # a model left at chance).
     data = write_idx_directory(tmp_path / "idx", train=10_400, test=12)
-    common = ["--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache")]
+    common = ["--data", f"idx:{data}", "--cache-dir", str(tmp_path / "cache")]
     checkpoint = tmp_path / "model.safetensors"
     assert main(["-q", "train", *common, "--epochs", "1", "--out", str(checkpoint)]) == 0
     model = ["--model", str(checkpoint)]

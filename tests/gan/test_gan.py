@@ -209,7 +209,7 @@ def _gan_command(tmp_path: Path, out: Path) -> list[str]:
     spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
     save_checkpoint(judge, spec.build(), CheckpointInfo(spec=spec))
     return [
-        "gan", "train", "--out", str(out), "--source", "idx", "--data-dir", str(data),
+        "gan", "train", "--out", str(out), "--data", f"idx:{data}",
         "--cache-dir", str(tmp_path / "cache"), "--model", str(judge), "--width", "4",
         "--batch-size", "16", "--samples", "20",
     ]  # fmt: skip
@@ -260,7 +260,7 @@ def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path: Path) 
         return [
             sys.executable, "-m", "jsma.cli", "-q", "--threads", "1", "gan", "train",
             "--out", str(out), "--epochs", "60", "--width", "4", "--batch-size", "16",
-            "--samples", "20", "--source", "idx", "--data-dir", str(data),
+            "--samples", "20", "--data", f"idx:{data}",
             "--cache-dir", str(tmp_path / "cache"), "--model", str(judge),
         ]  # fmt: skip
 

@@ -15,23 +15,16 @@ import torch
 import jsma
 from jsma.data import Dataset, load_data
 from jsma.errors import ModelError
-from jsma.models import (
-    ModelProvenance,
-    ModelSource,
-    SourcedModel,
-    check_model_fits,
-    load_model,
-    model_source,
-    parse_model_arguments,
-    resolve_device,
-)
+from jsma.models import ModelProvenance, ModelRef, check_model_fits, resolve_device
+from jsma.models._external import SourcedModel
 from tests.userdata import (
     build_small_cnn,
+    load_model,
     outside_source,
 )
 
 
-def _sources(forms: dict[str, Path]) -> dict[str, ModelSource]:
+def _sources(forms: dict[str, Path]) -> dict[str, ModelRef]:
     return {
         "exported": outside_source(str(forms["exported"])),
         "torchscript": outside_source(str(forms["torchscript"])),
@@ -117,13 +110,13 @@ def test_weights_as_safetensors_and_nested_state_dicts(
 
 def test_what_needs_unpickling_is_refused(forms: dict[str, Path], tmp_path: Path) -> None:
     torch.save(build_small_cnn(), tmp_path / "whole.pt")  # a pickled module
-    with pytest.raises(ModelError, match=r"never unpickles.*--weights"):
-        model_source(str(tmp_path / "whole.pt"))
+    with pytest.raises(ModelError, match=r"never unpickles.*package.module:builder@"):
+        ModelRef.parse(tmp_path / "whole.pt")
     with pytest.raises(ModelError, match="never unpickles"):
-        model_source(str(forms["weights"]))  # a state dict given as the model
+        ModelRef.parse(forms["weights"])  # a state dict given as the model
     (tmp_path / "odd.bin").write_bytes(b"\x80\x04 a legacy pickle")
     with pytest.raises(ModelError, match="a pickled object"):
-        model_source(str(tmp_path / "odd.bin"))
+        ModelRef.parse(tmp_path / "odd.bin")
 
     class Smuggled:
         def __reduce__(self):  # type: ignore[no-untyped-def]
@@ -138,8 +131,8 @@ def test_what_needs_unpickling_is_refused(forms: dict[str, Path], tmp_path: Path
 def test_bad_models_each_give_one_clear_error(
     forms: dict[str, Path], user_data: Dataset, tmp_path: Path
 ) -> None:
-    with pytest.raises(ModelError, match="model file not found"):
-        model_source(str(tmp_path / "missing.pt2"))
+    with pytest.raises(ModelError, match=r"not a recipe .*, a file or directory that exists"):
+        ModelRef.parse(tmp_path / "missing.pt2")
     with pytest.raises(ModelError, match="cannot import no_such_package"):
         load_model(outside_source("no_such_package.models:net"))
     with pytest.raises(ModelError, match=r"tests.userdata has no nothing_here"):
@@ -153,9 +146,11 @@ def test_bad_models_each_give_one_clear_error(
             )
         )
     with pytest.raises(ModelError, match="give as many of each"):
-        model_source(str(forms["exported"]), mean=(0.5, 0.5), std=(0.2,))
-    with pytest.raises(ModelError, match="--weights and --model-arg go with a builder"):
-        model_source(str(forms["exported"]), weights=forms["weights"])
+        ModelRef.parse(forms["exported"], mean=(0.5, 0.5), std=(0.2,))
+    with pytest.raises(ModelError, match="weights and builder arguments go with a builder"):
+        ModelRef(form="exported", location=str(forms["exported"]), weights=str(forms["weights"]))
+    with pytest.raises(ModelError, match="--normalize goes with a model from outside jsma"):
+        ModelRef.parse("paper", mean=(0.5,), std=(0.5,))
 
     ten = load_model(outside_source("tests.userdata:build_small_cnn", arguments={"classes": 10}))
     with pytest.raises(ModelError, match="gives 10 class scores, the data has 4 classes"):
@@ -166,7 +161,8 @@ def test_bad_models_each_give_one_clear_error(
         check_model_fits(flat, features)
 
     single = torch.export.export(
-        load_model(outside_source(str(forms["exported"]))).network, (torch.zeros(1, 3, 16, 16),)
+        _sourced(load_model(outside_source(str(forms["exported"])))).network,
+        (torch.zeros(1, 3, 16, 16),),
     )
     torch.export.save(single, tmp_path / "single.pt2")
     with pytest.raises(ModelError, match=r"takes one input at a time only.*dynamic batch"):
@@ -180,11 +176,43 @@ def _features_npz(tmp_path: Path) -> Path:
     return tmp_path / "f.npz"
 
 
-def test_model_arguments_are_python_literals() -> None:
-    parsed = parse_model_arguments(["num_classes=10", "shape=(3, 32, 32)", "name=wide", "p=0.5"])
-    assert parsed == {"num_classes": 10, "shape": (3, 32, 32), "name": "wide", "p": 0.5}
-    with pytest.raises(ModelError, match="KEY=VALUE"):
-        parse_model_arguments(["10"])
+def test_a_builder_reads_as_a_python_call_with_its_weights(forms: dict[str, Path]) -> None:
+    text = f"m.nets:wide(num_classes=10, shape=(3, 32, 32), name='wide', p=0.5)@{forms['weights']}"
+    built = ModelRef.parse(text)
+    assert (built.form, built.location) == ("builder", "m.nets:wide")
+    assert built.arguments == {"num_classes": 10, "shape": (3, 32, 32), "name": "wide", "p": 0.5}
+    assert built.weights == str(forms["weights"].resolve())
+    assert ModelRef.parse(str(built)) == built  # the text reads back
+    assert ModelRef.parse("m.nets:wide").arguments == {}
+    for bad, why in (
+        ("m:f(10)", "keywords"),
+        ("m:f(k=open('x'))", "not a Python literal"),
+        ("m:f(**k)", "keywords"),
+        ("m:f@missing.pt", "weights file not found"),
+    ):
+        with pytest.raises(ModelError, match=why):
+            ModelRef.parse(bad)
+
+
+def test_every_form_parses_from_its_text(forms: dict[str, Path], tmp_path: Path) -> None:
+    from jsma.models import pretrained, save_checkpoint
+
+    paper = ModelRef.parse("paper")
+    assert (paper.form, paper.runs_code, str(paper)) == ("recipe", False, "paper")
+    loaded = pretrained("paper")
+    save_checkpoint(tmp_path / "model.safetensors", loaded.model, loaded.info)
+    checkpoint = ModelRef.parse(tmp_path / "model.safetensors")
+    assert checkpoint.form == "checkpoint"
+    assert not checkpoint.runs_code
+    assert ModelRef.parse(tmp_path) == checkpoint  # a `jsma defend` output directory
+    assert ModelRef.parse(forms["torchscript"]).form == "torchscript"
+    assert ModelRef.parse(forms["exported"]).runs_code
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="not a `jsma defend` output"):
+        ModelRef.parse(tmp_path / "empty")
+    _, provenance = checkpoint.load()
+    assert provenance.reference == checkpoint
+    assert provenance.fingerprint == ModelRef.parse("paper").load().provenance.fingerprint
 
 
 def test_devices() -> None:
@@ -205,3 +233,8 @@ def test_a_sourced_model_on_cuda_pickles_to_cuda(
     torch.testing.assert_close(on_gpu(x.cuda()).cpu(), on_cpu(x), rtol=1e-4, atol=1e-4)
     back = pickle.loads(pickle.dumps(on_gpu))
     assert next(back.parameters()).device.type == "cuda"
+
+
+def _sourced(model: torch.nn.Module) -> SourcedModel:
+    assert isinstance(model, SourcedModel)
+    return model

@@ -14,11 +14,11 @@ from jsma.data import Dataset
 from jsma.errors import CampaignError, ConfigurationError
 from jsma.models import (
     CheckpointInfo,
-    LoadedModel,
     ModelProvenance,
+    ModelRef,
     ModelSpec,
-    describe_model,
     model_fingerprint,
+    save_checkpoint,
 )
 from tests.conftest import NUM_CLASSES, SIDE
 
@@ -41,17 +41,19 @@ def test_provenance_of_a_module_and_of_a_checkpoint(tmp_path: Path) -> None:
     assert "given as a module" in alone.describe()
     spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
     info = CheckpointInfo(spec=spec, recipe={"name": "paper"}, accuracies={"test": 0.5})
-    loaded = LoadedModel(model, info)
-    cached = describe_model(loaded, recipe="paper")
-    assert cached.origin == "recipe"
-    assert cached.is_paper_setting
-    assert cached.describe() == "the lenet of recipe 'paper'"
-    assert cached.accuracies == {"test": 0.5}
-    assert cached.training == "paper"
-    filed = describe_model(loaded, checkpoint=tmp_path / "m.safetensors")
+    save_checkpoint(tmp_path / "m.safetensors", model, info)
+    _, filed = ModelRef.parse(tmp_path / "m.safetensors").load()
     assert filed.origin == "checkpoint"
     assert not filed.is_paper_setting
     assert filed.checkpoint == str((tmp_path / "m.safetensors").resolve())
+    assert filed.accuracies == {"test": 0.5}
+    assert filed.training == "paper"
+    assert filed.fingerprint == alone.fingerprint  # the same weights, another form
+    _, cached = ModelRef.parse("paper").load()
+    assert cached.origin == "recipe"
+    assert cached.is_paper_setting
+    assert cached.describe() == "the lenet of recipe 'paper'"
+    assert cached.reference == ModelRef.parse("paper")
 
 
 def test_the_manifest_stores_it_typed(tiny_dataset: Dataset, tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from jsma.errors import ModelError
-from jsma.models import ModelSource, load_model, model_source
+from jsma.models import ModelRef
 from jsma.models._exported import FILE_OPERATORS, check_exported_archive
+from tests.userdata import load_model
 
 
 class _Payload:
@@ -84,9 +85,9 @@ def _torch_runs_it(path: Path, marker: Path) -> bool:
     return ran
 
 
-def _source(path: Path) -> ModelSource:
-    source = model_source(str(path))
-    assert isinstance(source, ModelSource)
+def _source(path: Path) -> ModelRef:
+    source = ModelRef.parse(path)
+    assert source.form == "exported"
     return source
 
 

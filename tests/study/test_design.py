@@ -252,7 +252,7 @@ def test_study_create_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     checkpoint = tmp_path / "model.safetensors"
     save_checkpoint(checkpoint, _model(), CheckpointInfo(spec=ModelSpec(
         "lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})))  # fmt: skip
-    common = ["--source", "idx", "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache")]
+    common = ["--data", f"idx:{data}", "--cache-dir", str(tmp_path / "cache")]
     for name, theta in (("up", "1"), ("down", "-1")):
         run = ["campaign", "run", str(tmp_path / name), *common, "--model", str(checkpoint)]
         run.append("--allow-weak-model")  # an untrained LeNet

@@ -32,7 +32,7 @@ from jsma.metrics import CampaignArrays
 if TYPE_CHECKING:
     from torch import nn
 
-    from jsma.models._provenance import ModelProvenance
+    from jsma.models._reference import ModelProvenance
 
 __all__ = ["Campaign", "CampaignLike", "CampaignStatus", "crafted_samples", "data_fingerprint"]
 

@@ -30,7 +30,7 @@ from jsma.campaign._spec import CampaignSpec, WorkUnit
 from jsma.campaign._status import MANIFEST_NAME, CleanAccuracy, manifest_digest
 from jsma.campaign.location import Folder, folder_at
 from jsma.errors import CampaignError
-from jsma.models._provenance import ModelProvenance
+from jsma.models._reference import ModelProvenance
 
 __all__ = [
     "MANIFEST_NAME",

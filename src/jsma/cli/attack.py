@@ -34,7 +34,7 @@ def register(commands: Commands) -> None:
         "attack", help="attack one sample and draw it (one target, all targets, or untargeted)"
     )
     data_options(parser)
-    model_options(parser, outside=True)
+    model_options(parser)
     parser.add_argument("--split", choices=SPLIT_NAMES, default="test", help="the split to attack")
     parser.add_argument(
         "--index", type=non_negative_int, default=0, help="sample index in the split"

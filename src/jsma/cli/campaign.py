@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jsma.cli._common import (
@@ -11,7 +10,6 @@ from jsma.cli._common import (
     attack_options,
     attack_settings,
     attacked_model,
-    cache_dir,
     campaign_data,
     campaign_location,
     data_options,
@@ -24,6 +22,7 @@ from jsma.cli._common import (
     positive_int,
     stored_model_refused,
 )
+from jsma.errors import JSMAError
 from jsma.settings import DEFAULT_UNIT_SIZE, SAMPLE_ORDERS, SPLIT_NAMES, TARGET_RULES
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ def register(commands: Commands) -> None:
     run = sub.add_parser("run", help="start (or continue) a campaign in DIR")
     run.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
     data_options(run)
-    model_options(run, outside=True)
+    model_options(run)
     run.add_argument(
         "--splits", nargs="+", choices=SPLIT_NAMES, default=["test"], help="splits to attack"
     )
@@ -74,7 +73,7 @@ def register(commands: Commands) -> None:
     resume = sub.add_parser("resume", help="finish an interrupted campaign")
     resume.add_argument("directory", type=campaign_location, metavar="DIR", help=_DIR_HELP)
     data_options(resume)
-    model_options(resume, outside=True)
+    model_options(resume, default="the model the campaign names, when it is jsma's own")
     _weak_model_option(resume)
     engine_options(resume)
     resume.set_defaults(handler=_resume)
@@ -151,24 +150,21 @@ def _run(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign, run_campaign
-    from jsma.models import resolve_device, resolve_model
 
     manifest = Campaign.open(args.directory).manifest
     runner = engine(args)
     data = campaign_data(args, args.directory)
     # The model the manifest names, unless the options name one.
     stored = manifest.model
-    if args.model is not None:
-        network, provenance = attacked_model(args, data)
-    elif stored.source is not None:
+    reference = None if args.model is not None else stored.reference
+    if reference is None and args.model is None:
+        raise JSMAError(
+            f"{args.directory}: this campaign attacked {stored.describe()}, which no file "
+            "names: give it with --model"
+        )
+    if reference is not None and reference.runs_code:
         raise stored_model_refused(args.directory, stored)
-    else:
-        checkpoint = Path(stored.checkpoint) if stored.checkpoint else None
-        loaded, provenance = resolve_model(
-            data, cache_dir(args), checkpoint=checkpoint, recipe=stored.recipe or args.recipe,
-            progress=True, retrain=args.retrain,
-        )  # fmt: skip
-        network = loaded.model.to(resolve_device(args.device))
+    network, provenance = attacked_model(args, data, reference)
     status = run_campaign(
         args.directory, manifest.spec, network, data, provenance=provenance, progress=True,
         engine=runner, refuse_near_chance=not args.allow_weak_model,

@@ -51,7 +51,7 @@ def register(commands: Commands) -> None:
 
     evaluate = commands.add_parser("eval", help="accuracy per split and confusion matrix")
     data_options(evaluate)
-    model_options(evaluate, outside=True)
+    model_options(evaluate)
     evaluate.add_argument(
         "--split", choices=(*SPLIT_NAMES, "all"), default="all", help="the split to evaluate"
     )

@@ -11,7 +11,7 @@ from jsma.cli._common import (
     campaign_data,
     data_options,
     dataset,
-    model,
+    jsma_model,
     model_options,
     output_directory,
     positive_int,
@@ -81,7 +81,7 @@ def register(commands: Commands) -> None:
     )
     adv.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning")
     data_options(adv, outside=False)
-    model_options(adv)
+    model_options(adv, outside=False)
     adv.set_defaults(handler=_adv_train)
 
     distill = defend_commands.add_parser(
@@ -102,7 +102,7 @@ def register(commands: Commands) -> None:
     distill.add_argument("--epochs", type=positive_int, help="override the recipe's epoch count")
     distill.add_argument("--seed", type=int, default=0, help="seed of the training")
     data_options(distill, outside=False)
-    model_options(distill)
+    model_options(distill, outside=False)
     distill.set_defaults(handler=_distill)
 
 
@@ -155,7 +155,7 @@ def _detect(args: argparse.Namespace) -> int:
 def _undefended(args: argparse.Namespace, data: Dataset) -> tuple[LoadedModel, Recipe]:
     from jsma.models import Recipe
 
-    loaded = model(args, data)
+    loaded, _ = jsma_model(args, data)
     recipe = dict(loaded.info.recipe)
     if not recipe:
         raise JSMAError("the undefended model's checkpoint records no training recipe")

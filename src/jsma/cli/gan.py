@@ -9,7 +9,7 @@ from jsma.cli._common import (
     count_up_to,
     data_options,
     dataset,
-    model_and_description,
+    jsma_model,
     model_options,
     output_directory,
     positive_int,
@@ -25,7 +25,7 @@ def register(commands: Commands) -> None:
     train = sub.add_parser(
         "train",
         help="train it (resumably), judge its digits with an independent classifier "
-        "(--model / --recipe: the judge), draw a grid",
+        "(--model: the judge), draw a grid",
         description="Train a class-conditional DCGAN on the training split into DIR "
         "(started again, it continues after the last finished epoch), then judge 10,000 "
         "generated digits with a classifier the GAN never saw: the model options below "
@@ -50,7 +50,7 @@ def register(commands: Commands) -> None:
         help="generated digits to judge, and images per side of the Frechet distances",
     )  # fmt: skip
     data_options(train, outside=False)
-    model_options(train)
+    model_options(train, outside=False)
     train.set_defaults(handler=_train)
 
 
@@ -58,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
     from jsma.gan import GanRecipe, GanSpec, run_gan
 
     data = dataset(args)
-    judge, description = model_and_description(args, data)
+    judge, description = jsma_model(args, data)
     channels, height, width = data.input_shape
     spec = GanSpec((channels, height, width), data.num_classes, data.bounds, width=args.width)
     recipe = GanRecipe(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)

@@ -13,7 +13,7 @@ from jsma.cli._common import (
     dataset,
     engine,
     engine_options,
-    model_and_description,
+    jsma_model,
     model_options,
     output_directory,
     positive_int,
@@ -29,7 +29,7 @@ def register(commands: Commands) -> None:
     """Add the `replicate` command to the parser."""
     parser = commands.add_parser("replicate", help="run the paper's evaluation end to end")
     data_options(parser, outside=False)
-    model_options(parser, default_recipe=CLOSEST.recipe)
+    model_options(parser, default=CLOSEST.recipe, outside=False)
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument(
         "--samples",
@@ -64,12 +64,12 @@ def _replicate(args: argparse.Namespace) -> int:
     from jsma.models import evaluate
     from jsma.replicate import PAPER_DOMAIN_CAMPAIGN, replicate, replication_directory
 
-    if args.model is None and (args.recipe, args.output) == (CLOSEST.recipe, CLOSEST.output):
+    if args.model is None and args.output == CLOSEST.output:
         print(f"setting: {CLOSEST.why}.")
-        print("  others: --recipe default (ReLU, Adam), --output logits (the paper's text)")
+        print("  others: --model default (ReLU, Adam), --output logits (the paper's text)")
     data = dataset(args)
     print(f"data: {data.source}, {', '.join(f'{s.name} {len(s)}' for s in data.splits())}")
-    loaded, description = model_and_description(args, data)
+    loaded, description = jsma_model(args, data)
     print(
         f"model: {loaded.info.spec.architecture}, recipe {loaded.info.recipe.get('name')!r}, "
         f"attacked on its {args.output}"
@@ -80,7 +80,11 @@ def _replicate(args: argparse.Namespace) -> int:
     splits = PAPER_SETS if args.full else ("test",)
     samples = PAPER_SAMPLES_PER_SET if args.full else args.samples
     directory = args.out or replication_directory(
-        cache_dir(args), args.recipe, samples=samples, splits=splits, output=args.output
+        cache_dir(args),
+        description.recipe or f"model-{description.fingerprint[:12]}",
+        samples=samples,
+        splits=splits,
+        output=args.output,
     )
     runner = engine(args)
     started = time.perf_counter()

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING
 
 from jsma.cli._common import (
     Commands,
+    attacked_model,
     cache_dir,
     campaign_data,
     data_options,
     dataset,
-    named_model,
+    model_options,
+    model_reference,
     needs_extra,
     output_directory,
-    outside_model_options,
     port_number,
     positive_int,
     stored_model_refused,
@@ -70,9 +71,8 @@ def register(commands: Commands) -> None:
     )
     _consent_options(create)
     data_options(create)
-    outside_model_options(
-        create.add_argument_group("model"),
-        default="the campaigns' model when it is jsma's own (a recipe or a jsma checkpoint)",
+    model_options(
+        create, default="the campaigns' model when it is jsma's own (a recipe or a jsma checkpoint)"
     )
     create.set_defaults(handler=_create)
 
@@ -110,14 +110,12 @@ def register(commands: Commands) -> None:
     simulate.add_argument(
         "--observer", default="oracle", metavar="oracle|knn|MODEL",
         help="oracle (the true source), knn (nearest training image) or a model in any form "
-        "--model takes (a jsma checkpoint, .pt2, TorchScript, package.module:builder)",
+        "--model takes (paper, a jsma checkpoint, .pt2, TorchScript, package.module:builder)",
     )  # fmt: skip
     simulate.add_argument("--url", help="a running server (default: start one on 127.0.0.1)")
     simulate.add_argument("--trials", type=positive_int, default=40, help="trials per participant")
     data_options(simulate)
-    outside_model_options(
-        simulate.add_argument_group("the observer's model (with --observer MODEL)"), model=False
-    )
+    model_options(simulate, title="the observer's model (with --observer MODEL)", option=None)
     simulate.set_defaults(handler=_simulate)
 
     analyze = sub.add_parser("analyze", help="the answers: tables, analysis.json, a figure")
@@ -176,7 +174,6 @@ def _settings(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign
-    from jsma.models import resolve_model
     from jsma.study import ConsentText, create_study, describe
 
     data = campaign_data(args, args.campaigns[0])
@@ -185,26 +182,23 @@ def _create(args: argparse.Namespace) -> int:
     # The network's prediction on the benign originals needs the model: jsma's own
     # models are data (safetensors), but a model from outside is code, loaded only when
     # the user names it here.
+    reference = stored.reference if args.model is None else model_reference(args, data)
     if args.model is not None:
-        model, provenance = named_model(args, data)
+        model, provenance = attacked_model(args, data, reference)
         if provenance.fingerprint != stored.fingerprint:
             raise JSMAError(
                 f"--model {args.model} is not the model {args.campaigns[0]} attacked "
                 f"({stored.describe()})"
             )
-    elif stored.source is not None:
+    elif reference is not None and reference.runs_code:
         print(
             f"warning: {stored_model_refused(args.campaigns[0], stored)} (here with "
             "--model ...); without it the network's predictions on benign images are left "
             "empty",
             file=sys.stderr,
         )
-    elif stored.checkpoint or stored.recipe:
-        checkpoint = Path(stored.checkpoint) if stored.checkpoint else None
-        loaded, _ = resolve_model(
-            data, cache_dir(args), checkpoint=checkpoint, recipe=stored.recipe or "default"
-        )
-        model = loaded.model
+    elif reference is not None:
+        model, _ = reference.load(data=data, cache_dir=cache_dir(args))
     stimuli = create_study(
         args.campaigns, data, args.out, per_condition=args.per_condition, seed=args.seed,
         model=model, completion_url=args.completion_url,
@@ -334,8 +328,9 @@ def _simulate(args: argparse.Namespace) -> int:
             kind = "knn"
             observe = knn_observer(scaled[:, 0] if scaled.shape[1] == 1 else scaled, labels.numpy())
         else:
-            args.model = args.observer
-            network, provenance = named_model(args, data)
+            network, provenance = attacked_model(
+                args, data, model_reference(args, data, args.observer)
+            )
             kind = f"model-{provenance.architecture}"
             observe = model_observer(network, bounds=data.bounds)
     result = simulate(

@@ -29,7 +29,7 @@ __all__ = ["register"]
 _MODELS_HELP = (
     "models to evaluate on, each [NAME=]WHAT: a recipe of the model cache "
     f"({', '.join(sorted(RECIPE_NAMES))}), a checkpoint file, a torch.export program "
-    "(.pt2) or TorchScript file, a builder package.module:callable[@WEIGHTS], or a "
+    "(.pt2) or TorchScript file, a builder package.module:callable(key=value, ...)@WEIGHTS, or a "
     "`jsma defend` output directory (adv-train: DIR; distill: DIR/T100)"
 )
 
@@ -70,11 +70,12 @@ def register(commands: Commands) -> None:
 
 def _named(what: str) -> tuple[str, str]:
     """`[NAME=]WHAT` as (NAME or "", WHAT). Paths may hold `=` too (`runs/theta=1/m.pt`),
-    and names may (`T=100=DIR`): WHAT is the longest tail that is a recipe or exists."""
+    and names (`T=100=DIR`) and builders' arguments (`m:f(k=1)`) may: WHAT is the longest
+    tail that names a model."""
 
-    def known(text: str) -> bool:
-        return text in RECIPE_NAMES or Path(text).exists() or _is_builder(text)
+    from jsma.models import ModelRef
 
+    known = ModelRef.is_reference
     if known(what):
         return "", what
     for index, char in enumerate(what):
@@ -84,21 +85,26 @@ def _named(what: str) -> tuple[str, str]:
     return name, where
 
 
-def _is_builder(text: str) -> bool:
-    """`package.module:callable[@WEIGHTS]`, the callable that builds a model."""
-    from jsma.models import is_builder
-
-    return is_builder(text.partition("@")[0])
-
-
 def _model(
     what: str, data: Dataset, args: argparse.Namespace, normalised: _Normalisations
 ) -> tuple[str, nn.Module]:
-    """The model `what` names, on `--device`."""
-    name, model = _named_model(what, data, args, normalised)
-    from jsma.models import resolve_device
+    """The model `what` names, on `--device`, and its name in the tables."""
+    from jsma.models import ModelRef
 
-    return name, model.to(resolve_device(args.device))
+    name, where = _named(what)
+    mean, std = normalised.get(name, ([], []))
+    try:
+        reference = ModelRef.parse(where, mean=mean, std=std)
+        model, _ = reference.load(args.device, data=data, cache_dir=cache_dir(args), progress=True)
+    except JSMAError as error:
+        raise JSMAError(f"--models {what}: {error}") from None
+    if name:
+        return name, model
+    if reference.form == "recipe":
+        return f"{where} LeNet", model
+    if reference.form == "builder":
+        return reference.architecture, model
+    return Path(where).name if Path(where).is_dir() else Path(where).stem, model
 
 
 _Normalisations = dict[str, tuple[list[float], list[float]]]
@@ -123,50 +129,6 @@ def _normalisations(args: argparse.Namespace) -> _Normalisations:
     if means.keys() != stds.keys():
         raise JSMAError("each --normalize NAME=... needs its --std NAME=... (and back)")
     return {name: (means[name], stds[name]) for name in means}
-
-
-def _named_model(
-    what: str, data: Dataset, args: argparse.Namespace, normalised: _Normalisations
-) -> tuple[str, nn.Module]:
-    from jsma.models import (
-        ModelSource,
-        check_model_fits,
-        load_model,
-        model_source,
-        resolve_model,
-    )
-
-    name, where = _named(what)
-    mean, std = normalised.get(name, ([], []))
-    if _is_builder(where) and not Path(where).exists():
-        builder, _, weights = where.partition("@")
-        built = model_source(builder, weights=weights or None, mean=mean, std=std)
-        assert isinstance(built, ModelSource)  # a builder is never a jsma checkpoint
-        model = load_model(built)
-        check_model_fits(model, data, name=builder)
-        return name or builder.rpartition(":")[2], model
-    if mean and (where in RECIPE_NAMES or Path(where).is_dir()):
-        raise JSMAError(f"--normalize {name}=...: jsma's own models take the data as it is")
-    if where in RECIPE_NAMES:
-        loaded, _ = resolve_model(data, cache_dir(args), recipe=where, progress=True)
-        return name or f"{where} LeNet", loaded.model
-    path = Path(where)
-    if path.is_dir():  # a `jsma defend` output: its defended model, named after it
-        found = [path / "model.safetensors", path / "student.safetensors"]
-        checkpoint = next((p for p in found if p.is_file()), None)
-        if checkpoint is None:
-            raise JSMAError(f"{path}: no defended model here (model.safetensors) to evaluate on")
-        default_name = path.name
-    else:
-        # A .pt2 program or TorchScript file is loaded as is, its normalisation in front.
-        source = model_source(where, mean=mean, std=std)
-        if isinstance(source, ModelSource):
-            model = load_model(source)
-            check_model_fits(model, data, name=where)
-            return name or path.stem, model
-        checkpoint, default_name = path, path.stem
-    loaded, _ = resolve_model(data, cache_dir(args), checkpoint=checkpoint)
-    return name or default_name, loaded.model
 
 
 def _campaign_name(where: str | Path) -> str:

@@ -23,7 +23,7 @@ from jsma.campaign._manifest import Manifest
 from jsma.data._dataset import Dataset
 from jsma.errors import JSMAError
 from jsma.metrics import SetResults, results_by_split
-from jsma.models._provenance import ModelProvenance, model_fingerprint
+from jsma.models._reference import ModelProvenance, model_fingerprint
 
 __all__ = [
     "DEFENSE_FILE",

@@ -29,8 +29,9 @@ from jsma.errors import ConfigurationError, JSMAError
 from jsma.gan import load_generator
 from jsma.models import (
     LoadedModel,
+    ModelProvenance,
+    ModelRef,
     Recipe,
-    describe_model,
     evaluate,
     load_checkpoint,
     model_fingerprint,
@@ -125,7 +126,7 @@ def run_adversarial_training(
     output = baseline_output(baseline)
     attacked = same_campaign(
         baseline, defended.model, dataset, directory / "campaign",
-        provenance=describe_model(defended, checkpoint=directory / "model.safetensors"),
+        provenance=_provenance(directory / "model.safetensors"),
         progress=progress,
     )  # fmt: skip
     record = DefenseRecord(
@@ -208,7 +209,7 @@ def run_distillation(
         for output in outputs:
             campaign = same_campaign(
                 baseline, student.model, dataset, folder / output, output=output,
-                provenance=describe_model(student, checkpoint=folder / "student.safetensors"),
+                provenance=_provenance(folder / "student.safetensors"),
                 progress=progress,
             )  # fmt: skip
             entries.append(
@@ -237,3 +238,8 @@ def _distilled_student(
     teacher = distillation.teacher
     save_checkpoint(folder / "teacher.safetensors", teacher.model, teacher.info)
     return distillation.student
+
+
+def _provenance(checkpoint: Path) -> ModelProvenance:
+    """Where the model saved at `checkpoint` came from (read again: a small header)."""
+    return ModelRef.parse(checkpoint).jsma_checkpoint()[1]

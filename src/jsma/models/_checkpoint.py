@@ -17,13 +17,11 @@ from jsma._io import atomic_write
 from jsma._records import dump, load, loads_json
 from jsma._version import __version__
 from jsma.errors import CheckpointError
-from jsma.models._provenance import ModelProvenance
 from jsma.models._registry import ModelSpec
 
 __all__ = [
     "CheckpointInfo",
     "LoadedModel",
-    "describe_model",
     "load_checkpoint",
     "load_weights",
     "save_checkpoint",
@@ -70,23 +68,6 @@ class LoadedModel:
 
     model: nn.Module
     info: CheckpointInfo
-
-
-def describe_model(
-    loaded: LoadedModel, *, checkpoint: Path | None = None, recipe: str | None = None
-) -> ModelProvenance:
-    """Where a model came from (a checkpoint file, else a recipe of the model cache),
-    with what its checkpoint says: architecture, training, accuracies, defense."""
-    training = loaded.info.recipe.get("name")
-    return ModelProvenance.of(
-        loaded.model,
-        architecture=loaded.info.spec.architecture,
-        recipe=None if checkpoint is not None else recipe,
-        checkpoint=None if checkpoint is None else str(checkpoint.resolve()),
-        training=None if training is None else str(training),
-        accuracies=dict(loaded.info.accuracies),
-        defense=dict(loaded.info.defense),
-    )
 
 
 def save_checkpoint(path: Path, model: nn.Module, info: CheckpointInfo) -> None:

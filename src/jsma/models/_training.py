@@ -21,13 +21,11 @@ from jsma.errors import CheckpointError, ConfigurationError
 from jsma.models._checkpoint import (
     CheckpointInfo,
     LoadedModel,
-    describe_model,
     load_checkpoint,
     save_checkpoint,
 )
 from jsma.models._evaluation import evaluate
 from jsma.models._networks import Activation
-from jsma.models._provenance import ModelProvenance
 from jsma.models._registry import ModelSpec
 
 __all__ = [
@@ -42,7 +40,6 @@ __all__ = [
     "get_recipe",
     "packaged_model_path",
     "pretrained",
-    "resolve_model",
     "train",
 ]
 
@@ -366,21 +363,3 @@ def cached_model(
     result = train(dataset, recipe, seed=seed, progress=progress)
     save_checkpoint(path, result.model, result.info)
     return LoadedModel(result.model, result.info)
-
-
-def resolve_model(
-    dataset: Dataset,
-    cache_dir: Path,
-    *,
-    checkpoint: Path | None = None,
-    recipe: str = "default",
-    progress: bool = False,
-    retrain: bool = False,
-) -> tuple[LoadedModel, ModelProvenance]:
-    """The model a command names (a checkpoint file, else a recipe's cached model) and
-    where it came from (see `describe_model`)."""
-    if checkpoint is not None:
-        loaded = load_checkpoint(checkpoint)
-    else:
-        loaded = cached_model(dataset, cache_dir, recipe, progress=progress, retrain=retrain)
-    return loaded, describe_model(loaded, checkpoint=checkpoint, recipe=recipe)
