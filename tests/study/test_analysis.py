@@ -102,7 +102,7 @@ def test_analysis_of_scripted_answers(study: Path, capsys: pytest.CaptureFixture
 def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_path: Path) -> None:
     from jsma.errors import JSMAError
     from jsma.report import write_report
-    from jsma.study._analysis import read_analysis, write_analysis
+    from jsma.study import read_analysis, write_analysis
 
     campaigns = [created.parent / "runs" / "increasing", created.parent / "runs" / "decreasing"]
     store = StudyStore(study, trials_per_participant=8)

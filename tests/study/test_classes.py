@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec
 from jsma.data import load_data
 from jsma.models import ModelSpec
 from jsma.report import write_report
-from jsma.study import analyze, create_study, read_stimuli
-from jsma.study._analysis import write_analysis
+from jsma.study import analyze, create_study, read_stimuli, write_analysis
 from jsma.study._design import attention_checks
 from jsma.study.simulate import oracle_observer, simulate
 
@@ -43,7 +42,7 @@ def test_attention_checks_offer_the_studys_classes(
             samples=6, unit_size=6, targets="random", attack=AttackSettings(theta=theta)
         )
         campaigns.append(tmp_path / f"theta{theta:+.0f}")
-        run_campaign(campaigns[-1], spec, model, data)
+        Campaign.run(campaigns[-1], spec, model, data)
     study = tmp_path / "study"
     create_study(campaigns, data, study, per_condition=2, allow_short=True)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from matplotlib import image as mpimage
 
-from jsma.campaign import load_results
+from jsma.campaign import Campaign
 from jsma.cli import main
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, JSMAError
@@ -120,7 +120,7 @@ def test_create_stores_images_and_design(
     assert 0 < conditions["increasing"] <= 6
     assert conditions["benign"] == 6
     low, high = tiny_dataset.bounds
-    results = {str(path): CampaignArrays.from_table(load_results(path)) for path in campaigns}
+    results = {str(path): Campaign.open(path).arrays() for path in campaigns}
     for stimulus in stimuli:
         picture = _gray(study / "images" / stimulus.image)
         assert picture.shape == (SIDE, SIDE)
@@ -201,13 +201,13 @@ def test_a_short_condition_is_an_error_that_says_why(
 def test_a_campaign_with_no_success_gives_a_short_condition(
     tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
-    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.campaign import AttackSettings, Campaign, CampaignSpec
 
     torch.manual_seed(0)
     model = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES}).build()
     # A budget of one feature, less than a pair: no attack changes anything.
     spec = CampaignSpec(samples=12, unit_size=12, attack=AttackSettings(max_distortion=0.004))
-    run_campaign(tmp_path / "failed", spec, model, tiny_dataset)
+    Campaign.run(tmp_path / "failed", spec, model, tiny_dataset)
     with pytest.raises(
         ConfigurationError, match="increasing 0 of 4: the increasing campaigns hold 0"
     ):
@@ -231,11 +231,11 @@ def test_paths_are_never_read_as_uris(study: Path, tmp_path: Path) -> None:
 def test_campaigns_of_other_models_are_refused(
     campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
-    from jsma.campaign import CampaignSpec, run_campaign
+    from jsma.campaign import Campaign, CampaignSpec
 
     torch.manual_seed(1)
     other = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES}).build()
-    run_campaign(tmp_path / "other", CampaignSpec(samples=4, unit_size=4), other, tiny_dataset)
+    Campaign.run(tmp_path / "other", CampaignSpec(samples=4, unit_size=4), other, tiny_dataset)
     with pytest.raises(JSMAError, match="same model on the same data"):
         create_study(
             [campaigns[0], tmp_path / "other"], tiny_dataset, tmp_path / "s", per_condition=2

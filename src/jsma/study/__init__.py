@@ -14,7 +14,6 @@ from jsma.study._analysis import (
     fleiss_kappa,
     observer_kind,
     read_analysis,
-    write_analysis,
 )
 from jsma.study._design import (
     ATTENTION_CHECKS,
@@ -32,7 +31,7 @@ from jsma.study._design import (
     read_stimuli,
     update_consent,
 )
-from jsma.study._figures import analysis_figure
+from jsma.study._figures import analysis_figure, write_analysis
 from jsma.study._store import Answer, AnswerRow, Participant, StudyStore, Trial
 
 __all__ = [

@@ -35,8 +35,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
-from jsma._io import ensure_writable
-from jsma._records import read_record, write_record
+from jsma._records import read_record
 from jsma.metrics import distortion_bucket
 from jsma.study._design import read_distortion_edges
 from jsma.study._store import AnswerRow, StudyStore
@@ -52,7 +51,6 @@ __all__ = [
     "fleiss_kappa",
     "observer_kind",
     "read_analysis",
-    "write_analysis",
 ]
 
 MACHINE_PREFIX = "machine:"  # external ids of machine observers: machine:KIND:N
@@ -307,15 +305,3 @@ def read_analysis(out: Path) -> StudyAnalysis:
 
 def _low(bucket: str) -> float:
     return float(bucket.removeprefix("over ").split("-")[0])
-
-
-def write_analysis(analysis: StudyAnalysis, out: Path) -> Path:
-    """`out`/analysis.json and `out`/analysis.png (the figure); returns the JSON path."""
-    from jsma.plotting import save_figure
-    from jsma.study._figures import analysis_figure
-
-    ensure_writable(out)
-    path = out / ANALYSIS_FILE
-    write_record(path, analysis)
-    save_figure(analysis_figure(analysis), out / ANALYSIS_FIGURE)
-    return path

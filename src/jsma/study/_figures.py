@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from jsma.study._analysis import ConditionLine, Rate, StudyAnalysis
+from jsma._io import ensure_writable
+from jsma._records import write_record
+from jsma.study._analysis import (
+    ANALYSIS_FIGURE,
+    ANALYSIS_FILE,
+    ConditionLine,
+    Rate,
+    StudyAnalysis,
+)
 
-__all__ = ["analysis_figure"]
+__all__ = ["analysis_figure", "write_analysis"]
 
 _BARS = (
     ("judged a digit", "judged_digit"),
@@ -57,3 +66,14 @@ def analysis_figure(analysis: StudyAnalysis) -> Figure:
     handles, labels = panels[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=len(_BARS), fontsize=8)
     return figure
+
+
+def write_analysis(analysis: StudyAnalysis, out: Path) -> Path:
+    """`out`/analysis.json and `out`/analysis.png (the figure); returns the JSON path."""
+    from jsma.plotting import save_figure
+
+    ensure_writable(out)
+    path = out / ANALYSIS_FILE
+    write_record(path, analysis)
+    save_figure(analysis_figure(analysis), out / ANALYSIS_FIGURE)
+    return path
