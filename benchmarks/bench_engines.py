@@ -35,15 +35,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from jsma.campaign import (
-    AttackSettings,
-    CampaignSpec,
-    Engine,
-    InProcess,
-    LocalPool,
-    load_results,
-    run_campaign,
-)
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec, Engine, InProcess, LocalPool
 from jsma.campaign.ray_engine import RayEngine
 from jsma.data import default_cache_dir, load_mnist
 from jsma.paper import PAPER_SAMPLES_PER_SET, PAPER_SETS
@@ -88,10 +80,10 @@ def main() -> None:
             for repeat in range(args.repeats):
                 directory = Path(scratch) / f"{len(rows)}-{repeat}"
                 started = time.perf_counter()
-                status = run_campaign(directory, spec, model, data, engine=engine)
+                status = Campaign.run(directory, spec, model, data, engine=engine)
                 seconds.append(time.perf_counter() - started)
                 assert status.attacks_done == attacks
-            table = load_results(directory).drop_columns(["seconds"])
+            table = Campaign.open(directory).results().drop_columns(["seconds"])
             reference = table if reference is None else reference
             rows.append((name, attacks / statistics.median(seconds), compare(table, reference)))
             print(f"  {name}: {', '.join(f'{s:.1f}' for s in seconds)} s")
@@ -131,7 +123,7 @@ def cluster_overhead(samples: int, unit_sizes: list[int]) -> None:
                 )  # fmt: skip
                 engine = RayEngine(address=nodes.address, workers=2)
                 started = time.perf_counter()
-                status = run_campaign(Path(scratch) / str(size), spec, model, data, engine=engine)
+                status = Campaign.run(Path(scratch) / str(size), spec, model, data, engine=engine)
                 wall = time.perf_counter() - started
                 tasks = status.units_total
                 overhead = (2 * wall - status.seconds) / tasks

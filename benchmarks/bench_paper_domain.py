@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jsma.campaign import AttackSettings, Campaign, CampaignSpec, run_campaign
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec
 from jsma.data import load_mnist
 from jsma.metrics import CampaignArrays
 from jsma.models import pretrained
@@ -80,7 +80,7 @@ def main() -> None:
             settings = _settings(name, output, args.long_budget)
             spec = CampaignSpec(splits=tuple(args.splits), samples=args.samples, attack=settings)
             directory = args.out / f"{output}-{name}"
-            run_campaign(directory, spec, model, data, progress=True)
+            Campaign.run(directory, spec, model, data, progress=True)
             campaign = Campaign.open(directory)
             table = campaign.results()  # every unit file read and checked: once
             arrays = CampaignArrays.from_table(table)

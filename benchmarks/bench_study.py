@@ -57,7 +57,7 @@ class Row(NamedTuple):
 
 def make_study(directory: Path, per_condition: int) -> Path:
     """Two small campaigns of the paper's LeNet, and a study made from them."""
-    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.campaign import AttackSettings, Campaign, CampaignSpec
     from jsma.data import default_cache_dir, load_mnist
     from jsma.models import cached_model
     from jsma.study import create_study
@@ -67,7 +67,7 @@ def make_study(directory: Path, per_condition: int) -> Path:
     campaigns = []
     for name, theta in (("increasing", 1.0), ("decreasing", -1.0)):
         spec = CampaignSpec(samples=200, attack=AttackSettings(theta=theta, output="probabilities"))
-        run_campaign(directory / name, spec, loaded.model, data, progress=True)
+        Campaign.run(directory / name, spec, loaded.model, data, progress=True)
         campaigns.append(directory / name)
     study = directory / "study"
     create_study(campaigns, data, study, per_condition=per_condition, seed=0, model=loaded.model)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec
 from jsma.data import default_cache_dir, load_mnist
 from jsma.models import (
     EpochRecord,
@@ -93,7 +93,7 @@ def main() -> None:
     for epoch, path in paths.items():
         loaded = load_checkpoint(path)
         directory = args.out / f"epoch{epoch:03d}-increasing-probabilities"
-        run_campaign(directory, spec, loaded.model, data, progress=True)
+        Campaign.run(directory, spec, loaded.model, data, progress=True)
         line = summarise(directory).results[-1]
         print(
             f"{epoch:>7} {loaded.info.accuracies['validation']:>11.2%} "

@@ -55,7 +55,7 @@ def increasing_and_decreasing(
     """The same small campaign with theta = +1 and -1 against a seeded untrained LeNet."""
     import torch
 
-    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.campaign import AttackSettings, Campaign, CampaignSpec
     from jsma.models import ModelSpec
 
     torch.manual_seed(0)
@@ -65,7 +65,7 @@ def increasing_and_decreasing(
         spec = CampaignSpec(
             samples=samples, unit_size=unit_size, attack=AttackSettings(theta=theta)
         )
-        run_campaign(directory / name, spec, model, dataset)
+        Campaign.run(directory / name, spec, model, dataset)
         directories.append(directory / name)
     return directories
 
@@ -74,14 +74,14 @@ def maximal_campaign(dataset: Dataset, directory: Path) -> Path:
     """A small untargeted M-JSMA campaign against a seeded untrained LeNet."""
     import torch
 
-    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.campaign import AttackSettings, Campaign, CampaignSpec
     from jsma.models import ModelSpec
 
     torch.manual_seed(0)
     model = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES}).build()
     maximal = AttackSettings(variant="maximal", max_distortion=0.1)
     spec = CampaignSpec(samples=4, unit_size=4, targets="untargeted", attack=maximal)
-    run_campaign(directory, spec, model, dataset)
+    Campaign.run(directory, spec, model, dataset)
     return directory
 
 

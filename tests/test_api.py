@@ -26,6 +26,7 @@ def test_top_level_api() -> None:
         "CheckpointInfo",
         "ConfigurationError",
         "DataError",
+        "DataRef",
         "Dataset",
         "InputTypeError",
         "Interrupted",
@@ -34,6 +35,7 @@ def test_top_level_api() -> None:
         "LeNet",
         "MissingDependencyError",
         "ModelError",
+        "ModelRef",
         "ModelSpec",
         "SampleResult",
         "Split",
@@ -143,18 +145,6 @@ def test_public_names_have_docstrings(name: str) -> None:
     assert undocumented == []
 
 
-@pytest.mark.parametrize("name", ["toy", "replicate"])
-def test_moved_modules_keep_their_old_names_for_now(name: str) -> None:
-    import sys
-
-    sys.modules.pop(f"jsma.experiments.{name}", None)
-    with pytest.warns(DeprecationWarning, match=f"jsma.experiments.{name} is now jsma.{name}"):
-        old = importlib.import_module(f"jsma.experiments.{name}")
-    new = importlib.import_module(f"jsma.{name}")
-    assert old.__all__ == new.__all__
-    assert all(getattr(old, n) is getattr(new, n) for n in new.__all__)
-
-
 def _private_modules() -> list[str]:
     names = []
     for package in _public_modules()[1:]:  # the root's private modules serve every package
@@ -175,15 +165,3 @@ def test_a_private_module_lists_only_what_its_package_exports(name: str) -> None
     module = importlib.import_module(name)
     package = importlib.import_module(name.rsplit(".", 1)[0])
     assert sorted(set(getattr(module, "__all__", [])) - set(package.__all__)) == []
-
-
-def test_old_module_paths_still_import_with_a_warning() -> None:
-    import sys
-
-    from jsma._moved import MOVED
-
-    for old, new in MOVED.items():
-        sys.modules.pop(old, None)
-        with pytest.warns(DeprecationWarning, match=f"{old} is private since jsma 0.3"):
-            module = importlib.import_module(old)
-        assert module is importlib.import_module(new)

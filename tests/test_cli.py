@@ -116,14 +116,14 @@ def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "increasing (theta = +1" in printed
     assert "decreasing (theta = -1" in printed
     # Our measured line, then the paper's beside it, for each direction.
-    from jsma.campaign import load_results
+    from jsma.campaign import Campaign
     from jsma.metrics import CampaignArrays, results_by_split
 
     campaigns = (
         ("increasing", "97.10%"), ("decreasing", "64.70%"), ("decreasing-paper-domain", "64.70%")
     )  # fmt: skip
     for name, paper in campaigns:
-        (line,) = results_by_split(CampaignArrays.from_table(load_results(out / name)))
+        (line,) = results_by_split(CampaignArrays.from_table(Campaign.open(out / name).results()))
         ours = f"{'test':>12} {line.attacks:>8} {line.success_rate:>9.2%}"
         assert re.search(rf"{re.escape(ours)}.*\n\s+paper\s+{paper}", printed), printed
     assert "the paper's search domain as written" in printed
@@ -257,13 +257,13 @@ def test_a_closed_pipe_ends_quietly(tiny_dataset: Dataset, tmp_path: Path) -> No
 
     import torch
 
-    from jsma.campaign import CampaignSpec, run_campaign
+    from jsma.campaign import Campaign, CampaignSpec
     from jsma.models import ModelSpec
     from tests.conftest import NUM_CLASSES, SIDE
 
     spec = ModelSpec("lenet", {"input_shape": (1, SIDE, SIDE), "num_classes": NUM_CLASSES})
     torch.manual_seed(0)
-    run_campaign(tmp_path / "run", CampaignSpec(samples=2), spec.build(), tiny_dataset)
+    Campaign.run(tmp_path / "run", CampaignSpec(samples=2), spec.build(), tiny_dataset)
     process = subprocess.Popen(
         [sys.executable, "-m", "jsma.cli", "campaign", "status", str(tmp_path / "run")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,

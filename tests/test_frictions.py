@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import jsma
-from jsma.campaign import Campaign, CampaignSpec, run_campaign
+from jsma.campaign import Campaign, CampaignSpec
 from jsma.cli import main
 from jsma.data import Dataset
 from jsma.errors import CampaignError, ConfigurationError, InputTypeError
@@ -46,7 +46,7 @@ def test_a_split_the_data_lacks_is_refused(tiny_dataset: Dataset, tmp_path: Path
     data = dataclasses.replace(tiny_dataset, validation=tiny_dataset.validation.cut(slice(0)))
     spec = CampaignSpec(splits=("validation",), samples=2)
     with pytest.raises(ConfigurationError, match="has no validation samples to attack"):
-        run_campaign(tmp_path / "run", spec, _model(), data)
+        Campaign.run(tmp_path / "run", spec, _model(), data)
     assert not (tmp_path / "run").exists()
 
 
@@ -54,7 +54,7 @@ def test_export_inside_the_campaign_and_of_nothing_are_refused(
     tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    run_campaign(run, CampaignSpec(samples=2, unit_size=2), _model(), tiny_dataset)
+    Campaign.run(run, CampaignSpec(samples=2, unit_size=2), _model(), tiny_dataset)
     manifest = (run / "campaign.json").read_bytes()
     campaign = Campaign.open(run)
     with pytest.raises(CampaignError, match="inside the campaign"):
@@ -190,7 +190,7 @@ def test_status_shows_the_success_rate_and_says_what_is_timed(
     tiny_dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    run_campaign(run, CampaignSpec(samples=4, unit_size=2), _model(), tiny_dataset)
+    Campaign.run(run, CampaignSpec(samples=4, unit_size=2), _model(), tiny_dataset)
     status = Campaign.open(run).status()
     succeeded = int(np.count_nonzero(Campaign.open(run).arrays().success))
     assert status.successes == succeeded
@@ -283,7 +283,7 @@ def test_a_stratified_campaign_attacks_the_samples_it_records(
     data = dataclasses.replace(user_data, test=user_data.test.cut(by_class))
     model = load_model(outside_source(str(forms["exported"])))
     spec = CampaignSpec(samples=4, unit_size=2, order="stratified", targets="random")
-    run_campaign(tmp_path / "run", spec, model, data)
+    Campaign.run(tmp_path / "run", spec, model, data)
     rows = Campaign.open(tmp_path / "run").results().to_pydict()
     expected = spec.sample_indices("test", data.test.labels)[:4]
     assert rows["index"] == expected.tolist()
@@ -333,7 +333,7 @@ def test_status_reads_footers_without_torch_and_agrees_with_the_full_read(
     from jsma.campaign._status import glance
 
     run = tmp_path / "run"
-    run_campaign(run, CampaignSpec(samples=6, unit_size=2), _model(), tiny_dataset)
+    Campaign.run(run, CampaignSpec(samples=6, unit_size=2), _model(), tiny_dataset)
     next((run / "units").iterdir()).unlink()  # a unit lost: 2 of 3 done
     assert glance(run) == Campaign.open(run).status()
     code = (

@@ -207,7 +207,7 @@ def test_a_complex_mask_is_not_a_mask(tmp_path: Path) -> None:
 
 
 def test_binary_campaigns_name_the_sample_not_the_batch_row(tmp_path: Path) -> None:
-    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.campaign import AttackSettings, Campaign, CampaignSpec
     from jsma.errors import ConfigurationError
     from tests.userdata import binary_features
 
@@ -219,7 +219,7 @@ def test_binary_campaigns_name_the_sample_not_the_batch_row(tmp_path: Path) -> N
     model = torch.nn.Sequential(torch.nn.Linear(vectors.shape[1], int(labels.max()) + 1))
     spec = CampaignSpec(samples=24, unit_size=12, attack=AttackSettings(binary=True))
     with pytest.raises(ConfigurationError, match=r"test sample 13 has feature 5 = 0\.5"):
-        run_campaign(tmp_path / "run", spec, model, data)
+        Campaign.run(tmp_path / "run", spec, model, data)
     assert not (tmp_path / "run").exists()
 
 

@@ -118,6 +118,7 @@ def test_read_record_names_the_file(tmp_path: Path) -> None:
 
 
 def test_the_records_of_0_1_0_read() -> None:
+    from jsma.campaign import CampaignRef
     from jsma.defenses._detection import read_detection
     from jsma.defenses._evaluation import read_defense
     from jsma.gan import read_gan_run
@@ -139,7 +140,10 @@ def test_the_records_of_0_1_0_read() -> None:
 
     defense = read_defense(FIXTURE / "defense")
     assert defense.defense == "distillation"
-    assert [e.campaign for e in defense.entries] == [Path("increasing"), Path("decreasing")]
+    # Format 1 named campaigns by a path as given: read as a reference without a digest.
+    assert [e.campaign for e in defense.entries] == [
+        CampaignRef("increasing"), CampaignRef("decreasing"),
+    ]  # fmt: skip
     assert defense.details == {"temperatures": [20.0]}
 
     raw = json.loads((FIXTURE / "toy" / "toy.json").read_text())

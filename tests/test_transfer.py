@@ -12,13 +12,7 @@ import pytest
 import torch
 
 from jsma._records import dump, encode
-from jsma.campaign import (
-    CampaignSpec,
-    LocalFolder,
-    crafted_samples,
-    open_campaign,
-    run_campaign,
-)
+from jsma.campaign import Campaign, CampaignSpec, LocalFolder
 from jsma.campaign._store import UnitStamp, read_unit, write_unit
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, JSMAError
@@ -46,7 +40,7 @@ def _model(spec: ModelSpec, seed: int) -> torch.nn.Module:
 @pytest.fixture
 def campaign(tiny_dataset: Dataset, tmp_path: Path) -> Path:
     directory = tmp_path / "crafted"
-    run_campaign(directory, SPEC, _model(LENET, 0), tiny_dataset)
+    Campaign.run(directory, SPEC, _model(LENET, 0), tiny_dataset)
     return directory
 
 
@@ -81,7 +75,7 @@ def test_the_matrix_is_a_loop_over_the_models(tiny_dataset: Dataset, campaign: P
         "mlp": _model(MLP, 2),
     }
     result = transfer({"lenet": campaign}, models, tiny_dataset)
-    samples = crafted_samples(campaign, tiny_dataset)
+    samples = Campaign.open(campaign).samples(tiny_dataset)
     for (name, model), row in zip(models.items(), result.rows, strict=True):
         alone = transfer({"lenet": campaign}, {name: model}, tiny_dataset).rows[0]
         assert encode(row) == encode(alone)  # NaN (an empty bucket) != NaN: as written
@@ -98,7 +92,7 @@ def test_the_matrix_is_a_loop_over_the_models(tiny_dataset: Dataset, campaign: P
 
 
 def test_samples_are_the_campaigns_successes(tiny_dataset: Dataset, campaign: Path) -> None:
-    samples = crafted_samples(campaign, tiny_dataset)
+    samples = Campaign.open(campaign).samples(tiny_dataset)
     changed = (samples.adversarial != samples.originals).flatten(1).sum(1).numpy()
     features = SIDE * SIDE
     assert np.allclose(changed / features * 100, samples.distortion, atol=100 / features)
@@ -106,7 +100,7 @@ def test_samples_are_the_campaigns_successes(tiny_dataset: Dataset, campaign: Pa
 
 
 def test_a_campaign_without_successes_is_refused(tiny_dataset: Dataset, campaign: Path) -> None:
-    manifest = open_campaign(campaign)
+    manifest = Campaign.open(campaign).manifest
     folder = LocalFolder(campaign)
     for unit in manifest.units:
         stamp = UnitStamp(unit, manifest.spec.digest(), manifest.model.fingerprint)

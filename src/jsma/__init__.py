@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib as _importlib
 from typing import TYPE_CHECKING, Any
 
-from jsma._moved import install as _install_moved_modules
 from jsma._version import __version__
 from jsma.errors import (
     CampaignError,
@@ -26,8 +25,6 @@ from jsma.errors import (
     StorageError,
     TrainingError,
 )
-
-_install_moved_modules()  # old module paths, deprecated (see jsma._moved)
 
 # Where each public name lives. They are imported on first use (PEP 562), so that
 # `import jsma` (and `jsma --help`) costs milliseconds instead of torch's second.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from jsma.campaign import AttackSettings, CampaignSpec, Engine, run_campaign
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec, Engine
 from jsma.data._dataset import Dataset
 from jsma.models._reference import ModelProvenance
 from jsma.paper import CLOSEST, PAPER_SAMPLES_PER_SET, PAPER_SETS
@@ -94,7 +94,7 @@ def replicate(
     (the default: the setting closest to the paper's figures, see
     `jsma.paper.CLOSEST`) or the logits (the paper's text).
     `engine` runs the units (default: this process; see `jsma.campaign.local_engine`);
-    `provenance` says where `model` came from (see `jsma.models.describe_model`).
+    `provenance` says where `model` came from (`jsma.models.ModelRef.load` gives it).
     """
     campaigns = []
     for name, theta, domain in CAMPAIGNS:
@@ -105,7 +105,7 @@ def replicate(
         )
         spec = CampaignSpec(splits=splits, samples=samples, attack=settings)
         logger.info("%s campaign: %s", name, directory / name)
-        run_campaign(
+        Campaign.run(
             directory / name, spec, model, dataset,
             provenance=provenance, progress=progress, engine=engine,
         )  # fmt: skip

@@ -15,14 +15,7 @@ import pytest
 import torch
 
 from jsma.attacks import attack
-from jsma.campaign import (
-    AttackSettings,
-    CampaignError,
-    CampaignSpec,
-    campaign_status,
-    load_results,
-    run_campaign,
-)
+from jsma.campaign import AttackSettings, Campaign, CampaignError, CampaignSpec
 from jsma.data import Dataset
 from tests.campaign.conftest import Recording, _comparable, _model
 from tests.conftest import NUM_CLASSES
@@ -69,10 +62,10 @@ def test_attack_settings_are_checked_when_made() -> None:
 
 def test_campaign_rows_match_direct_attacks(tiny_dataset: Dataset, tmp_path: Path) -> None:
     model = _model()
-    status = run_campaign(tmp_path / "run", SPEC, model, tiny_dataset)
+    status = Campaign.run(tmp_path / "run", SPEC, model, tiny_dataset)
     assert status.complete
     assert (status.units_done, status.attacks_done) == (3, 6 * (NUM_CLASSES - 1))
-    table = load_results(tmp_path / "run")
+    table = Campaign.open(tmp_path / "run").results()
     assert table.num_rows == 6 * (NUM_CLASSES - 1)
     rows = table.to_pylist()
     # The reference: the same attacks made directly, one (sample, target) at a time.
@@ -95,7 +88,7 @@ def test_campaign_rows_match_direct_attacks(tiny_dataset: Dataset, tmp_path: Pat
 
 
 def test_files_are_plain_parquet(tiny_dataset: Dataset, tmp_path: Path) -> None:
-    run_campaign(tmp_path / "run", SPEC, _model(), tiny_dataset)
+    Campaign.run(tmp_path / "run", SPEC, _model(), tiny_dataset)
     table = pq.read_table(tmp_path / "run" / "units")  # pyarrow alone, no jsma code
     assert table.num_rows == 6 * (NUM_CLASSES - 1)
     manifest = json.loads((tmp_path / "run" / "campaign.json").read_text())
@@ -107,8 +100,8 @@ def test_files_are_plain_parquet(tiny_dataset: Dataset, tmp_path: Path) -> None:
 def test_target_rules(tiny_dataset: Dataset, tmp_path: Path, rule: str) -> None:
     model = _model()
     spec = dataclasses.replace(SPEC, targets=rule)  # type: ignore[arg-type]
-    run_campaign(tmp_path / "run", spec, model, tiny_dataset)
-    table = load_results(tmp_path / "run")
+    Campaign.run(tmp_path / "run", spec, model, tiny_dataset)
+    table = Campaign.open(tmp_path / "run").results()
     assert table.num_rows == 6
     targets = table.column("target").to_pylist()
     sources = table.column("source").to_pylist()
@@ -123,8 +116,8 @@ def test_target_rules(tiny_dataset: Dataset, tmp_path: Path, rule: str) -> None:
         logits[torch.arange(6), labels] = float("inf")
         assert targets == logits.argmin(1).tolist()
     else:  # random targets are seeded: the same again
-        run_campaign(tmp_path / "again", spec, model, tiny_dataset)
-        assert load_results(tmp_path / "again").column("target").to_pylist() == targets
+        Campaign.run(tmp_path / "again", spec, model, tiny_dataset)
+        assert Campaign.open(tmp_path / "again").results().column("target").to_pylist() == targets
 
 
 def test_resume_redoes_only_missing_and_damaged_units(
@@ -132,39 +125,39 @@ def test_resume_redoes_only_missing_and_damaged_units(
 ) -> None:
     model = _model()
     directory = tmp_path / "run"
-    run_campaign(directory, SPEC, model, tiny_dataset)
-    complete = _comparable(load_results(directory))
+    Campaign.run(directory, SPEC, model, tiny_dataset)
+    complete = _comparable(Campaign.open(directory).results())
     units = sorted((directory / "units").glob("*.parquet"))
     units[0].unlink()
     data = bytearray(units[1].read_bytes())
     data[len(data) // 3] ^= 0xFF  # one flipped byte inside a data page
     units[1].write_bytes(bytes(data))
     with pytest.raises(CampaignError, match="2 of 3 units are missing or damaged"):
-        load_results(directory)
-    status = run_campaign(directory, SPEC, model, tiny_dataset, engine=recording)
+        Campaign.open(directory).results()
+    status = Campaign.run(directory, SPEC, model, tiny_dataset, engine=recording)
     assert status.complete
     assert sorted(recording.units) == sorted(path.stem for path in units[:2])
-    assert _comparable(load_results(directory)) == complete
+    assert _comparable(Campaign.open(directory).results()) == complete
 
 
 def test_resume_refuses_other_settings(tiny_dataset: Dataset, tmp_path: Path) -> None:
     directory = tmp_path / "run"
-    run_campaign(directory, SPEC, _model(), tiny_dataset)
+    Campaign.run(directory, SPEC, _model(), tiny_dataset)
     with pytest.raises(CampaignError, match="the configuration differs"):
-        run_campaign(directory, dataclasses.replace(SPEC, samples=4), _model(), tiny_dataset)
+        Campaign.run(directory, dataclasses.replace(SPEC, samples=4), _model(), tiny_dataset)
     with pytest.raises(CampaignError, match="the model differs"):
-        run_campaign(directory, SPEC, _model(seed=1), tiny_dataset)
+        Campaign.run(directory, SPEC, _model(seed=1), tiny_dataset)
     other = dataclasses.replace(
         tiny_dataset,
         test=dataclasses.replace(tiny_dataset.test, images=255 - tiny_dataset.test.images),
     )
     with pytest.raises(CampaignError, match="the data differs"):
-        run_campaign(directory, SPEC, _model(), other)
+        Campaign.run(directory, SPEC, _model(), other)
 
 
 def test_status_of_nothing(tmp_path: Path) -> None:
     with pytest.raises(CampaignError, match="no campaign here"):
-        campaign_status(tmp_path)
+        Campaign.open(tmp_path).status()
 
 
 # --- a real process, really killed -----------------------------------------------
@@ -222,11 +215,13 @@ def test_killed_run_resumes_to_identical_results(cli_setup: tuple[list[str], Pat
         process.wait()
         assert process.returncode == -signal.SIGKILL, "the run finished before it was killed"
         _wait_gone(workers)  # the driver's workers end by themselves
-    partial = campaign_status(killed)
+    partial = Campaign.open(killed).status()
     assert 0 < partial.units_done < partial.units_total
     subprocess.run(_jsma("campaign", "resume", str(killed), *options, *one), check=True)
-    assert campaign_status(killed).complete
-    assert _comparable(load_results(killed)) == _comparable(load_results(reference))
+    assert Campaign.open(killed).status().complete
+    assert _comparable(Campaign.open(killed).results()) == _comparable(
+        Campaign.open(reference).results()
+    )
 
 
 def test_cli_status(cli_setup: tuple[list[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -245,7 +240,7 @@ def test_cli_status(cli_setup: tuple[list[str], Path], capsys: pytest.CaptureFix
     assert "state:      complete" in out
     assert main(["campaign", "run", str(directory), *options, "--samples", "3"]) == 2
     assert "cannot resume this campaign: the configuration differs" in capsys.readouterr().err
-    assert np.isfinite(campaign_status(directory).throughput)
+    assert np.isfinite(Campaign.open(directory).status().throughput)
 
 
 def test_fingerprints_cover_batch_norm_and_keep_their_values() -> None:
@@ -272,7 +267,7 @@ def test_create_writes_the_manifest_and_runs_nothing(
     status = created.status()
     assert (status.units_done, status.units_total) == (0, 3)
     assert Campaign.open(tmp_path / "c").manifest == created.manifest
-    run_campaign(tmp_path / "c", SPEC, _model(), tiny_dataset, engine=recording)
+    Campaign.run(tmp_path / "c", SPEC, _model(), tiny_dataset, engine=recording)
     assert len(recording.units) == 3  # the created campaign is the one that runs
     again = Campaign.create(tmp_path / "c", SPEC, _model(), tiny_dataset)
     assert again.status().complete  # the same campaign, opened
@@ -282,3 +277,24 @@ def test_create_writes_the_manifest_and_runs_nothing(
     assert grown.status().units_total == 4
     with pytest.raises(CampaignError, match="the configuration differs"):
         Campaign.create(tmp_path / "c", dataclasses.replace(SPEC, seed=1), _model(), tiny_dataset)
+
+
+def test_resume_runs_what_is_left_and_a_reference_names_the_campaign(
+    tiny_dataset: Dataset, tmp_path: Path, recording: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jsma.campaign import CampaignRef
+
+    created = Campaign.create(tmp_path / "c", SPEC, _model(), tiny_dataset)
+    assert created.resume(_model(), tiny_dataset, engine=recording).complete
+    assert len(recording.units) == 3
+    reference = CampaignRef.of(tmp_path / "c")
+    assert reference.location == str((tmp_path / "c").resolve())
+    monkeypatch.chdir(tmp_path / "c" / "units")  # opened from anywhere
+    assert reference.open().manifest == created.manifest
+    grown = dataclasses.replace(SPEC, samples=8)
+    Campaign.create(tmp_path / "c", grown, _model(), tiny_dataset)
+    assert reference.open().manifest.spec == grown  # an extension is the same campaign
+    Campaign.run(tmp_path / "d", dataclasses.replace(SPEC, seed=1), _model(), tiny_dataset)
+    moved = CampaignRef(str(tmp_path / "d"), reference.digest)
+    with pytest.raises(CampaignError, match="not the campaign this record measured"):
+        moved.open()

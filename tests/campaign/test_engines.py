@@ -11,16 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from jsma.campaign import (
-    CampaignSpec,
-    InProcess,
-    LocalPool,
-    campaign_status,
-    load_results,
-    local_engine,
-    open_campaign,
-    run_campaign,
-)
+from jsma.campaign import Campaign, CampaignSpec, InProcess, LocalPool, local_engine
 from jsma.data import Dataset
 from jsma.errors import CampaignError, ConfigurationError, ModelError
 from tests.campaign.conftest import MODEL_SPEC, Recording, _comparable, _model
@@ -65,29 +56,29 @@ class NotFinite(nn.Module):
 @pytest.fixture
 def reference(tiny_dataset: Dataset, tmp_path: Path) -> list[dict[str, object]]:
     """The rows of the campaign run in this process: what every engine must reproduce."""
-    run_campaign(tmp_path / "reference", SPEC, _model(), tiny_dataset, engine=InProcess())
-    return _comparable(load_results(tmp_path / "reference"))
+    Campaign.run(tmp_path / "reference", SPEC, _model(), tiny_dataset, engine=InProcess())
+    return _comparable(Campaign.open(tmp_path / "reference").results())
 
 
 def test_a_pool_gives_the_rows_of_one_process(
     tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]]
 ) -> None:
-    status = run_campaign(tmp_path / "run", SPEC, _model(), tiny_dataset, engine=LocalPool(2))
+    status = Campaign.run(tmp_path / "run", SPEC, _model(), tiny_dataset, engine=LocalPool(2))
     assert status.complete
-    assert _comparable(load_results(tmp_path / "run")) == reference
+    assert _comparable(Campaign.open(tmp_path / "run").results()) == reference
 
 
 def test_one_engine_resumes_what_another_began(
     tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]], recording: Recording
 ) -> None:
     directory = tmp_path / "run"
-    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=LocalPool(2))
+    Campaign.run(directory, SPEC, _model(), tiny_dataset, engine=LocalPool(2))
     for unit in sorted((directory / "units").glob("*.parquet"))[:2]:
         unit.unlink()  # as if the pool's run had been stopped
-    assert campaign_status(directory).units_done == 2
-    assert run_campaign(directory, SPEC, _model(), tiny_dataset, engine=recording).complete
+    assert Campaign.open(directory).status().units_done == 2
+    assert Campaign.run(directory, SPEC, _model(), tiny_dataset, engine=recording).complete
     assert len(recording.units) == 2
-    assert _comparable(load_results(directory)) == reference
+    assert _comparable(Campaign.open(directory).results()) == reference
 
 
 def test_a_worker_killed_mid_unit_costs_nothing(
@@ -97,17 +88,17 @@ def test_a_worker_killed_mid_unit_costs_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     model = DiesOnce(_model(), tmp_path / "killed")
-    status = run_campaign(tmp_path / "run", SPEC, model, tiny_dataset, engine=LocalPool(2))
+    status = Campaign.run(tmp_path / "run", SPEC, model, tiny_dataset, engine=LocalPool(2))
     assert (tmp_path / "killed").exists()  # a worker did die
     # The log says which worker died, how, with which unit, and that it is redone.
     died = re.search(
         r"worker \d+ \(killed by SIGKILL, out of memory\?\) was running unit (\S+);", caplog.text
     )
     assert died is not None, caplog.text
-    assert died.group(1) in {unit.name for unit in open_campaign(tmp_path / "run").units}
+    assert died.group(1) in {unit.name for unit in Campaign.open(tmp_path / "run").manifest.units}
     assert "are redone in a new pool" in caplog.text
     assert status.complete
-    rows = _comparable(load_results(tmp_path / "run"))
+    rows = _comparable(Campaign.open(tmp_path / "run").results())
     assert len(rows) == len(reference)  # none lost, none repeated
     assert rows == reference
 
@@ -117,13 +108,13 @@ def test_workers_that_always_die_end_in_a_clear_error(
 ) -> None:
     model = DiesOnce(_model(), tmp_path / "killed", always=True)
     with pytest.raises(CampaignError, match="worker processes died 2 times in a row"):
-        run_campaign(tmp_path / "run", SPEC, model, tiny_dataset, engine=LocalPool(2, restarts=1))
-    assert campaign_status(tmp_path / "run").units_done == 0
+        Campaign.run(tmp_path / "run", SPEC, model, tiny_dataset, engine=LocalPool(2, restarts=1))
+    assert Campaign.open(tmp_path / "run").status().units_done == 0
 
 
 def test_a_workers_error_reaches_the_caller(tiny_dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="outputs are NaN or infinite for batch rows 0, 1"):
-        run_campaign(tmp_path / "run", SPEC, NotFinite(), tiny_dataset, engine=LocalPool(2))
+        Campaign.run(tmp_path / "run", SPEC, NotFinite(), tiny_dataset, engine=LocalPool(2))
 
 
 def test_local_engine_choices() -> None:

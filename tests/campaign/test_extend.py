@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jsma.campaign import AttackSettings, Campaign, CampaignError, CampaignSpec, run_campaign
+from jsma.campaign import AttackSettings, Campaign, CampaignError, CampaignSpec
 from jsma.data import Dataset
 from jsma.metrics import results_by_split
 from tests.campaign.conftest import Recording, _comparable, _model
@@ -23,20 +23,20 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "v0.1.0"
 def test_more_samples_add_only_the_missing_units(
     tiny_dataset: Dataset, tmp_path: Path, recording: Recording
 ) -> None:
-    run_campaign(tmp_path / "run", SPEC, _model(), tiny_dataset)
+    Campaign.run(tmp_path / "run", SPEC, _model(), tiny_dataset)
     before = _comparable(Campaign.open(tmp_path / "run").results())
     more = dataclasses.replace(SPEC, samples=14)
-    status = run_campaign(tmp_path / "run", more, _model(), tiny_dataset, engine=recording)
+    status = Campaign.run(tmp_path / "run", more, _model(), tiny_dataset, engine=recording)
     assert recording.units == ["test-000008-000012", "test-000012-000014"]  # only these
     assert status.complete
     campaign = Campaign.open(tmp_path / "run")
     assert campaign.manifest.spec.samples == 14
     rows = _comparable(campaign.results())
     assert rows[: len(before)] == before  # the first units kept as they were
-    run_campaign(tmp_path / "fresh", more, _model(), tiny_dataset)
+    Campaign.run(tmp_path / "fresh", more, _model(), tiny_dataset)
     assert rows == _comparable(Campaign.open(tmp_path / "fresh").results())
     recording.units.clear()
-    run_campaign(tmp_path / "run", more, _model(), tiny_dataset, engine=recording)
+    Campaign.run(tmp_path / "run", more, _model(), tiny_dataset, engine=recording)
     assert recording.units == []  # and resuming the extended campaign redoes nothing
 
 
@@ -51,9 +51,9 @@ def test_more_samples_add_only_the_missing_units(
 def test_anything_but_more_samples_is_still_refused(
     tiny_dataset: Dataset, tmp_path: Path, change: dict[str, Any], named: str
 ) -> None:
-    run_campaign(tmp_path / "run", SPEC, _model(), tiny_dataset)
+    Campaign.run(tmp_path / "run", SPEC, _model(), tiny_dataset)
     with pytest.raises(CampaignError, match="only the sample count may grow") as raised:
-        run_campaign(tmp_path / "run", dataclasses.replace(SPEC, **change), _model(), tiny_dataset)
+        Campaign.run(tmp_path / "run", dataclasses.replace(SPEC, **change), _model(), tiny_dataset)
     assert named in str(raised.value)
     assert Campaign.open(tmp_path / "run").manifest.spec == SPEC  # nothing rewritten
 
@@ -76,12 +76,12 @@ def test_a_campaign_of_0_1_0_opens_resumes_reports_and_extends(
     spec = campaign.manifest.spec
     kept = _comparable(campaign.results())
     assert len(kept) == 24 * 3
-    run_campaign(old_campaign, spec, _model(), tiny_dataset, engine=recording)
+    Campaign.run(old_campaign, spec, _model(), tiny_dataset, engine=recording)
     assert recording.units == []  # its units are trusted as they are
     files = write_report([old_campaign], tmp_path / "report", tiny_dataset)
     (line,) = results_by_split(campaign.arrays())
     assert f"<td>{line.attacks}</td><td>{line.success_rate:.2%}</td>" in files.html.read_text()
-    run_campaign(
+    Campaign.run(
         old_campaign, dataclasses.replace(spec, samples=30), _model(), tiny_dataset,
         engine=recording,
     )  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jsma.campaign import campaign_status
+from jsma.campaign import Campaign
 from tests.conftest import popen_as_from_a_terminal
 
 
@@ -71,7 +71,7 @@ def test_ctrl_c_stops_a_campaign_in_one_line(
     assert stopped < 3.0, stopped
     time.sleep(0.5)
     assert not [pid for pid in workers if _running(pid)]  # no worker left behind
-    done = campaign_status(directory).units_done
+    done = Campaign.open(directory).status().units_done
     assert f"{word}: {done} of 40" in last  # what it said is what is on disk
     if number == signal.SIGTERM:
         return
@@ -81,4 +81,4 @@ def test_ctrl_c_stops_a_campaign_in_one_line(
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
-    assert campaign_status(directory).complete
+    assert Campaign.open(directory).status().complete

@@ -12,14 +12,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from jsma.campaign import (
-    CampaignSpec,
-    LocalPool,
-    campaign_status,
-    load_results,
-    open_campaign,
-    run_campaign,
-)
+from jsma.campaign import Campaign, CampaignSpec, LocalPool
 from jsma.campaign.location import LOCK_NAME, ArrowFolder, LocalFolder, folder_at
 from jsma.data import Dataset
 from jsma.errors import CampaignError, ConfigurationError, StorageError
@@ -37,8 +30,8 @@ def _memory(root: str = "bucket/run", **lease: float) -> ArrowFolder:
 
 @pytest.fixture
 def reference(tiny_dataset: Dataset, tmp_path: Path) -> list[dict[str, object]]:
-    run_campaign(tmp_path / "reference", SPEC, _model(), tiny_dataset)
-    return _comparable(load_results(tmp_path / "reference"))
+    Campaign.run(tmp_path / "reference", SPEC, _model(), tiny_dataset)
+    return _comparable(Campaign.open(tmp_path / "reference").results())
 
 
 def test_locations() -> None:
@@ -56,12 +49,12 @@ def test_in_memory_campaign_has_the_rows_of_a_directory(
     tiny_dataset: Dataset, reference: list[dict[str, object]], recording: Recording
 ) -> None:
     folder = _memory()
-    status = run_campaign(folder, SPEC, _model(), tiny_dataset)
+    status = Campaign.run(folder, SPEC, _model(), tiny_dataset)
     assert status.complete
     assert str(status.directory) == "mock:///bucket/run"
-    assert _comparable(load_results(folder)) == reference
-    assert campaign_status(folder).attacks_done == status.attacks_done
-    assert open_campaign(folder).spec == SPEC
+    assert _comparable(Campaign.open(folder).results()) == reference
+    assert Campaign.open(folder).status().attacks_done == status.attacks_done
+    assert Campaign.open(folder).manifest.spec == SPEC
     stored = folder.filesystem.get_file_info(pafs.FileSelector("bucket/run", recursive=True))
     names = sorted(info.path for info in stored if info.type == pafs.FileType.File)
     assert names == [
@@ -75,10 +68,10 @@ def test_in_memory_campaign_has_the_rows_of_a_directory(
         out.write(b"PAR1 not a parquet file")
     with folder.filesystem.open_output_stream("bucket/run/units/.test-000002.x.tmp") as out:
         out.write(b"half an upload")
-    assert campaign_status(folder).units_done == 1
-    run_campaign(folder, SPEC, _model(), tiny_dataset, engine=recording)
+    assert Campaign.open(folder).status().units_done == 1
+    Campaign.run(folder, SPEC, _model(), tiny_dataset, engine=recording)
     assert recording.units == ["test-000000-000002", "test-000004-000006"]
-    assert _comparable(load_results(folder)) == reference
+    assert _comparable(Campaign.open(folder).results()) == reference
     assert folder.temporaries("units") == []
 
 
@@ -87,9 +80,9 @@ def test_a_pool_writes_to_a_uri(
 ) -> None:
     # file:// goes through pyarrow.fs like s3:// does, and pickles to the workers.
     uri = f"file://{tmp_path}/bucket/run"
-    status = run_campaign(uri, SPEC, _model(), tiny_dataset, engine=LocalPool(2))
+    status = Campaign.run(uri, SPEC, _model(), tiny_dataset, engine=LocalPool(2))
     assert status.complete
-    assert _comparable(load_results(uri)) == reference
+    assert _comparable(Campaign.open(uri).results()) == reference
     assert sorted(p.name for p in (tmp_path / "bucket" / "run" / "units").iterdir()) == [
         "test-000000-000002.parquet", "test-000002-000004.parquet", "test-000004-000006.parquet",
     ]  # fmt: skip
@@ -150,9 +143,9 @@ def test_a_second_driver_is_refused_while_the_lease_is_renewed(
         assert lease["expires"] > time.time()
         busy = r"another run is using .*\(pid \d+ on .*lease ends"
         with pytest.raises(CampaignError, match=busy):
-            run_campaign(second, SPEC, _model(), tiny_dataset)
+            Campaign.run(second, SPEC, _model(), tiny_dataset)
     assert not first.exists(LOCK_NAME)  # given back on exit
-    assert run_campaign(second, SPEC, _model(), tiny_dataset).complete
+    assert Campaign.run(second, SPEC, _model(), tiny_dataset).complete
 
 
 def test_an_expired_lease_is_taken_over() -> None:
@@ -198,7 +191,7 @@ def test_storage_that_fails_is_named(tmp_path: Path) -> None:
     with pytest.raises(CampaignError, match="exists and is a file"):
         folder_at(f"file://{tmp_path}/file").check()
     with pytest.raises(CampaignError, match="no campaign here"):
-        open_campaign(f"file://{tmp_path}/empty")
+        Campaign.open(f"file://{tmp_path}/empty")
     blocked = folder_at(f"file://{tmp_path}/file/under")
     with pytest.raises(StorageError, match="results cannot be written there"):
         blocked.ensure_writable("units")
@@ -225,4 +218,4 @@ def test_cli_runs_and_reports_a_uri(
 def test_storage_workers_cannot_reach_is_refused_at_once(tiny_dataset: Dataset) -> None:
     # pyarrow's in-memory file system lives in this process only.
     with pytest.raises(ConfigurationError, match="cannot be sent to worker processes"):
-        run_campaign(_memory(), SPEC, _model(), tiny_dataset, engine=LocalPool(2))
+        Campaign.run(_memory(), SPEC, _model(), tiny_dataset, engine=LocalPool(2))

@@ -17,7 +17,7 @@ from jsma.campaign.ray_engine import LOCAL_ADDRESS, LOOPBACK_ONLY, RayEngine
 os.environ.update(LOOPBACK_ONLY)  # before Ray is imported: it reads this then
 import ray
 
-from jsma.campaign import InProcess, LocalPool, campaign_status, load_results, run_campaign
+from jsma.campaign import Campaign, InProcess, LocalPool
 from jsma.cli import main
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, ModelError
@@ -42,8 +42,8 @@ def local_ray() -> Iterator[None]:
 
 @pytest.fixture
 def reference(tiny_dataset: Dataset, tmp_path: Path) -> list[dict[str, object]]:
-    run_campaign(tmp_path / "reference", SPEC, _model(), tiny_dataset, engine=InProcess())
-    return _comparable(load_results(tmp_path / "reference"))
+    Campaign.run(tmp_path / "reference", SPEC, _model(), tiny_dataset, engine=InProcess())
+    return _comparable(Campaign.open(tmp_path / "reference").results())
 
 
 def test_ray_listens_on_127_0_0_1_only() -> None:
@@ -64,8 +64,8 @@ def test_ray_gives_the_rows_of_one_process(
     tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]]
 ) -> None:
     engine = RayEngine(workers=2)
-    assert run_campaign(tmp_path / "run", SPEC, _model(), tiny_dataset, engine=engine).complete
-    assert _comparable(load_results(tmp_path / "run")) == reference
+    assert Campaign.run(tmp_path / "run", SPEC, _model(), tiny_dataset, engine=engine).complete
+    assert _comparable(Campaign.open(tmp_path / "run").results()) == reference
     assert ray.is_initialized()  # a Ray it did not start is left running
 
 
@@ -76,17 +76,17 @@ def test_engines_resume_each_others_campaigns(
     recording: Recording,
 ) -> None:
     directory = tmp_path / "run"
-    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=LocalPool(2))
+    Campaign.run(directory, SPEC, _model(), tiny_dataset, engine=LocalPool(2))
     units = sorted((directory / "units").glob("*.parquet"))
     for unit in units[:2]:
         unit.unlink()
-    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=RayEngine())
-    assert _comparable(load_results(directory)) == reference
+    Campaign.run(directory, SPEC, _model(), tiny_dataset, engine=RayEngine())
+    assert _comparable(Campaign.open(directory).results()) == reference
     for unit in units[2:]:
         unit.unlink()
-    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=recording)
+    Campaign.run(directory, SPEC, _model(), tiny_dataset, engine=recording)
     assert recording.units == [unit.stem for unit in units[2:]]
-    assert _comparable(load_results(directory)) == reference
+    assert _comparable(Campaign.open(directory).results()) == reference
 
 
 def test_a_ray_worker_killed_mid_unit_is_retried(
@@ -95,16 +95,16 @@ def test_a_ray_worker_killed_mid_unit_is_retried(
     # Into a storage URI: the tasks write through pyarrow.fs, as on s3://.
     uri = f"file://{tmp_path}/bucket/run"
     model = DiesOnce(_model(), tmp_path / "killed")
-    status = run_campaign(uri, SPEC, model, tiny_dataset, engine=RayEngine())
+    status = Campaign.run(uri, SPEC, model, tiny_dataset, engine=RayEngine())
     assert (tmp_path / "killed").exists()  # a worker did die
     assert status.complete
-    assert _comparable(load_results(uri)) == reference
+    assert _comparable(Campaign.open(uri).results()) == reference
 
 
 def test_a_tasks_error_reaches_the_caller(tiny_dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="outputs are NaN or infinite"):
-        run_campaign(tmp_path / "run", SPEC, NotFinite(), tiny_dataset, engine=RayEngine())
-    assert campaign_status(tmp_path / "run").units_done == 0
+        Campaign.run(tmp_path / "run", SPEC, NotFinite(), tiny_dataset, engine=RayEngine())
+    assert Campaign.open(tmp_path / "run").status().units_done == 0
 
 
 def test_ray_engine_settings_are_checked() -> None:
@@ -156,12 +156,12 @@ def test_gpus_per_worker_runs_units_on_the_gpu(tiny_dataset: Dataset, tmp_path: 
     marker = tmp_path / "devices"
     model = RecordsDevice(_model(), marker)
     engine = RayEngine(workers=2, gpus_per_worker=0.5)
-    assert run_campaign(tmp_path / "run", SPEC, model, tiny_dataset, engine=engine).complete
+    assert Campaign.run(tmp_path / "run", SPEC, model, tiny_dataset, engine=engine).complete
     assert set(marker.read_text().split()) == {"cuda"}
     # The same GPU in this process: the rows agree (kernels, not the engine, set the bits).
     reference = tmp_path / "reference"
-    run_campaign(reference, SPEC, _model().cuda(), tiny_dataset, engine=InProcess())
-    ours, theirs = load_results(tmp_path / "run"), load_results(reference)
+    Campaign.run(reference, SPEC, _model().cuda(), tiny_dataset, engine=InProcess())
+    ours, theirs = Campaign.open(tmp_path / "run").results(), Campaign.open(reference).results()
     agree = [
         a == b
         for a, b in zip(ours["success"].to_pylist(), theirs["success"].to_pylist(), strict=True)
@@ -173,7 +173,7 @@ def test_storage_tasks_cannot_reach_is_refused_at_once(tiny_dataset: Dataset) ->
     from tests.campaign.test_location import _memory
 
     with pytest.raises(ConfigurationError, match="cannot be sent to worker processes"):
-        run_campaign(_memory(), SPEC, _model(), tiny_dataset, engine=RayEngine())
+        Campaign.run(_memory(), SPEC, _model(), tiny_dataset, engine=RayEngine())
 
 
 def test_ray_tasks_receive_the_program_not_a_pickled_module(tmp_path: Path) -> None:
@@ -193,8 +193,8 @@ def test_ray_tasks_receive_the_program_not_a_pickled_module(tmp_path: Path) -> N
     forms = save_model_forms(trained_small_cnn(*data.train.tensors(), steps=20), tmp_path / "m")
     source = outside_source(str(forms["exported"]))
     spec = CampaignSpec(splits=("test",), samples=8, unit_size=4)
-    run_campaign(tmp_path / "here", spec, load_model(source), data, engine=InProcess())
+    Campaign.run(tmp_path / "here", spec, load_model(source), data, engine=InProcess())
     engine = RayEngine(workers=2)
-    assert run_campaign(tmp_path / "ray", spec, load_model(source), data, engine=engine).complete
+    assert Campaign.run(tmp_path / "ray", spec, load_model(source), data, engine=engine).complete
     rows = _comparable(Campaign.open(tmp_path / "ray").results())
     assert rows == _comparable(Campaign.open(tmp_path / "here").results())

@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from jsma.campaign import CampaignSpec, InProcess, load_results, run_campaign
+from jsma.campaign import Campaign, CampaignSpec, InProcess
 from jsma.campaign.ray_engine import LOOPBACK_ONLY, RayEngine
 from jsma.data import Dataset
 from tests.campaign.conftest import _comparable, _model
@@ -63,8 +63,8 @@ def cluster() -> Iterator[Cluster]:
 def test_a_node_leaving_mid_campaign_costs_nothing(
     cluster: Cluster, tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
-    run_campaign(tmp_path / "reference", SPEC, _model(), tiny_dataset, engine=InProcess())
-    reference = _comparable(load_results(tmp_path / "reference"))
+    Campaign.run(tmp_path / "reference", SPEC, _model(), tiny_dataset, engine=InProcess())
+    reference = _comparable(Campaign.open(tmp_path / "reference").results())
     directory = tmp_path / "run"
     engine = RayEngine(address=cluster.address, workers=2)
     outcome: list[object] = []
@@ -75,7 +75,7 @@ def test_a_node_leaving_mid_campaign_costs_nothing(
     def campaign() -> None:
         try:
             model = Slow(_model(), marks)
-            outcome.append(run_campaign(directory, SPEC, model, tiny_dataset, engine=engine))
+            outcome.append(Campaign.run(directory, SPEC, model, tiny_dataset, engine=engine))
         except BaseException as error:  # reported below
             outcome.append(error)
 
@@ -92,4 +92,4 @@ def test_a_node_leaving_mid_campaign_costs_nothing(
     status = outcome[0]
     assert not isinstance(status, BaseException), status
     assert landed < 8, "the campaign ended before the node left"
-    assert _comparable(load_results(directory)) == reference
+    assert _comparable(Campaign.open(directory).results()) == reference

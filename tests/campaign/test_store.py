@@ -14,14 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from jsma.campaign import (
-    CampaignError,
-    CampaignSpec,
-    campaign_status,
-    load_results,
-    open_campaign,
-    run_campaign,
-)
+from jsma.campaign import Campaign, CampaignError, CampaignSpec
 from jsma.campaign._store import SCHEMA, UnitStamp, read_unit, unit_name
 from jsma.campaign.location import LocalFolder, folder_at
 from jsma.data import Dataset
@@ -43,12 +36,12 @@ def _model(seed: int = 0) -> torch.nn.Module:
 @pytest.fixture
 def campaign(tiny_dataset: Dataset, tmp_path: Path) -> Path:
     directory = tmp_path / "run"
-    run_campaign(directory, SPEC, _model(), tiny_dataset)
+    Campaign.run(directory, SPEC, _model(), tiny_dataset)
     return directory
 
 
 def _first_unit(directory: Path) -> tuple[Path, UnitStamp]:
-    manifest = open_campaign(directory)
+    manifest = Campaign.open(directory).manifest
     unit = manifest.units[0]
     stamp = UnitStamp(unit, manifest.spec.digest(), manifest.model.fingerprint)
     return directory / unit_name(unit), stamp
@@ -64,17 +57,17 @@ def _read(path: Path, stamp: UnitStamp) -> Any:
 
 def test_equals_sign_in_path(tiny_dataset: Dataset, tmp_path: Path, recording: Recording) -> None:
     directory = tmp_path / "theta=1" / "quick"
-    status = run_campaign(directory, SPEC, _model(), tiny_dataset)
+    status = Campaign.run(directory, SPEC, _model(), tiny_dataset)
     assert (status.units_done, status.attacks_done) == (3, ATTACKS)
-    assert campaign_status(directory).attacks_done == ATTACKS
-    assert load_results(directory).column_names == SCHEMA.names
-    run_campaign(directory, SPEC, _model(), tiny_dataset, engine=recording)
+    assert Campaign.open(directory).status().attacks_done == ATTACKS
+    assert Campaign.open(directory).results().column_names == SCHEMA.names
+    Campaign.run(directory, SPEC, _model(), tiny_dataset, engine=recording)
     assert recording.units == []  # nothing recomputed
 
 
 def test_readme_reader_skips_strays(tiny_dataset: Dataset, tmp_path: Path) -> None:
     directory = tmp_path / "theta=1" / "run"
-    run_campaign(directory, SPEC, _model(), tiny_dataset)
+    Campaign.run(directory, SPEC, _model(), tiny_dataset)
     (directory / "units" / ".test-000000-000002.parquet.x1y2.tmp").write_bytes(b"half a fi")
     (directory / "units" / "notes.txt").write_text("not parquet")
     # The snippet of docs/campaigns.md, as written there.
@@ -91,7 +84,7 @@ def test_readme_reader_skips_strays(tiny_dataset: Dataset, tmp_path: Path) -> No
 def test_a_run_removes_temporaries_of_killed_runs(tiny_dataset: Dataset, campaign: Path) -> None:
     stray = campaign / "units" / ".test-000000-000002.parquet.abc.tmp"
     stray.write_bytes(b"partial")
-    run_campaign(campaign, SPEC, _model(), tiny_dataset)
+    Campaign.run(campaign, SPEC, _model(), tiny_dataset)
     assert not stray.exists()
 
 
@@ -131,9 +124,9 @@ def test_damaged_footer_is_redone(
     reference = pq.ParquetFile(path).read().to_pylist()
     _rewrite_footer(path, change)
     assert _read(path, stamp) is None
-    assert campaign_status(campaign).units_done == 2
+    assert Campaign.open(campaign).status().units_done == 2
     assert path.name in caplog.text
-    assert run_campaign(campaign, SPEC, _model(), tiny_dataset, engine=recording).complete
+    assert Campaign.run(campaign, SPEC, _model(), tiny_dataset, engine=recording).complete
     assert recording.units == [stamp.unit.name]
     rows = pq.ParquetFile(path).read().drop_columns(["seconds"]).to_pylist()
     assert rows == [{k: v for k, v in r.items() if k != "seconds"} for r in reference]
@@ -187,23 +180,22 @@ def test_edited_manifest_is_refused_by_every_reader(
     tiny_dataset: Dataset, campaign: Path, edit: Callable[[dict[str, Any]], object], message: str
 ) -> None:
     _edit_manifest(campaign, edit)
-    for read in (open_campaign, campaign_status, load_results):
-        with pytest.raises(CampaignError, match=message):
-            read(campaign)
     with pytest.raises(CampaignError, match=message):
-        run_campaign(campaign, SPEC, _model(), tiny_dataset)
+        Campaign.open(campaign)
+    with pytest.raises(CampaignError, match=message):
+        Campaign.run(campaign, SPEC, _model(), tiny_dataset)
 
 
 def test_manifest_not_json(campaign: Path) -> None:
     (campaign / "campaign.json").write_bytes(b"\xff{")
     with pytest.raises(CampaignError, match="unreadable campaign manifest"):
-        open_campaign(campaign)
+        Campaign.open(campaign)
 
 
 def test_changed_configuration_names_the_fields(tiny_dataset: Dataset, campaign: Path) -> None:
     other = dataclasses.replace(SPEC, samples=4, unit_size=3)
     with pytest.raises(CampaignError) as error:
-        run_campaign(campaign, other, _model(), tiny_dataset)
+        Campaign.run(campaign, other, _model(), tiny_dataset)
     message = str(error.value)
     assert "samples: stored 6, asked 4" in message
     assert "unit_size: stored 2, asked 3" in message
@@ -217,21 +209,21 @@ def test_second_driver_is_refused(tiny_dataset: Dataset, tmp_path: Path) -> None
     directory = tmp_path / "run"
     busy = r"another run is using this campaign \(pid \d+"
     with folder_at(directory).lock(), pytest.raises(CampaignError, match=busy):
-        run_campaign(directory, SPEC, _model(), tiny_dataset)
+        Campaign.run(directory, SPEC, _model(), tiny_dataset)
     # Released with its holder: the next run goes ahead.
-    assert run_campaign(directory, SPEC, _model(), tiny_dataset).complete
+    assert Campaign.run(directory, SPEC, _model(), tiny_dataset).complete
 
 
 def test_units_of_another_model_are_redone(
     tiny_dataset: Dataset, tmp_path: Path, recording: Recording
 ) -> None:
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
-    run_campaign(mine, SPEC, _model(0), tiny_dataset)
-    run_campaign(theirs, SPEC, _model(1), tiny_dataset)
+    Campaign.run(mine, SPEC, _model(0), tiny_dataset)
+    Campaign.run(theirs, SPEC, _model(1), tiny_dataset)
     path, stamp = _first_unit(mine)
     path.write_bytes((theirs / unit_name(stamp.unit)).read_bytes())  # same spec, other weights
     assert _read(path, stamp) is None
-    run_campaign(mine, SPEC, _model(0), tiny_dataset, engine=recording)
+    Campaign.run(mine, SPEC, _model(0), tiny_dataset, engine=recording)
     assert recording.units == [stamp.unit.name]
 
 
@@ -242,9 +234,9 @@ def test_directory_that_is_a_file(tiny_dataset: Dataset, tmp_path: Path) -> None
     path = tmp_path / "run"
     path.write_text("hello")
     with pytest.raises(CampaignError, match="exists and is not a directory"):
-        run_campaign(path, SPEC, _model(), tiny_dataset)
+        Campaign.run(path, SPEC, _model(), tiny_dataset)
     with pytest.raises(CampaignError, match="not a directory"):
-        campaign_status(path)
+        Campaign.open(path).status()
     assert path.read_text() == "hello"
 
 
@@ -255,7 +247,7 @@ def test_unwritable_units_fail_before_any_attack(
     directory.mkdir()
     (directory / "units").write_text("in the way")  # not writable, even for root
     with pytest.raises(StorageError, match="units: results cannot be written there"):
-        run_campaign(directory, SPEC, _model(), tiny_dataset, engine=recording)
+        Campaign.run(directory, SPEC, _model(), tiny_dataset, engine=recording)
     assert recording.units == []
 
 
@@ -306,7 +298,7 @@ def test_no_single_bit_flip_of_a_unit_file_is_trusted_with_other_rows(
 ) -> None:
     # One sample, its 3 targets: the smallest real unit file (a few KB, every page kind).
     spec = CampaignSpec(splits=("test",), samples=1, unit_size=1)
-    run_campaign(tmp_path / "run", spec, _model(), tiny_dataset)
+    Campaign.run(tmp_path / "run", spec, _model(), tiny_dataset)
     path, stamp = _first_unit(tmp_path / "run")
     refused, same, different = _flipped_reads(path, stamp)
     assert different == 0  # the data pages' headers too, which page checksums miss
@@ -316,7 +308,7 @@ def test_no_single_bit_flip_of_a_unit_file_is_trusted_with_other_rows(
 def test_a_manifest_nested_to_exhaust_the_parser_is_refused(campaign: Path) -> None:
     (campaign / "campaign.json").write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(CampaignError, match=r"unreadable campaign manifest.*nested too deeply"):
-        open_campaign(campaign)
+        Campaign.open(campaign)
 
 
 def test_a_missing_ray_extra_fails_before_anything_is_written(

@@ -19,14 +19,7 @@ from torch import nn
 
 import jsma
 from jsma.attacks import all_other_targets
-from jsma.campaign import (
-    AttackSettings,
-    Campaign,
-    CampaignSpec,
-    FeatureMask,
-    LocalPool,
-    run_campaign,
-)
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec, FeatureMask, LocalPool
 from jsma.data import Dataset, load_data
 from jsma.errors import ConfigurationError
 from jsma.metrics import in_pixels, pixels_changed
@@ -59,7 +52,7 @@ def test_three_forms_give_the_same_rows_as_the_attack_itself(
     rows = []
     for number, source in enumerate(_sources(forms)):
         model = load_model(source)
-        run_campaign(tmp_path / f"c{number}", SPEC, model, user_data)
+        Campaign.run(tmp_path / f"c{number}", SPEC, model, user_data)
         rows.append(_comparable(Campaign.open(tmp_path / f"c{number}").results()))
     assert len(rows[0]) == 8 * 3  # 8 samples x 3 other classes
     assert rows[0] == rows[1] == rows[2]
@@ -91,8 +84,8 @@ def test_worker_processes_rebuild_the_model_from_its_source(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path
 ) -> None:
     source = _sources(forms)[0]
-    run_campaign(tmp_path / "here", SPEC, load_model(source), user_data)
-    run_campaign(tmp_path / "pool", SPEC, load_model(source), user_data, engine=LocalPool(2))
+    Campaign.run(tmp_path / "here", SPEC, load_model(source), user_data)
+    Campaign.run(tmp_path / "pool", SPEC, load_model(source), user_data, engine=LocalPool(2))
     here = _comparable(Campaign.open(tmp_path / "here").results())
     assert _comparable(Campaign.open(tmp_path / "pool").results()) == here
 
@@ -113,8 +106,8 @@ def test_normalisation_equals_a_model_that_normalises_itself(
 
     outside = ModelRef.parse(forms["exported"], mean=mean, std=std)
     written = ModelRef.parse(tmp_path / "normalised.pt2")
-    run_campaign(tmp_path / "outside", SPEC, load_model(outside), user_data)
-    run_campaign(tmp_path / "written", SPEC, load_model(written), user_data)
+    Campaign.run(tmp_path / "outside", SPEC, load_model(outside), user_data)
+    Campaign.run(tmp_path / "written", SPEC, load_model(written), user_data)
     rows = _comparable(Campaign.open(tmp_path / "outside").results())
     assert rows == _comparable(Campaign.open(tmp_path / "written").results())
     assert any(row["success"] for row in rows)
@@ -123,7 +116,7 @@ def test_normalisation_equals_a_model_that_normalises_itself(
 def test_the_report_names_the_classes_and_checks_the_data(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    run_campaign(tmp_path / "c", SPEC, load_model(_sources(forms)[0]), user_data)
+    Campaign.run(tmp_path / "c", SPEC, load_model(_sources(forms)[0]), user_data)
     files = write_report([tmp_path / "c"], tmp_path / "report", user_data)
     assert (tmp_path / "report" / "figures" / "0-c-samples.png").is_file()
     assert "cat" in files.html.read_text()  # the configuration lists the class names
@@ -144,7 +137,7 @@ def test_binary_feature_vectors(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 2)).eval()
     spec = CampaignSpec(splits=("test",), samples=6, unit_size=3)  # the other class
-    status = run_campaign(tmp_path / "c", spec, model, data)
+    status = Campaign.run(tmp_path / "c", spec, model, data)
     assert status.complete
     arrays = Campaign.open(tmp_path / "c").arrays()
     assert len(arrays.success) == 6
@@ -156,7 +149,7 @@ def test_binary_feature_vectors(tmp_path: Path) -> None:
 def test_pixels_counted_once_across_channels(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path
 ) -> None:
-    run_campaign(tmp_path / "c", SPEC, load_model(_sources(forms)[0]), user_data)
+    Campaign.run(tmp_path / "c", SPEC, load_model(_sources(forms)[0]), user_data)
     campaign = Campaign.open(tmp_path / "c")
     arrays = campaign.arrays()
     campaign.export(user_data, tmp_path / "all.npz")
@@ -187,7 +180,7 @@ def test_the_report_of_a_users_campaign_renders_in_chromium(
 ) -> None:
     from tests.report.test_report import render_in_chromium
 
-    run_campaign(tmp_path / "c", SPEC, load_model(_sources(forms)[0]), user_data)
+    Campaign.run(tmp_path / "c", SPEC, load_model(_sources(forms)[0]), user_data)
     files = write_report([tmp_path / "c"], tmp_path / "report", user_data)
     assert heatmap_labels(tmp_path / "c") == list(CLASS_NAMES)  # 4 x 4 matrices, by name
     page = render_in_chromium(files.html)
@@ -225,7 +218,7 @@ def test_a_masked_campaign_changes_only_the_free_features(tmp_path: Path) -> Non
     mask = FeatureMask.of(free)
     attack = AttackSettings(binary=True, variant="single", max_distortion=0.5)
     spec = CampaignSpec(splits=("test",), samples=12, unit_size=6, attack=attack, mask=mask)
-    run_campaign(tmp_path / "c", spec, model, data)
+    Campaign.run(tmp_path / "c", spec, model, data)
 
     campaign = Campaign.open(tmp_path / "c")
     assert campaign.manifest.spec.mask == mask
@@ -244,9 +237,9 @@ def test_a_masked_campaign_changes_only_the_free_features(tmp_path: Path) -> Non
         write_report([tmp_path / "c"], tmp_path / "report", data).html.read_text()
     )
     with pytest.raises(jsma.CampaignError, match="mask"):  # another mask: not this campaign
-        run_campaign(tmp_path / "c", unmasked, model, data)
+        Campaign.run(tmp_path / "c", unmasked, model, data)
     with pytest.raises(ConfigurationError, match=r"does not fit inputs of shape \(64,\)"):
-        run_campaign(tmp_path / "d", dataclasses.replace(spec, mask=FeatureMask.of(free[:8])),
+        Campaign.run(tmp_path / "d", dataclasses.replace(spec, mask=FeatureMask.of(free[:8])),
                      model, data)  # fmt: skip
 
 

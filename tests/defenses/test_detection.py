@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from jsma._records import dumps, load
-from jsma.campaign import load_results
+from jsma.campaign import Campaign
 from jsma.data import Dataset
 from jsma.defenses import (
     DISTORTION_BUCKETS,
@@ -97,7 +97,7 @@ def test_evaluate_detection_on_a_campaign(
     campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
     result = evaluate_detection(campaigns[0], tiny_dataset, false_positive_rates=(0.05, 0.25))
-    arrays = CampaignArrays.from_table(load_results(campaigns[0]))
+    arrays = CampaignArrays.from_table(Campaign.open(campaigns[0]).results())
     images, _ = tiny_dataset.test.tensors()
     # Positives: each successful attack's sample, rebuilt here by hand.
     expected = []
@@ -142,7 +142,7 @@ def test_evaluate_detection_on_a_campaign(
     threshold = result.points[1].threshold
     evading = set()
     for campaign, detected in zip(campaigns, (result, decreasing), strict=True):
-        rows = CampaignArrays.from_table(load_results(campaign))
+        rows = CampaignArrays.from_table(Campaign.open(campaign).results())
         successful = np.flatnonzero(rows.success)
         for position, row in enumerate(successful):
             if detected.adversarial[position] <= threshold:

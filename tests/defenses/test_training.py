@@ -10,7 +10,7 @@ import torch
 
 import jsma.defenses._runs as runs
 from jsma.attacks import JSMA, AttackResult
-from jsma.campaign import CampaignSpec, load_results, run_campaign
+from jsma.campaign import Campaign, CampaignSpec
 from jsma.data import Dataset
 from jsma.defenses import (
     OnTheFlyAdversarialObjective,
@@ -44,7 +44,7 @@ def undefended(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     )
     model = train(dataset, FAST, seed=0).model
     baseline = root / "baseline"
-    run_campaign(baseline, CampaignSpec(samples=6, unit_size=3), model, dataset)
+    Campaign.run(baseline, CampaignSpec(samples=6, unit_size=3), model, dataset)
     return dataset, model, baseline
 
 
@@ -138,9 +138,9 @@ def test_campaign_samples_come_from_the_training_split(  # type: ignore[no-untyp
     with pytest.raises(JSMAError, match="training split only"):
         campaign_training_samples(baseline, dataset)
     pool = tmp_path / "pool"
-    run_campaign(pool, CampaignSpec(splits=("train",), samples=4, unit_size=4), model, dataset)
+    Campaign.run(pool, CampaignSpec(splits=("train",), samples=4, unit_size=4), model, dataset)
     images, labels = campaign_training_samples(pool, dataset)
-    arrays = CampaignArrays.from_table(load_results(pool))
+    arrays = CampaignArrays.from_table(Campaign.open(pool).results())
     assert labels.tolist() == arrays.source[arrays.success].tolist()
     originals, _ = dataset.train.tensors(arrays.index[arrays.success])
     changed = (images != originals).flatten(1).sum(dim=1)
@@ -158,7 +158,8 @@ def test_run_adversarial_training_compares_and_resumes(  # type: ignore[no-untyp
         baseline, model, dataset, out, recipe=FAST, fraction=0.5, epochs=1
     )
     assert [entry.model for entry in record.entries] == ["undefended", "adversarially trained"]
-    attacked = record.entries[1].campaign
+    attacked = Path(record.entries[1].campaign.location)
+    assert attacked == (out / "campaign").resolve()  # absolute: read from anywhere
     assert (
         json.loads((attacked / "campaign.json").read_text())["spec"]
         == json.loads((baseline / "campaign.json").read_text())["spec"]
@@ -190,9 +191,9 @@ def test_run_distillation(undefended, tmp_path: Path) -> None:  # type: ignore[n
         ("undefended", "logits"), ("undefended", "probabilities"),
         ("distilled T=10", "logits"), ("distilled T=10", "probabilities"),
     ]  # fmt: skip
-    assert record.entries[0].campaign == baseline
+    assert record.entries[0].campaign.open().folder.name == baseline.name
     for entry in record.entries[1:]:
-        manifest = json.loads((entry.campaign / "campaign.json").read_text())
+        manifest = json.loads((Path(entry.campaign.location) / "campaign.json").read_text())
         assert manifest["spec"]["attack"]["output"] == entry.output
         assert manifest["spec"]["samples"] == 6
     with pytest.raises(ValueError, match="temperatures"):

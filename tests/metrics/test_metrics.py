@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from jsma.campaign import CampaignSpec, load_results, run_campaign
+from jsma.campaign import Campaign, CampaignSpec
 from jsma.data import Dataset
 from jsma.metrics import (
     CampaignArrays,
@@ -214,8 +214,8 @@ def test_rank_correlation() -> None:
 def test_from_a_real_campaign_table(tiny_dataset: Dataset, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": NUM_CLASSES}).build()
-    run_campaign(tmp_path / "run", CampaignSpec(samples=6, unit_size=3), model, tiny_dataset)
-    table = load_results(tmp_path / "run")
+    Campaign.run(tmp_path / "run", CampaignSpec(samples=6, unit_size=3), model, tiny_dataset)
+    table = Campaign.open(tmp_path / "run").results()
     arrays = CampaignArrays.from_table(table)
     assert len(arrays.source) == table.num_rows
     curves = budget_curves(arrays, np.array([0.145]), 16 * 16, features_per_step=2)

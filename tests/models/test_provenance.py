@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jsma.campaign import AttackSettings, Campaign, CampaignSpec, run_campaign
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec
 from jsma.data import Dataset
 from jsma.errors import CampaignError, ConfigurationError
 from jsma.models import (
@@ -59,14 +59,14 @@ def test_provenance_of_a_module_and_of_a_checkpoint(tmp_path: Path) -> None:
 def test_the_manifest_stores_it_typed(tiny_dataset: Dataset, tmp_path: Path) -> None:
     model = _lenet()
     provenance = ModelProvenance.of(model, recipe="paper", accuracies={"test": 0.25})
-    run_campaign(tmp_path / "c", SPEC, model, tiny_dataset, provenance=provenance)
+    Campaign.run(tmp_path / "c", SPEC, model, tiny_dataset, provenance=provenance)
     stored = json.loads((tmp_path / "c" / "campaign.json").read_text())
     assert stored["format"] == 6
     assert stored["kind"] == "campaign"
     assert stored["model"]["recipe"] == "paper"
     assert Campaign.open(tmp_path / "c").manifest.model == provenance
     with pytest.raises(ConfigurationError, match="another model's"):
-        run_campaign(tmp_path / "d", SPEC, _lenet(1), tiny_dataset, provenance=provenance)
+        Campaign.run(tmp_path / "d", SPEC, _lenet(1), tiny_dataset, provenance=provenance)
     assert not (tmp_path / "d" / "campaign.json").exists()
     stored["kind"] = "toy"
     (tmp_path / "c" / "campaign.json").write_text(json.dumps(stored))
@@ -74,15 +74,13 @@ def test_the_manifest_stores_it_typed(tiny_dataset: Dataset, tmp_path: Path) -> 
         Campaign.open(tmp_path / "c")
 
 
-def test_a_description_of_0_2_0_is_deprecated_but_read(
+def test_a_description_of_0_2_0_reads_as_a_provenance(
     tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
     model = _lenet()
-    with pytest.warns(DeprecationWarning, match="model_description is deprecated"):
-        run_campaign(
-            tmp_path / "c", SPEC, model, tiny_dataset,
-            model_description={"checkpoint": "/m.safetensors", "architecture": "lenet", "seen": 1},
-        )  # fmt: skip
+    about = {"checkpoint": "/m.safetensors", "architecture": "lenet", "seen": 1}
+    provenance = ModelProvenance.from_description(model_fingerprint(model), about)
+    Campaign.run(tmp_path / "c", SPEC, model, tiny_dataset, provenance=provenance)
     model_of = Campaign.open(tmp_path / "c").manifest.model
     assert model_of.checkpoint == "/m.safetensors"
     assert model_of.notes == {"seen": 1}

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from jsma.campaign import Campaign, CampaignSpec, run_campaign
+from jsma.campaign import Campaign, CampaignSpec
 from jsma.data import Dataset, Split
 from jsma.metrics import class_rates, pair_counts
 from jsma.report import write_report
@@ -44,7 +44,7 @@ def many(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Dataset]:
     model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, CLASSES)).eval()
     directory = tmp_path_factory.mktemp("many") / "c"
     spec = CampaignSpec(splits=("test",), targets="random", unit_size=30, seed=1)
-    run_campaign(directory, spec, model, data)
+    Campaign.run(directory, spec, model, data)
     return directory, data
 
 
@@ -104,7 +104,7 @@ def test_an_untargeted_campaign_reports_without_pairs(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, CLASSES)).eval()
     spec = CampaignSpec(splits=("test",), targets="untargeted", unit_size=20)
-    run_campaign(tmp_path / "c", spec, model, data)
+    Campaign.run(tmp_path / "c", spec, model, data)
     files = write_report([tmp_path / "c"], tmp_path / "report", data)
     assert "Untargeted attacks (each pushes its sample out of its own class)" in (
         files.html.read_text()

@@ -14,7 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from jsma.campaign import load_results
+from jsma.campaign import Campaign
 from jsma.cli import main
 from jsma.data import Dataset
 from jsma.defenses import evaluate_detection, write_detection
@@ -46,7 +46,7 @@ def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Pa
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Each campaign's measured line, then the paper's line beside it.
     for directory, paper in zip(campaigns, ("97.10%", "64.70%"), strict=True):
-        (line,) = results_by_split(CampaignArrays.from_table(load_results(directory)))
+        (line,) = results_by_split(CampaignArrays.from_table(Campaign.open(directory).results()))
         ours = f"<td class='name'>test</td><td>{line.attacks}</td><td>{line.success_rate:.2%}</td>"
         paper_row = rf"{re.escape(ours)}.*?</tr>\s*<tr class='paper'>.*?<td>{paper}</td>"
         assert re.search(paper_row, page, re.S)
@@ -65,7 +65,7 @@ def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Pa
     summary = json.loads(files.summary.read_text(), parse_constant=_strict)["campaigns"]
     assert [entry["direction"] for entry in summary] == ["increasing", "decreasing"]
     for entry, directory in zip(summary, campaigns, strict=True):
-        arrays = CampaignArrays.from_table(load_results(directory))
+        arrays = CampaignArrays.from_table(Campaign.open(directory).results())
         (line,) = results_by_split(arrays)
         assert entry["results"][0]["success_rate"] == pytest.approx(line.success_rate)
         expected = success_matrix(arrays, NUM_CLASSES)
@@ -390,7 +390,7 @@ def test_paper_rows_only_beside_the_papers_setting_and_names_that_tell_attacks_a
 ) -> None:
     import torch
 
-    from jsma.campaign import AttackSettings, CampaignSpec, run_campaign
+    from jsma.campaign import AttackSettings, Campaign, CampaignSpec
     from jsma.models import ModelSpec
     from jsma.settings import TargetRule
 
@@ -404,7 +404,7 @@ def test_paper_rows_only_beside_the_papers_setting_and_names_that_tell_attacks_a
     )
     for folder, settings, targets in cases:
         spec = CampaignSpec(samples=4, unit_size=4, attack=settings, targets=targets)
-        run_campaign(tmp_path / folder, spec, model, tiny_dataset)
+        Campaign.run(tmp_path / folder, spec, model, tiny_dataset)
         runs.append(tmp_path / folder)
     files = write_report(runs, tmp_path / "report", tiny_dataset)
     page = files.html.read_text()
@@ -416,7 +416,7 @@ def test_paper_rows_only_beside_the_papers_setting_and_names_that_tell_attacks_a
 
     mask = FeatureMask.of(np.arange(256).reshape(1, 16, 16) % 2 == 0)
     masked = CampaignSpec(samples=4, unit_size=4, mask=mask)
-    run_campaign(tmp_path / "d/increasing", masked, model, tiny_dataset)
+    Campaign.run(tmp_path / "d/increasing", masked, model, tiny_dataset)
     page = write_report([*runs, tmp_path / "d/increasing"], tmp_path / "r2").html.read_text()
     assert "free to change (a mask)" in page
     assert page.count("increasing (theta = +1): a lenet given as a module") == 3

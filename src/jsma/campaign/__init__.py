@@ -13,15 +13,11 @@ from jsma.errors import CampaignError
 
 # Where each public name lives, below this package.
 _LAZY = {
-    "_campaign": ("Campaign", "CampaignLike", "crafted_samples"),
+    "_campaign": ("Campaign", "CampaignLike", "CampaignRef"),
     "_engines": (
         "Engine", "InProcess", "LocalPool", "UnitTask", "available_cores", "local_engine",
     ),
-    "_manifest": ("DataRecord", "MANIFEST_NAME", "Manifest", "ModelRecord", "open_campaign"),
-    "_runner": (
-        "campaign_status", "create_campaign", "data_fingerprint", "describe_campaign",
-        "load_results", "model_fingerprint", "run_campaign",
-    ),
+    "_manifest": ("DataRecord", "MANIFEST_NAME", "Manifest"),
     "_samples": ("CraftedSamples", "originals_of", "rebuilt_samples"),
     "_spec": ("AttackSettings", "CampaignSpec", "FeatureMask", "TargetRule"),
     "_status": ("CampaignStatus", "CleanAccuracy"),
@@ -31,7 +27,7 @@ _LAZY = {
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 
 if _typing.TYPE_CHECKING:
-    from jsma.campaign._campaign import Campaign, CampaignLike, crafted_samples
+    from jsma.campaign._campaign import Campaign, CampaignLike, CampaignRef
     from jsma.campaign._engines import (
         Engine,
         InProcess,
@@ -40,22 +36,7 @@ if _typing.TYPE_CHECKING:
         available_cores,
         local_engine,
     )
-    from jsma.campaign._manifest import (
-        MANIFEST_NAME,
-        DataRecord,
-        Manifest,
-        ModelRecord,
-        open_campaign,
-    )
-    from jsma.campaign._runner import (
-        campaign_status,
-        create_campaign,
-        data_fingerprint,
-        describe_campaign,
-        load_results,
-        model_fingerprint,
-        run_campaign,
-    )
+    from jsma.campaign._manifest import MANIFEST_NAME, DataRecord, Manifest
     from jsma.campaign._samples import CraftedSamples, originals_of, rebuilt_samples
     from jsma.campaign._spec import AttackSettings, CampaignSpec, FeatureMask, TargetRule, WorkUnit
     from jsma.campaign._status import CampaignStatus, CleanAccuracy
@@ -83,6 +64,7 @@ __all__ = [
     "Campaign",
     "CampaignError",
     "CampaignLike",
+    "CampaignRef",
     "CampaignSpec",
     "CampaignStatus",
     "CleanAccuracy",
@@ -95,22 +77,12 @@ __all__ = [
     "LocalFolder",
     "LocalPool",
     "Manifest",
-    "ModelRecord",
     "TargetRule",
     "UnitTask",
     "WorkUnit",
     "available_cores",
-    "campaign_status",
-    "crafted_samples",
-    "create_campaign",
-    "data_fingerprint",
-    "describe_campaign",
     "folder_at",
-    "load_results",
     "local_engine",
-    "model_fingerprint",
-    "open_campaign",
     "originals_of",
     "rebuilt_samples",
-    "run_campaign",
 ]

@@ -6,7 +6,7 @@ its row count and seconds, so units can run in any process that sees the
 campaign directory, and the results do not depend on where they ran: the
 attack is deterministic, and one unit is one batch whatever the engine.
 
-The driver (`run_campaign`) holds the campaign's lock, decides which units are
+The driver (`Campaign.run`) holds the campaign's lock, decides which units are
 left, and counts what lands; an engine only runs units.
 """
 

@@ -16,7 +16,6 @@ import dataclasses
 import datetime
 import json
 import logging
-import os
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ from jsma._records import decode, encode, loads_json, record_differences
 from jsma._version import __version__
 from jsma.campaign._spec import CampaignSpec, WorkUnit
 from jsma.campaign._status import MANIFEST_NAME, CleanAccuracy, manifest_digest
-from jsma.campaign.location import Folder, folder_at
+from jsma.campaign.location import Folder
+from jsma.data._reference import DataRef
 from jsma.errors import CampaignError
 from jsma.models._reference import ModelProvenance
 
@@ -36,8 +36,6 @@ __all__ = [
     "MANIFEST_NAME",
     "DataRecord",
     "Manifest",
-    "ModelRecord",
-    "open_campaign",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,9 +54,6 @@ _FIELDS = frozenset(
 
 
 # jsma 0.2.0's name for the model's description, kept for code that imported it.
-ModelRecord = ModelProvenance
-
-
 @dataclass(frozen=True)
 class DataRecord:
     """The attacked data: fingerprint, origin, shape, bounds and split sizes; where to
@@ -73,6 +68,13 @@ class DataRecord:
     split_sizes: Mapping[str, int]
     location: str | None = None
     class_names: tuple[str, ...] | None = None
+
+    @property
+    def reference(self) -> DataRef:
+        """The reference that reads this data again (MNIST where no location is stored)."""
+        if self.location in (None, "mnist"):
+            return DataRef.parse("mnist")
+        return DataRef.parse(self.location, bounds=self.bounds)
 
 
 @dataclass(frozen=True)
@@ -237,20 +239,6 @@ class Manifest:
                 f"{path}: the manifest was edited after it was written (its content no longer "
                 f"matches its digest{detail}); restore it, or start a new directory"
             )
-
-
-def open_campaign(where: str | os.PathLike[str] | Folder) -> Manifest:
-    """The checked manifest of the campaign at `where` (a directory, a storage URI such
-    as `s3://bucket/prefix`, or a `Folder`); a `CampaignError` if none."""
-    folder = folder_at(where)
-    try:
-        folder.check()
-    except CampaignError:
-        raise CampaignError(f"{folder}: not a directory, so not a campaign") from None
-    manifest = Manifest.read(folder)
-    if manifest is None:
-        raise CampaignError(f"{folder}: no campaign here (no {MANIFEST_NAME})")
-    return manifest
 
 
 def spec_differences(stored: CampaignSpec, asked: CampaignSpec) -> list[str]:

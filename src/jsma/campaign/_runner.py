@@ -12,21 +12,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import warnings
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
-import pyarrow as pa
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from jsma.campaign._campaign import Campaign, CampaignLike, CampaignStatus, data_fingerprint
-from jsma.campaign._engines import Engine, InProcess, UnitTask
+from jsma.campaign._engines import Engine, UnitTask
 from jsma.campaign._manifest import CleanAccuracy, DataRecord, Manifest, spec_differences
 from jsma.campaign._spec import CampaignSpec
-from jsma.campaign._store import UNITS, remove_stale_temporaries, unit_info
+from jsma.campaign._status import CampaignStatus
+from jsma.campaign._store import UNITS, unit_info
+from jsma.campaign._stored import StoredCampaign, data_fingerprint
 from jsma.campaign._unit import UnitData
 from jsma.campaign.location import Folder, folder_at
 from jsma.data._dataset import Dataset
@@ -34,16 +32,7 @@ from jsma.errors import CampaignError, ConfigurationError, Interrupted
 from jsma.models._evaluation import check_model_fits, predict
 from jsma.models._reference import ModelProvenance, model_fingerprint
 
-__all__ = [
-    "CampaignStatus",
-    "campaign_status",
-    "create_campaign",
-    "data_fingerprint",
-    "describe_campaign",
-    "load_results",
-    "model_fingerprint",
-    "run_campaign",
-]
+__all__: list[str] = []  # the steps of `Campaign.run`
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +79,7 @@ def _check_same(stored: Manifest, asked: Manifest, directory: Folder) -> None:
         )
 
 
-def describe_campaign(
+def manifest_of(
     spec: CampaignSpec,
     model: nn.Module,
     dataset: Dataset,
@@ -171,73 +160,7 @@ def clean_accuracy(model: nn.Module, dataset: Dataset, spec: CampaignSpec) -> Cl
     return CleanAccuracy(correct, samples)
 
 
-def run_campaign(
-    directory: str | os.PathLike[str] | Folder,
-    spec: CampaignSpec,
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    provenance: ModelProvenance | None = None,
-    progress: bool = False,
-    engine: Engine | None = None,
-    model_description: Mapping[str, Any] | None = None,
-    refuse_near_chance: bool = False,
-) -> CampaignStatus:
-    """Run (or resume) a campaign in `directory`; return its status at the end.
-
-    `directory` is a local path, or a storage URI (`s3://bucket/prefix`, `gs://...`,
-    `file:///...`) that `pyarrow.fs` opens, or a `Folder`. A new directory gets a
-    manifest; an existing one must match the spec, the model and the data, or a
-    `CampaignError` says what differs. Units whose
-    files are present and sound are skipped; the others are (re)done by
-    `engine` (default: one after another in this process; `local_engine(N)`
-    for N processes). The rows do not depend on the engine, so a campaign
-    started by one can be resumed by another. `provenance` says where `model` came
-    from (`jsma.models.describe_model` for a checkpoint; default: the module alone).
-    `model_description` (a dict, jsma 0.2.0) is deprecated: give `provenance`. The
-    model's accuracy on the attacked samples is measured and stored in the manifest;
-    `refuse_near_chance`: a `CampaignError` before anything is written when it is near
-    chance (`CleanAccuracy.near_chance`).
-
-    Example:
-        >>> spec = CampaignSpec(splits=("test",), samples=100)  # doctest: +SKIP
-        >>> status = run_campaign(Path("runs/lenet"), spec, model, load_mnist())  # doctest: +SKIP
-    """
-    if model_description is not None:
-        warnings.warn(
-            "model_description is deprecated: give provenance=ModelProvenance.of(model, ...)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        provenance = ModelProvenance.from_description(model_fingerprint(model), model_description)
-    folder, asked = _asked(
-        directory, spec, model, dataset, provenance, refuse_near_chance=refuse_near_chance
-    )
-    with folder.lock():
-        campaign = _opened(folder, asked)
-        if removed := remove_stale_temporaries(folder):
-            logger.info("%s: removed %d temporary files of killed runs", folder, removed)
-        return _run_units(campaign, model, dataset, engine or InProcess(), progress=progress)
-
-
-def create_campaign(
-    where: str | os.PathLike[str] | Folder,
-    spec: CampaignSpec,
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    provenance: ModelProvenance | None = None,
-) -> Campaign:
-    """The campaign of `spec` against `model` on `dataset` at `where`, its manifest
-    written and no unit run (`run_campaign` runs them). A campaign already there must
-    be this one, or the same with fewer samples (it is extended); else a
-    `CampaignError` names what differs."""
-    folder, asked = _asked(where, spec, model, dataset, provenance)
-    with folder.lock():
-        return _opened(folder, asked)
-
-
-def _asked(
+def prepared(
     where: str | os.PathLike[str] | Folder,
     spec: CampaignSpec,
     model: nn.Module,
@@ -248,7 +171,7 @@ def _asked(
 ) -> tuple[Folder, Manifest]:
     """The folder, checked writable, and the manifest a campaign there must have."""
     check_model_fits(model, dataset)  # before anything is written
-    asked = describe_campaign(spec, model, dataset, provenance)
+    asked = manifest_of(spec, model, dataset, provenance)
     clean = asked.clean
     assert clean is not None
     logger.info(
@@ -267,18 +190,18 @@ def _asked(
     return folder, asked
 
 
-def _opened(folder: Folder, asked: Manifest) -> Campaign:
+def opened(folder: Folder, asked: Manifest) -> StoredCampaign:
     """Under the folder's lock: the campaign there, its manifest written (a new one) or
     reconciled with the one asked for."""
     stored = Manifest.read(folder)
     if stored is None:
         asked.write(folder)
-        return Campaign(folder, asked)
-    return Campaign(folder, _reconciled(stored, asked, folder))
+        return StoredCampaign(folder, asked)
+    return StoredCampaign(folder, _reconciled(stored, asked, folder))
 
 
-def _run_units(
-    campaign: Campaign,
+def run_units(
+    campaign: StoredCampaign,
     model: nn.Module,
     dataset: Dataset,
     engine: Engine,
@@ -330,20 +253,3 @@ def _run_units(
     finally:
         bar.close()
     return campaign.status(finished)
-
-
-def campaign_status(directory: CampaignLike) -> CampaignStatus:
-    """Done and total units and attacks, and the time spent, from the files alone.
-
-    Every unit file is verified in full: a damaged one counts as not done.
-    """
-    return Campaign.open(directory).status()
-
-
-def load_results(directory: CampaignLike, *, allow_partial: bool = False) -> pa.Table:
-    """Every stored attack of a campaign, one row each, in unit order.
-
-    Each unit file is fully verified. An incomplete campaign raises a
-    `CampaignError` unless `allow_partial`.
-    """
-    return Campaign.open(directory).results(allow_partial=allow_partial)

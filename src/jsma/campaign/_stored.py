@@ -1,4 +1,4 @@
-"""`Campaign`: one campaign's storage, opened once.
+"""One campaign's storage, opened once: what `jsma.campaign.Campaign` reads with.
 
 Everything that reads a campaign (the report, detection, transfer, the study,
 the defenses, `status`) goes through one object: its manifest is read and
@@ -10,31 +10,24 @@ once per object, so a report over a bucket costs one GET per unit, not six.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import torch
 
 from jsma._io import atomic_write
-from jsma.campaign._manifest import Manifest, open_campaign
+from jsma.campaign._manifest import Manifest
 from jsma.campaign._samples import CraftedSamples, rebuilt_samples
-from jsma.campaign._spec import CampaignSpec, WorkUnit
+from jsma.campaign._spec import WorkUnit
 from jsma.campaign._status import CampaignStatus, unit_successes
 from jsma.campaign._store import SCHEMA, UnitInfo, UnitStamp, read_unit, table_info
-from jsma.campaign.location import Folder, LocalFolder, folder_at
+from jsma.campaign.location import Folder, LocalFolder
 from jsma.data._dataset import PIXEL_SCALE, Dataset
 from jsma.errors import CampaignError, ConfigurationError, JSMAError
 from jsma.metrics import CampaignArrays
 
-if TYPE_CHECKING:
-    from torch import nn
-
-    from jsma.models._reference import ModelProvenance
-
-__all__ = ["Campaign", "CampaignLike", "CampaignStatus", "crafted_samples", "data_fingerprint"]
+__all__: list[str] = []  # the package exports `Campaign`, which builds on this
 
 
 def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
@@ -52,44 +45,14 @@ def data_fingerprint(dataset: Dataset, splits: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-class Campaign:
-    """A campaign in a directory or a bucket, with its manifest, read once.
-
-    Example:
-        >>> campaign = Campaign.open("runs/test-increasing")  # doctest: +SKIP
-        >>> campaign.status().complete, campaign.arrays().success.mean()  # doctest: +SKIP
-        >>> samples = campaign.samples(load_mnist())  # doctest: +SKIP
-    """
+class StoredCampaign:
+    """A campaign's manifest, read once, and its unit files, each verified at most once
+    per object: the reading half of `jsma.campaign.Campaign`."""
 
     def __init__(self, folder: Folder, manifest: Manifest) -> None:
         self.folder, self.manifest = folder, manifest
         self._tables: dict[str, pa.Table | None] = {}
         self._arrays: CampaignArrays | None = None
-
-    @classmethod
-    def open(cls, where: CampaignLike) -> Campaign:
-        """The campaign at `where` (a path, a storage URI, a `Folder`, or a `Campaign`,
-        returned as it is); a `CampaignError` if there is none."""
-        if isinstance(where, Campaign):
-            return where
-        folder = folder_at(where)
-        return cls(folder, open_campaign(folder))
-
-    @classmethod
-    def create(
-        cls,
-        where: str | os.PathLike[str] | Folder,
-        spec: CampaignSpec,
-        model: nn.Module,
-        dataset: Dataset,
-        *,
-        provenance: ModelProvenance | None = None,
-    ) -> Campaign:
-        """A new campaign of `spec` against `model` on `dataset` at `where`: its manifest
-        written, no unit run yet (`run_campaign` runs them; see `create_campaign`)."""
-        from jsma.campaign._runner import create_campaign  # the runner builds on this class
-
-        return create_campaign(where, spec, model, dataset, provenance=provenance)
 
     @property
     def name(self) -> str:
@@ -238,12 +201,3 @@ class Campaign:
                 class_names=names,
             )  # fmt: skip
         return len(rows)
-
-
-CampaignLike = Campaign | str | os.PathLike[str] | Folder
-"""What the functions that read a campaign take: the object, or where it is."""
-
-
-def crafted_samples(campaign: CampaignLike, dataset: Dataset) -> CraftedSamples:
-    """`Campaign.open(campaign).samples(dataset)`."""
-    return Campaign.open(campaign).samples(dataset)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from jsma.attacks import AttackSettings
-    from jsma.campaign import Engine, FeatureMask
+    from jsma.campaign import CampaignLike, Engine, FeatureMask
     from jsma.data import DataRef, Dataset
     from jsma.models import Evaluation, LoadedModel, ModelProvenance, ModelRef
 
@@ -337,7 +337,7 @@ def data_reference(args: argparse.Namespace, stored: DataRef | None = None) -> D
     bounds = getattr(args, "bounds", None)
     chosen = None if bounds is None else (bounds[0], bounds[1])
     if args.data is None and stored is not None:
-        return DataRef.parse(stored, bounds=chosen or stored.bounds)
+        return DataRef(location=stored.location, bounds=chosen or stored.bounds)
     reference = DataRef.parse(args.data or "mnist", bounds=chosen)
     if not reference.is_mnist and not hasattr(args, "bounds"):
         raise JSMAError(f"--data {args.data}: this command works on MNIST only")
@@ -356,17 +356,12 @@ def dataset(
     return data
 
 
-def campaign_data(args: argparse.Namespace, campaign: str | Path) -> Dataset:
+def campaign_data(args: argparse.Namespace, campaign: CampaignLike) -> Dataset:
     """The data the options name, else the data `campaign`'s manifest says it attacked
     (its location and bounds): what a command that reads a campaign works on."""
     from jsma.campaign import Campaign
-    from jsma.data import DataRef
 
-    stored = None
-    if args.data is None:
-        record = Campaign.open(campaign).manifest.data
-        if record.location not in (None, "mnist"):
-            stored = DataRef.parse(record.location, bounds=record.bounds)
+    stored = None if args.data is not None else Campaign.open(campaign).manifest.data.reference
     return dataset(args, stored=stored)
 
 

@@ -124,7 +124,7 @@ def _print_status(status: CampaignStatus) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from jsma.campaign import CampaignSpec, run_campaign
+    from jsma.campaign import Campaign, CampaignSpec
 
     settings = attack_settings(args)
     runner = engine(args)  # a missing extra fails before any data, model or file
@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         order=args.order or ("first" if data.location == "mnist" else "stratified"),
     )
     network, provenance = attacked_model(args, data)
-    status = run_campaign(
+    status = Campaign.run(
         args.directory, spec, network, data, provenance=provenance, progress=True,
         engine=runner, refuse_near_chance=not args.allow_weak_model,
     )  # fmt: skip
@@ -149,13 +149,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from jsma.campaign import Campaign, run_campaign
+    from jsma.campaign import Campaign
 
-    manifest = Campaign.open(args.directory).manifest
+    campaign = Campaign.open(args.directory)
     runner = engine(args)
-    data = campaign_data(args, args.directory)
+    data = campaign_data(args, campaign)
     # The model the manifest names, unless the options name one.
-    stored = manifest.model
+    stored = campaign.manifest.model
     reference = None if args.model is not None else stored.reference
     if reference is None and args.model is None:
         raise JSMAError(
@@ -165,9 +165,9 @@ def _resume(args: argparse.Namespace) -> int:
     if reference is not None and reference.runs_code:
         raise stored_model_refused(args.directory, stored)
     network, provenance = attacked_model(args, data, reference)
-    status = run_campaign(
-        args.directory, manifest.spec, network, data, provenance=provenance, progress=True,
-        engine=runner, refuse_near_chance=not args.allow_weak_model,
+    status = campaign.resume(
+        network, data, provenance=provenance, progress=True, engine=runner,
+        refuse_near_chance=not args.allow_weak_model,
     )  # fmt: skip
     _print_status(status)
     return 0
@@ -177,7 +177,7 @@ def _export(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign
 
     campaign = Campaign.open(args.directory)
-    data = campaign_data(args, args.directory)
+    data = campaign_data(args, campaign)
     count = campaign.export(data, args.out)
     succeeded = int(campaign.arrays().success.sum())
     print(f"exported {count:,} attacks ({succeeded:,} successful) to {args.out}")

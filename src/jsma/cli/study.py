@@ -245,7 +245,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from jsma.study._analysis import analyze, write_analysis
+    from jsma.study import analyze, write_analysis
 
     analysis = analyze(args.study)
     out = args.out or args.study / "analysis"

@@ -18,7 +18,7 @@ from torch import nn
 
 from jsma._records import read_record, write_record
 from jsma.attacks import Output
-from jsma.campaign import Campaign, run_campaign
+from jsma.campaign import Campaign, CampaignLike, CampaignRef
 from jsma.campaign._manifest import Manifest
 from jsma.data._dataset import Dataset
 from jsma.errors import JSMAError
@@ -77,7 +77,7 @@ def same_campaign(
         provenance = stored.model
     if output is not None:
         spec = dataclasses.replace(spec, attack=dataclasses.replace(spec.attack, output=output))
-    run_campaign(directory, spec, model, dataset, provenance=provenance, progress=progress)
+    Campaign.run(directory, spec, model, dataset, provenance=provenance, progress=progress)
     return directory
 
 
@@ -88,7 +88,7 @@ class DefendedCampaign:
     model: str
     output: str
     test_accuracy: float
-    campaign: Path
+    campaign: CampaignRef
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ class DefenseRecord:
     the defense was made."""
 
     KIND: ClassVar[str] = "defense"
-    FORMAT: ClassVar[int] = 1  # 0: 0.1.0 and 0.2.0 (no header; `defense` was `kind`)
+    # 0: 0.1.0 and 0.2.0 (no header; `defense` was `kind`); 1: campaigns named by a path
+    # as given (relative to where the command ran); 2: by a `CampaignRef`.
+    FORMAT: ClassVar[int] = 2
 
     defense: str  # "adversarial-training" or "distillation"
     entries: tuple[DefendedCampaign, ...]
@@ -109,6 +111,13 @@ class DefenseRecord:
         if "kind" in data:
             data["defense"] = data.pop("kind")
         data.setdefault("details", {})
+        if format < 2:
+            data["entries"] = [
+                {**entry, "campaign": {"location": str(entry["campaign"]), "digest": ""}}
+                if isinstance(entry, dict) and isinstance(entry.get("campaign"), str)
+                else entry
+                for entry in data.get("entries", [])
+            ]
         return data
 
 
@@ -125,7 +134,7 @@ def read_defense(directory: Path) -> DefenseRecord:
     )
 
 
-def campaign_results(campaign: Path) -> SetResults:
+def campaign_results(campaign: CampaignLike) -> SetResults:
     """The campaign's results line over all its sets (the average with several)."""
     return results_by_split(Campaign.open(campaign).arrays())[-1]
 
@@ -138,7 +147,7 @@ def comparison_lines(entries: Sequence[DefendedCampaign]) -> list[str]:
         f"{'dist. succ.':>11} {'dist. all':>9}"
     ]
     for entry in entries:
-        result = campaign_results(entry.campaign)
+        result = campaign_results(entry.campaign.open())
         lines.append(
             f"{entry.model:<{width}} {entry.output:<14} {entry.test_accuracy:>8.2%} "
             f"{result.attacks:>8} {result.success_rate:>8.2%} "

@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from jsma.attacks import JSMA, Output
+from jsma.campaign import CampaignRef
 from jsma.data._dataset import Dataset
 from jsma.defenses._evaluation import (
     DefendedCampaign,
@@ -132,12 +133,14 @@ def run_adversarial_training(
     record = DefenseRecord(
         "adversarial-training",
         (
-            DefendedCampaign("undefended", output, _accuracy(model, dataset), baseline),
+            DefendedCampaign(
+                "undefended", output, _accuracy(model, dataset), CampaignRef.of(baseline)
+            ),
             DefendedCampaign(
                 "adversarially trained" + (" on GAN digits" if gan is not None else ""),
                 output,
                 _accuracy(defended.model, dataset),
-                attacked,
+                CampaignRef.of(attacked),
             ),
         ),
         {**dict(defended.info.defense), "epochs": defended.info.recipe.get("epochs")},
@@ -181,7 +184,7 @@ def run_distillation(
                 baseline, model, dataset, directory / f"undefended-{output}",
                 output=output, progress=progress,
             )  # fmt: skip
-        entries.append(DefendedCampaign("undefended", output, accuracy, campaign))
+        entries.append(DefendedCampaign("undefended", output, accuracy, CampaignRef.of(campaign)))
     for temperature in temperatures:
         folder = directory / f"T{temperature:g}"
         description = {
@@ -213,7 +216,12 @@ def run_distillation(
                 progress=progress,
             )  # fmt: skip
             entries.append(
-                DefendedCampaign(f"distilled T={temperature:g}", output, student_accuracy, campaign)
+                DefendedCampaign(
+                    f"distilled T={temperature:g}",
+                    output,
+                    student_accuracy,
+                    CampaignRef.of(campaign),
+                )
             )
     record = DefenseRecord(
         "distillation", tuple(entries), {"temperatures": [float(t) for t in temperatures]}

@@ -26,11 +26,12 @@ import torch
 from torch import nn
 
 from jsma.attacks import JSMA
-from jsma.campaign import Campaign, model_fingerprint
+from jsma.campaign import Campaign
 from jsma.context import frozen_eval
 from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError, TrainingError
 from jsma.gan import Generator
+from jsma.models import model_fingerprint
 from jsma.models._training import Objective, Recipe, TrainingResult, train
 
 __all__ = [

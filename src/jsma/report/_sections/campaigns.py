@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jsma._records import flatten
-from jsma.campaign._campaign import data_fingerprint
+from jsma.campaign._stored import data_fingerprint
 from jsma.data._dataset import Dataset
 from jsma.metrics import class_rates, pair_counts
 from jsma.paper import CLOSEST, PAPER

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jsma.campaign import Campaign
 from jsma.defenses._detection import read_detection
 from jsma.defenses._evaluation import DefenseRecord, read_defense
 from jsma.defenses._figures import comparison_figure
@@ -42,7 +41,7 @@ def _defense_part(
     rows, matrices = [], []
     for entry in record.entries:
         # Only the results line and the success matrix: no need for the whole summary.
-        campaign = Campaign.open(entry.campaign)
+        campaign = entry.campaign.open()
         arrays = campaign.arrays()
         rows.append((entry, results_by_split(arrays)[-1]))
         classes = campaign.manifest.data.num_classes
