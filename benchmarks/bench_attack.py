@@ -2,7 +2,8 @@
 
 Run on demand (needs the `mnist` extra; trains the LeNet of --recipe on first use):
 
-    .venv/bin/python benchmarks/bench_attack.py [--recipe paper] [--skip-brute-force]
+    .venv/bin/python benchmarks/bench_attack.py [--recipe paper] [--skip-brute-force] \
+        [--device cuda]
 
 On the paper's LeNet and real MNIST test samples (theta = +1, Upsilon =
 14.5%, each sample towards each of the other classes), prints milliseconds per
@@ -32,7 +33,7 @@ from torch import nn
 from jsma.attacks import JSMA, AttackResult
 from jsma.attacks.reference import select_pair_brute_force
 from jsma.data import default_cache_dir, load_mnist
-from jsma.models import cached_model, load_checkpoint
+from jsma.models import cached_model, load_checkpoint, resolve_device
 from jsma.settings import OUTPUTS
 
 
@@ -54,6 +55,11 @@ class Measured(NamedTuple):
     passes: int  # forward-derivative passes: one per iteration plus the final check
 
 
+def _synchronized(device: torch.device) -> None:
+    if device.type == "cuda":  # CUDA runs asynchronously: time what it has done
+        torch.cuda.synchronize(device)
+
+
 def timed(
     run: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], AttackResult],
     x: torch.Tensor,
@@ -63,10 +69,12 @@ def timed(
 ) -> Measured:
     """Attack everything in batches of `batch`; time it and keep what is compared."""
     parts = []
+    _synchronized(x.device)
     start = time.perf_counter()
     for at in range(0, len(x), batch):
         chunk = slice(at, at + batch)
         parts.append(run(x[chunk], sources[chunk], targets[chunk]))
+    _synchronized(x.device)
     seconds = time.perf_counter() - start
     return Measured(
         seconds,
@@ -85,25 +93,29 @@ def _peak_rss_gib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def large_input_child(max_iterations: int) -> None:
-    """Attack one 3x224x224 input with a small CNN; print time per iteration and peak RSS."""
+def large_input_child(max_iterations: int, device: torch.device) -> None:
+    """Attack one 3x224x224 input with a small CNN; print time per iteration and peak RSS
+    (and peak CUDA memory on a GPU)."""
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(3, 16, 5, stride=2), nn.ReLU(),
         nn.Conv2d(16, 32, 5, stride=2), nn.ReLU(),
         nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(32 * 16, 10),
-    )  # fmt: skip
-    x = torch.rand(1, 3, 224, 224) * 0.5
+    ).to(device)  # fmt: skip
+    x = torch.rand(1, 3, 224, 224, device=device) * 0.5
     features = x[0].numel()
     with torch.no_grad():
         target = (model(x).argmax(1) + 1) % 10
     before = _peak_rss_gib()
     # A budget of exactly `max_iterations` pair steps; the target is far away.
     attack = JSMA(max_distortion=(2 * max_iterations + 0.5) / features)
+    _synchronized(device)
     start = time.perf_counter()
     result = attack(model, x, target)
+    _synchronized(device)
     seconds = time.perf_counter() - start
     peak = _peak_rss_gib()
+    cuda_peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     print(
         json.dumps(
             {
@@ -112,6 +124,7 @@ def large_input_child(max_iterations: int) -> None:
                 "seconds_per_iteration": seconds / max(int(result.iterations[0]), 1),
                 "peak_rss_gib": peak,
                 "rss_before_attack_gib": before,
+                "peak_cuda_gib": cuda_peak,
             }
         )
     )
@@ -133,11 +146,13 @@ def main() -> None:
         help="what the attack differentiates (default: logits)",
     )  # fmt: skip
     parser.add_argument("--skip-brute-force", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--large-iterations", type=int, default=20)
     parser.add_argument("--large-input-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    device = resolve_device(args.device)
     if args.large_input_child:
-        large_input_child(args.large_iterations)
+        large_input_child(args.large_iterations, device)
         return
 
     data = load_mnist()
@@ -146,8 +161,8 @@ def main() -> None:
         if args.model
         else cached_model(data, default_cache_dir(), args.recipe, progress=True)
     )
-    model = loaded.model
-    x, sources, targets = workload(args.samples)
+    model = loaded.model.to(device)
+    x, sources, targets = (t.to(device) for t in workload(args.samples))
     attack = JSMA(output=args.output)
 
     def run(xs: torch.Tensor, ss: torch.Tensor, ts: torch.Tensor) -> AttackResult:
@@ -157,7 +172,7 @@ def main() -> None:
         return attack(model, xs, ts, sources=ss, pair_search=select_pair_brute_force)
 
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
         f"attack on the {args.output}"
     )
     print(
@@ -207,7 +222,7 @@ def main() -> None:
     print(f"  a float32 M x M pair matrix would take {features**2 * 4 / 2**30:.0f} GiB")
     child = subprocess.run(
         [sys.executable, __file__, "--large-input-child",
-         "--large-iterations", str(args.large_iterations)],
+         "--large-iterations", str(args.large_iterations), "--device", str(device)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     report = json.loads(child.stdout.strip().splitlines()[-1])

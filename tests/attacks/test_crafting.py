@@ -352,6 +352,7 @@ def test_nan_bounds_are_refused(model: nn.Module, images: torch.Tensor, bound: s
         attack(model, images, _targets(model, images), **{bound: float("nan")})  # type: ignore[arg-type]
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_device_follows_the_input(model: nn.Module, images: torch.Tensor) -> None:
     cuda_model, cuda_images = model.cuda(), images.cuda()

@@ -151,6 +151,7 @@ class RecordsDevice(torch.nn.Module):
         return out
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpus_per_worker_runs_units_on_the_gpu(tiny_dataset: Dataset, tmp_path: Path) -> None:
     marker = tmp_path / "devices"

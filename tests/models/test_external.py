@@ -223,6 +223,7 @@ def test_devices() -> None:
         resolve_device("tpu")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_a_sourced_model_on_cuda_pickles_to_cuda(
     forms: dict[str, Path], user_data: Dataset
