@@ -67,9 +67,9 @@ def test_images_over_the_pixel_limit_and_bombs_are_named(
 ) -> None:
     import PIL.Image
 
-    import jsma.data._files as files
+    import jsma.data._images as images
 
-    monkeypatch.setattr(files, "MAX_IMAGE_PIXELS", 100)  # the images are 16 x 16
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 100)  # the images are 16 x 16
     with pytest.raises(DataError, match="over the limit of 100 pixels an image"):
         load_data(_copy(folder, tmp_path), cache_dir=tmp_path / "cache")
     monkeypatch.undo()

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from jsma.attacks import _saliency as saliency
+from jsma.attacks import _pair_search as pair_search
 from jsma.attacks import (
     pair_saliency,
     pareto_front,
@@ -15,7 +15,8 @@ from jsma.attacks import (
     select_feature,
     select_pair,
 )
-from jsma.attacks._saliency import _layer_superset, _pareto_candidates, pareto_layers
+from jsma.attacks._pair_search import _layer_superset, _pareto_candidates
+from jsma.attacks._saliency import pareto_layers
 from jsma.attacks.reference import select_pair_brute_force
 
 
@@ -209,7 +210,7 @@ def test_flat_points_take_the_tighter_bound_and_stay_exact(
     of candidates (`_candidate_corners`) drop most of them; on a coarse grid, where
     sums tie exactly, the pair is still the brute force's."""
     calls = []
-    corners = saliency._candidate_corners
+    corners = pair_search._candidate_corners
 
     def counted(
         gain: torch.Tensor, push: torch.Tensor, candidates: torch.Tensor, present: torch.Tensor
@@ -217,7 +218,7 @@ def test_flat_points_take_the_tighter_bound_and_stay_exact(
         calls.append(gain.shape[0])
         return corners(gain, push, candidates, present)
 
-    monkeypatch.setattr(saliency, "_candidate_corners", counted)
+    monkeypatch.setattr(pair_search, "_candidate_corners", counted)
     generator = torch.Generator().manual_seed(7)
     sign = 1.0 if increasing else -1.0
     for grid in (8, 1 << 20):

@@ -11,8 +11,6 @@ from jsma.attacks._crafting import (
     SearchDomain,
     StopReason,
     Variant,
-    all_other_targets,
-    attack,
 )
 from jsma.attacks._derivatives import (
     Output,
@@ -20,15 +18,15 @@ from jsma.attacks._derivatives import (
     forward_derivative,
     target_derivatives,
 )
+from jsma.attacks._functional import all_other_targets, attack
+from jsma.attacks._pair_search import PairChoice, select_pair
 from jsma.attacks._saliency import (
     FeatureChoice,
-    PairChoice,
     adversarial_distance,
     pair_saliency,
     pareto_front,
     saliency_map,
     select_feature,
-    select_pair,
 )
 
 __all__ = [

@@ -16,25 +16,32 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from jsma.attacks._checks import (
+    Bound,
+    bound,
+    check_binary,
+    check_input,
+    check_labels,
+    check_mask,
+    check_settings,
+    checked_bounds,
+    checked_targets,
+)
 from jsma.attacks._derivatives import (
     Output,
     TargetDerivatives,
     check_finite,
     check_logits,
-    forward_derivative,
     target_derivatives,
 )
+from jsma.attacks._pair_search import PairChoice, select_pair
 from jsma.attacks._results import AttackResult, SampleResult, StopReason
-from jsma.attacks._saliency import PairChoice, pair_saliency, select_feature, select_pair
+from jsma.attacks._steps import choose
 from jsma.context import frozen_eval
-from jsma.errors import ConfigurationError, InputTypeError, ModelError
+from jsma.errors import ConfigurationError, ModelError
 from jsma.settings import (
     DEFAULT_THETA,
-    OUTPUTS,
     PAPER_MAX_DISTORTION,
-    SALIENCIES,
-    SEARCH_DOMAINS,
-    VARIANTS,
     Direction,
     Saliency,
     SearchDomain,
@@ -52,13 +59,9 @@ __all__ = [
     "SearchDomain",
     "StopReason",
     "Variant",
-    "all_other_targets",
-    "attack",
 ]
 
 logger = logging.getLogger(__name__)
-
-Bound = float | torch.Tensor
 
 
 class PairSearch(Protocol):
@@ -67,55 +70,6 @@ class PairSearch(Protocol):
     def __call__(
         self, alpha: torch.Tensor, beta: torch.Tensor, domain: torch.Tensor, *, increasing: bool
     ) -> PairChoice: ...
-
-
-def _bound(value: Bound, name: str, like: torch.Tensor) -> torch.Tensor:
-    """A bound as a flat (features,) tensor on x's device."""
-    shape = like.shape[1:]
-    tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-    try:
-        return torch.broadcast_to(tensor, shape).flatten()
-    except RuntimeError:
-        raise ConfigurationError(
-            f"{name} of shape {tuple(tensor.shape)} does not broadcast to the input shape "
-            f"{tuple(shape)}"
-        ) from None
-
-
-def _check_mask(mask: object, x: torch.Tensor) -> torch.Tensor:
-    """A mask of changeable features as (batch, features) bools on x's device."""
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        kind = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise InputTypeError(
-            f"mask must be a bool tensor, True where a feature may change; got {kind}"
-        )
-    try:
-        return torch.broadcast_to(mask.to(x.device), x.shape).flatten(1)
-    except RuntimeError:
-        raise ConfigurationError(
-            f"mask of shape {tuple(mask.shape)} is neither one input's shape "
-            f"{tuple(x.shape[1:])} nor the batch's {tuple(x.shape)}"
-        ) from None
-
-
-def _check_labels(labels: torch.Tensor, name: str, batch: int, classes: int) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor):
-        raise InputTypeError(
-            f"{name} must be a tensor of class indices, got {type(labels).__name__}"
-        )
-    if labels.shape != (batch,) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise ConfigurationError(
-            f"{name} must be integer class indices of shape ({batch},), "
-            f"got {labels.dtype} of shape {tuple(labels.shape)}"
-        )
-    bad = (labels < 0) | (labels >= classes)
-    if bool(bad.any()):
-        first = int(bad.nonzero()[0, 0])
-        raise ConfigurationError(
-            f"{name}[{first}] = {int(labels[first])} is not a class of this model "
-            f"(0 to {classes - 1})"
-        )
-    return labels.long()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,35 +97,10 @@ class AttackSettings:
     binary: bool = False
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.theta) or self.theta == 0:
-            raise ConfigurationError(f"theta must be a non-zero finite number, got {self.theta}")
-        if not 0 < self.max_distortion <= 1:
-            raise ConfigurationError(
-                f"max_distortion is a fraction of the features in (0, 1], got "
-                f"{self.max_distortion} (the paper's 14.5% is 0.145)"
-            )
-        if self.variant not in VARIANTS:
-            raise ConfigurationError(
-                f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}"
-            )
-        if self.variant == "maximal" and self.theta < 0:
-            raise ConfigurationError(
-                f"the maximal variant chooses the direction of each change: theta is its size "
-                f"and must be positive, got {self.theta:g}"
-            )
-        if self.output not in OUTPUTS:
-            raise ConfigurationError(
-                f"output must be 'logits' or 'probabilities', got {self.output!r}"
-            )
-        if self.saliency not in SALIENCIES:
-            raise ConfigurationError(
-                f"saliency must be one of {', '.join(SALIENCIES)}, got {self.saliency!r}"
-            )
-        if self.search_domain not in SEARCH_DOMAINS:
-            raise ConfigurationError(
-                f"search_domain must be one of {', '.join(SEARCH_DOMAINS)}, got "
-                f"{self.search_domain!r}"
-            )
+        check_settings(
+            self.theta, self.max_distortion, self.variant, self.output, self.saliency,
+            self.search_domain,
+        )  # fmt: skip
 
     @property
     def increasing(self) -> bool:
@@ -296,7 +225,7 @@ class JSMA(AttackSettings):
         `goals` are the targets, or the sources when `untargeted` (then the roles
         swap: the source must go down, the others up).
         """
-        lower, upper = _bound(self.clip_min, "clip_min", x), _bound(self.clip_max, "clip_max", x)
+        lower, upper = bound(self.clip_min, "clip_min", x), bound(self.clip_max, "clip_max", x)
         return self._derivatives(model, x, goals, lower, upper, untargeted=untargeted)
 
     def _derivatives(
@@ -343,23 +272,12 @@ class JSMA(AttackSettings):
         step's pair (exact either way: `select_pair`, or the paper's brute
         force `jsma.attacks.reference.select_pair_brute_force` to check it).
         """
-        self._check_input(model, x)
-        lower, upper = _bound(self.clip_min, "clip_min", x), _bound(self.clip_max, "clip_max", x)
-        if bool(lower.isnan().any() or upper.isnan().any()):
-            raise ConfigurationError("clip_min and clip_max must be numbers, not NaN")
-        if bool((lower >= upper).any()):
-            raise ConfigurationError("clip_min must be below clip_max for every feature")
+        check_input(model, x, self.features_per_step)
+        lower, upper = checked_bounds(x, self.clip_min, self.clip_max)
         flat = x.detach().flatten(1)
-        outside = (flat < lower) | (flat > upper)
-        if bool(outside.any()):
-            sample, feature = (int(v) for v in outside.nonzero()[0])
-            raise ConfigurationError(
-                f"x[{sample}] has feature {feature} = {float(flat[sample, feature])} outside "
-                f"the bounds [{float(lower[feature])}, {float(upper[feature])}]"
-            )
         if self.binary:
-            self._check_binary(flat, lower, upper)
-        allowed = None if mask is None else _check_mask(mask, x)
+            check_binary(flat, lower, upper, self.theta)
+        allowed = None if mask is None else check_mask(mask, x)
         with frozen_eval(model):
             with torch.no_grad():
                 # A copy: a model that writes into its input must not change the caller's x.
@@ -368,174 +286,18 @@ class JSMA(AttackSettings):
             batch, classes = logits.shape
             if sources is None:
                 sources = logits.argmax(dim=1)
-            sources = _check_labels(sources, "sources", batch, classes)
+            sources = check_labels(sources, "sources", batch, classes)
             if targets is not None and self.variant == "maximal":
                 raise ConfigurationError(
                     "the maximal variant (M-JSMA) is untargeted: give no targets (targets=None; "
                     "on the command line, no --target)"
                 )
             if targets is not None:
-                targets = _check_labels(targets, "targets", batch, classes)
-                same = targets == sources
-                if bool(same.any()):
-                    first = int(same.nonzero()[0, 0])
-                    raise ConfigurationError(
-                        f"targets[{first}] = {int(targets[first])} equals the source class "
-                        f"of that sample; choose a different target"
-                    )
+                targets = checked_targets(targets, sources, classes)
             return self._craft(
                 model, x, targets, sources, lower, upper,
                 allowed=allowed, progress=progress, search=pair_search,
             )  # fmt: skip
-
-    def _step(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        goals: torch.Tensor,
-        lower: torch.Tensor,
-        upper: torch.Tensor,
-        domain: torch.Tensor,
-        *,
-        untargeted: bool,
-        search: PairSearch,
-        known: TargetDerivatives | None,
-        stale: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, TargetDerivatives | None]:
-        """One step's choice: the features to change (n, k), whether any was admissible
-        (n,), the signed change of each (n, 1), the model's outputs at x, and the
-        derivatives to pass as `known` to the next step (None for M-JSMA).
-
-        `known`: the derivatives of the rows' last step, or None; `stale`: (n,) the rows
-        whose x changed since, the only ones differentiated again (with the paper's
-        search domain about half of the picks move nothing).
-        """
-        if self.variant == "maximal":
-            return *self._maximal_step(model, x, goals, lower, upper, domain, search), None
-        if known is None or bool(stale.all()):
-            derivatives = self._derivatives(model, x, goals, lower, upper, untargeted=untargeted)
-        elif not bool(stale.any()):
-            derivatives = known
-        else:
-            rows = stale.nonzero().flatten()
-            try:
-                fresh = self._derivatives(
-                    model, x[rows], goals[rows], lower, upper, untargeted=untargeted
-                )
-            except ModelError as error:
-                raise error.at(tuple(rows.tolist())) from None
-            derivatives = TargetDerivatives(
-                *(old.index_copy(0, rows, new) for old, new in zip(known, fresh, strict=True))
-            )
-        alpha, beta, outputs = derivatives
-        if self.variant == "pairs":
-            first, second, found = search(alpha, beta, domain, increasing=self.increasing)
-            chosen = torch.stack((first, second), dim=1)
-        else:
-            feature, found = select_feature(alpha, beta, domain, increasing=self.increasing)
-            chosen = feature[:, None]
-        change = torch.full((len(x), 1), self.theta, dtype=x.dtype, device=x.device)
-        return chosen, found, change, outputs, derivatives
-
-    def _maximal_step(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        sources: torch.Tensor,
-        lower: torch.Tensor,
-        upper: torch.Tensor,
-        unchanged: torch.Tensor,
-        search: PairSearch,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """M-JSMA's choice over every class and both directions (see the class docstring)."""
-        with torch.no_grad():
-            outputs = check_logits(model(x.detach().clone()), len(x), x.dtype)
-        if self.output == "probabilities":
-            outputs = outputs.softmax(dim=1)
-        check_finite("outputs", outputs)
-        jacobian = forward_derivative(model, x, output=self.output).flatten(2)  # (n, C, M)
-        check_finite("forward derivatives", jacobian)
-        batch, classes, features = jacobian.shape
-        if self.output == "probabilities" and self.saliency == "jsma":
-            beta = -jacobian  # the probabilities sum to 1 (see target_derivatives)
-        else:
-            probabilities = outputs if self.output == "probabilities" else outputs.softmax(1)
-            weights = (
-                torch.ones_like(probabilities) if self.saliency == "jsma" else probabilities
-            )[:, :, None]
-            weighted = weights * jacobian
-            beta = weighted.sum(dim=1, keepdim=True) - weighted
-        alpha = jacobian
-        # The source must go down: for its row the roles swap, as untargeted JSMA's.
-        is_source = torch.nn.functional.one_hot(sources, classes).bool()[:, :, None]
-        alpha, beta = torch.where(is_source, beta, alpha), torch.where(is_source, alpha, beta)
-
-        flat = x.detach().flatten(1)
-        scores, pairs = [], []
-        for increasing in (True, False):
-            gain, push = alpha, beta
-            if self.saliency == "tjsma":
-                room = (upper - flat if increasing else flat - lower)[:, None, :]
-                gain, push = gain * room, push * room
-            movable = unchanged
-            if self.search_domain == "unsaturated":
-                movable = unchanged & (flat < upper if increasing else flat > lower)
-            rows_alpha, rows_beta = gain.reshape(-1, features), push.reshape(-1, features)
-            rows_domain = movable.repeat_interleave(classes, dim=0)
-            first, second, found = search(rows_alpha, rows_beta, rows_domain, increasing=increasing)
-            score = pair_saliency(
-                rows_alpha, rows_beta, first[:, None], second[:, None], increasing=increasing
-            ).squeeze(1)
-            scores.append(torch.where(found, score, -1.0).view(batch, classes))
-            pairs.append(torch.stack((first, second), dim=1).view(batch, classes, 2))
-        # (n, classes, 2 directions), class-major: max takes the first of equal scores.
-        best, index = torch.stack(scores, dim=2).flatten(1).max(dim=1)
-        rows = torch.arange(batch, device=x.device)
-        chosen = torch.stack(pairs, dim=2)[rows, index // 2, index % 2]
-        sign = 1.0 - 2.0 * (index % 2).to(x.dtype)  # increasing first, then decreasing
-        return chosen, best > 0, (sign * abs(self.theta))[:, None], outputs
-
-    def _check_binary(self, flat: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> None:
-        between = (flat != lower) & (flat != upper)
-        if bool(between.any()):
-            sample, feature = (int(v) for v in between.nonzero()[0])
-            raise ConfigurationError(
-                f"binary features must be at one of their bounds; x[{sample}] has feature "
-                f"{feature} = {float(flat[sample, feature])} strictly between "
-                f"{float(lower[feature])} and {float(upper[feature])}"
-            )
-        span = float((upper - lower).max())
-        if abs(self.theta) < span:
-            raise ConfigurationError(
-                f"binary features flip from one bound to the other: |theta| must be at least "
-                f"{span:g}, got {self.theta:g} (theta > 0 adds features, theta < 0 removes them)"
-            )
-
-    def _check_input(self, model: nn.Module, x: torch.Tensor) -> None:
-        if not isinstance(model, nn.Module):
-            raise InputTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if not isinstance(x, torch.Tensor):
-            hint = " (torch.from_numpy(x) makes one)" if hasattr(x, "__array__") else ""
-            raise InputTypeError(f"x must be a torch.Tensor, got a {type(x).__name__}{hint}")
-        if not x.dtype.is_floating_point:
-            raise InputTypeError(f"x must be a floating point tensor, got {x.dtype}")
-        if x.ndim < 2 or x.shape[0] == 0 or x[0].numel() < self.features_per_step:
-            raise ConfigurationError(
-                f"x must be a non-empty batch (batch, *input_shape) with at least "
-                f"{self.features_per_step} features, got shape {tuple(x.shape)}"
-            )
-        parameter = next(model.parameters(), None)
-        if parameter is not None and parameter.device != x.device:
-            raise ConfigurationError(
-                f"x is on {x.device} but the model is on {parameter.device}; move one of them"
-            )
-        if parameter is not None and parameter.dtype != x.dtype:
-            raise InputTypeError(
-                f"x is {x.dtype} but the model's parameters are {parameter.dtype}; convert one "
-                "(any floating point type works, float32 and float64 best)"
-            )
-        if not bool(torch.isfinite(x).all()):
-            raise ConfigurationError("x contains NaN or infinite values")
 
     def _craft(
         self,
@@ -591,7 +353,9 @@ class JSMA(AttackSettings):
         try:
             while len(active):
                 try:
-                    chosen, found, change, outputs, known = self._step(
+                    chosen, found, change, outputs, known = choose(
+                        self,
+                        self._derivatives,
                         model,
                         current.view(-1, *shape),
                         goal[active],
@@ -676,61 +440,3 @@ class JSMA(AttackSettings):
             trajectory_values=trajectory_values,
             trajectory_moved=trajectory_moved,
         )
-
-
-def all_other_targets(
-    x: torch.Tensor, labels: torch.Tensor, num_classes: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each sample once per class other than its label: the paper's 9 attacks per sample.
-
-    x: (batch, *input_shape); labels: (batch,). Returns images (batch * (C - 1),
-    *input_shape), sources and targets (batch * (C - 1),), sample by sample,
-    targets in increasing order.
-    """
-    classes = torch.arange(num_classes, device=labels.device)
-    others = classes[None, :] != labels[:, None]  # (batch, C), C - 1 true per row
-    targets = classes.expand(len(labels), num_classes)[others]
-    repeat = num_classes - 1
-    return x.repeat_interleave(repeat, dim=0), labels.repeat_interleave(repeat), targets
-
-
-def attack(
-    model: nn.Module,
-    x: torch.Tensor,
-    targets: torch.Tensor | None = None,
-    *,
-    sources: torch.Tensor | None = None,
-    theta: float = DEFAULT_THETA,
-    max_distortion: float = PAPER_MAX_DISTORTION,
-    variant: Variant = "pairs",
-    output: Output = "logits",
-    saliency: Saliency = "jsma",
-    search_domain: SearchDomain = "unsaturated",
-    binary: bool = False,
-    mask: torch.Tensor | None = None,
-    clip_min: Bound = 0.0,
-    clip_max: Bound = 1.0,
-    progress: bool = False,
-    pair_search: PairSearch = select_pair,
-) -> AttackResult:
-    """Run JSMA on a batch: the function form of `JSMA(...)(model, x, targets)`.
-
-    Example:
-        >>> result = attack(model, images, targets, max_distortion=0.145)  # doctest: +SKIP
-        >>> result.adversarial.shape == images.shape  # doctest: +SKIP
-        True
-    """
-    config = JSMA(
-        theta=theta,
-        max_distortion=max_distortion,
-        variant=variant,
-        output=output,
-        saliency=saliency,
-        search_domain=search_domain,
-        binary=binary,
-        clip_min=clip_min,
-        clip_max=clip_max,
-    )
-    return config(
-        model, x, targets, sources=sources, mask=mask, progress=progress, pair_search=pair_search
-    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from jsma.attacks._saliency import PairChoice
+from jsma.attacks._pair_search import PairChoice
 
 __all__ = ["select_pair_brute_force"]
 

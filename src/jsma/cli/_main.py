@@ -26,7 +26,7 @@ from jsma.cli import (
     toy,
     transfer,
 )
-from jsma.cli._common import positive_int
+from jsma.cli._options import positive_int
 from jsma.errors import JSMAError
 
 __all__ = ["build_parser", "main"]

@@ -7,14 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import (
+from jsma.cli._common import attack_settings, attacked_model, dataset, feature_mask
+from jsma.cli._options import (
     Commands,
     attack_options,
-    attack_settings,
-    attacked_model,
     data_options,
-    dataset,
-    feature_mask,
     model_options,
     non_negative_int,
     output_file,

@@ -6,21 +6,23 @@ import argparse
 from typing import TYPE_CHECKING
 
 from jsma.cli._common import (
-    Commands,
-    attack_options,
     attack_settings,
     attacked_model,
     campaign_data,
-    campaign_location,
-    data_options,
     dataset,
     engine,
-    engine_options,
     feature_mask,
+    stored_model_refused,
+)
+from jsma.cli._options import (
+    Commands,
+    attack_options,
+    campaign_location,
+    data_options,
+    engine_options,
     model_options,
     output_file,
     positive_int,
-    stored_model_refused,
 )
 from jsma.errors import JSMAError
 from jsma.settings import DEFAULT_UNIT_SIZE, SAMPLE_ORDERS, SPLIT_NAMES, TARGET_RULES

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from jsma.cli._common import (
-    Commands,
-    attacked_model,
-    cache_dir,
-    data_options,
-    dataset,
-    model_options,
-    output_file,
-    positive_int,
-    print_evaluation,
-)
+from jsma.cli._common import attacked_model, cache_dir, dataset, print_evaluation
+from jsma.cli._options import Commands, data_options, model_options, output_file, positive_int
 from jsma.errors import JSMAError
 from jsma.settings import RECIPE_NAMES, SPLIT_NAMES
 

@@ -6,16 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import (
-    Commands,
-    campaign_data,
-    data_options,
-    dataset,
-    jsma_model,
-    model_options,
-    output_directory,
-    positive_int,
-)
+from jsma.cli._common import campaign_data, dataset, jsma_model
+from jsma.cli._options import Commands, data_options, model_options, output_directory, positive_int
 from jsma.errors import JSMAError
 from jsma.settings import OUTPUTS, SPLIT_NAMES
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from jsma.cli._common import (
+from jsma.cli._common import dataset, jsma_model
+from jsma.cli._options import (
     Commands,
     count_up_to,
     data_options,
-    dataset,
-    jsma_model,
     model_options,
     output_directory,
     positive_int,

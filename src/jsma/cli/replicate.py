@@ -6,18 +6,14 @@ import argparse
 import math
 import time
 
-from jsma.cli._common import (
+from jsma.cli._common import cache_dir, dataset, engine, jsma_model, print_evaluation
+from jsma.cli._options import (
     Commands,
-    cache_dir,
     data_options,
-    dataset,
-    engine,
     engine_options,
-    jsma_model,
     model_options,
     output_directory,
     positive_int,
-    print_evaluation,
 )
 from jsma.paper import CLOSEST, PAPER, PAPER_SAMPLES_PER_SET, PAPER_SETS
 from jsma.settings import OUTPUTS

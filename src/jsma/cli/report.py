@@ -6,13 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import (
-    Commands,
-    campaign_data,
-    campaign_location,
-    data_options,
-    output_directory,
-)
+from jsma.cli._common import campaign_data
+from jsma.cli._options import Commands, campaign_location, data_options, output_directory
 from jsma.settings import L0_COUNTS
 
 if TYPE_CHECKING:

@@ -10,19 +10,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jsma.cli._common import (
-    Commands,
     attacked_model,
     cache_dir,
     campaign_data,
-    data_options,
     dataset,
-    model_options,
     model_reference,
     needs_extra,
+    stored_model_refused,
+)
+from jsma.cli._options import (
+    Commands,
+    data_options,
+    model_options,
     output_directory,
     port_number,
     positive_int,
-    stored_model_refused,
 )
 from jsma.errors import JSMAError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jsma.cli._common import Commands, output_directory
+from jsma.cli._options import Commands, output_directory
 
 __all__ = ["register"]
 

@@ -7,14 +7,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import (
-    Commands,
-    cache_dir,
-    campaign_data,
-    campaign_location,
-    data_options,
-    output_directory,
-)
+from jsma.cli._common import cache_dir, campaign_data
+from jsma.cli._options import Commands, campaign_location, data_options, output_directory
 from jsma.errors import JSMAError
 from jsma.settings import RECIPE_NAMES
 

