@@ -33,7 +33,9 @@ from torch import nn
 from jsma.attacks import JSMA, AttackResult
 from jsma.attacks.reference import select_pair_brute_force
 from jsma.data import default_cache_dir, load_mnist
-from jsma.models import cached_model, load_checkpoint, resolve_device
+from jsma.models import load_checkpoint
+from jsma.models._external import resolve_device
+from jsma.models._training import cached_model
 from jsma.settings import OUTPUTS
 
 

@@ -55,7 +55,7 @@ def main() -> None:
         cluster_overhead(args.samples, args.unit_sizes)
         return
 
-    from jsma.models import cached_model
+    from jsma.models._training import cached_model
 
     data = load_mnist()
     model = cached_model(data, default_cache_dir(), "paper").model
@@ -101,7 +101,7 @@ def cluster_overhead(samples: int, unit_sizes: list[int]) -> None:
     import os
 
     from jsma.campaign.ray_engine import LOOPBACK_ONLY
-    from jsma.models import cached_model
+    from jsma.models._training import cached_model
 
     os.environ.update(LOOPBACK_ONLY)  # before Ray is imported
     import ray

@@ -27,7 +27,7 @@ import torch
 
 from jsma.attacks import JSMA
 from jsma.data import default_cache_dir, load_mnist
-from jsma.models import cached_model
+from jsma.models._training import cached_model
 
 Run = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

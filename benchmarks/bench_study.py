@@ -41,7 +41,8 @@ from typing import NamedTuple
 
 import httpx
 
-from jsma.study import STUDY_DATABASE, StudyStore
+from jsma.study._database import STUDY_DATABASE
+from jsma.study._store import StudyStore
 from jsma.study.simulate import SimulationResult, oracle_observer, simulate
 
 HOST = "127.0.0.1"
@@ -59,7 +60,7 @@ def make_study(directory: Path, per_condition: int) -> Path:
     """Two small campaigns of the paper's LeNet, and a study made from them."""
     from jsma.campaign import AttackSettings, Campaign, CampaignSpec
     from jsma.data import default_cache_dir, load_mnist
-    from jsma.models import cached_model
+    from jsma.models._training import cached_model
     from jsma.study import create_study
 
     data = load_mnist()

@@ -16,7 +16,8 @@ import statistics
 import torch
 
 from jsma.data import load_mnist
-from jsma.models import RECIPES, TrainingResult, train
+from jsma.models import TrainingResult, train
+from jsma.models._training import RECIPES
 
 
 def main() -> None:

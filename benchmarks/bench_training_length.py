@@ -26,14 +26,8 @@ from torch import nn
 
 from jsma.campaign import AttackSettings, Campaign, CampaignSpec
 from jsma.data import default_cache_dir, load_mnist
-from jsma.models import (
-    EpochRecord,
-    cached_model_path,
-    evaluate,
-    load_checkpoint,
-    save_checkpoint,
-    train,
-)
+from jsma.models import evaluate, load_checkpoint, save_checkpoint, train
+from jsma.models._training import EpochRecord, cached_model_path
 from jsma.report import summarise
 
 

@@ -38,7 +38,8 @@ from bench_attack import large_input_child, timed, workload
 from jsma.attacks import JSMA, AttackResult
 from jsma.campaign import Campaign, CampaignSpec, InProcess
 from jsma.data import load_mnist
-from jsma.models import ModelRef, resolve_device
+from jsma.models import ModelRef
+from jsma.models._external import resolve_device
 
 PAPER_ATTACKS = 270_000
 ROOT = Path(__file__).parents[1]

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jsma.data import Dataset, IdxDirectorySource, write_idx
+from jsma.data import Dataset
+from jsma.data._idx import write_idx
+from jsma.data._sources import IdxDirectorySource
 
 NUM_CLASSES = 4
 SIDE = 16

@@ -99,8 +99,10 @@ def test_all_lists_exactly_the_public_names(name: str) -> None:
 
 
 def test_recipe_names_match_the_recipes() -> None:
-    assert sorted(jsma.models.RECIPES) == sorted(RECIPE_NAMES)
-    assert all(recipe.name == name for name, recipe in jsma.models.RECIPES.items())
+    from jsma.models._training import RECIPES
+
+    assert sorted(RECIPES) == sorted(RECIPE_NAMES)
+    assert all(recipe.name == name for name, recipe in RECIPES.items())
 
 
 def test_import_jsma_is_light() -> None:

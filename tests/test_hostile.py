@@ -111,7 +111,7 @@ def test_labels_that_would_make_too_many_classes_are_named(
 
 
 def test_a_device_that_computes_nothing_is_refused() -> None:
-    from jsma.models import resolve_device
+    from jsma.models._external import resolve_device
 
     with pytest.raises(ModelError, match="unknown device 'meta'"):
         resolve_device("meta")

@@ -9,17 +9,10 @@ import numpy as np
 import pytest
 
 from jsma._records import encode
-from jsma.data import Dataset, EmbeddedSource, load_mnist
-from jsma.models import (
-    cached_model,
-    cached_model_path,
-    evaluate,
-    get_recipe,
-    load_checkpoint,
-    packaged_model_path,
-    save_checkpoint,
-    train,
-)
+from jsma.data import Dataset, load_mnist
+from jsma.data._sources import EmbeddedSource
+from jsma.models import evaluate, load_checkpoint, save_checkpoint, train
+from jsma.models._training import cached_model, cached_model_path, get_recipe, packaged_model_path
 
 pytestmark = pytest.mark.mnist
 

@@ -12,19 +12,14 @@ import pytest
 import torch
 
 from jsma._records import dump, encode
-from jsma.campaign import Campaign, CampaignSpec, LocalFolder
+from jsma.campaign import Campaign, CampaignSpec
 from jsma.campaign._store import UnitStamp, read_unit, write_unit
+from jsma.campaign.location import LocalFolder
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.models import ModelSpec, save_checkpoint, train
 from jsma.models._checkpoint import CheckpointInfo
-from jsma.transfer import (
-    predict,
-    read_transfer,
-    transfer,
-    transfer_rates,
-    write_transfer,
-)
+from jsma.transfer import predict, read_transfer, transfer, transfer_rates, write_transfer
 from tests.conftest import NUM_CLASSES, SIDE
 
 SPEC = CampaignSpec(splits=("test",), samples=8, unit_size=4)

@@ -34,9 +34,10 @@ _LAZY = {
         "forward_derivative", "saliency_map", "select_pair", "target_derivatives",
     ),
     "jsma.campaign": ("Campaign",),
+    "jsma.context": ("frozen_eval",),
     "jsma.data": ("DataRef", "Dataset", "Split", "load_mnist"),
     "jsma.models": (
-        "AndNet", "CheckpointInfo", "LeNet", "ModelRef", "ModelSpec", "evaluate", "frozen_eval",
+        "AndNet", "CheckpointInfo", "LeNet", "ModelRef", "ModelSpec", "evaluate",
         "load_checkpoint", "pretrained", "save_checkpoint", "train",
     ),
 }  # fmt: skip
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
         target_derivatives,
     )
     from jsma.campaign import Campaign
+    from jsma.context import frozen_eval
     from jsma.data import DataRef, Dataset, Split, load_mnist
     from jsma.models import (
         AndNet,
@@ -64,7 +66,6 @@ if TYPE_CHECKING:
         ModelRef,
         ModelSpec,
         evaluate,
-        frozen_eval,
         load_checkpoint,
         pretrained,
         save_checkpoint,

@@ -19,7 +19,9 @@ from jsma.campaign import AttackSettings, Campaign, CampaignSpec, Engine
 from jsma.data._dataset import Dataset
 from jsma.models._reference import ModelProvenance
 from jsma.paper import CLOSEST, PAPER_SAMPLES_PER_SET, PAPER_SETS
-from jsma.report import CampaignSummary, ReportFiles, render_report, summarise
+from jsma.report import ReportFiles, summarise
+from jsma.report._summary import CampaignSummary
+from jsma.report._writer import render_report
 from jsma.settings import PAPER_MAX_DISTORTION, Output, SearchDomain
 
 __all__ = [

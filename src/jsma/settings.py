@@ -1,7 +1,9 @@
 """The names and defaults every layer shares, defined once.
 
 Light on purpose (it imports nothing but `typing`): the command line builds
-its choices and help from it before any command imports torch.
+its choices and help from it before any command imports torch. `__all__` lists
+the types and defaults a user writes; the tuples of choices (`VARIANTS`, ...) and the
+limits (`MAX_DATA_BYTES`, ...) are for jsma's own modules.
 """
 
 from __future__ import annotations
@@ -11,22 +13,8 @@ from typing import Literal, get_args
 
 __all__ = [
     "DEFAULT_THETA",
-    "DEFAULT_UNIT_SIZE",
-    "DIRECTIONS",
     "DISTORTION_BUCKETS",
-    "L0_COUNTS",
-    "MAX_CLASSES",
-    "MAX_DATA_BYTES",
-    "MAX_IMAGE_PIXELS",
-    "OUTPUTS",
     "PAPER_MAX_DISTORTION",
-    "RECIPE_NAMES",
-    "SALIENCIES",
-    "SAMPLE_ORDERS",
-    "SEARCH_DOMAINS",
-    "SPLIT_NAMES",
-    "TARGET_RULES",
-    "VARIANTS",
     "Direction",
     "L0Count",
     "Output",
@@ -79,7 +67,7 @@ L0Count = Literal["features", "pixels"]
 paper), or changed pixels (H x W, a pixel counted once across its channels)."""
 
 RecipeName = Literal["paper", "default"]
-"""The training recipes `jsma.models.RECIPES` defines."""
+"""The training recipes jsma defines (`jsma.models.Recipe`, by name)."""
 
 OUTPUTS: tuple[Output, ...] = get_args(Output)
 L0_COUNTS: tuple[L0Count, ...] = get_args(L0Count)

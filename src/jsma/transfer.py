@@ -23,10 +23,11 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from jsma._records import read_record, write_record
-from jsma.campaign import Campaign, CampaignLike
+from jsma.campaign import Campaign
+from jsma.campaign._campaign import CampaignLike
 from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError
-from jsma.metrics import distortion_bucket
+from jsma.metrics._core import distortion_bucket
 from jsma.models import model_fingerprint
 from jsma.models._evaluation import check_model_fits, predict
 from jsma.settings import DISTORTION_BUCKETS

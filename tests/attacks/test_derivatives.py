@@ -8,7 +8,8 @@ import torch
 from torch.autograd.functional import jacobian
 
 from jsma.attacks import forward_derivative, target_derivatives
-from jsma.models import MLP, LeNet, frozen_eval
+from jsma.context import frozen_eval
+from jsma.models import MLP, LeNet
 
 
 def _models() -> list[torch.nn.Module]:

@@ -8,15 +8,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from jsma.attacks import _pair_search as pair_search
-from jsma.attacks import (
-    pair_saliency,
-    pareto_front,
-    saliency_map,
-    select_feature,
-    select_pair,
-)
+from jsma.attacks import saliency_map, select_pair
 from jsma.attacks._pair_search import _layer_superset, _pareto_candidates
-from jsma.attacks._saliency import pareto_layers
+from jsma.attacks._saliency import pair_saliency, pareto_front, pareto_layers, select_feature
 from jsma.attacks.reference import select_pair_brute_force
 
 

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from jsma.attacks import attack
-from jsma.campaign import AttackSettings, Campaign, CampaignError, CampaignSpec
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec
 from jsma.data import Dataset
+from jsma.errors import CampaignError
 from tests.campaign.conftest import Recording, _comparable, _model
 from tests.conftest import NUM_CLASSES
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from jsma.campaign import AttackSettings, Campaign, CampaignError, CampaignSpec
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec
 from jsma.data import Dataset
+from jsma.errors import CampaignError
 from jsma.metrics import results_by_split
 from tests.campaign.conftest import Recording, _comparable, _model
 

@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from jsma.campaign import Campaign, CampaignError, CampaignSpec
+from jsma.campaign import Campaign, CampaignSpec
 from jsma.campaign._store import SCHEMA, UnitStamp, read_unit, unit_name
 from jsma.campaign.location import LocalFolder, folder_at
 from jsma.data import Dataset
-from jsma.errors import StorageError
+from jsma.errors import CampaignError, StorageError
 from jsma.models import ModelSpec
 from tests.campaign.conftest import Recording
 from tests.conftest import NUM_CLASSES, SIDE

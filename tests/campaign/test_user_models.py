@@ -22,8 +22,9 @@ from jsma.attacks import all_other_targets
 from jsma.campaign import AttackSettings, Campaign, CampaignSpec, FeatureMask, LocalPool
 from jsma.data import Dataset, load_data
 from jsma.errors import ConfigurationError
-from jsma.metrics import in_pixels, pixels_changed
-from jsma.models import ModelRef, Normalization
+from jsma.metrics._core import in_pixels, pixels_changed
+from jsma.models import ModelRef
+from jsma.models._external import Normalization
 from jsma.report import write_report
 from tests.campaign.conftest import _comparable
 from tests.userdata import (

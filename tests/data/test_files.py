@@ -12,7 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from jsma.data import CACHE_ENV_VAR, load_data, read_npz
+from jsma.data import load_data
+from jsma.data._files import read_npz
+from jsma.data._sources import CACHE_ENV_VAR
 from jsma.errors import DataError
 from tests.userdata import (
     CLASS_NAMES,

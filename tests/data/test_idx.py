@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jsma.data import read_idx, write_idx
+from jsma.data._idx import read_idx, write_idx
 from jsma.errors import DataError
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jsma.data import DataRef, DownloadSource, EmbeddedSource, IdxDirectorySource
+from jsma.data import DataRef
+from jsma.data._sources import DownloadSource, EmbeddedSource, IdxDirectorySource
 from jsma.errors import DataError
 from tests.conftest import write_idx_directory
 

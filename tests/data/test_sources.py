@@ -13,15 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jsma.data import (
-    CACHE_ENV_VAR,
-    DownloadSource,
-    EmbeddedSource,
-    IdxDirectorySource,
-    default_cache_dir,
-    load_mnist,
-    write_idx,
-)
+from jsma.data import default_cache_dir, load_mnist
+from jsma.data._idx import write_idx
+from jsma.data._sources import CACHE_ENV_VAR, DownloadSource, EmbeddedSource, IdxDirectorySource
 from jsma.errors import DataError
 from tests.conftest import NUM_CLASSES, write_idx_directory
 

@@ -12,19 +12,19 @@ from scipy import stats
 from jsma._records import dumps, load
 from jsma.campaign import Campaign
 from jsma.data import Dataset
-from jsma.defenses import (
-    DISTORTION_BUCKETS,
-    evaluate_detection,
+from jsma.defenses import evaluate_detection, neighbour_statistic
+from jsma.defenses._detection import (
+    StoredDetection,
     joint_undetected_success_rate,
-    neighbour_statistic,
+    read_detection,
     roc_curve,
     threshold_at,
     write_detection,
 )
-from jsma.defenses._detection import StoredDetection, read_detection
 from jsma.defenses._figures import detection_figure
 from jsma.errors import JSMAError
 from jsma.metrics import CampaignArrays
+from jsma.settings import DISTORTION_BUCKETS
 from tests.conftest import increasing_and_decreasing
 
 
@@ -202,7 +202,7 @@ def test_the_detection_figure_plots_the_stored_summaries() -> None:
 
 
 def test_the_comparison_figure_plots_each_matrix_on_one_scale() -> None:
-    from jsma.defenses import comparison_figure
+    from jsma.defenses._figures import comparison_figure
 
     rng = np.random.default_rng(0)
     matrices = [(f"model {i}", rng.random((4, 4))) for i in range(4)]

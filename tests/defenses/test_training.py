@@ -13,21 +13,23 @@ from jsma.attacks import JSMA, AttackResult
 from jsma.campaign import Campaign, CampaignSpec
 from jsma.data import Dataset
 from jsma.defenses import (
-    OnTheFlyAdversarialObjective,
-    SoftLabelObjective,
-    TemperatureObjective,
     adversarial_training,
-    campaign_training_samples,
     distill,
     read_defense,
     run_adversarial_training,
     run_distillation,
+)
+from jsma.defenses._training import (
+    OnTheFlyAdversarialObjective,
+    SoftLabelObjective,
+    TemperatureObjective,
+    campaign_training_samples,
     soft_labels,
 )
 from jsma.errors import JSMAError, TrainingError
 from jsma.metrics import CampaignArrays
-from jsma.models import RECIPES, load_checkpoint, save_checkpoint, train
-from jsma.models._training import Objective
+from jsma.models import load_checkpoint, save_checkpoint, train
+from jsma.models._training import RECIPES, Objective
 from tests.conftest import NUM_CLASSES
 
 FAST = dataclasses.replace(RECIPES["default"], batch_size=16, epochs=2)
@@ -35,7 +37,7 @@ FAST = dataclasses.replace(RECIPES["default"], batch_size=16, epochs=2)
 
 @pytest.fixture(scope="module")
 def undefended(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from jsma.data import IdxDirectorySource
+    from jsma.data._sources import IdxDirectorySource
     from tests.conftest import write_idx_directory
 
     root = tmp_path_factory.mktemp("defenses")
@@ -244,7 +246,7 @@ def _gan(dataset: Dataset):  # type: ignore[no-untyped-def]
 
 
 def test_gan_digits_are_crafted_from(undefended) -> None:  # type: ignore[no-untyped-def]
-    from jsma.defenses import GeneratedAdversarialObjective
+    from jsma.defenses._training import GeneratedAdversarialObjective
 
     dataset, model, _ = undefended
     gan = _gan(dataset)
@@ -272,7 +274,9 @@ def test_adversarial_training_on_gan_digits(  # type: ignore[no-untyped-def]
 ) -> None:
     from jsma.campaign import model_fingerprint
     from jsma.errors import CheckpointError, ConfigurationError
-    from jsma.gan import GanSpec, Generator, save_generator
+    from jsma.gan import GanSpec
+    from jsma.gan._checkpoint import save_generator
+    from jsma.gan._networks import Generator
 
     dataset, model, baseline = undefended
     gan = _gan(dataset)

@@ -15,19 +15,10 @@ from torch import nn
 
 from jsma.data import Dataset
 from jsma.errors import CheckpointError, ConfigurationError
-from jsma.gan import (
-    Discriminator,
-    GanRecipe,
-    GanSpec,
-    Generator,
-    frechet_distance,
-    gan_quality,
-    generate,
-    load_generator,
-    penultimate_features,
-    save_generator,
-    train_gan,
-)
+from jsma.gan import GanRecipe, GanSpec, gan_quality, generate, load_generator, train_gan
+from jsma.gan._checkpoint import save_generator
+from jsma.gan._networks import Discriminator, Generator
+from jsma.gan._quality import frechet_distance, penultimate_features
 from jsma.models import ModelSpec, load_checkpoint, save_checkpoint, train
 from jsma.models._checkpoint import CheckpointInfo
 from tests.conftest import NUM_CLASSES, SIDE, write_idx_directory

@@ -15,7 +15,6 @@ from jsma.campaign import Campaign, CampaignSpec
 from jsma.data import Dataset
 from jsma.metrics import (
     CampaignArrays,
-    adversarial_samples,
     budget_curves,
     distance_matrix,
     distortion_matrix,
@@ -25,6 +24,7 @@ from jsma.metrics import (
     robustness,
     success_matrix,
 )
+from jsma.metrics._core import adversarial_samples
 from jsma.models import ModelSpec
 from tests.conftest import NUM_CLASSES
 
@@ -225,7 +225,7 @@ def test_from_a_real_campaign_table(tiny_dataset: Dataset, tmp_path: Path) -> No
 
 def test_one_rule_for_distortion_buckets() -> None:
     from jsma.errors import ConfigurationError
-    from jsma.metrics import distortion_bucket
+    from jsma.metrics._core import distortion_bucket
     from jsma.settings import DISTORTION_BUCKETS, PAPER_MAX_DISTORTION
 
     assert DISTORTION_BUCKETS == (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.5)

@@ -10,15 +10,8 @@ import safetensors.torch
 import torch
 
 from jsma.errors import CheckpointError
-from jsma.models import (
-    AndNet,
-    CheckpointInfo,
-    LeNet,
-    ModelSpec,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-)
+from jsma.models import AndNet, CheckpointInfo, LeNet, ModelSpec, load_checkpoint, save_checkpoint
+from jsma.models._checkpoint import load_weights
 
 SPEC = ModelSpec("lenet", {"input_shape": (1, 16, 16), "num_classes": 3, "activation": "relu"})
 

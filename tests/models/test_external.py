@@ -15,8 +15,8 @@ import torch
 import jsma
 from jsma.data import Dataset, load_data
 from jsma.errors import ModelError
-from jsma.models import ModelProvenance, ModelRef, check_model_fits, resolve_device
-from jsma.models._external import SourcedModel
+from jsma.models import ModelProvenance, ModelRef, check_model_fits
+from jsma.models._external import SourcedModel, resolve_device
 from tests.userdata import (
     build_small_cnn,
     load_model,

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jsma.models import MLP, AndNet, LeNet, ModelSpec, build_model
+from jsma.models import MLP, AndNet, LeNet, ModelSpec
+from jsma.models._registry import build_model
 
 
 @pytest.mark.parametrize(

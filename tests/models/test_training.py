@@ -8,17 +8,8 @@ import pytest
 import torch
 
 from jsma.data import Dataset
-from jsma.models import (
-    RECIPES,
-    LeNet,
-    cached_model,
-    cached_model_path,
-    evaluate,
-    get_recipe,
-    save_checkpoint,
-    train,
-)
-from jsma.models._training import theano_init
+from jsma.models import LeNet, evaluate, save_checkpoint, train
+from jsma.models._training import RECIPES, cached_model, cached_model_path, get_recipe, theano_init
 from tests.conftest import NUM_CLASSES
 
 FAST = dataclasses.replace(RECIPES["default"], batch_size=16, epochs=3)

@@ -14,7 +14,8 @@ from torch import nn
 
 from jsma.campaign import Campaign, CampaignSpec
 from jsma.data import Dataset, Split
-from jsma.metrics import class_rates, pair_counts
+from jsma.metrics import class_rates
+from jsma.metrics._core import pair_counts
 from jsma.report import write_report
 from jsma.report._figures import heatmap
 from jsma.report._sections.campaigns import class_tables

@@ -17,7 +17,8 @@ from matplotlib.image import AxesImage
 from jsma.campaign import Campaign
 from jsma.cli import main
 from jsma.data import Dataset
-from jsma.defenses import evaluate_detection, write_detection
+from jsma.defenses import evaluate_detection
+from jsma.defenses._detection import write_detection
 from jsma.errors import JSMAError, StorageError
 from jsma.metrics import CampaignArrays, results_by_split, success_matrix
 from jsma.report import write_report
@@ -218,7 +219,7 @@ class _CountingFolder:
     def __init__(self, path: Path) -> None:
         from collections import Counter
 
-        from jsma.campaign import LocalFolder
+        from jsma.campaign.location import LocalFolder
 
         self.inner = LocalFolder(path)
         self.reads: Counter[str] = Counter()
@@ -330,7 +331,8 @@ def test_histogram_bins_follow_the_distortion_step(campaigns: list[Path]) -> Non
 
 
 def test_the_budget_figure_plots_each_campaigns_curves(campaigns: list[Path]) -> None:
-    from jsma.report import budget_figure, summarise
+    from jsma.report import summarise
+    from jsma.report._figures import budget_figure
 
     summaries = [summarise(c) for c in campaigns]
     success, distortion = budget_figure(summaries).axes
@@ -348,9 +350,10 @@ def test_the_budget_figure_plots_each_campaigns_curves(campaigns: list[Path]) ->
 def test_the_sample_grid_shows_the_rebuilt_samples(
     campaigns: list[Path], tiny_dataset: Dataset
 ) -> None:
-    from jsma.campaign import rebuilt_samples
-    from jsma.metrics import sample_keys
-    from jsma.report import sample_grid, summarise
+    from jsma.campaign._samples import rebuilt_samples
+    from jsma.metrics._core import sample_keys
+    from jsma.report import summarise
+    from jsma.report._figures import sample_grid
 
     summary = summarise(campaigns[0])
     figure = sample_grid(summary, tiny_dataset)

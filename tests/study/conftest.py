@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jsma.data import IdxDirectorySource
+from jsma.data._sources import IdxDirectorySource
 from jsma.study import create_study
 from tests.conftest import increasing_and_decreasing, write_idx_directory
 

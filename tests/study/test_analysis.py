@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from jsma.cli import main
-from jsma.study import StudyStore, analyze, fleiss_kappa
-from jsma.study._analysis import Rate, observer_kind
+from jsma.study import analyze
+from jsma.study._analysis import Rate, fleiss_kappa, observer_kind
+from jsma.study._store import StudyStore
 
 
 def test_fleiss_kappa_of_the_textbook_example() -> None:
@@ -112,7 +113,7 @@ def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_pa
         write_report(campaigns, tmp_path / "early", study=study)
     analysis = analyze(study)
     from jsma.settings import DISTORTION_BUCKETS
-    from jsma.study._design import read_distortion_edges
+    from jsma.study._database import read_distortion_edges
 
     assert read_distortion_edges(study) == DISTORTION_BUCKETS  # stored when it was made
     write_analysis(analysis, study / "analysis")
@@ -231,7 +232,7 @@ def test_a_study_of_0_1_0_opens_migrates_and_analyses(tmp_path: Path) -> None:
     old = read_analysis(study / "analysis")  # the analysis 0.1.0 wrote: no cluster intervals
     assert old.participants == analysis.participants
     # Its stimuli were balanced over the buckets of its time, and it is analysed by them.
-    from jsma.study._design import read_distortion_edges
+    from jsma.study._database import read_distortion_edges
 
     assert read_distortion_edges(study) == (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 14.5)
     assert [line.bucket for line in old.lines] == [line.bucket for line in analysis.lines]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jsma.study import STUDY_DATABASE
+from jsma.study._database import STUDY_DATABASE
 from tests.report.test_report import _chromium
 from tests.study.test_server import TRIALS, _serving
 

@@ -13,9 +13,12 @@ from jsma.campaign import Campaign
 from jsma.cli import main
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.metrics import CampaignArrays, adversarial_samples
+from jsma.metrics import CampaignArrays
+from jsma.metrics._core import adversarial_samples
 from jsma.models import ModelSpec, predict
-from jsma.study import ATTENTION_CHECKS, STUDY_DATABASE, choose_stimuli, create_study, read_stimuli
+from jsma.study import create_study, read_stimuli
+from jsma.study._database import STUDY_DATABASE
+from jsma.study._design import ATTENTION_CHECKS, choose_stimuli
 from tests.conftest import NUM_CLASSES, SIDE, increasing_and_decreasing
 
 

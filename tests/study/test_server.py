@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from jsma.errors import StorageError
-from jsma.study import STUDY_DATABASE
+from jsma.study._database import STUDY_DATABASE
 from jsma.study.server import CSRF_COOKIE, SECRET_FILE, SESSION_COOKIE, study_secret
 from jsma.study.simulate import serving
 from tests.study.conftest import COMPLETION_URL

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.study import STUDY_DATABASE
+from jsma.study._database import STUDY_DATABASE
 from jsma.study._store import StudyStore
 
 

@@ -49,17 +49,7 @@ from jsma.settings import (
     direction_of,
 )
 
-__all__ = [
-    "JSMA",
-    "AttackResult",
-    "AttackSettings",
-    "PairSearch",
-    "Saliency",
-    "SampleResult",
-    "SearchDomain",
-    "StopReason",
-    "Variant",
-]
+__all__ = ["JSMA", "AttackResult", "AttackSettings", "SampleResult", "StopReason"]
 
 logger = logging.getLogger(__name__)
 

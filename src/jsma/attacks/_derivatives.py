@@ -17,12 +17,7 @@ from jsma.context import frozen_eval
 from jsma.errors import ConfigurationError, InputTypeError, ModelError
 from jsma.settings import Output
 
-__all__ = [
-    "Output",
-    "TargetDerivatives",
-    "forward_derivative",
-    "target_derivatives",
-]
+__all__ = ["TargetDerivatives", "forward_derivative", "target_derivatives"]
 
 
 def check_logits(logits: object, batch: int, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 
 from jsma.attacks._saliency import oriented, pareto_layers
 
-__all__ = ["PairChoice", "select_pair"]
+__all__ = ["select_pair"]
 
 
 class PairChoice(NamedTuple):

@@ -27,14 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = [
-    "FeatureChoice",
-    "adversarial_distance",
-    "pair_saliency",
-    "pareto_front",
-    "saliency_map",
-    "select_feature",
-]
+__all__ = ["adversarial_distance", "saliency_map"]
 
 
 def oriented(

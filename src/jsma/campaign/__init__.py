@@ -9,39 +9,29 @@ from __future__ import annotations
 import importlib as _importlib
 import typing as _typing
 
-from jsma.errors import CampaignError
-
 # Where each public name lives, below this package.
 _LAZY = {
-    "_campaign": ("Campaign", "CampaignLike", "CampaignRef"),
+    "_campaign": ("Campaign", "CampaignRef"),
     "_engines": (
-        "Engine", "InProcess", "LocalPool", "UnitTask", "available_cores", "local_engine",
+        "Engine", "InProcess", "LocalPool", "local_engine",
     ),
-    "_manifest": ("DataRecord", "MANIFEST_NAME", "Manifest"),
-    "_samples": ("CraftedSamples", "originals_of", "rebuilt_samples"),
+    "_manifest": ("DataRecord", "Manifest"),
+    "_samples": ("CraftedSamples", "rebuilt_samples"),
     "_spec": ("AttackSettings", "CampaignSpec", "FeatureMask", "TargetRule"),
     "_status": ("CampaignStatus", "CleanAccuracy"),
-    "_store": ("SCHEMA", "WorkUnit"),
-    "location": ("ArrowFolder", "Folder", "LocalFolder", "folder_at"),
+    "_store": ( "WorkUnit"),
+    "location": ("ArrowFolder", "Folder", "folder_at"),
 }  # fmt: skip
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 
 if _typing.TYPE_CHECKING:
-    from jsma.campaign._campaign import Campaign, CampaignLike, CampaignRef
-    from jsma.campaign._engines import (
-        Engine,
-        InProcess,
-        LocalPool,
-        UnitTask,
-        available_cores,
-        local_engine,
-    )
-    from jsma.campaign._manifest import MANIFEST_NAME, DataRecord, Manifest
-    from jsma.campaign._samples import CraftedSamples, originals_of, rebuilt_samples
-    from jsma.campaign._spec import AttackSettings, CampaignSpec, FeatureMask, TargetRule, WorkUnit
+    from jsma.campaign._campaign import Campaign, CampaignRef
+    from jsma.campaign._engines import Engine, InProcess, LocalPool, local_engine
+    from jsma.campaign._manifest import DataRecord, Manifest
+    from jsma.campaign._samples import CraftedSamples
+    from jsma.campaign._spec import AttackSettings, CampaignSpec, FeatureMask
     from jsma.campaign._status import CampaignStatus, CleanAccuracy
-    from jsma.campaign._store import SCHEMA
-    from jsma.campaign.location import ArrowFolder, Folder, LocalFolder, folder_at
+    from jsma.campaign.location import ArrowFolder, Folder
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -57,13 +47,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "MANIFEST_NAME",
-    "SCHEMA",
     "ArrowFolder",
     "AttackSettings",
     "Campaign",
-    "CampaignError",
-    "CampaignLike",
     "CampaignRef",
     "CampaignSpec",
     "CampaignStatus",
@@ -74,15 +60,7 @@ __all__ = [
     "FeatureMask",
     "Folder",
     "InProcess",
-    "LocalFolder",
     "LocalPool",
     "Manifest",
-    "TargetRule",
-    "UnitTask",
-    "WorkUnit",
-    "available_cores",
-    "folder_at",
     "local_engine",
-    "originals_of",
-    "rebuilt_samples",
 ]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from jsma.models._reference import ModelProvenance
 
-__all__ = ["Campaign", "CampaignLike", "CampaignRef"]
+__all__ = ["Campaign", "CampaignRef"]
 
 logger = logging.getLogger(__name__)
 

@@ -37,14 +37,7 @@ from jsma.campaign._unit import UnitData, attack_unit
 from jsma.campaign.location import Folder
 from jsma.errors import CampaignError, ConfigurationError
 
-__all__ = [
-    "Engine",
-    "InProcess",
-    "LocalPool",
-    "UnitTask",
-    "available_cores",
-    "local_engine",
-]
+__all__ = ["Engine", "InProcess", "LocalPool", "local_engine"]
 
 logger = logging.getLogger(__name__)
 

@@ -32,11 +32,7 @@ from jsma.data._reference import DataRef
 from jsma.errors import CampaignError
 from jsma.models._reference import ModelProvenance
 
-__all__ = [
-    "MANIFEST_NAME",
-    "DataRecord",
-    "Manifest",
-]
+__all__ = ["DataRecord", "Manifest"]
 
 logger = logging.getLogger(__name__)
 

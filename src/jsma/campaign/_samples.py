@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from jsma.data._dataset import Dataset
-from jsma.metrics import CampaignArrays, adversarial_samples
+from jsma.metrics import CampaignArrays
+from jsma.metrics._core import adversarial_samples
 
-__all__ = ["CraftedSamples", "originals_of", "rebuilt_samples"]
+__all__ = ["CraftedSamples"]
 
 
 @dataclass(frozen=True)

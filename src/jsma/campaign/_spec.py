@@ -27,7 +27,7 @@ from jsma.settings import (
     TargetRule,
 )
 
-__all__ = ["AttackSettings", "CampaignSpec", "FeatureMask", "TargetRule", "WorkUnit"]
+__all__ = ["AttackSettings", "CampaignSpec", "FeatureMask"]
 
 # Attack settings added after 0.2.0, with the value every earlier campaign had: left out
 # of the digest at that value, so that those campaigns' unit files keep their stamps.

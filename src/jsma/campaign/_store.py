@@ -27,13 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jsma.campaign.location import Folder
-from jsma.errors import CampaignError
 
-__all__ = [
-    "SCHEMA",
-    "CampaignError",
-    "WorkUnit",
-]
+__all__: list[str] = []
 
 logger = logging.getLogger(__name__)
 

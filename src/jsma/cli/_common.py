@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from jsma.attacks import AttackSettings
-    from jsma.campaign import CampaignLike, Engine, FeatureMask
+    from jsma.campaign import Engine, FeatureMask
+    from jsma.campaign._campaign import CampaignLike
     from jsma.data import DataRef, Dataset
     from jsma.models import Evaluation, LoadedModel, ModelProvenance, ModelRef
 

@@ -68,7 +68,8 @@ def _data_info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from jsma.models import cached_model_path, save_checkpoint, train
+    from jsma.models import save_checkpoint, train
+    from jsma.models._training import cached_model_path
 
     if args.architecture != "lenet" and args.out is None:
         raise JSMAError("--architecture mlp needs --out (the model cache keeps LeNets)")

@@ -100,8 +100,8 @@ def register(commands: Commands) -> None:
 
 def _detect(args: argparse.Namespace) -> int:
     data = campaign_data(args, args.campaigns[0])
-    from jsma.defenses import evaluate_detection, write_detection
-    from jsma.defenses._detection import joint_records
+    from jsma.defenses import evaluate_detection
+    from jsma.defenses._detection import joint_records, write_detection
     from jsma.defenses._figures import detection_figure
     from jsma.plotting import save_figure
 

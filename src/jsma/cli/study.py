@@ -176,7 +176,8 @@ def _settings(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     from jsma.campaign import Campaign
-    from jsma.study import ConsentText, create_study, describe
+    from jsma.study import ConsentText, create_study
+    from jsma.study._design import describe
 
     data = campaign_data(args, args.campaigns[0])
     stored = Campaign.open(args.campaigns[0]).manifest.model

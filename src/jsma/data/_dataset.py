@@ -11,7 +11,7 @@ import torch
 from jsma.errors import ConfigurationError, DataError
 from jsma.settings import SPLIT_NAMES, SplitName
 
-__all__ = ["PIXEL_SCALE", "Dataset", "Split", "SplitName"]
+__all__ = ["Dataset", "Split"]
 
 
 # The classic MNIST pickle the paper used stores pixel k as k / 256; every

@@ -21,7 +21,7 @@ from jsma.data._dataset import Dataset, Split
 from jsma.errors import DataError
 from jsma.settings import MAX_CLASSES, MAX_DATA_BYTES, SPLIT_NAMES
 
-__all__ = ["read_npz"]
+__all__: list[str] = []
 
 logger = logging.getLogger(__name__)
 

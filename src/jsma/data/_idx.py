@@ -19,7 +19,7 @@ import numpy as np
 
 from jsma.errors import DataError, InputTypeError
 
-__all__ = ["read_idx", "write_idx"]
+__all__: list[str] = []
 
 _UNSIGNED_BYTE = 0x08
 

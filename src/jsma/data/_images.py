@@ -19,7 +19,7 @@ from jsma.data._files import Bounds, RawSplits, assemble, split_of
 from jsma.errors import DataError
 from jsma.settings import MAX_DATA_BYTES, MAX_IMAGE_PIXELS
 
-__all__ = ["read_image_folder"]
+__all__: list[str] = []
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from jsma.data._images import check_same_channels, decode_images
 from jsma.errors import DataError
 from jsma.settings import SPLIT_NAMES
 
-__all__ = ["read_parquet"]
+__all__: list[str] = []
 
 
 _LABEL_COLUMNS = ("label", "labels", "target", "y", "class")

@@ -35,17 +35,7 @@ from jsma.data._idx import read_idx
 from jsma.data._safe_pickle import safe_load_arrays
 from jsma.errors import DataError
 
-__all__ = [
-    "CACHE_ENV_VAR",
-    "STANDARD_FILES",
-    "STANDARD_MIRRORS",
-    "DownloadSource",
-    "EmbeddedSource",
-    "IdxDirectorySource",
-    "MnistSource",
-    "default_cache_dir",
-    "load_mnist",
-]
+__all__ = ["default_cache_dir", "load_mnist"]
 
 logger = logging.getLogger(__name__)
 

@@ -25,26 +25,16 @@ from jsma.campaign import Campaign
 from jsma.campaign._samples import rebuilt_samples
 from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.metrics import CampaignArrays, attack_keys, distortion_bucket, sample_keys
+from jsma.metrics import CampaignArrays
+from jsma.metrics._core import attack_keys, distortion_bucket, sample_keys
 from jsma.settings import DISTORTION_BUCKETS, Direction
 
 __all__ = [
-    "DETECTION_FILE",
-    "DISTORTION_BUCKETS",
     "DetectionResult",
-    "DetectionSummary",
-    "JointRecord",
-    "OperatingPoint",
-    "RocCurve",
     "StoredDetection",
     "evaluate_detection",
-    "joint_records",
-    "joint_undetected_success_rate",
     "neighbour_statistic",
     "read_detection",
-    "roc_curve",
-    "threshold_at",
-    "write_detection",
 ]
 
 DETECTION_FILE = "detection.json"

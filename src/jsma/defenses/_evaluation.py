@@ -17,23 +17,16 @@ from typing import Any, ClassVar
 from torch import nn
 
 from jsma._records import read_record, write_record
-from jsma.attacks import Output
-from jsma.campaign import Campaign, CampaignLike, CampaignRef
+from jsma.campaign import Campaign, CampaignRef
+from jsma.campaign._campaign import CampaignLike
 from jsma.campaign._manifest import Manifest
 from jsma.data._dataset import Dataset
 from jsma.errors import JSMAError
 from jsma.metrics import SetResults, results_by_split
 from jsma.models._reference import ModelProvenance, model_fingerprint
+from jsma.settings import Output
 
-__all__ = [
-    "DEFENSE_FILE",
-    "DefendedCampaign",
-    "DefenseRecord",
-    "campaign_results",
-    "read_defense",
-    "same_campaign",
-    "write_defense",
-]
+__all__ = ["DefendedCampaign", "DefenseRecord", "read_defense"]
 
 DEFENSE_FILE = "defense.json"
 

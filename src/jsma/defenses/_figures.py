@@ -13,10 +13,11 @@ from torch import nn
 
 from jsma.attacks import JSMA
 from jsma.defenses._detection import DetectionSummary
-from jsma.gan import Generator, generate
+from jsma.gan import generate
+from jsma.gan._networks import Generator
 from jsma.plotting import class_matrix, show_image
 
-__all__ = ["comparison_figure", "detection_figure", "generated_adversarial_figure"]
+__all__: list[str] = []
 
 
 def _shares(counts: Sequence[int]) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from jsma.attacks import JSMA, Output
+from jsma.attacks import JSMA
 from jsma.campaign import CampaignRef
 from jsma.data._dataset import Dataset
 from jsma.defenses._evaluation import (
@@ -40,6 +40,7 @@ from jsma.models import (
 )
 from jsma.models._training import TrainingResult
 from jsma.plotting import save_figure
+from jsma.settings import Output
 
 __all__ = [
     "run_adversarial_training",

@@ -30,22 +30,11 @@ from jsma.campaign import Campaign
 from jsma.context import frozen_eval
 from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError, TrainingError
-from jsma.gan import Generator
+from jsma.gan._networks import Generator
 from jsma.models import model_fingerprint
 from jsma.models._training import Objective, Recipe, TrainingResult, train
 
-__all__ = [
-    "CampaignAdversarialObjective",
-    "Distillation",
-    "GeneratedAdversarialObjective",
-    "OnTheFlyAdversarialObjective",
-    "SoftLabelObjective",
-    "TemperatureObjective",
-    "adversarial_training",
-    "campaign_training_samples",
-    "distill",
-    "soft_labels",
-]
+__all__ = ["adversarial_training", "distill"]
 
 
 def _check_fraction(fraction: float) -> None:

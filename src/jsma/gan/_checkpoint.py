@@ -16,13 +16,7 @@ from jsma.errors import CheckpointError
 from jsma.gan._networks import GanSpec, Generator
 from jsma.gan._training import GanEpoch, GanRecipe, TrainedGan
 
-__all__ = [
-    "GENERATOR_FILE",
-    "GeneratorInfo",
-    "LoadedGenerator",
-    "load_generator",
-    "save_generator",
-]
+__all__ = ["LoadedGenerator", "load_generator"]
 
 GAN_METADATA_KEY = "jsma-gan"
 CLASSIFIER_METADATA_KEY = "jsma"  # what `jsma.models.save_checkpoint` writes

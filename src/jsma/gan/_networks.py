@@ -18,7 +18,7 @@ from torch import nn
 
 from jsma.errors import ConfigurationError
 
-__all__ = ["Discriminator", "GanSpec", "Generator"]
+__all__ = ["GanSpec"]
 
 
 @dataclass(frozen=True)

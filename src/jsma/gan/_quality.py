@@ -27,12 +27,7 @@ from jsma.errors import ConfigurationError, InputTypeError, ModelError
 from jsma.gan._networks import Generator
 from jsma.gan._training import generate
 
-__all__ = [
-    "GanQuality",
-    "frechet_distance",
-    "gan_quality",
-    "penultimate_features",
-]
+__all__ = ["gan_quality"]
 
 
 def penultimate_features(

@@ -21,7 +21,7 @@ from jsma.gan._quality import GanQuality, check_quality_settings, gan_quality
 from jsma.gan._training import GanEpoch, GanRecipe, TrainedGan, generate, train_gan
 from jsma.plotting import save_figure, show_image
 
-__all__ = ["GanRun", "GanRunSummary", "read_gan_run", "run_gan", "samples_figure"]
+__all__ = ["GanRunSummary", "read_gan_run", "run_gan"]
 
 STATE_FILE = "training.safetensors"
 QUALITY_FILE = "quality.json"

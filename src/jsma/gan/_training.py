@@ -31,7 +31,7 @@ from jsma.data._dataset import Dataset
 from jsma.errors import CheckpointError, ConfigurationError, ModelError
 from jsma.gan._networks import Discriminator, GanSpec, Generator
 
-__all__ = ["GanEpoch", "GanRecipe", "TrainedGan", "generate", "train_gan"]
+__all__ = ["GanRecipe", "generate", "train_gan"]
 
 logger = logging.getLogger(__name__)
 

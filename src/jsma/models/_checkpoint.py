@@ -19,13 +19,7 @@ from jsma._version import __version__
 from jsma.errors import CheckpointError
 from jsma.models._registry import ModelSpec
 
-__all__ = [
-    "CheckpointInfo",
-    "LoadedModel",
-    "load_checkpoint",
-    "load_weights",
-    "save_checkpoint",
-]
+__all__ = ["CheckpointInfo", "LoadedModel", "load_checkpoint", "save_checkpoint"]
 
 _METADATA_KEY = "jsma"
 

@@ -25,7 +25,7 @@ from jsma.models._exported import load_exported
 if TYPE_CHECKING:
     from jsma.models._reference import ModelRef
 
-__all__ = ["Normalization", "resolve_device"]
+__all__: list[str] = []
 
 _NO_UNPICKLING = (
     "{path}: a pickled {what}, which jsma never unpickles (loading it could run any "

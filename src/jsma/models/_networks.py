@@ -9,7 +9,7 @@ from torch import nn
 
 from jsma.errors import ConfigurationError
 
-__all__ = ["MLP", "Activation", "AndNet", "LeNet"]
+__all__ = ["MLP", "AndNet", "LeNet"]
 
 Activation = Literal["tanh", "relu"]
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}

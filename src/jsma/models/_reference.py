@@ -36,7 +36,7 @@ from jsma.models._training import cached_model, cached_model_path, get_recipe, p
 from jsma.paper import CLOSEST
 from jsma.settings import RECIPE_NAMES
 
-__all__ = ["LoadedRef", "ModelForm", "ModelProvenance", "ModelRef", "model_fingerprint"]
+__all__ = ["ModelProvenance", "ModelRef", "model_fingerprint"]
 
 ModelForm = Literal["recipe", "checkpoint", "exported", "torchscript", "builder"]
 OUTSIDE_FORMS = ("exported", "torchscript", "builder")  # code: loaded only when named

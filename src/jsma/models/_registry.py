@@ -12,7 +12,7 @@ from jsma._records import decode, encode
 from jsma.errors import ConfigurationError
 from jsma.models._networks import MLP, AndNet, LeNet
 
-__all__ = ["ARCHITECTURES", "ModelSpec", "build_model"]
+__all__ = ["ModelSpec"]
 
 ARCHITECTURES: Mapping[str, Callable[..., nn.Module]] = {
     "lenet": LeNet,

@@ -28,20 +28,7 @@ from jsma.models._evaluation import evaluate
 from jsma.models._networks import Activation
 from jsma.models._registry import ModelSpec
 
-__all__ = [
-    "RECIPES",
-    "EpochRecord",
-    "Objective",
-    "Recipe",
-    "TrainingResult",
-    "cached_model",
-    "cached_model_path",
-    "cross_entropy",
-    "get_recipe",
-    "packaged_model_path",
-    "pretrained",
-    "train",
-]
+__all__ = ["Recipe", "TrainingResult", "pretrained", "train"]
 
 logger = logging.getLogger(__name__)
 

@@ -12,18 +12,12 @@ from matplotlib.patches import Rectangle
 
 from jsma.campaign._samples import rebuilt_samples
 from jsma.data._dataset import Dataset
-from jsma.metrics import sample_keys
+from jsma.metrics._core import sample_keys
 from jsma.plotting import class_matrix, show_image
 from jsma.report._summary import CampaignSummary
 from jsma.settings import MATRIX_CLASSES
 
-__all__ = [
-    "budget_figure",
-    "distortion_bins",
-    "distortion_histogram",
-    "heatmap",
-    "sample_grid",
-]
+__all__: list[str] = []
 
 
 def heatmap(

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from jsma._records import encode
-from jsma.campaign import Campaign, CampaignLike, CampaignStatus
+from jsma.campaign import Campaign, CampaignStatus
+from jsma.campaign._campaign import CampaignLike
 from jsma.campaign._manifest import Manifest
 from jsma.campaign.location import Folder
 from jsma.metrics import (
@@ -19,15 +20,15 @@ from jsma.metrics import (
     distance_matrix,
     distortion_matrix,
     hardness_matrix,
-    in_pixels,
     rank_correlation,
     results_by_split,
     robustness,
     success_matrix,
 )
+from jsma.metrics._core import in_pixels
 from jsma.settings import Direction, L0Count
 
-__all__ = ["CampaignSummary", "ReportSummary", "summarise"]
+__all__ = ["ReportSummary", "summarise"]
 
 # Budgets for the curves and the hardness integral: every 0.5% up to the campaign's.
 _BUDGET_STEP = 0.005

@@ -16,7 +16,7 @@ import matplotlib
 from jsma._io import atomic_write, ensure_writable
 from jsma._records import write_record
 from jsma._version import __version__
-from jsma.campaign import CampaignLike
+from jsma.campaign._campaign import CampaignLike
 from jsma.data._dataset import Dataset
 from jsma.report._page import Section, page_template
 from jsma.report._sections.campaigns import (
@@ -34,7 +34,7 @@ from jsma.report._sections.transfer import transfer_section
 from jsma.report._summary import CampaignSummary, ReportSummary, summarise
 from jsma.settings import L0Count
 
-__all__ = ["ReportFiles", "StoredResults", "render_report", "write_report"]
+__all__ = ["ReportFiles", "write_report"]
 
 TITLE = "JSMA: the paper's evaluation"
 

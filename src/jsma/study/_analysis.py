@@ -36,22 +36,11 @@ import numpy as np
 from scipy import stats
 
 from jsma._records import read_record
-from jsma.metrics import distortion_bucket
-from jsma.study._design import read_distortion_edges
+from jsma.metrics._core import distortion_bucket
+from jsma.study._database import read_distortion_edges
 from jsma.study._store import AnswerRow, StudyStore
 
-__all__ = [
-    "ANALYSIS_FIGURE",
-    "ANALYSIS_FILE",
-    "ConditionLine",
-    "Rate",
-    "StudyAnalysis",
-    "analyze",
-    "crossed_bootstrap_interval",
-    "fleiss_kappa",
-    "observer_kind",
-    "read_analysis",
-]
+__all__ = ["StudyAnalysis", "analyze", "read_analysis"]
 
 MACHINE_PREFIX = "machine:"  # external ids of machine observers: machine:KIND:N
 _CONDITIONS = ("benign", "increasing", "decreasing")

@@ -19,17 +19,7 @@ from jsma.settings import DISTORTION_BUCKETS
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "DISTORTION_EDGES",
-    "STUDY_DATABASE",
-    "Condition",
-    "ConsentText",
-    "Stimulus",
-    "read_consent",
-    "read_distortion_edges",
-    "read_stimuli",
-    "update_consent",
-]
+__all__ = ["ConsentText", "Stimulus", "read_consent", "read_stimuli", "update_consent"]
 
 Condition = Literal["benign", "increasing", "decreasing", "attention", "practice"]
 

@@ -32,16 +32,14 @@ from jsma.campaign import Campaign
 from jsma.campaign._samples import rebuilt_samples
 from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.metrics import CampaignArrays, distortion_bucket
+from jsma.metrics import CampaignArrays
+from jsma.metrics._core import distortion_bucket
 from jsma.models import predict
 from jsma.study._database import (
     DISTORTION_EDGES,
-    STUDY_DATABASE,
-    Condition,
     ConsentText,
     Stimulus,
     read_consent,
-    read_distortion_edges,
     read_stimuli,
     restrict_to_owner,
     update_consent,
@@ -51,18 +49,10 @@ from jsma.study._database import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ATTENTION_CHECKS",
-    "DISTORTION_EDGES",
-    "PRACTICE_TRIALS",
-    "STUDY_DATABASE",
-    "Condition",
     "ConsentText",
     "Stimulus",
-    "choose_stimuli",
     "create_study",
-    "describe",
     "read_consent",
-    "read_distortion_edges",
     "read_stimuli",
     "update_consent",
 ]

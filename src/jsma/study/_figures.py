@@ -18,7 +18,7 @@ from jsma.study._analysis import (
     StudyAnalysis,
 )
 
-__all__ = ["analysis_figure", "write_analysis"]
+__all__ = ["write_analysis"]
 
 _BARS = (
     ("judged a digit", "judged_digit"),

@@ -40,9 +40,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jsma.errors import ConfigurationError, JSMAError
-from jsma.study._design import STUDY_DATABASE, Stimulus, read_stimuli, restrict_to_owner
+from jsma.study._database import STUDY_DATABASE, Stimulus, read_stimuli, restrict_to_owner
 
-__all__ = ["Answer", "AnswerRow", "Participant", "StudyStore", "Trial"]
+__all__: list[str] = []
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS participants (

@@ -13,7 +13,8 @@ import numpy as np
 from jsma._records import flatten
 from jsma.campaign._stored import data_fingerprint
 from jsma.data._dataset import Dataset
-from jsma.metrics import class_rates, pair_counts
+from jsma.metrics import class_rates
+from jsma.metrics._core import pair_counts
 from jsma.paper import CLOSEST, PAPER
 from jsma.report._figures import (
     budget_figure,
