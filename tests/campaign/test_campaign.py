@@ -245,7 +245,7 @@ def test_cli_status(cli_setup: tuple[list[str], Path], capsys: pytest.CaptureFix
 
 
 def test_fingerprints_cover_batch_norm_and_keep_their_values() -> None:
-    from jsma.campaign import model_fingerprint
+    from jsma.models import model_fingerprint
 
     # The value a LeNet had before 0-dim buffers were handled: stored campaigns still match.
     expected = "5df0e1d058d06d538a4d164521d1974502974d3dd921b570370ad49f48b44b43"

@@ -272,11 +272,11 @@ def test_gan_digits_are_crafted_from(undefended) -> None:  # type: ignore[no-unt
 def test_adversarial_training_on_gan_digits(  # type: ignore[no-untyped-def]
     undefended, tmp_path: Path
 ) -> None:
-    from jsma.campaign import model_fingerprint
     from jsma.errors import CheckpointError, ConfigurationError
     from jsma.gan import GanSpec
     from jsma.gan._checkpoint import save_generator
     from jsma.gan._networks import Generator
+    from jsma.models import model_fingerprint
 
     dataset, model, baseline = undefended
     gan = _gan(dataset)
