@@ -18,6 +18,7 @@ def test_data_info(idx_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "cannot hold out 10000 validation images" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.conftest import NUM_CLASSES, write_idx_directory
 
@@ -109,6 +110,7 @@ def _replicate_command(tmp_path: Path) -> tuple[list[str], Path]:
     return args, out
 
 
+@pytest.mark.slow
 def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args, out = _replicate_command(tmp_path)
     assert main(["-q", *args, "--samples", "5", "--out", str(out)]) == 0
@@ -136,6 +138,7 @@ def test_replicate_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_replicate_without_the_paper_domain(tmp_path: Path) -> None:
     args, out = _replicate_command(tmp_path)
     assert main(["-q", *args, "--samples", "2", "--no-paper-domain", "--out", str(out)]) == 0
@@ -157,6 +160,7 @@ def test_threads_option(
     assert chosen == [1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "output"), [([], "probabilities"), (["--output", "logits"], "logits")]
 )
@@ -328,6 +332,7 @@ def test_threads_after_the_command_and_no_abbreviations(
     assert "--samples: must be at least 1, got 0" in error
 
 
+@pytest.mark.slow
 def test_a_model_that_does_not_fit_the_data_is_named_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -380,6 +385,7 @@ def test_outputs_are_checked_before_the_work(
     assert "is a directory, not a file name" in errors
 
 
+@pytest.mark.slow
 def test_campaigns_take_and_record_the_saliency_and_search_domain(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

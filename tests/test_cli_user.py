@@ -32,6 +32,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"data": data, **save_model_forms(model, root / "models")}
 
 
+@pytest.mark.slow
 def test_attack_one_sample_and_save_it(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -58,6 +59,7 @@ def test_attack_one_sample_and_save_it(
     assert capsys.readouterr().out.count("source ship -> target") == len(CLASS_NAMES) - 1
 
 
+@pytest.mark.slow
 def test_campaign_run_resume_export_report_with_a_builder(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -141,6 +143,7 @@ def campaign(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
     return run
 
 
+@pytest.mark.slow
 def test_detect_transfer_and_study_on_a_users_campaign(
     files: dict[str, Path], campaign: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -224,6 +227,7 @@ def _named_classes_are_asked(study: Path) -> None:
         assert _answer(client, page, is_digit="yes", digit="2").status_code == 303
 
 
+@pytest.mark.slow
 def test_feature_vectors_are_refused_where_images_are_needed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -258,6 +262,7 @@ def test_feature_vectors_are_refused_where_images_are_needed(
     assert "people are shown images in a study" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_mask_file_keeps_the_attack_in_a_patch(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

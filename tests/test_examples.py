@@ -20,6 +20,7 @@ def _run(tmp_path: Path, script: str, *arguments: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_attack_your_own_model(tmp_path: Path) -> None:
     printed = _run(tmp_path, "attack_your_model.py")
@@ -27,6 +28,7 @@ def test_attack_your_own_model(tmp_path: Path) -> None:
     assert "sample 0: 7 -> 8," in printed  # the first test digit is a 7
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_a_campaign_its_report_and_its_rows_read_with_pandas(tmp_path: Path) -> None:
     printed = _run(tmp_path, "campaign_and_report.py", "run")

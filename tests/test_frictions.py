@@ -218,6 +218,7 @@ def test_a_parquet_table_names_its_classes_in_a_column(tmp_path: Path) -> None:
         load_data(tmp_path / "u.parquet")
 
 
+@pytest.mark.slow
 def test_campaigns_record_clean_accuracy_and_refuse_a_model_near_chance(
     forms: dict[str, Path], user_data: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -291,6 +292,7 @@ def test_a_stratified_campaign_attacks_the_samples_it_records(
     assert rows["source"] == data.test.labels[expected].tolist()
 
 
+@pytest.mark.slow
 def test_the_command_stratifies_data_other_than_mnist_by_default(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ def mnist(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     return load_mnist(EmbeddedSource(), cache_dir=tmp_path_factory.mktemp("cache"))
 
 
+@pytest.mark.slow
 def test_embedded_split_is_the_papers(mnist: Dataset) -> None:
     assert [len(s) for s in mnist.splits()] == [50_000, 10_000, 10_000]
     assert mnist.input_shape == (1, 28, 28)
@@ -50,6 +51,7 @@ def test_one_epoch_reaches_97_percent_and_round_trips(mnist: Dataset, tmp_path: 
     assert cached.info.accuracies == result.info.accuracies
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["paper", "default"])
 def test_packaged_models_are_what_their_metadata_says(
     mnist: Dataset, tmp_path: Path, recipe: str
@@ -70,6 +72,7 @@ def test_packaged_models_are_what_their_metadata_says(
     assert not cached_model_path(tmp_path, recipe).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_the_documented_attack_trains_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

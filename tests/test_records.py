@@ -169,6 +169,7 @@ def test_the_records_of_0_1_0_read() -> None:
     assert all(math.isnan(line.judged_digit.cluster_low) for line in analysis.lines)
 
 
+@pytest.mark.slow
 def test_a_report_of_0_1_0_outputs(
     tmp_path: Path, tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:

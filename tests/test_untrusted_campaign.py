@@ -39,6 +39,7 @@ def _tampered(run: Path, marker: Path) -> None:
     path.write_text(json.dumps({**content, "digest": digest}))
 
 
+@pytest.mark.slow
 def test_resume_and_study_run_no_builder_a_manifest_names(
     received: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -62,6 +63,7 @@ def test_resume_and_study_run_no_builder_a_manifest_names(
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_the_model_named_on_the_command_line_resumes_and_must_be_the_same(
     received: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

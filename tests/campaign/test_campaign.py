@@ -225,6 +225,7 @@ def test_killed_run_resumes_to_identical_results(cli_setup: tuple[list[str], Pat
     )
 
 
+@pytest.mark.slow
 def test_cli_status(cli_setup: tuple[list[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
     from jsma.cli import main
 

@@ -60,6 +60,7 @@ def reference(tiny_dataset: Dataset, tmp_path: Path) -> list[dict[str, object]]:
     return _comparable(Campaign.open(tmp_path / "reference").results())
 
 
+@pytest.mark.slow
 def test_a_pool_gives_the_rows_of_one_process(
     tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]]
 ) -> None:
@@ -68,6 +69,7 @@ def test_a_pool_gives_the_rows_of_one_process(
     assert _comparable(Campaign.open(tmp_path / "run").results()) == reference
 
 
+@pytest.mark.slow
 def test_one_engine_resumes_what_another_began(
     tiny_dataset: Dataset, tmp_path: Path, reference: list[dict[str, object]], recording: Recording
 ) -> None:
@@ -81,6 +83,7 @@ def test_one_engine_resumes_what_another_began(
     assert _comparable(Campaign.open(directory).results()) == reference
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_unit_costs_nothing(
     tiny_dataset: Dataset,
     tmp_path: Path,
@@ -103,6 +106,7 @@ def test_a_worker_killed_mid_unit_costs_nothing(
     assert rows == reference
 
 
+@pytest.mark.slow
 def test_workers_that_always_die_end_in_a_clear_error(
     tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -112,6 +116,7 @@ def test_workers_that_always_die_end_in_a_clear_error(
     assert Campaign.open(tmp_path / "run").status().units_done == 0
 
 
+@pytest.mark.slow
 def test_a_workers_error_reaches_the_caller(tiny_dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="outputs are NaN or infinite for batch rows 0, 1"):
         Campaign.run(tmp_path / "run", SPEC, NotFinite(), tiny_dataset, engine=LocalPool(2))

@@ -21,6 +21,7 @@ SPEC = CampaignSpec(splits=("test",), samples=8, unit_size=4)
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "v0.1.0"
 
 
+@pytest.mark.slow
 def test_more_samples_add_only_the_missing_units(
     tiny_dataset: Dataset, tmp_path: Path, recording: Recording
 ) -> None:
@@ -66,6 +67,7 @@ def old_campaign(tmp_path: Path) -> Path:
     return Path(shutil.copytree(FIXTURE / "increasing", tmp_path / "old"))
 
 
+@pytest.mark.slow
 def test_a_campaign_of_0_1_0_opens_resumes_reports_and_extends(
     old_campaign: Path, tiny_dataset: Dataset, tmp_path: Path, recording: Recording
 ) -> None:

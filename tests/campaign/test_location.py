@@ -75,6 +75,7 @@ def test_in_memory_campaign_has_the_rows_of_a_directory(
     assert folder.temporaries("units") == []
 
 
+@pytest.mark.slow
 def test_a_pool_writes_to_a_uri(
     tiny_dataset: Dataset, reference: list[dict[str, object]], tmp_path: Path
 ) -> None:
@@ -197,6 +198,7 @@ def test_storage_that_fails_is_named(tmp_path: Path) -> None:
         blocked.ensure_writable("units")
 
 
+@pytest.mark.slow
 def test_cli_runs_and_reports_a_uri(
     cli_setup: tuple[list[str], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

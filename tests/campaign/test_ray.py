@@ -46,6 +46,7 @@ def reference(tiny_dataset: Dataset, tmp_path: Path) -> list[dict[str, object]]:
     return _comparable(Campaign.open(tmp_path / "reference").results())
 
 
+@pytest.mark.slow
 def test_ray_listens_on_127_0_0_1_only() -> None:
     ss = shutil.which("ss")
     assert ss, "the check needs `ss` (iproute2)"
@@ -69,6 +70,7 @@ def test_ray_gives_the_rows_of_one_process(
     assert ray.is_initialized()  # a Ray it did not start is left running
 
 
+@pytest.mark.slow
 def test_engines_resume_each_others_campaigns(
     tiny_dataset: Dataset,
     tmp_path: Path,
@@ -177,6 +179,7 @@ def test_storage_tasks_cannot_reach_is_refused_at_once(tiny_dataset: Dataset) ->
         Campaign.run(_memory(), SPEC, _model(), tiny_dataset, engine=RayEngine())
 
 
+@pytest.mark.slow
 def test_ray_tasks_receive_the_program_not_a_pickled_module(tmp_path: Path) -> None:
     # An exported program's module cannot be pickled at all: the tasks rebuild it from
     # the program's bytes.

@@ -60,6 +60,7 @@ def cluster() -> Iterator[Cluster]:
         two_nodes.shutdown()
 
 
+@pytest.mark.slow
 def test_a_node_leaving_mid_campaign_costs_nothing(
     cluster: Cluster, tiny_dataset: Dataset, tmp_path: Path
 ) -> None:

@@ -132,6 +132,7 @@ def test_damaged_footer_is_redone(
     assert rows == [{k: v for k, v in r.items() if k != "seconds"} for r in reference]
 
 
+@pytest.mark.slow
 def test_bit_flips_never_raise_and_never_change_rows(campaign: Path) -> None:
     path, stamp = _first_unit(campaign)
     data = path.read_bytes()
@@ -305,6 +306,7 @@ def test_no_single_bit_flip_of_a_unit_file_is_trusted_with_other_rows(
     assert refused > same  # most flips are caught; the rest hit bytes no row depends on
 
 
+@pytest.mark.slow
 def test_a_manifest_nested_to_exhaust_the_parser_is_refused(campaign: Path) -> None:
     (campaign / "campaign.json").write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(CampaignError, match=r"unreadable campaign manifest.*nested too deeply"):

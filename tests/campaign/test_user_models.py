@@ -47,6 +47,7 @@ def _sources(forms: dict[str, Path]) -> list[ModelRef]:
     return sources
 
 
+@pytest.mark.slow
 def test_three_forms_give_the_same_rows_as_the_attack_itself(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -81,6 +82,7 @@ def test_three_forms_give_the_same_rows_as_the_attack_itself(
         assert stored["success"].tolist() == direct.success.tolist()
 
 
+@pytest.mark.slow
 def test_worker_processes_rebuild_the_model_from_its_source(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -91,6 +93,7 @@ def test_worker_processes_rebuild_the_model_from_its_source(
     assert _comparable(Campaign.open(tmp_path / "pool").results()) == here
 
 
+@pytest.mark.slow
 def test_normalisation_equals_a_model_that_normalises_itself(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -114,6 +117,7 @@ def test_normalisation_equals_a_model_that_normalises_itself(
     assert any(row["success"] for row in rows)
 
 
+@pytest.mark.slow
 def test_the_report_names_the_classes_and_checks_the_data(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -147,6 +151,7 @@ def test_binary_feature_vectors(tmp_path: Path) -> None:
     assert not (tmp_path / "report" / "figures" / "0-c-samples.png").exists()  # not images
 
 
+@pytest.mark.slow
 def test_pixels_counted_once_across_channels(
     user_data: Dataset, forms: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -205,6 +210,7 @@ def heatmap_labels(campaign: Path) -> list[str]:
     return [label.get_text() for label in axes.get_xticklabels()]
 
 
+@pytest.mark.slow
 def test_a_masked_campaign_changes_only_the_free_features(tmp_path: Path) -> None:
     """Grosse et al.'s setting: binary features added only where the mask frees them;
     the rows are those of the attack called with the same mask, the manifest keeps

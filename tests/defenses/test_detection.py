@@ -215,6 +215,7 @@ def test_the_comparison_figure_plots_each_matrix_on_one_scale() -> None:
         assert np.asarray(image.get_array()) == pytest.approx(values * 100)
 
 
+@pytest.mark.slow
 def test_an_untargeted_campaign_beside_targeted_ones_has_no_joint_figure(
     campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
 ) -> None:

@@ -180,6 +180,7 @@ def test_quality_counts_what_the_judge_says(tiny_dataset: Dataset) -> None:
         gan_quality(generator, _Always(0.9), tiny_dataset, samples=2)
 
 
+@pytest.mark.slow
 def test_a_trained_gan_makes_the_asked_classes(tiny_dataset: Dataset) -> None:
     # The synthetic classes light up one quadrant each: after a few hundred steps
     # the generator's digits are of the asked class, as a trained judge sees them.
@@ -206,6 +207,7 @@ def _gan_command(tmp_path: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cli_trains_continues_and_judges(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -233,6 +235,7 @@ def test_cli_trains_continues_and_judges(
     assert not (tmp_path / "other" / "training.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path: Path) -> None:
     import os
     import signal
@@ -293,6 +296,7 @@ def test_non_finite_images_or_features_are_an_error_not_a_hang(tiny_dataset: Dat
         frechet_distance(features, np.ones((10, 3)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tamper", "why"),
     [

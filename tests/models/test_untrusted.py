@@ -102,6 +102,7 @@ def test_plain_program_loads(program: Path) -> None:
     assert model(torch.zeros(5, 1, 6, 6)).shape == (5, 3)
 
 
+@pytest.mark.slow
 def test_pickled_sample_inputs_are_refused(program: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     crafted = _rewritten(
@@ -111,6 +112,7 @@ def test_pickled_sample_inputs_are_refused(program: Path, tmp_path: Path) -> Non
     _refused(crafted, marker, "sample inputs need unpickling")
 
 
+@pytest.mark.slow
 def test_pickled_weight_is_refused(program: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     config = json.loads(_member(program, "data/weights/model_weights_config.json"))
@@ -125,6 +127,7 @@ def test_pickled_weight_is_refused(program: Path, tmp_path: Path) -> None:
     _refused(crafted, marker, "stored pickled")
 
 
+@pytest.mark.slow
 def test_shape_expression_with_code_is_refused(program: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     text = _member(program, "models/model.json").decode()
@@ -153,6 +156,7 @@ def test_graph_calling_more_than_operators_is_refused(
     _refused(crafted, tmp_path / "never", "calls")
 
 
+@pytest.mark.slow
 def test_guard_code_is_never_run(program: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     document = json.loads(_member(program, "models/model.json"))

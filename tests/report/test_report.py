@@ -35,6 +35,7 @@ def _strict(value: str) -> object:
     raise ValueError(f"not strict JSON: {value}")
 
 
+@pytest.mark.slow
 def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path) -> None:
     files = write_report(campaigns, tmp_path / "report", tiny_dataset)
     page = files.html.read_text()
@@ -75,11 +76,13 @@ def test_report_files(campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Pa
         assert len(entry["success_rate_by_budget"]) == len(entry["budgets"])
 
 
+@pytest.mark.slow
 def test_report_without_data(campaigns: list[Path], tmp_path: Path) -> None:
     files = write_report(campaigns[:1], tmp_path / "report")
     assert len(files.figures) == 4 + 2  # no grid of samples without the data
 
 
+@pytest.mark.slow
 def test_dollar_signs_in_names_stay_text(campaigns: list[Path], tmp_path: Path) -> None:
     # matplotlib would read `$\\frac$` as an (invalid) formula and fail the whole report.
     named = campaigns[0].rename(campaigns[0].parent / "theta $\\frac$ one")
@@ -87,6 +90,7 @@ def test_dollar_signs_in_names_stay_text(campaigns: list[Path], tmp_path: Path) 
     assert "theta $\\frac$ one" in files.html.read_text()
 
 
+@pytest.mark.slow
 def test_blocked_report_directory_fails_before_reading(
     campaigns: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,6 +104,7 @@ def test_blocked_report_directory_fails_before_reading(
         write_report(campaigns, out)
 
 
+@pytest.mark.slow
 def test_report_cli(campaigns: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", *map(str, campaigns), "--no-samples"]) == 0
     assert "report:" in capsys.readouterr().out
@@ -177,6 +182,7 @@ def test_report_renders_in_chromium(
     assert problems == []
 
 
+@pytest.mark.slow
 def test_gan_and_transfer_sections(
     campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -261,6 +267,7 @@ class _CountingFolder:
         return self.inner.lock()
 
 
+@pytest.mark.slow
 def test_writing_a_report_reads_each_file_once(
     campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -388,6 +395,7 @@ def test_an_m_jsma_campaign_reports_both_directions(tiny_dataset: Dataset, tmp_p
     assert "<tr class='paper'>" not in page  # the paper has no M-JSMA figure
 
 
+@pytest.mark.slow
 def test_paper_rows_only_beside_the_papers_setting_and_names_that_tell_attacks_apart(
     tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -428,6 +436,7 @@ def test_paper_rows_only_beside_the_papers_setting_and_names_that_tell_attacks_a
     assert {"0-increasing-success.png", "1-increasing-wjsma-success.png"} <= names
 
 
+@pytest.mark.slow
 def test_untargeted_campaigns_get_a_grid_and_failures_are_marked_without_colour(
     tiny_dataset: Dataset, tmp_path: Path
 ) -> None:

@@ -56,6 +56,7 @@ def _answer_everything(store: StudyStore, external: str, *, fail_attention: bool
                      milliseconds=1000 + trial.position)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_analysis_of_scripted_answers(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = StudyStore(study, trials_per_participant=8)
     _answer_everything(store, "P-1", fail_attention=False)
@@ -100,6 +101,7 @@ def test_analysis_of_scripted_answers(study: Path, capsys: pytest.CaptureFixture
     assert (study / "analysis" / "analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_the_report_reads_the_stored_analysis(study: Path, created: Path, tmp_path: Path) -> None:
     from jsma.errors import JSMAError
     from jsma.report import write_report

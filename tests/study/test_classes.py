@@ -20,6 +20,7 @@ from jsma.study._design import attention_checks
 from jsma.study.simulate import oracle_observer, simulate
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("classes", "names"), [(2, ("cat", "dog")), (100, None)])
 def test_attention_checks_offer_the_studys_classes(
     classes: int, names: tuple[str, ...] | None, tmp_path: Path

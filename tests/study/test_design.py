@@ -110,6 +110,7 @@ def _gray(path: Path) -> np.ndarray:
     return mpimage.imread(path)[..., 0]  # R = G = B for the gray colour map
 
 
+@pytest.mark.slow
 def test_create_stores_images_and_design(
     campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -177,6 +178,7 @@ def test_create_stores_images_and_design(
     assert sorted(campaigns[0].rglob("*")) == before  # nothing written into it
 
 
+@pytest.mark.slow
 def test_a_short_condition_is_an_error_that_says_why(
     campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -217,6 +219,7 @@ def test_a_campaign_with_no_success_gives_a_short_condition(
         create_study([tmp_path / "failed"], tiny_dataset, tmp_path / "s", per_condition=4)
 
 
+@pytest.mark.slow
 def test_paths_are_never_read_as_uris(study: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -231,6 +234,7 @@ def test_paths_are_never_read_as_uris(study: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new#study?x=1", "study", "y%41", "yA"]
 
 
+@pytest.mark.slow
 def test_campaigns_of_other_models_are_refused(
     campaigns: list[Path], tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -247,6 +251,7 @@ def test_campaigns_of_other_models_are_refused(
         read_stimuli(tmp_path)
 
 
+@pytest.mark.slow
 def test_study_create_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from jsma.models import CheckpointInfo, save_checkpoint
     from tests.conftest import write_idx_directory

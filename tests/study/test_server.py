@@ -67,6 +67,7 @@ def _answer(client: httpx.Client, page: str, **answer: str) -> httpx.Response:
     return client.post(action.group(1), data={**fields, **answer})
 
 
+@pytest.mark.slow
 def test_a_participant_goes_through_the_whole_study(study: Path, url: str) -> None:
     client = _client(url)
     _join(client)
@@ -231,6 +232,7 @@ def test_escaping_headers_and_admin(url: str) -> None:
     assert (rows[0]["external_id"], rows[0]["digit"]) == ("<script>alert(1)</script>", "2")
 
 
+@pytest.mark.slow
 def test_serve_command_prints_its_urls_and_serves(study: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -25,6 +25,7 @@ from jsma.study.simulate import (
 TRIALS = 8
 
 
+@pytest.mark.slow
 def test_oracles_through_the_real_pages(
     study: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
