@@ -20,7 +20,6 @@ from typing import ClassVar
 
 import numpy as np
 from matplotlib.figure import Figure
-from torch import nn
 
 from jsma._records import read_record, write_record
 from jsma.campaign import Campaign
@@ -28,8 +27,9 @@ from jsma.campaign._campaign import CampaignLike
 from jsma.data._dataset import Dataset
 from jsma.errors import ConfigurationError
 from jsma.metrics._core import distortion_bucket
-from jsma.models import model_fingerprint
+from jsma.models import ModelLike, model_fingerprint
 from jsma.models._evaluation import check_model_fits, predict
+from jsma.models._reference import as_model
 from jsma.settings import DISTORTION_BUCKETS
 
 __all__ = [
@@ -123,7 +123,7 @@ class TransferResult:
 
 def transfer(
     campaigns: Mapping[str, CampaignLike],
-    models: Mapping[str, nn.Module],
+    models: Mapping[str, ModelLike],
     dataset: Dataset,
     *,
     buckets: Sequence[float] = DEFAULT_BUCKETS,
@@ -131,7 +131,8 @@ def transfer(
     """Give each campaign's successful samples to each model.
 
     `campaigns` and `models` are named (the names head the matrix's rows and
-    columns); name a campaign after the model it attacked.
+    columns); name a campaign after the model it attacked. A model is a module or
+    what names one (`"paper"`, a `jsma.models.ModelRef`, a file).
 
     Example:
         >>> campaigns = {"paper LeNet": "runs/test"}  # doctest: +SKIP
@@ -143,21 +144,22 @@ def transfer(
         raise ConfigurationError(f"bucket edges must be at least two, increasing: {edges}")
     if not campaigns or not models:
         raise ConfigurationError("transfer needs at least one campaign and one model")
-    for name, model in models.items():  # before any sample is rebuilt
-        check_model_fits(model, dataset, name=f"model {name!r}")
+    modules = {name: as_model(model, data=dataset).model for name, model in models.items()}
+    for name, module in modules.items():  # before any sample is rebuilt
+        check_model_fits(module, dataset, name=f"model {name!r}")
     rows, counts = [], {}
-    fingerprints = {name: model_fingerprint(model) for name, model in models.items()}
+    fingerprints = {name: model_fingerprint(module) for name, module in modules.items()}
     for crafted_on, campaign in campaigns.items():
         opened = Campaign.open(campaign)
         samples = opened.samples(dataset)
         attacked = opened.manifest.model.fingerprint
         sources, targets = samples.sources.numpy(), samples.targets.numpy()
-        for evaluated_on, model in models.items():
-            predictions = predict(model, samples.adversarial).numpy()
+        for evaluated_on, module in modules.items():
+            predictions = predict(module, samples.adversarial).numpy()
             as_target, wrong, count = transfer_rates(
                 predictions, sources, targets, samples.distortion, edges
             )
-            benign = float((predict(model, samples.originals).numpy() == sources).mean())
+            benign = float((predict(module, samples.originals).numpy() == sources).mean())
             rows.append(
                 TransferRow(
                     crafted_on, evaluated_on, tuple(as_target), tuple(wrong), benign,

@@ -300,3 +300,17 @@ def test_resume_runs_what_is_left_and_a_reference_names_the_campaign(
     moved = CampaignRef(str(tmp_path / "d"), reference.digest)
     with pytest.raises(CampaignError, match="not the campaign this record measured"):
         moved.open()
+
+
+@pytest.mark.mnist
+def test_a_campaign_takes_the_model_by_its_reference(tmp_path: Path) -> None:
+    from jsma.data import load_mnist
+    from jsma.models import ModelRef
+
+    spec = CampaignSpec(splits=("test",), samples=1, unit_size=1)
+    data = load_mnist()
+    status = Campaign.run(tmp_path / "c", spec, "paper", data)  # loaded, with its provenance
+    assert status.attacks_done == 9
+    stored = Campaign.open(tmp_path / "c").manifest.model
+    assert stored.reference == ModelRef.parse("paper")
+    assert stored.fingerprint == ModelRef.parse("paper").load().provenance.fingerprint

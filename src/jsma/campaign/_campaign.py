@@ -18,10 +18,9 @@ from jsma.campaign._stored import StoredCampaign
 from jsma.campaign.location import Folder, LocalFolder, folder_at
 from jsma.data._dataset import Dataset
 from jsma.errors import CampaignError
+from jsma.models._reference import ModelLike, as_model
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from jsma.models._reference import ModelProvenance
 
 __all__ = ["Campaign", "CampaignRef"]
@@ -62,7 +61,7 @@ class Campaign(StoredCampaign):
         cls,
         where: str | os.PathLike[str] | Folder,
         spec: CampaignSpec,
-        model: nn.Module,
+        model: ModelLike,
         dataset: Dataset,
         *,
         provenance: ModelProvenance | None = None,
@@ -71,6 +70,7 @@ class Campaign(StoredCampaign):
         written and no unit run (`run` runs them). A campaign already there must be
         this one, or the same with fewer samples (it is extended); else a
         `CampaignError` names what differs."""
+        model, provenance = as_model(model, provenance, data=dataset)
         folder, asked = prepared(where, spec, model, dataset, provenance)
         with folder.lock():
             stored = opened(folder, asked)
@@ -81,7 +81,7 @@ class Campaign(StoredCampaign):
         cls,
         where: str | os.PathLike[str] | Folder,
         spec: CampaignSpec,
-        model: nn.Module,
+        model: ModelLike,
         dataset: Dataset,
         *,
         provenance: ModelProvenance | None = None,
@@ -99,10 +99,13 @@ class Campaign(StoredCampaign):
         `engine` (default: one after another in this process; `local_engine(N)` for
         N processes); the rows do not depend on the engine. `provenance` says where
         `model` came from (`jsma.models.ModelRef.load` gives it; default: the module
-        alone). The model's accuracy on the attacked samples is stored in the
-        manifest; `refuse_near_chance`: a `CampaignError` before anything is written
-        when it is near chance (`CleanAccuracy.near_chance`).
+        alone); `model` may also be what names one (`"paper"`, a `jsma.models.ModelRef`,
+        a file), loaded on the CPU with its provenance. The model's accuracy on the
+        attacked samples is stored in the manifest; `refuse_near_chance`: a
+        `CampaignError` before anything is written when it is near chance
+        (`CleanAccuracy.near_chance`).
         """
+        model, provenance = as_model(model, provenance, data=dataset)
         folder, asked = prepared(
             where, spec, model, dataset, provenance, refuse_near_chance=refuse_near_chance
         )
@@ -114,7 +117,7 @@ class Campaign(StoredCampaign):
 
     def resume(
         self,
-        model: nn.Module,
+        model: ModelLike,
         dataset: Dataset,
         *,
         provenance: ModelProvenance | None = None,

@@ -4,7 +4,7 @@ from outside jsma (exported programs, TorchScript, builders and weights)."""
 from jsma.models._checkpoint import CheckpointInfo, LoadedModel, load_checkpoint, save_checkpoint
 from jsma.models._evaluation import Evaluation, check_model_fits, evaluate, predict
 from jsma.models._networks import MLP, AndNet, LeNet
-from jsma.models._reference import ModelProvenance, ModelRef, model_fingerprint
+from jsma.models._reference import ModelLike, ModelProvenance, ModelRef, model_fingerprint
 from jsma.models._registry import ModelSpec
 from jsma.models._training import Recipe, TrainingResult, pretrained, train
 
@@ -15,6 +15,7 @@ __all__ = [
     "Evaluation",
     "LeNet",
     "LoadedModel",
+    "ModelLike",
     "ModelProvenance",
     "ModelRef",
     "ModelSpec",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import math
+import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -36,7 +37,7 @@ from jsma.models._training import cached_model, cached_model_path, get_recipe, p
 from jsma.paper import CLOSEST
 from jsma.settings import RECIPE_NAMES
 
-__all__ = ["ModelProvenance", "ModelRef", "model_fingerprint"]
+__all__ = ["ModelLike", "ModelProvenance", "ModelRef", "model_fingerprint"]
 
 ModelForm = Literal["recipe", "checkpoint", "exported", "torchscript", "builder"]
 OUTSIDE_FORMS = ("exported", "torchscript", "builder")  # code: loaded only when named
@@ -92,7 +93,11 @@ class ModelRef:
 
     @classmethod
     def parse(
-        cls, text: str | Path | ModelRef, *, mean: Sequence[float] = (), std: Sequence[float] = ()
+        cls,
+        text: str | os.PathLike[str] | ModelRef,
+        *,
+        mean: Sequence[float] = (),
+        std: Sequence[float] = (),
     ) -> ModelRef:
         """The model `text` names: a recipe (`paper`, `default`), a `jsma defend` output
         directory, a file (a jsma checkpoint, `.pt2` or TorchScript, told by its content,
@@ -241,6 +246,26 @@ class LoadedRef(NamedTuple):
 
     model: nn.Module
     provenance: ModelProvenance
+
+
+ModelLike = nn.Module | ModelRef | str | os.PathLike[str]
+"""What a library entry that takes a model takes: a module, or what names one."""
+
+
+def as_model(
+    model: ModelLike,
+    provenance: ModelProvenance | None = None,
+    *,
+    data: Dataset | None = None,
+    cache_dir: Path | None = None,
+) -> LoadedRef:
+    """A module as it is (with `provenance`, default its own), or the model a reference
+    names, loaded on the CPU and checked against `data`."""
+    if isinstance(model, nn.Module):
+        return LoadedRef(model, provenance or ModelProvenance.of(model))
+    if provenance is not None:
+        raise ModelError("a provenance goes with a module; a reference says its own")
+    return ModelRef.parse(model).load(data=data, cache_dir=cache_dir)
 
 
 def _call_arguments(call: str, text: str) -> dict[str, Any]:
