@@ -8,16 +8,8 @@ import torch
 
 from jsma.cli import main
 from jsma.errors import JSMAError
-from jsma.toy import (
-    TOY_FIGURE,
-    TOY_FILE,
-    and_labels,
-    craft_toy,
-    read_toy,
-    toy_figure,
-    toy_surfaces,
-    train_and_network,
-)
+from jsma.toy import craft_toy, read_toy, toy_figure, toy_surfaces, train_and_network
+from jsma.toy._toy import TOY_FIGURE, TOY_FILE, and_labels
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from jsma.data import Dataset
 from jsma.errors import ConfigurationError, JSMAError
 from jsma.models import ModelSpec, save_checkpoint, train
 from jsma.models._checkpoint import CheckpointInfo
-from jsma.transfer import predict, read_transfer, transfer, transfer_rates, write_transfer
+from jsma.transfer import read_transfer, transfer, write_transfer
+from jsma.transfer._transfer import predict, transfer_rates
 from tests.conftest import NUM_CLASSES, SIDE
 
 SPEC = CampaignSpec(splits=("test",), samples=8, unit_size=4)

@@ -58,7 +58,8 @@ def register(commands: Commands) -> None:
 def _replicate(args: argparse.Namespace) -> int:
     from jsma.campaign import InProcess
     from jsma.models import evaluate
-    from jsma.replicate import PAPER_DOMAIN_CAMPAIGN, replicate, replication_directory
+    from jsma.replicate import replicate
+    from jsma.replicate._replicate import PAPER_DOMAIN_CAMPAIGN, replication_directory
 
     if args.model is None and args.output == CLOSEST.output:
         print(f"setting: {CLOSEST.why}.")

@@ -31,7 +31,8 @@ def register(commands: Commands) -> None:
 
 def _toy(args: argparse.Namespace) -> int:
     from jsma._io import ensure_writable
-    from jsma.toy import TOY_FIGURE, TOY_FILE, run_toy
+    from jsma.toy import run_toy
+    from jsma.toy._toy import TOY_FIGURE, TOY_FILE
 
     ensure_writable(args.out)
     toy = run_toy(args.out, seed=args.seed, start=tuple(args.start), theta=args.theta)

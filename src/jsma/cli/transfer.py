@@ -165,7 +165,8 @@ def _print(result: TransferResult) -> None:
 
 def _transfer(args: argparse.Namespace) -> int:
     from jsma.plotting import save_figure
-    from jsma.transfer import DEFAULT_BUCKETS, transfer, transfer_figure, write_transfer
+    from jsma.transfer import transfer, transfer_figure, write_transfer
+    from jsma.transfer._transfer import DEFAULT_BUCKETS
 
     normalised = _normalisations(args)
     data = campaign_data(args, args.campaigns[0])

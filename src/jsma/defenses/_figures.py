@@ -15,7 +15,8 @@ from jsma.attacks import JSMA
 from jsma.defenses._detection import DetectionSummary
 from jsma.gan import generate
 from jsma.gan._networks import Generator
-from jsma.plotting import class_matrix, show_image
+from jsma.plotting import show_image
+from jsma.plotting._plotting import class_matrix
 
 __all__: list[str] = []
 

@@ -13,7 +13,8 @@ from matplotlib.patches import Rectangle
 from jsma.campaign._samples import rebuilt_samples
 from jsma.data._dataset import Dataset
 from jsma.metrics._core import sample_keys
-from jsma.plotting import class_matrix, show_image
+from jsma.plotting import show_image
+from jsma.plotting._plotting import class_matrix
 from jsma.report._summary import CampaignSummary
 from jsma.settings import MATRIX_CLASSES
 

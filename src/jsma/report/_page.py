@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from matplotlib.figure import Figure
 
-from jsma.plotting import figure_png
+from jsma.plotting._plotting import figure_png
 
 __all__: list[str] = []  # internal to the package
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from jsma._records import encode
 from jsma.report._page import Picture, Section
-from jsma.toy import TOY_FIGURE, read_toy
+from jsma.toy import read_toy
+from jsma.toy._toy import TOY_FIGURE
 
 __all__ = ["toy_section"]
 

@@ -25,13 +25,7 @@ from jsma.models._networks import AndNet
 from jsma.plotting import save_figure
 
 __all__ = [
-    "TOY_FIGURE",
-    "TOY_FILE",
-    "ToyCrafting",
-    "ToyModel",
     "ToyRecord",
-    "ToySurfaces",
-    "and_labels",
     "craft_toy",
     "read_toy",
     "run_toy",

@@ -24,13 +24,7 @@ from jsma.report._summary import CampaignSummary
 from jsma.report._writer import render_report
 from jsma.settings import PAPER_MAX_DISTORTION, Output, SearchDomain
 
-__all__ = [
-    "CAMPAIGNS",
-    "PAPER_DOMAIN_CAMPAIGN",
-    "Replication",
-    "replicate",
-    "replication_directory",
-]
+__all__ = ["Replication", "replicate"]
 
 PAPER_DOMAIN_CAMPAIGN = "decreasing-paper-domain"
 CAMPAIGNS: tuple[tuple[str, float, SearchDomain], ...] = (

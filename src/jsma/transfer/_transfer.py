@@ -32,18 +32,7 @@ from jsma.models._evaluation import check_model_fits, predict
 from jsma.models._reference import as_model
 from jsma.settings import DISTORTION_BUCKETS
 
-__all__ = [
-    "DEFAULT_BUCKETS",
-    "TRANSFER_FILE",
-    "TransferResult",
-    "TransferRow",
-    "predict",
-    "read_transfer",
-    "transfer",
-    "transfer_figure",
-    "transfer_rates",
-    "write_transfer",
-]
+__all__ = ["TransferResult", "read_transfer", "transfer", "transfer_figure", "write_transfer"]
 
 DEFAULT_BUCKETS = DISTORTION_BUCKETS  # distortion edges, percent of the features
 TRANSFER_FILE = "transfer.json"

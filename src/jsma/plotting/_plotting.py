@@ -18,14 +18,7 @@ from matplotlib.patches import Rectangle
 from jsma._io import atomic_write
 from jsma.attacks import AttackResult
 
-__all__ = [
-    "attack_figure",
-    "class_matrix",
-    "figure_png",
-    "save_figure",
-    "show_image",
-    "targets_figure",
-]
+__all__ = ["attack_figure", "save_figure", "show_image", "targets_figure"]
 
 
 def show_image(axes: Axes, image: torch.Tensor | np.ndarray, bounds: tuple[float, float]) -> None:
