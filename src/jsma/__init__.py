@@ -73,12 +73,14 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module 'jsma' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(_HOME[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+if not TYPE_CHECKING:  # hidden from mypy, which would read any attribute as Any
+
+    def __getattr__(name: str) -> Any:
+        if name not in _HOME:
+            raise AttributeError(f"module 'jsma' has no attribute {name!r}")
+        value = getattr(_importlib.import_module(_HOME[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
 
 
 def __dir__() -> list[str]:

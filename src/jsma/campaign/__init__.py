@@ -34,12 +34,14 @@ if _typing.TYPE_CHECKING:
     from jsma.campaign.location import ArrowFolder, Folder
 
 
-def __getattr__(name: str) -> _typing.Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    globals()[name] = value  # once: later lookups skip this function
-    return value
+if not _typing.TYPE_CHECKING:  # hidden from mypy, which would read any attribute as Any
+
+    def __getattr__(name: str) -> _typing.Any:
+        if name not in _HOME:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+        globals()[name] = value  # once: later lookups skip this function
+        return value
 
 
 def __dir__() -> list[str]:
