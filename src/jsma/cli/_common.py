@@ -110,7 +110,7 @@ def data_reference(args: argparse.Namespace, stored: DataRef | None = None) -> D
     if args.data is None and stored is not None:
         return DataRef(location=stored.location, bounds=chosen or stored.bounds)
     reference = DataRef.parse(args.data or "mnist", bounds=chosen)
-    if not reference.is_mnist and not hasattr(args, "bounds"):
+    if not reference.is_mnist and getattr(args, "mnist_only", False):
         raise JSMAError(f"--data {args.data}: this command works on MNIST only")
     return reference
 

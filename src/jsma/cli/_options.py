@@ -123,6 +123,7 @@ def data_options(parser: argparse.ArgumentParser, *, outside: bool = True) -> No
             "Parquet file; what was read is printed"
         )
     group.add_argument("--data", metavar="DATA", help=forms)
+    parser.set_defaults(mnist_only=not outside)
     if outside:
         group.add_argument(
             "--bounds", nargs=2, type=float, metavar=("LO", "HI"),

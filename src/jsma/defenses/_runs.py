@@ -31,13 +31,13 @@ from jsma.gan import load_generator
 from jsma.models import (
     LoadedModel,
     ModelProvenance,
-    ModelRef,
     Recipe,
     evaluate,
     load_checkpoint,
     model_fingerprint,
     save_checkpoint,
 )
+from jsma.models._reference import checkpoint_provenance
 from jsma.models._training import TrainingResult
 from jsma.plotting import save_figure
 from jsma.settings import Output
@@ -128,7 +128,7 @@ def run_adversarial_training(
     output = baseline_output(baseline)
     attacked = same_campaign(
         baseline, defended.model, dataset, directory / "campaign",
-        provenance=_provenance(directory / "model.safetensors"),
+        provenance=_provenance(defended, directory / "model.safetensors"),
         progress=progress,
     )  # fmt: skip
     record = DefenseRecord(
@@ -213,7 +213,7 @@ def run_distillation(
         for output in outputs:
             campaign = same_campaign(
                 baseline, student.model, dataset, folder / output, output=output,
-                provenance=_provenance(folder / "student.safetensors"),
+                provenance=_provenance(student, folder / "student.safetensors"),
                 progress=progress,
             )  # fmt: skip
             entries.append(
@@ -249,6 +249,6 @@ def _distilled_student(
     return distillation.student
 
 
-def _provenance(checkpoint: Path) -> ModelProvenance:
-    """Where the model saved at `checkpoint` came from (read again: a small header)."""
-    return ModelRef.parse(checkpoint).jsma_checkpoint()[1]
+def _provenance(loaded: LoadedModel, checkpoint: Path) -> ModelProvenance:
+    """Where the model saved at `checkpoint` (and loaded or made here) came from."""
+    return checkpoint_provenance(loaded, checkpoint=str(checkpoint.resolve()))

@@ -231,10 +231,10 @@ class ModelRef:
         came from; `load` says what `data` and `cache_dir` do."""
         if self.form == "recipe":
             loaded = _recipe_model(self.location, data, cache_dir, progress)
-            return loaded, _checkpoint_provenance(loaded, recipe=self.location)
+            return loaded, checkpoint_provenance(loaded, recipe=self.location)
         if self.form == "checkpoint":
             loaded = load_checkpoint(Path(self.location))
-            return loaded, _checkpoint_provenance(loaded, checkpoint=self.location)
+            return loaded, checkpoint_provenance(loaded, checkpoint=self.location)
         raise ModelError(
             f"--model {self}: this needs one of jsma's own models (paper, default, a jsma "
             "checkpoint or a defense's output), whose training recipe it reads"
@@ -258,11 +258,12 @@ def as_model(
     *,
     data: Dataset | None = None,
     cache_dir: Path | None = None,
-) -> LoadedRef:
-    """A module as it is (with `provenance`, default its own), or the model a reference
-    names, loaded on the CPU and checked against `data`."""
+) -> tuple[nn.Module, ModelProvenance | None]:
+    """A module as it is, with `provenance` as given (its fingerprint is computed where
+    it is used, once), or the model a reference names, loaded on the CPU, checked
+    against `data`, with its provenance."""
     if isinstance(model, nn.Module):
-        return LoadedRef(model, provenance or ModelProvenance.of(model))
+        return model, provenance
     if provenance is not None:
         raise ModelError("a provenance goes with a module; a reference says its own")
     return ModelRef.parse(model).load(data=data, cache_dir=cache_dir)
@@ -301,9 +302,11 @@ def _recipe_model(
     return load_checkpoint(cached) if cached.is_file() else pretrained(recipe)
 
 
-def _checkpoint_provenance(
+def checkpoint_provenance(
     loaded: LoadedModel, *, recipe: str | None = None, checkpoint: str | None = None
 ) -> ModelProvenance:
+    """Where a jsma model came from (the recipe of the cache, or the checkpoint file),
+    with what its checkpoint says."""
     training = loaded.info.recipe.get("name")
     return ModelProvenance.of(
         loaded.model,

@@ -133,7 +133,7 @@ def transfer(
         raise ConfigurationError(f"bucket edges must be at least two, increasing: {edges}")
     if not campaigns or not models:
         raise ConfigurationError("transfer needs at least one campaign and one model")
-    modules = {name: as_model(model, data=dataset).model for name, model in models.items()}
+    modules = {name: as_model(model, data=dataset)[0] for name, model in models.items()}
     for name, module in modules.items():  # before any sample is rebuilt
         check_model_fits(module, dataset, name=f"model {name!r}")
     rows, counts = [], {}
