@@ -169,6 +169,26 @@ def test_the_records_of_0_1_0_read() -> None:
     assert all(math.isnan(line.judged_digit.cluster_low) for line in analysis.lines)
 
 
+def test_a_defense_record_of_format_1_reads_its_paths_as_written(tmp_path: Path) -> None:
+    """Format 1 (jsma 0.2 and 0.3 before `CampaignRef`) named campaigns by a path as
+    given on the command line; it reads as a reference without a digest, opened where
+    the path leads (the digest check needs one, so none is made)."""
+    from jsma.campaign import CampaignRef
+    from jsma.defenses import read_defense
+
+    campaign = shutil.copytree(FIXTURE / "increasing", tmp_path / "runs" / "increasing")
+    document = {
+        "format": 1, "kind": "defense", "defense": "distillation",
+        "entries": [{"model": "undefended", "output": "logits", "test_accuracy": 0.99,
+                     "campaign": str(campaign)}],
+        "details": {"temperatures": [20.0]},
+    }  # fmt: skip
+    (tmp_path / "defense.json").write_text(json.dumps(document))
+    entry = read_defense(tmp_path).entries[0]
+    assert entry.campaign == CampaignRef(str(campaign))
+    assert entry.campaign.open().manifest.spec.splits == ("test",)
+
+
 @pytest.mark.slow
 def test_a_report_of_0_1_0_outputs(
     tmp_path: Path, tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch

@@ -81,3 +81,37 @@ def test_the_model_named_on_the_command_line_resumes_and_must_be_the_same(
     (next((run / "units").iterdir())).unlink()
     assert main(["campaign", "resume", str(run), "--model", str(exported)]) == 0
     assert "state:      complete" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_stored_reference_that_calls_a_program_a_checkpoint_is_read_as_data(
+    received: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A manifest whose `source` says `checkpoint` (a form `ModelRef` has, which a source
+    never stores) while naming the `.pt2`: the file is opened as safetensors, never
+    given to torch's program loader."""
+    import shutil
+
+    import jsma.models._external as external
+
+    def refused(*args: object) -> None:
+        raise AssertionError("a program named by a manifest was loaded")
+
+    monkeypatch.setattr(external, "load_exported", refused)
+    run = tmp_path / "run"
+    shutil.copytree(received[0], run)
+    path = run / "campaign.json"
+    content = json.loads(path.read_text())
+    content["model"]["source"] = {
+        "form": "checkpoint", "location": str(received[1]), "weights": None,
+        "arguments": {}, "mean": [], "std": [],
+    }  # fmt: skip
+    content.pop("digest")
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    path.write_text(json.dumps({**content, "digest": digest}))
+    (next((run / "units").iterdir())).unlink()
+    assert main(["campaign", "resume", str(run)]) == 2
+    assert "not a readable safetensors checkpoint" in capsys.readouterr().err
