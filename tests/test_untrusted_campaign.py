@@ -28,12 +28,17 @@ def received(
 
 def _tampered(run: Path, marker: Path) -> None:
     """Make the manifest name a builder that creates `marker`, digest recomputed."""
-    path = run / "campaign.json"
-    content = json.loads(path.read_text())
-    content["model"]["source"] = {
+    _stored_source(run, {
         "form": "builder", "location": "subprocess:run", "weights": None,
         "arguments": {"args": ["touch", str(marker)]}, "mean": [], "std": [],
-    }  # fmt: skip
+    })  # fmt: skip
+
+
+def _stored_source(run: Path, source: dict[str, object]) -> None:
+    """Make the manifest's model source `source`, its digest recomputed."""
+    path = run / "campaign.json"
+    content = json.loads(path.read_text())
+    content["model"]["source"] = source
     content.pop("digest")
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     path.write_text(json.dumps({**content, "digest": digest}))
@@ -103,15 +108,10 @@ def test_a_stored_reference_that_calls_a_program_a_checkpoint_is_read_as_data(
     monkeypatch.setattr(external, "load_exported", refused)
     run = tmp_path / "run"
     shutil.copytree(received[0], run)
-    path = run / "campaign.json"
-    content = json.loads(path.read_text())
-    content["model"]["source"] = {
+    _stored_source(run, {
         "form": "checkpoint", "location": str(received[1]), "weights": None,
         "arguments": {}, "mean": [], "std": [],
-    }  # fmt: skip
-    content.pop("digest")
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    path.write_text(json.dumps({**content, "digest": digest}))
+    })  # fmt: skip
     (next((run / "units").iterdir())).unlink()
     assert main(["campaign", "resume", str(run)]) == 2
     assert "not a readable safetensors checkpoint" in capsys.readouterr().err
