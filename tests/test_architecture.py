@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "jsma.defenses": 4,
     "jsma.study": 4,
     "jsma.transfer": 4,
+    "jsma.blackbox": 4,
     "jsma.report": 5,
     "jsma.replicate": 6,
     "jsma.cli": 7,

@@ -17,6 +17,7 @@ ROOT = Path(__file__).parents[1]
 EXTRA_MODULES = {
     "study": {"jsma.study.server", "jsma.study.simulate", "jsma.cli.study"},
     "ray": {"jsma.campaign.ray_engine"},
+    "blackbox": {"jsma.blackbox._oracles", "jsma.blackbox._http", "jsma.models._onnx"},
 }
 
 

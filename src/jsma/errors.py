@@ -18,6 +18,8 @@ __all__ = [
     "JSMAError",
     "MissingDependencyError",
     "ModelError",
+    "OracleError",
+    "QueryBudgetError",
     "StorageError",
     "TrainingError",
 ]
@@ -76,6 +78,15 @@ class TrainingError(JSMAError, RuntimeError):
 
 class StorageError(JSMAError, OSError):
     """A directory where results must go cannot be written (checked before the work)."""
+
+
+class OracleError(JSMAError, RuntimeError):
+    """An oracle (a model answering queries) that cannot be reached, refused a query, or
+    answered with something jsma cannot read; the message names the oracle and why."""
+
+
+class QueryBudgetError(OracleError):
+    """More queries asked than the budget has left; nothing was sent."""
 
 
 class MissingDependencyError(JSMAError, ImportError):

@@ -119,6 +119,11 @@ class ModelRef:
                     f"{' or '.join(_DEFENDED)} in it)"
                 )
             path = found
+        if path.suffix == ".onnx":
+            raise ModelError(
+                f"{path}: an ONNX model answers queries but gives no gradients; attack it "
+                "as a black box (jsma blackbox ... --oracle FILE.onnx)"
+            )
         if path.exists():
             form = file_form(path)
             return cls(form=form, location=str(path.resolve()), mean=means, std=stds)

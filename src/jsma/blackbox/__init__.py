@@ -1,0 +1,27 @@
+"""Black-box attacks: a model you can only query.
+
+Oracles answer queries (a model jsma loads, run without gradients; an ONNX file in ONNX
+Runtime; an inference server speaking the Open Inference Protocol; a function of yours),
+named by an `OracleRef`. A `QueryLedger` puts a budget and a durable log in front of
+any of them: the log is the cache, so no input is sent twice, and the budget holds
+across kills and resumes.
+
+The API is what `__all__` lists; the modules starting with `_` are private.
+"""
+
+from jsma.blackbox._http import HttpOracle
+from jsma.blackbox._ledger import QueryLedger, read_query_log
+from jsma.blackbox._oracles import FunctionOracle, ModelOracle, OnnxOracle, Oracle, OracleAnswer
+from jsma.blackbox._reference import OracleRef
+
+__all__ = [
+    "FunctionOracle",
+    "HttpOracle",
+    "ModelOracle",
+    "OnnxOracle",
+    "Oracle",
+    "OracleAnswer",
+    "OracleRef",
+    "QueryLedger",
+    "read_query_log",
+]
