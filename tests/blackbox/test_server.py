@@ -12,13 +12,14 @@ import pytest
 
 from jsma.blackbox import HttpOracle, OracleRef, QueryLedger
 from jsma.blackbox._oracles import query_digests
-from tests.blackbox.conftest import Server, queries
+from tests.blackbox.conftest import queries
 from tests.blackbox.test_ledger import ask_until_done
+from tests.servers.model_server import Served
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_server_answers_as_the_exported_model(model_server: Server, onnx_file: Path) -> None:
+def test_the_server_answers_as_the_exported_model(model_server: Served, onnx_file: Path) -> None:
     oracle = OracleRef.parse(model_server.url).open(max_batch=16)
     assert isinstance(oracle, HttpOracle)
     inputs = queries(50, seed=7)
@@ -31,7 +32,7 @@ def test_the_server_answers_as_the_exported_model(model_server: Server, onnx_fil
 
 
 def test_a_ledger_through_the_server_sends_each_input_once(
-    model_server: Server, tmp_path: Path
+    model_server: Served, tmp_path: Path
 ) -> None:
     inputs = queries(30, seed=8)
     with QueryLedger(OracleRef.parse(model_server.url).open(), tmp_path / "q", budget=40) as ledger:
@@ -42,7 +43,7 @@ def test_a_ledger_through_the_server_sends_each_input_once(
 
 
 def test_kill_9_and_resume_never_exceed_the_budget_on_the_servers_side(
-    model_server: Server, tmp_path: Path
+    model_server: Served, tmp_path: Path
 ) -> None:
     last = ask_until_done(tmp_path / "q.jqlog", model_server.url, 100, kills=5, seed=3)
     inputs = np.random.default_rng(0).random((120, 1, 16, 16), dtype=np.float32)

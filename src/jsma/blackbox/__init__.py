@@ -4,7 +4,8 @@ Oracles answer queries (a model jsma loads, run without gradients; an ONNX file 
 Runtime; an inference server speaking the Open Inference Protocol; a function of yours),
 named by an `OracleRef`. A `QueryLedger` puts a budget and a durable log in front of
 any of them: the log is the cache, so no input is sent twice, and the budget holds
-across kills and resumes.
+across kills and resumes. `train_substitute` trains a substitute of an oracle by
+Jacobian-based dataset augmentation (Papernot et al. 2017).
 
 The API is what `__all__` lists; the modules starting with `_` are private.
 """
@@ -13,6 +14,12 @@ from jsma.blackbox._http import HttpOracle
 from jsma.blackbox._ledger import QueryLedger, read_query_log
 from jsma.blackbox._oracles import FunctionOracle, ModelOracle, OnnxOracle, Oracle, OracleAnswer
 from jsma.blackbox._reference import OracleRef
+from jsma.blackbox._substitute import (
+    SubstituteEpoch,
+    SubstituteRecord,
+    SubstituteSettings,
+    train_substitute,
+)
 
 __all__ = [
     "FunctionOracle",
@@ -23,5 +30,9 @@ __all__ = [
     "OracleAnswer",
     "OracleRef",
     "QueryLedger",
+    "SubstituteEpoch",
+    "SubstituteRecord",
+    "SubstituteSettings",
     "read_query_log",
+    "train_substitute",
 ]

@@ -269,6 +269,10 @@ class FunctionOracle(Oracle):
         return f"the function {self._name}"
 
     def _answer_batch(self, inputs: np.ndarray) -> OracleAnswer:
-        return OracleAnswer.from_outputs(
-            self._function(inputs.copy()), len(inputs), oracle=self.describe()
-        )
+        try:
+            outputs = self._function(inputs.copy())
+        except Exception as error:  # your code: anything may come out of it
+            raise OracleError(
+                f"{self.describe()} raised {type(error).__name__}: {error}"
+            ) from error
+        return OracleAnswer.from_outputs(outputs, len(inputs), oracle=self.describe())

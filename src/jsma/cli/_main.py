@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from jsma import __version__
 from jsma.cli import (
     attack,
+    blackbox,
     campaign,
     data,
     defend,
@@ -32,7 +33,7 @@ from jsma.errors import JSMAError
 __all__ = ["build_parser", "main"]
 
 # In the order `jsma --help` lists them.
-_GROUPS = (data, attack, campaign, report, toy, defend, gan, transfer, replicate, study)
+_GROUPS = (data, attack, campaign, report, toy, defend, gan, transfer, blackbox, replicate, study)
 
 
 class _HelpFormatter(argparse.HelpFormatter):

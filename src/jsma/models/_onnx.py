@@ -50,7 +50,7 @@ def export_onnx(
         with (
             warnings.catch_warnings(),
             contextlib.redirect_stdout(io.StringIO()),
-            _quiet("torch.onnx", "torch.export", "torch._export", "onnxscript"),
+            _quiet("torch.onnx", "torch.export", "torch._export", "onnxscript", "onnx_ir"),
         ):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
