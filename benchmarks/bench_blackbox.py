@@ -10,7 +10,8 @@ MLServer (ONNX Runtime behind the Open Inference Protocol, JSON over HTTP, on
 127.0.0.1), at several request sizes; then the same through a query ledger (a
 durable, fsynced log per chunk) to show what the log costs, and the ledger answering
 from its log alone (a resumed run). Printed: the median over `--repeats` of queries a
-second and of the wall time, and the labels' agreement with the model's.
+second and of the wall time, and the labels' agreement with the model's. Each is run
+once untimed first (a warm-up).
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests/servers: the model server's starter
 
 from jsma import load_mnist  # noqa: E402
-from jsma.blackbox import OracleRef, QueryLedger  # noqa: E402
+from jsma.blackbox import Oracle, OracleRef, QueryLedger  # noqa: E402
 from jsma.models import ModelRef, export_onnx  # noqa: E402
 from tests.servers.model_server import serve  # noqa: E402
 
 
 def timed(run: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
+    run()  # warm up: first requests, thread pools, the server's first session runs
     seconds, labels = [], np.zeros(0)
     for _ in range(repeats):
         started = time.perf_counter()
@@ -63,16 +65,18 @@ def main() -> None:
         print(f"{name:<34} batch {batch:>4}: {args.queries / seconds:>9,.0f} queries/s, "
               f"{seconds:6.3f} s, agreement {agreement:.2%}", flush=True)  # fmt: skip
 
+    def labels_of(oracle: Oracle) -> Callable[[], np.ndarray]:
+        return lambda: oracle.answer(inputs).labels
+
     for batch in (16, 64, 256):
-        local = OracleRef.parse("paper").open(max_batch=batch)
-        measure("PyTorch model (no gradients)", batch, lambda o=local: o.answer(inputs).labels)
-        runtime = OracleRef.parse(onnx).open(max_batch=batch)
-        measure("ONNX Runtime", batch, lambda o=runtime: o.answer(inputs).labels)
+        measure("PyTorch model (no gradients)", batch,
+                labels_of(OracleRef.parse("paper").open(max_batch=batch)))  # fmt: skip
+        measure("ONNX Runtime", batch, labels_of(OracleRef.parse(onnx).open(max_batch=batch)))
     with serve(onnx, folder / "server", name="lenet", input_shape=data.input_shape,
                classes=data.num_classes) as served:  # fmt: skip
         for batch in (16, 64, 256):
-            server = OracleRef.parse(served.url).open(max_batch=batch)
-            measure("MLServer (HTTP, JSON)", batch, lambda o=server: o.answer(inputs).labels)
+            served_batch = OracleRef.parse(served.url).open(max_batch=batch)
+            measure("MLServer (HTTP, JSON)", batch, labels_of(served_batch))
         server = OracleRef.parse(served.url).open(max_batch=64)
         logs = iter(range(10_000))
 

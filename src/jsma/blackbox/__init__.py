@@ -20,6 +20,7 @@ from jsma.blackbox._substitute import (
     SubstituteSettings,
     train_substitute,
 )
+from jsma.blackbox._transfer import TransferAttack, TransferOutcome, attack_through_substitute
 
 __all__ = [
     "FunctionOracle",
@@ -33,6 +34,9 @@ __all__ = [
     "SubstituteEpoch",
     "SubstituteRecord",
     "SubstituteSettings",
+    "TransferAttack",
+    "TransferOutcome",
+    "attack_through_substitute",
     "read_query_log",
     "train_substitute",
 ]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jsma.cli._common import attacked_model, dataset, needs_extra
+from jsma.cli._common import attack_settings, attacked_model, dataset, needs_extra
 from jsma.cli._options import (
     Commands,
+    attack_options,
     data_options,
     model_options,
     non_negative_int,
@@ -16,6 +17,7 @@ from jsma.cli._options import (
     positive_int,
 )
 from jsma.errors import JSMAError
+from jsma.settings import TARGET_RULES
 
 __all__ = ["register"]
 
@@ -75,6 +77,35 @@ def register(commands: Commands) -> None:
     _query_options(substitute)
     data_options(substitute)
     substitute.set_defaults(handler=_substitute)
+
+    attack = sub.add_parser(
+        "attack",
+        help="craft on OUT's substitute, measure on the oracle (the transfer rate)",
+        description="Craft adversarial samples on the substitute trained in OUT, from test "
+        "samples it never saw (after S0), and give them and their originals to the oracle "
+        "through OUT's query log (nothing is asked twice). FGSM, or JSMA and its family "
+        "as a resumable campaign on the substitute. Prints and stores "
+        "OUT/attacks/NAME.json: the share the oracle misclassifies, and more.",
+    )
+    attack.add_argument("out", type=Path, metavar="OUT", help="a `blackbox substitute` output")
+    attack.add_argument("--oracle", metavar="ORACLE", help=_ORACLE_HELP)
+    attack.add_argument(
+        "--attack", choices=("fgsm", "jsma"), default="fgsm", help="what crafts the samples"
+    )
+    attack.add_argument(
+        "--epsilon", type=float, default=0.3, help="FGSM's step (in the data's units)"
+    )
+    attack.add_argument(
+        "--samples", type=positive_int, default=1000, help="held-out test samples to attack"
+    )
+    attack.add_argument(
+        "--targets", choices=TARGET_RULES, default="random",
+        help="JSMA's targets (random: one other class per sample)",
+    )  # fmt: skip
+    attack_options(attack)
+    _query_options(attack)
+    data_options(attack)
+    attack.set_defaults(handler=_attack)
 
     export = sub.add_parser(
         "export",
@@ -168,6 +199,45 @@ def _substitute(args: argparse.Namespace) -> int:
     last = record.epochs[-1]
     print(f"substitute: {args.out / 'substitute.safetensors'} (a jsma checkpoint)")
     print(f"queries:    {last.queries:,} sent to the oracle in all (log: {args.out}/queries.jqlog)")
+    return 0
+
+
+def _attack(args: argparse.Namespace) -> int:
+    from jsma.blackbox import OracleRef
+    from jsma.blackbox._transfer import TransferAttack, attack_through_substitute
+
+    with needs_extra("blackbox", "jsma blackbox attack"):
+        reference = OracleRef.parse(_oracle_reference(args, args.out))
+        data = dataset(args)
+        chosen = TransferAttack(
+            attack=args.attack, samples=args.samples, epsilon=args.epsilon,
+            targets=args.targets, settings=attack_settings(args),
+        )  # fmt: skip
+        oracle = reference.open(
+            args.device, data=data, max_batch=args.max_batch, token_env=args.token_env,
+            rate=args.rate,
+        )  # fmt: skip
+    with oracle:
+        outcome = attack_through_substitute(
+            oracle, data, args.out, chosen, query_budget=args.query_budget, progress=True
+        )
+    start, stop = outcome.held_out
+    print(f"oracle:      {oracle.describe()}")
+    print(
+        f"substitute:  {outcome.substitute_rounds} rounds, {outcome.substitute_queries:,} queries"
+    )
+    print(f"attack:      {chosen.name} on test samples {start} to {stop - 1}")
+    print(f"substitute fooled:            {outcome.substitute_success:.2%}")
+    print(f"oracle accuracy (originals):  {outcome.oracle_accuracy:.2%}")
+    print(f"oracle misclassifies:         {outcome.misclassified:.2%} (the transfer rate)")
+    print(f"  of originals it had right:  {outcome.misclassified_of_correct:.2%}")
+    if outcome.in_target is not None:
+        print(f"oracle gives the target:      {outcome.in_target:.2%}")
+    print(f"distortion (median):          {outcome.distortion:.2f}% of the features")
+    print(
+        f"queries:                      {outcome.queries:,} new ({outcome.unanswered} unanswered)"
+    )
+    print(f"stored: {args.out / 'attacks' / (chosen.name + '.json')}")
     return 0
 
 
