@@ -5,7 +5,8 @@ Runtime; an inference server speaking the Open Inference Protocol; a function of
 named by an `OracleRef`. A `QueryLedger` puts a budget and a durable log in front of
 any of them: the log is the cache, so no input is sent twice, and the budget holds
 across kills and resumes. `train_substitute` trains a substitute of an oracle by
-Jacobian-based dataset augmentation (Papernot et al. 2017).
+Jacobian-based dataset augmentation (Papernot et al. 2017), and `sparse_rs` searches
+for sparse adversarial samples from the oracle's scores alone (Croce et al. 2022).
 
 The API is what `__all__` lists; the modules starting with `_` are private.
 """
@@ -14,6 +15,13 @@ from jsma.blackbox._http import HttpOracle
 from jsma.blackbox._ledger import QueryLedger, read_query_log
 from jsma.blackbox._oracles import FunctionOracle, ModelOracle, OnnxOracle, Oracle, OracleAnswer
 from jsma.blackbox._reference import OracleRef
+from jsma.blackbox._sparse_rs import (
+    SparseRsOutcome,
+    SparseRsResult,
+    SparseRsSettings,
+    run_sparse_rs,
+    sparse_rs,
+)
 from jsma.blackbox._substitute import (
     SubstituteEpoch,
     SubstituteRecord,
@@ -31,6 +39,9 @@ __all__ = [
     "OracleAnswer",
     "OracleRef",
     "QueryLedger",
+    "SparseRsOutcome",
+    "SparseRsResult",
+    "SparseRsSettings",
     "SubstituteEpoch",
     "SubstituteRecord",
     "SubstituteSettings",
@@ -38,5 +49,7 @@ __all__ = [
     "TransferOutcome",
     "attack_through_substitute",
     "read_query_log",
+    "run_sparse_rs",
+    "sparse_rs",
     "train_substitute",
 ]

@@ -107,6 +107,41 @@ def register(commands: Commands) -> None:
     data_options(attack)
     attack.set_defaults(handler=_attack)
 
+    sparse = sub.add_parser(
+        "sparse-rs",
+        help="Sparse-RS: k pixels found by random search on the oracle's scores",
+        description="Sparse-RS (Croce et al., AAAI 2022) against the oracle: at most K "
+        "pixels changed (all channels of a pixel together; K features for flat inputs), "
+        "found by random search on the oracle's scores, N queries per sample at most. "
+        "Every query goes through OUT's log: a rerun or a resume asks nothing twice. "
+        "Stores OUT/sparse-rs-kK.json (the outcome) and .npz (the samples).",
+    )
+    sparse.add_argument("out", type=output_directory, metavar="OUT", help="output directory")
+    sparse.add_argument("--oracle", metavar="ORACLE", help=_ORACLE_HELP)
+    sparse.add_argument(
+        "--pixels", type=positive_int, required=True, metavar="K", help="the most pixels changed"
+    )
+    sparse.add_argument(
+        "--queries-per-sample", type=positive_int, default=10_000, metavar="N",
+        help="the search's budget for each sample",
+    )  # fmt: skip
+    sparse.add_argument("--samples", type=positive_int, default=1000, help="test samples to attack")
+    sparse.add_argument(
+        "--start", type=non_negative_int, default=0,
+        help="the first test sample (150: after a substitute run's S0, for a fair comparison)",
+    )  # fmt: skip
+    sparse.add_argument(
+        "--targeted", action="store_true", help="one random other class per sample, seeded"
+    )
+    sparse.add_argument(
+        "--alpha-init", type=float, metavar="ALPHA",
+        help="share of K swapped at first (default: the authors' 0.3, or 0.1 targeted)",
+    )  # fmt: skip
+    sparse.add_argument("--seed", type=int, default=0, help="seed of the searches")
+    _query_options(sparse)
+    data_options(sparse)
+    sparse.set_defaults(handler=_sparse_rs)
+
     export = sub.add_parser(
         "export",
         help="write a model as ONNX (to serve it: ONNX Runtime, Triton, MLServer)",
@@ -146,20 +181,24 @@ def _oracle_reference(args: argparse.Namespace, out: Path) -> str:
     """--oracle, else the one the run in OUT names, when opening it neither runs code nor
     sends queries off this machine (a received directory must not do either)."""
     from jsma._records import read_record
-    from jsma.blackbox import OracleRef
+    from jsma.blackbox import OracleRef, SparseRsOutcome
     from jsma.blackbox._substitute import RECORD, SubstituteRecord
 
     if args.oracle is not None:
         return str(args.oracle)
-    if not (out / RECORD).exists():
+    stored: str | None = None
+    if (out / RECORD).exists():
+        stored = read_record(SubstituteRecord, out / RECORD, missing="no run").oracle
+    elif runs := sorted(out.glob("sparse-rs-k*.json")):
+        stored = read_record(SparseRsOutcome, runs[0], missing="no run").oracle
+    if stored is None:
         raise JSMAError("--oracle is required: which model answers the queries?")
-    stored = read_record(SubstituteRecord, out / RECORD, missing="no substitute run")
-    if OracleRef.parse(stored.oracle).needs_naming:
+    if OracleRef.parse(stored).needs_naming:
         raise JSMAError(
-            f"{out}: its oracle is {stored.oracle}, which runs code or sends queries off this "
+            f"{out}: its oracle is {stored}, which runs code or sends queries off this "
             "machine; give it again with --oracle to go on"
         )
-    return stored.oracle
+    return stored
 
 
 def _substitute(args: argparse.Namespace) -> int:
@@ -238,6 +277,43 @@ def _attack(args: argparse.Namespace) -> int:
         f"queries:                      {outcome.queries:,} new ({outcome.unanswered} unanswered)"
     )
     print(f"stored: {args.out / 'attacks' / (chosen.name + '.json')}")
+    return 0
+
+
+def _sparse_rs(args: argparse.Namespace) -> int:
+    from jsma.blackbox import OracleRef, SparseRsSettings, run_sparse_rs
+
+    with needs_extra("blackbox", "jsma blackbox sparse-rs"):
+        reference = OracleRef.parse(_oracle_reference(args, args.out))
+        data = dataset(args)
+        alpha = args.alpha_init if args.alpha_init is not None else (
+            0.1 if args.targeted else 0.3
+        )  # fmt: skip
+        settings = SparseRsSettings(
+            pixels=args.pixels, queries_per_sample=args.queries_per_sample, alpha_init=alpha,
+            seed=args.seed,
+        )  # fmt: skip
+        oracle = reference.open(
+            args.device, data=data, max_batch=args.max_batch, token_env=args.token_env,
+            rate=args.rate,
+        )  # fmt: skip
+    with oracle:
+        outcome = run_sparse_rs(
+            oracle, data, args.out, settings, samples=args.samples, start=args.start,
+            targeted=args.targeted, query_budget=args.query_budget,
+            oracle_reference=str(reference), progress=True,
+        )  # fmt: skip
+    start, stop = outcome.held_out
+    kind = "targeted" if outcome.targeted else "untargeted"
+    print(f"oracle:   {oracle.describe()}")
+    budget = settings.queries_per_sample
+    print(f"attack:   Sparse-RS, {kind}, at most {settings.pixels} pixels, "
+          f"{budget:,} queries a sample, test samples {start} to {stop - 1}")  # fmt: skip
+    print(f"success:  {outcome.success:.2%} of the {outcome.attacked} the oracle had right")
+    print(f"queries:  median {outcome.median_queries:g}, mean {outcome.mean_queries:.1f} a "
+          f"fooled sample; {outcome.queries_spent:,} sent in all")  # fmt: skip
+    print(f"pixels:   at most {outcome.most_pixels_changed} changed")
+    print(f"stored:   {args.out / outcome.samples}")
     return 0
 
 

@@ -1,0 +1,296 @@
+"""Sparse-RS: random search for sparse adversarial samples from scores alone.
+
+Croce, Andriushchenko, Singh, Flammarion and Hein, "Sparse-RS: a versatile framework
+for query-efficient sparse black-box adversarial attacks" (AAAI 2022; the authors'
+code: github.com/fra31/sparse-rs, `rs_attacks.py`). The L0 threat model: at most k
+pixels change (all channels of a pixel together; for flat features, k features), each
+to a vertex of the bounds (every channel at its low or its high bound). The search
+keeps k perturbed pixels; each step swaps `max(1, floor(alpha_i * k))` of them for
+as many unperturbed ones with fresh random vertices and keeps the swap when the loss
+goes down (or the sample is fooled), `alpha_i` falling piecewise from `alpha_init` as
+the queries are spent (the authors' schedule, rescaled to the query budget). The loss
+is the margin on the oracle's scores: `F_y - max_{j != y} F_j` untargeted, `max_{j !=
+t} F_j - F_t` targeted (the authors use cross-entropy for targeted attacks: the margin
+needs no knowledge of whether the scores are logits or probabilities).
+
+Every query goes through a `QueryLedger`, and each sample's search draws from its own
+random stream (seeded by the seed and the sample's index), so a resumed run replays
+what was asked from the log (no query sent twice) and goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from tqdm import tqdm
+
+from jsma._io import atomic_write
+from jsma._records import write_record
+from jsma.blackbox._ledger import QUERY_LOG, QueryLedger
+from jsma.blackbox._oracles import Oracle, OracleAnswer
+from jsma.data import Dataset
+from jsma.errors import ConfigurationError, OracleError
+
+__all__ = ["SparseRsOutcome", "SparseRsResult", "SparseRsSettings", "run_sparse_rs", "sparse_rs"]
+
+# The authors' piecewise schedule of alpha for L0: up to this step (of 10,000: the
+# budget is rescaled to it), alpha_init divided by this.
+_SCHEDULE = ((0, 1), (50, 2), (200, 4), (500, 5), (1000, 6), (2000, 8), (4000, 10),
+             (6000, 12), (8000, 15), (math.inf, 20))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SparseRsSettings:
+    """`pixels`: k, the most pixels (features, for flat inputs) changed;
+    `queries_per_sample`: the search's budget for each sample (its first query
+    included); `alpha_init`: the share of k swapped at first (the authors' 0.3
+    untargeted, 0.1 targeted); `seed` of each sample's random stream."""
+
+    pixels: int
+    queries_per_sample: int = 10_000
+    alpha_init: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pixels < 1 or self.queries_per_sample < 1:
+            raise ConfigurationError("pixels and queries per sample are at least 1")
+        if not 0 < self.alpha_init <= 1:
+            raise ConfigurationError(f"alpha_init is in (0, 1], got {self.alpha_init}")
+
+    def swapped(self, iteration: int) -> int:
+        """How many pixels step `iteration` swaps: alpha_i * k, at least one."""
+        scaled = int(iteration / self.queries_per_sample * 10_000)
+        divisor = next(d for bound, d in _SCHEDULE if scaled <= bound)
+        return max(int(self.alpha_init / divisor * self.pixels), 1)
+
+
+@dataclass(frozen=True)
+class SparseRsResult:
+    """Per sample: the adversarial sample (the best found, fooling or not), whether it
+    fools the oracle, the queries its search spent (0: none run, the oracle already
+    wrong on the original), and the pixels changed (at most k)."""
+
+    adversarial: np.ndarray
+    success: np.ndarray
+    queries: np.ndarray
+    pixels_changed: np.ndarray
+    already_wrong: np.ndarray
+
+
+def _margin(answer: OracleAnswer, classes: np.ndarray, targeted: bool) -> np.ndarray:
+    """The loss to minimise (below zero: fooled), from scores; NaN where unanswered."""
+    if not len(answer):
+        return np.zeros(0)
+    if answer.scores is None:
+        raise OracleError("Sparse-RS needs the oracle's scores, and it gives labels only")
+    scores = answer.scores.astype(np.float64)
+    rows = np.arange(len(scores))
+    own = scores[rows, classes]
+    others = scores.copy()
+    others[rows, classes] = -np.inf
+    best_other = others.max(axis=1)
+    margin = best_other - own if targeted else own - best_other
+    margin[~answer.answered] = np.nan
+    return margin
+
+
+def _vertices(rng: np.random.Generator, channels: int, count: int, bounds: tuple[float, float],
+              avoid: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """`count` random vertices of the colour cube, (channels, count); with `avoid` (one
+    pixel's current values), one vertex that differs from it."""
+    low, high = bounds
+    while True:
+        values = np.where(rng.random((channels, count)) < 0.5, low, high).astype(np.float32)
+        if avoid is None or not np.array_equal(values[:, 0], avoid):
+            return values
+
+
+def sparse_rs(
+    ledger: QueryLedger,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    settings: SparseRsSettings,
+    *,
+    bounds: tuple[float, float],
+    targets: np.ndarray | None = None,
+    indices: np.ndarray | None = None,
+    on_step: object = None,
+) -> SparseRsResult:
+    """Sparse-RS on a batch (n, C, H, W) or (n, features) against the ledger's oracle.
+
+    `labels`: the true classes; `targets` (one per sample) for a targeted attack;
+    `indices` name each sample's random stream (default 0..n-1: give the samples' data
+    indices so that any subset replays the same searches). The oracle is asked the
+    originals first (a sample it already gets wrong is not attacked), then, step by
+    step, one candidate per sample still unfooled, all in one request.
+    """
+    x = np.ascontiguousarray(inputs, dtype=np.float32)
+    n = len(x)
+    channels = x.shape[1] if x.ndim == 4 else 1
+    flat = x.reshape(n, channels, -1)  # (n, C, P)
+    pixels = flat.shape[2]
+    k = settings.pixels
+    if k >= pixels:
+        raise ConfigurationError(f"{k} pixels of {pixels}: Sparse-RS changes fewer than all")
+    targeted = targets is not None
+    goal = np.asarray(targets if targeted else labels, dtype=np.int64)
+    indices = np.arange(n) if indices is None else np.asarray(indices)
+    streams = [np.random.default_rng([settings.seed, int(i)]) for i in indices]
+
+    clean = ledger.answer(x)
+    already_wrong = clean.answered & (clean.labels != labels)
+    if targeted:
+        already_wrong |= clean.answered & (clean.labels == goal)
+    # Each sample's perturbed pixels and their values; start: k random pixels.
+    chosen = np.empty((n, k), dtype=np.int64)
+    best = flat.copy()
+    for first_row in range(n):
+        chosen[first_row] = streams[first_row].permutation(pixels)[:k]
+        best[first_row][:, chosen[first_row]] = _vertices(streams[first_row], channels, k, bounds)
+    queries = np.zeros(n, dtype=np.int64)
+    active = np.flatnonzero(~already_wrong & clean.answered)
+    first = ledger.answer(best[active].reshape(len(active), *x.shape[1:]))
+    loss = np.full(n, np.inf)
+    loss[active] = _margin(first, goal[active], targeted)
+    fooled = np.zeros(n, dtype=bool)
+    fooled[active] = _fooled(first, goal[active], targeted)
+    queries[active] = 1
+    for iteration in range(1, settings.queries_per_sample):
+        active = np.flatnonzero(~already_wrong & clean.answered & ~fooled)
+        if not len(active):
+            break
+        swap = settings.swapped(iteration)
+        candidates = best[active].copy()
+        new_chosen = chosen[active].copy()
+        for slot, row in enumerate(active.tolist()):
+            rng = streams[row]
+            out = rng.permutation(k)[:swap]
+            outside = np.setdiff1d(np.arange(pixels), chosen[row], assume_unique=True)
+            into = outside[rng.permutation(len(outside))[:swap]]
+            candidates[slot][:, new_chosen[slot, out]] = flat[row][:, new_chosen[slot, out]]
+            avoid = flat[row][:, into[0]] if swap == 1 else None
+            candidates[slot][:, into] = _vertices(rng, channels, swap, bounds, avoid)
+            new_chosen[slot, out] = into
+        answer = ledger.answer(candidates.reshape(len(active), *x.shape[1:]))
+        queries[active] += 1
+        margin = _margin(answer, goal[active], targeted)
+        wins = _fooled(answer, goal[active], targeted)
+        better = answer.answered & ((margin < loss[active]) | wins)
+        kept = active[better]
+        best[kept] = candidates[better]
+        chosen[kept] = new_chosen[better]
+        loss[kept] = margin[better]
+        fooled[kept] = wins[better]
+        if callable(on_step):
+            on_step(iteration, int(fooled.sum()))
+    changed = (best != flat).any(axis=1).sum(axis=1)
+    return SparseRsResult(
+        adversarial=best.reshape(x.shape), success=fooled, queries=queries,
+        pixels_changed=changed, already_wrong=already_wrong,
+    )  # fmt: skip
+
+
+def _fooled(answer: OracleAnswer, goal: np.ndarray, targeted: bool) -> np.ndarray:
+    hit = answer.labels == goal if targeted else answer.labels != goal
+    return answer.answered & hit
+
+
+@dataclass(frozen=True)
+class SparseRsOutcome:
+    """A Sparse-RS run on test samples [start, stop): over the samples the oracle had
+    right (`attacked`), the share fooled, the queries a fooled sample took (median and
+    mean), the most pixels any sample changed (never above k), all queries sent to the
+    oracle in the run's log, and where the samples are (`samples`: a `.npz`)."""
+
+    KIND: ClassVar[str] = "blackbox-sparse-rs"
+    FORMAT: ClassVar[int] = 1
+
+    oracle: str
+    oracle_identity: str
+    data: str
+    settings: SparseRsSettings
+    targeted: bool
+    held_out: tuple[int, int]
+    attacked: int
+    success: float
+    median_queries: float
+    mean_queries: float
+    most_pixels_changed: int
+    queries_spent: int
+    seconds: float
+    samples: str
+
+
+def run_sparse_rs(
+    oracle: Oracle,
+    data: Dataset,
+    out: str | Path,
+    settings: SparseRsSettings,
+    *,
+    samples: int = 1000,
+    start: int = 0,
+    targeted: bool = False,
+    query_budget: int | None = None,
+    oracle_reference: str | None = None,
+    progress: bool = False,
+) -> SparseRsOutcome:
+    """Sparse-RS on `samples` test samples from `start`, against `oracle`, through the
+    query log in `out` (a rerun or a resume asks nothing twice); targeted: one random
+    other class per sample, seeded. The samples go to `out/NAME.npz` and the outcome to
+    `out/NAME.json` (NAME: `sparse-rs-k<K>`, `-targeted` for a targeted run).
+
+    Example:
+        >>> settings = SparseRsSettings(pixels=10, queries_per_sample=1000)
+        >>> outcome = run_sparse_rs(oracle, load_mnist(), "runs/srs", settings)  # doctest: +SKIP
+    """
+    out = Path(out)
+    stop = min(start + samples, len(data.test))
+    if start >= stop:
+        raise ConfigurationError(f"no test samples from {start} ({len(data.test)} in all)")
+    indices = np.arange(start, stop)
+    inputs, labels = (t.numpy() for t in data.test.tensors(indices))
+    targets = None
+    if targeted:
+        shift = np.array([np.random.default_rng([settings.seed, int(i), 1]).integers(
+            1, data.num_classes) for i in indices])  # fmt: skip
+        targets = (labels + shift) % data.num_classes
+    name = f"sparse-rs-k{settings.pixels}" + ("-targeted" if targeted else "")
+    started = time.perf_counter()
+    bar = tqdm(total=len(indices), desc=name, unit="fooled", disable=not progress)
+
+    def show(iteration: int, fooled: int) -> None:
+        bar.update(fooled - bar.n)
+
+    with QueryLedger(oracle, out / QUERY_LOG, budget=query_budget) as ledger:
+        result = sparse_rs(
+            ledger, inputs, labels, settings, bounds=data.bounds, targets=targets,
+            indices=indices, on_step=show,
+        )  # fmt: skip
+        spent = ledger.spent
+    bar.close()
+    with atomic_write(out / f"{name}.npz") as handle:
+        np.savez(
+            handle, index=indices, label=labels,
+            target=targets if targets is not None else np.full(len(indices), -1),
+            adversarial=result.adversarial, success=result.success, queries=result.queries,
+            pixels_changed=result.pixels_changed, already_wrong=result.already_wrong,
+        )  # fmt: skip
+    attacked = ~result.already_wrong
+    took = result.queries[result.success]
+    outcome = SparseRsOutcome(
+        oracle=oracle_reference or oracle.identity, oracle_identity=oracle.identity,
+        data=data.location or data.source, settings=settings, targeted=targeted,
+        held_out=(start, stop), attacked=int(attacked.sum()),
+        success=float(result.success[attacked].mean()) if attacked.any() else float("nan"),
+        median_queries=float(np.median(took)) if len(took) else float("nan"),
+        mean_queries=float(took.mean()) if len(took) else float("nan"),
+        most_pixels_changed=int(result.pixels_changed.max()), queries_spent=spent,
+        seconds=time.perf_counter() - started, samples=f"{name}.npz",
+    )  # fmt: skip
+    write_record(out / f"{name}.json", outcome)
+    return outcome
