@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "jsma.errors": 0,
     "jsma.settings": 0,
     "jsma._io": 0,
+    "jsma._hashing": 0,
     "jsma._records": 0,
     "jsma._version": 0,
     "jsma.context": 0,

@@ -161,9 +161,9 @@ def test_a_run_stores_its_samples_and_the_command_prints_it(
     assert "Sparse-RS, untargeted, at most 6 pixels, 20 queries a sample" in printed
     record = json.loads((tmp_path / "cli" / "sparse-rs-k6.json").read_text())
     assert record["kind"] == "blackbox-sparse-rs"
-    spent = record["queries_spent"]
+    spent = record["log_spent"]
     assert main(arguments) == 0  # the stored oracle (a checkpoint: no code) is used again
     capsys.readouterr()
-    assert (
-        json.loads((tmp_path / "cli" / "sparse-rs-k6.json").read_text())["queries_spent"] == spent
-    )
+    again = json.loads((tmp_path / "cli" / "sparse-rs-k6.json").read_text())
+    assert again["log_spent"] == spent
+    assert again["queries"] == record["queries"]

@@ -8,27 +8,70 @@ across kills and resumes. `train_substitute` trains a substitute of an oracle by
 Jacobian-based dataset augmentation (Papernot et al. 2017), and `sparse_rs` searches
 for sparse adversarial samples from the oracle's scores alone (Croce et al. 2022).
 
-The API is what `__all__` lists; the modules starting with `_` are private.
+The API is what `__all__` lists; the modules starting with `_` are private. Names load
+on first use (PEP 562): an HTTP oracle does not import the campaign engine.
 """
 
-from jsma.blackbox._http import HttpOracle
-from jsma.blackbox._ledger import QueryLedger, read_query_log
-from jsma.blackbox._oracles import FunctionOracle, ModelOracle, OnnxOracle, Oracle, OracleAnswer
-from jsma.blackbox._reference import OracleRef
-from jsma.blackbox._sparse_rs import (
-    SparseRsOutcome,
-    SparseRsResult,
-    SparseRsSettings,
-    run_sparse_rs,
-    sparse_rs,
-)
-from jsma.blackbox._substitute import (
-    SubstituteEpoch,
-    SubstituteRecord,
-    SubstituteSettings,
-    train_substitute,
-)
-from jsma.blackbox._transfer import TransferAttack, TransferOutcome, attack_through_substitute
+from __future__ import annotations
+
+import importlib as _importlib
+import typing as _typing
+
+_LAZY = {
+    "_http": ("HttpOracle",),
+    "_ledger": ("QueryLedger", "read_query_log"),
+    "_oracles": ("FunctionOracle", "ModelOracle", "OnnxOracle", "Oracle", "OracleAnswer"),
+    "_reference": ("OracleRef",),
+    "_sparse_rs": (
+        "SparseRsOutcome", "SparseRsResult", "SparseRsSettings", "run_sparse_rs", "sparse_rs",
+    ),
+    "_substitute": (
+        "SubstituteEpoch", "SubstituteRecord", "SubstituteSettings", "train_substitute",
+    ),
+    "_transfer": ("TransferAttack", "TransferOutcome", "attack_through_substitute"),
+}  # fmt: skip
+_HOME = {name: module for module, names in _LAZY.items() for name in names}
+
+if _typing.TYPE_CHECKING:
+    from jsma.blackbox._http import HttpOracle
+    from jsma.blackbox._ledger import QueryLedger, read_query_log
+    from jsma.blackbox._oracles import (
+        FunctionOracle,
+        ModelOracle,
+        OnnxOracle,
+        Oracle,
+        OracleAnswer,
+    )
+    from jsma.blackbox._reference import OracleRef
+    from jsma.blackbox._sparse_rs import (
+        SparseRsOutcome,
+        SparseRsResult,
+        SparseRsSettings,
+        run_sparse_rs,
+        sparse_rs,
+    )
+    from jsma.blackbox._substitute import (
+        SubstituteEpoch,
+        SubstituteRecord,
+        SubstituteSettings,
+        train_substitute,
+    )
+    from jsma.blackbox._transfer import TransferAttack, TransferOutcome, attack_through_substitute
+
+
+if not _typing.TYPE_CHECKING:  # hidden from mypy, which would read any attribute as Any
+
+    def __getattr__(name: str) -> _typing.Any:
+        if name not in _HOME:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+        globals()[name] = value  # once: later lookups skip this function
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "FunctionOracle",

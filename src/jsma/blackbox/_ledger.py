@@ -136,23 +136,25 @@ class _State:
 
 
 def read_query_log(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Every answered query of a log, in the order asked: inputs (float32), labels
-    (int64) and scores (float32, or None where the oracle gave labels only)."""
+    """Every answered query of a log, in the order asked: inputs (float32; only those
+    recorded: see `QueryLedger`), labels (int64) and scores (float32, or None where the
+    oracle gave labels only)."""
     data = Path(path).read_bytes()
     inputs, labels, scores = [], [], []
     complete = True
     for _, frame in _frames(data, str(path)):
         if frame is not None and frame.kind == _ANSWERED:
-            inputs.append(frame.arrays["inputs"])
+            if "inputs" in frame.arrays:
+                inputs.append(frame.arrays["inputs"])
             labels.append(frame.arrays["labels"])
             if "scores" in frame.arrays:
                 scores.append(frame.arrays["scores"])
             else:
                 complete = False
-    if not inputs:
+    if not labels:
         return np.zeros((0,), np.float32), np.zeros(0, np.int64), None
     return (
-        np.concatenate(inputs).astype(np.float32),
+        np.concatenate(inputs).astype(np.float32) if inputs else np.zeros((0,), np.float32),
         np.concatenate(labels).astype(np.int64),
         np.concatenate(scores).astype(np.float32) if complete else None,
     )
@@ -163,18 +165,28 @@ class QueryLedger:
 
     `path` is the log file (created if absent; one run at a time may hold it). `budget`
     is the most inputs ever sent to the oracle through this log, resumes included (None:
-    no limit). The log holds one oracle's answers: opening it for another oracle is an
-    error.
+    no limit). `record_inputs`: the log keeps each input too (`read_query_log` gives
+    them back; a search of many queries, Sparse-RS's, keeps digests and answers only,
+    about 80 bytes a query on MNIST instead of 3 KB). The log holds one oracle's answers:
+    opening it for another oracle is an error.
 
     Example:
         >>> ledger = QueryLedger(oracle, out / "queries.jqlog", budget=6400)  # doctest: +SKIP
         >>> labels = ledger.answer(images).labels  # doctest: +SKIP
     """
 
-    def __init__(self, oracle: Oracle, path: str | Path, *, budget: int | None = None) -> None:
+    def __init__(
+        self,
+        oracle: Oracle,
+        path: str | Path,
+        *,
+        budget: int | None = None,
+        record_inputs: bool = True,
+    ) -> None:
         if budget is not None and budget < 0:
             raise ConfigurationError(f"a query budget is at least 0, got {budget}")
         self.oracle, self.path, self.budget = oracle, Path(path), budget
+        self.record_inputs = record_inputs
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO = open(self.path, "a+b")  # noqa: SIM115 (held until close)
         try:
@@ -310,7 +322,8 @@ class QueryLedger:
         arrays = {"digests": table, "labels": answer.labels.astype("<i8")}
         if answer.scores is not None:
             arrays["scores"] = answer.scores.astype("<f4")
-        arrays["inputs"] = inputs.astype("<f4")
+        if self.record_inputs:
+            arrays["inputs"] = inputs.astype("<f4")
         self._append(_frame(_ANSWERED, {"batch": batch, "spent": self.spent}, **arrays))
         for row, digest in enumerate(digests):
             self._labels[digest] = int(answer.labels[row])

@@ -13,15 +13,17 @@ is the margin on the oracle's scores: `F_y - max_{j != y} F_j` untargeted, `max_
 t} F_j - F_t` targeted (the authors use cross-entropy for targeted attacks: the margin
 needs no knowledge of whether the scores are logits or probabilities).
 
-Every query goes through a `QueryLedger`, and each sample's search draws from its own
-random stream (seeded by the seed and the sample's index), so a resumed run replays
-what was asked from the log (no query sent twice) and goes on where it stopped.
+Every query goes through a `QueryLedger`, and each sample's random draws are keyed by
+(seed, sample index, step) (counter-based: `jsma._hashing`), so a sample searches
+alike in any batch, the search runs batched over the samples, and a resumed run
+replays what was asked from the log (no query sent twice) and goes on where it stopped.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -29,6 +31,7 @@ from typing import ClassVar
 import numpy as np
 from tqdm import tqdm
 
+from jsma._hashing import keyed_uniform, splitmix64
 from jsma._io import atomic_write
 from jsma._records import write_record
 from jsma.blackbox._ledger import QUERY_LOG, QueryLedger
@@ -99,15 +102,24 @@ def _margin(answer: OracleAnswer, classes: np.ndarray, targeted: bool) -> np.nda
     return margin
 
 
-def _vertices(rng: np.random.Generator, channels: int, count: int, bounds: tuple[float, float],
-              avoid: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """`count` random vertices of the colour cube, (channels, count); with `avoid` (one
-    pixel's current values), one vertex that differs from it."""
+# What each keyed draw is for (a counter of `keyed_uniform`).
+_START, _OUT, _INTO, _COLOUR, _OTHER = range(5)
+
+
+def _vertices(
+    keys: np.ndarray, step: int, channels: int, count: int, bounds: tuple[float, float]
+) -> np.ndarray:
+    """Random vertices of the colour cube, (len(keys), channels, count)."""
+    bits = keyed_uniform(keys, step, _COLOUR, size=channels * count) < 0.5
     low, high = bounds
-    while True:
-        values = np.where(rng.random((channels, count)) < 0.5, low, high).astype(np.float32)
-        if avoid is None or not np.array_equal(values[:, 0], avoid):
-            return values
+    return np.where(bits, low, high).astype(np.float32).reshape(len(keys), channels, count)
+
+
+def _smallest(scores: np.ndarray, count: int) -> np.ndarray:
+    """Per row, the positions of the `count` smallest scores, in increasing position."""
+    if count == scores.shape[1]:
+        return np.broadcast_to(np.arange(count), scores.shape).copy()
+    return np.sort(np.argpartition(scores, count - 1, axis=1)[:, :count], axis=1)
 
 
 def sparse_rs(
@@ -119,15 +131,16 @@ def sparse_rs(
     bounds: tuple[float, float],
     targets: np.ndarray | None = None,
     indices: np.ndarray | None = None,
-    on_step: object = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> SparseRsResult:
     """Sparse-RS on a batch (n, C, H, W) or (n, features) against the ledger's oracle.
 
     `labels`: the true classes; `targets` (one per sample) for a targeted attack;
-    `indices` name each sample's random stream (default 0..n-1: give the samples' data
-    indices so that any subset replays the same searches). The oracle is asked the
-    originals first (a sample it already gets wrong is not attacked), then, step by
-    step, one candidate per sample still unfooled, all in one request.
+    `indices` key each sample's random draws (default 0..n-1: give the samples' data
+    indices so that any subset searches alike). The oracle is asked the originals first
+    (a sample it already gets wrong is not attacked), then, step by step, one candidate
+    per sample still unfooled, all in one request. Every draw is keyed by (seed, index,
+    step): the search of a sample does not depend on the batch it is in.
     """
     x = np.ascontiguousarray(inputs, dtype=np.float32)
     n = len(x)
@@ -139,43 +152,59 @@ def sparse_rs(
         raise ConfigurationError(f"{k} pixels of {pixels}: Sparse-RS changes fewer than all")
     targeted = targets is not None
     goal = np.asarray(targets if targeted else labels, dtype=np.int64)
-    indices = np.arange(n) if indices is None else np.asarray(indices)
-    streams = [np.random.default_rng([settings.seed, int(i)]) for i in indices]
+    keys = splitmix64(np.asarray(np.arange(n) if indices is None else indices, np.uint64))
+    keys = splitmix64(keys ^ splitmix64(np.uint64(settings.seed)))
 
     clean = ledger.answer(x)
     already_wrong = clean.answered & (clean.labels != labels)
     if targeted:
         already_wrong |= clean.answered & (clean.labels == goal)
-    # Each sample's perturbed pixels and their values; start: k random pixels.
-    chosen = np.empty((n, k), dtype=np.int64)
+    # Each sample's perturbed pixels (sorted) and its best sample; start: k random pixels.
+    chosen = _smallest(keyed_uniform(keys, 0, _START, size=pixels), k)
     best = flat.copy()
-    for first_row in range(n):
-        chosen[first_row] = streams[first_row].permutation(pixels)[:k]
-        best[first_row][:, chosen[first_row]] = _vertices(streams[first_row], channels, k, bounds)
+    np.put_along_axis(best, chosen[:, None, :], _vertices(keys, 0, channels, k, bounds), axis=2)
     queries = np.zeros(n, dtype=np.int64)
+    loss = np.full(n, np.inf)
+    fooled = np.zeros(n, dtype=bool)
     active = np.flatnonzero(~already_wrong & clean.answered)
     first = ledger.answer(best[active].reshape(len(active), *x.shape[1:]))
-    loss = np.full(n, np.inf)
     loss[active] = _margin(first, goal[active], targeted)
-    fooled = np.zeros(n, dtype=bool)
     fooled[active] = _fooled(first, goal[active], targeted)
     queries[active] = 1
-    for iteration in range(1, settings.queries_per_sample):
+    for step in range(1, settings.queries_per_sample):
         active = np.flatnonzero(~already_wrong & clean.answered & ~fooled)
         if not len(active):
             break
-        swap = settings.swapped(iteration)
+        swap = settings.swapped(step)
+        held = keys[active]
+        # Which perturbed pixels go back to the original, which unperturbed ones come in.
+        out = _smallest(keyed_uniform(held, step, _OUT, size=k), swap)
+        into_scores = keyed_uniform(held, step, _INTO, size=pixels)
+        np.put_along_axis(into_scores, chosen[active], np.inf, axis=1)
+        into = _smallest(into_scores, swap)
+        leaving = np.take_along_axis(chosen[active], out, axis=1)
         candidates = best[active].copy()
-        new_chosen = chosen[active].copy()
-        for slot, row in enumerate(active.tolist()):
-            rng = streams[row]
-            out = rng.permutation(k)[:swap]
-            outside = np.setdiff1d(np.arange(pixels), chosen[row], assume_unique=True)
-            into = outside[rng.permutation(len(outside))[:swap]]
-            candidates[slot][:, new_chosen[slot, out]] = flat[row][:, new_chosen[slot, out]]
-            avoid = flat[row][:, into[0]] if swap == 1 else None
-            candidates[slot][:, into] = _vertices(rng, channels, swap, bounds, avoid)
-            new_chosen[slot, out] = into
+        originals = flat[active]
+        restored = np.take_along_axis(originals, leaving[:, None, :], axis=2)
+        np.put_along_axis(candidates, leaving[:, None, :], restored, axis=2)
+        colours = _vertices(held, step, channels, swap, bounds)
+        if swap == 1:  # one pixel: its new colour must differ from its original (authors')
+            old = np.take_along_axis(originals, into[:, None, :], axis=2)
+            same = (colours == old).all(axis=(1, 2))
+            if same.any():
+                other = keyed_uniform(held[same], step, _OTHER, size=1)[:, 0]
+                flips = 1 + (other * (2**channels - 1)).astype(np.int64)  # in [1, 2^C)
+                bits = (flips[:, None] >> np.arange(channels)[None, :]) & 1
+                low, high = bounds
+                flipped = np.where(
+                    bits.astype(bool),
+                    np.where(colours[same, :, 0] == low, high, low),
+                    colours[same, :, 0],
+                )
+                colours[same, :, 0] = flipped.astype(np.float32)
+        np.put_along_axis(candidates, into[:, None, :], colours, axis=2)
+        replaced = chosen[active].copy()
+        np.put_along_axis(replaced, out, into, axis=1)
         answer = ledger.answer(candidates.reshape(len(active), *x.shape[1:]))
         queries[active] += 1
         margin = _margin(answer, goal[active], targeted)
@@ -183,11 +212,11 @@ def sparse_rs(
         better = answer.answered & ((margin < loss[active]) | wins)
         kept = active[better]
         best[kept] = candidates[better]
-        chosen[kept] = new_chosen[better]
+        chosen[kept] = np.sort(replaced[better], axis=1)
         loss[kept] = margin[better]
         fooled[kept] = wins[better]
-        if callable(on_step):
-            on_step(iteration, int(fooled.sum()))
+        if on_step is not None:
+            on_step(step, int(fooled.sum()))
     changed = (best != flat).any(axis=1).sum(axis=1)
     return SparseRsResult(
         adversarial=best.reshape(x.shape), success=fooled, queries=queries,
@@ -204,8 +233,11 @@ def _fooled(answer: OracleAnswer, goal: np.ndarray, targeted: bool) -> np.ndarra
 class SparseRsOutcome:
     """A Sparse-RS run on test samples [start, stop): over the samples the oracle had
     right (`attacked`), the share fooled, the queries a fooled sample took (median and
-    mean), the most pixels any sample changed (never above k), all queries sent to the
-    oracle in the run's log, and where the samples are (`samples`: a `.npz`)."""
+    mean), the most pixels any sample changed (never above k), the queries the search
+    asked (`queries`: the originals' and every candidate's, whether sent now or answered
+    from the log), the inputs the run's log has sent to the oracle in all (`log_spent`,
+    other runs in the same directory included), and where the samples are (`samples`:
+    a `.npz`)."""
 
     KIND: ClassVar[str] = "blackbox-sparse-rs"
     FORMAT: ClassVar[int] = 1
@@ -221,7 +253,8 @@ class SparseRsOutcome:
     median_queries: float
     mean_queries: float
     most_pixels_changed: int
-    queries_spent: int
+    queries: int
+    log_spent: int
     seconds: float
     samples: str
 
@@ -266,7 +299,7 @@ def run_sparse_rs(
     def show(iteration: int, fooled: int) -> None:
         bar.update(fooled - bar.n)
 
-    with QueryLedger(oracle, out / QUERY_LOG, budget=query_budget) as ledger:
+    with QueryLedger(oracle, out / QUERY_LOG, budget=query_budget, record_inputs=False) as ledger:
         result = sparse_rs(
             ledger, inputs, labels, settings, bounds=data.bounds, targets=targets,
             indices=indices, on_step=show,
@@ -289,7 +322,8 @@ def run_sparse_rs(
         success=float(result.success[attacked].mean()) if attacked.any() else float("nan"),
         median_queries=float(np.median(took)) if len(took) else float("nan"),
         mean_queries=float(took.mean()) if len(took) else float("nan"),
-        most_pixels_changed=int(result.pixels_changed.max()), queries_spent=spent,
+        most_pixels_changed=int(result.pixels_changed.max()),
+        queries=int(result.queries.sum()) + len(indices), log_spent=spent,
         seconds=time.perf_counter() - started, samples=f"{name}.npz",
     )  # fmt: skip
     write_record(out / f"{name}.json", outcome)

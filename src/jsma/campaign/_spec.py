@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jsma._hashing import splitmix64
 from jsma._records import decode, encode
 from jsma.attacks import AttackSettings
 from jsma.campaign._store import WorkUnit
@@ -104,15 +105,6 @@ class FeatureMask:
             )
 
 
-def _splitmix64(values: np.ndarray | np.uint64) -> np.ndarray:
-    """SplitMix64's finaliser: a fixed, well-mixed hash of 64-bit integers."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(values, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
 @dataclass(frozen=True, kw_only=True)
 class CampaignSpec:
     """A campaign: which samples of which splits, which targets, which attack.
@@ -185,7 +177,7 @@ class CampaignSpec:
         if self.order == "first":
             return np.arange(len(labels))
         index = np.arange(len(labels), dtype=np.uint64)
-        key = _splitmix64(index ^ _splitmix64(np.uint64(self.seed * 3 + SPLIT_NAMES.index(split))))
+        key = splitmix64(index ^ splitmix64(np.uint64(self.seed * 3 + SPLIT_NAMES.index(split))))
         by_key = np.lexsort((key, labels))  # each class's samples, in key order
         rank = np.empty(len(labels), dtype=np.int64)
         starts = np.searchsorted(labels[by_key], labels[by_key], side="left")

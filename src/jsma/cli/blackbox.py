@@ -311,7 +311,7 @@ def _sparse_rs(args: argparse.Namespace) -> int:
           f"{budget:,} queries a sample, test samples {start} to {stop - 1}")  # fmt: skip
     print(f"success:  {outcome.success:.2%} of the {outcome.attacked} the oracle had right")
     print(f"queries:  median {outcome.median_queries:g}, mean {outcome.mean_queries:.1f} a "
-          f"fooled sample; {outcome.queries_spent:,} sent in all")  # fmt: skip
+          f"fooled sample; {outcome.queries:,} asked in all, originals included")  # fmt: skip
     print(f"pixels:   at most {outcome.most_pixels_changed} changed")
     print(f"stored:   {args.out / outcome.samples}")
     return 0
