@@ -23,7 +23,8 @@ def register(commands: Commands) -> None:
     )
     parser.add_argument(
         "campaigns", type=campaign_location, nargs="+", metavar="CAMPAIGN",
-        help="campaign directories or storage URIs (s3://bucket/prefix, ...)",
+        help="campaign directories or storage URIs (s3://bucket/prefix, ...); a `jsma "
+        "blackbox` directory here is read as --blackbox",
     )  # fmt: skip
     parser.add_argument(
         "--out",
@@ -50,6 +51,10 @@ def register(commands: Commands) -> None:
         help="add the transfer matrix that `jsma transfer --out DIR` stored",
     )  # fmt: skip
     parser.add_argument(
+        "--blackbox", type=Path, nargs="+", default=[], metavar="DIR",
+        help="add the substitutes, transfer rates and Sparse-RS runs `jsma blackbox` stored",
+    )  # fmt: skip
+    parser.add_argument(
         "--study", type=Path, metavar="STUDY",
         help="add the perception study's analysis (`jsma study analyze STUDY` first)",
     )  # fmt: skip
@@ -63,20 +68,28 @@ def register(commands: Commands) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from jsma.blackbox._runs import is_blackbox_run
     from jsma.campaign.location import LocalFolder, folder_at
     from jsma.errors import ConfigurationError
     from jsma.report import write_report
 
-    data = None if args.no_samples else campaign_data(args, args.campaigns[0])
+    blackbox = [*args.blackbox]
+    campaigns = []
+    for where in args.campaigns:
+        if isinstance(where, str | Path) and Path(where).is_dir() and is_blackbox_run(Path(where)):
+            blackbox.append(Path(where))
+        else:
+            campaigns.append(where)
+    data = None if args.no_samples or not campaigns else campaign_data(args, campaigns[0])
     out = args.out
     if out is None:
-        first = folder_at(args.campaigns[0])
+        first = folder_at(campaigns[0] if campaigns else blackbox[0])
         if not isinstance(first, LocalFolder):
             raise ConfigurationError(f"{first}: a campaign in object storage needs --out DIR")
         out = first.path / "report"
     files = write_report(
-        args.campaigns, out, data, toy=args.toy, defenses=args.defenses, study=args.study,
-        gan=args.gan, transfer=args.transfer, l0=args.l0,
+        campaigns, out, data, toy=args.toy, defenses=args.defenses, study=args.study,
+        gan=args.gan, transfer=args.transfer, blackbox=blackbox, l0=args.l0,
     )  # fmt: skip
     print(f"report:  {files.html}")
     print(f"summary: {files.summary}")

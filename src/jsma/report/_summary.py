@@ -218,3 +218,4 @@ class ReportSummary:
     gan: dict[str, Any] | None = None
     transfer: dict[str, Any] | None = None
     study: dict[str, Any] | None = None
+    blackbox: list[dict[str, Any]] | None = None

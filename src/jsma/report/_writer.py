@@ -19,6 +19,7 @@ from jsma._version import __version__
 from jsma.campaign._campaign import CampaignLike
 from jsma.data._dataset import Dataset
 from jsma.report._page import Section, page_template
+from jsma.report._sections.blackbox import blackbox_section
 from jsma.report._sections.campaigns import (
     across_section,
     campaign_sections,
@@ -53,13 +54,14 @@ class StoredResults:
     """What other commands stored, each adding its section: `toy` (`jsma toy --out
     DIR`), `defenses` (directories of `jsma defend`), `study` (a study whose `jsma
     study analyze` is in STUDY/analysis), `gan` (`jsma gan train --out DIR`),
-    `transfer` (`jsma transfer --out DIR`)."""
+    `transfer` (`jsma transfer --out DIR`), `blackbox` (directories of `jsma blackbox`)."""
 
     toy: Path | None = None
     defenses: Sequence[Path] = ()
     study: Path | None = None
     gan: Path | None = None
     transfer: Path | None = None
+    blackbox: Sequence[Path] = ()
 
     def sections(self) -> dict[str, Section | None]:
         """Each one's section (None: not given), by its summary.json key."""
@@ -68,6 +70,7 @@ class StoredResults:
             "defenses": defenses_section(self.defenses) if self.defenses else None,
             "gan": None if self.gan is None else gan_section(self.gan),
             "transfer": None if self.transfer is None else transfer_section(self.transfer),
+            "blackbox": blackbox_section(self.blackbox) if self.blackbox else None,
             "study": None if self.study is None else study_section(self.study),
         }
 
@@ -82,6 +85,7 @@ def write_report(
     study: Path | None = None,
     gan: Path | None = None,
     transfer: Path | None = None,
+    blackbox: Sequence[Path] = (),
     l0: L0Count = "features",
 ) -> ReportFiles:
     """Summarise `campaigns` and write `out`/report.html, summary.json and figures/.
@@ -93,7 +97,7 @@ def write_report(
     """
     ensure_writable(out, out / "figures")
     summaries = [summarise(directory, l0=l0) for directory in campaigns]
-    stored = StoredResults(toy, defenses, study, gan, transfer)
+    stored = StoredResults(toy, defenses, study, gan, transfer, blackbox)
     return render_report(summaries, out, dataset, stored)
 
 
@@ -112,10 +116,11 @@ def render_report(
             robustness_section(summaries),
             *campaign_sections(summaries, dataset),
             across_section(summaries),
-        ]
+        ] if summaries else []  # fmt: skip
         extra = stored.sections()
         sections += [section for section in extra.values() if section is not None]
-        sections.append(configuration_section(summaries))
+        if summaries:
+            sections.append(configuration_section(summaries))
         figures = _write_figures(sections, out / "figures")
     page = page_template().render(
         title=TITLE,
