@@ -146,3 +146,26 @@ def test_export_writes_an_onnx_file_an_oracle_answers_as_the_model(
     local = OracleRef.parse(tiny_checkpoint).open().answer(inputs)
     assert exported.labels.tolist() == local.labels.tolist()
     assert np.allclose(exported.scores, local.scores, atol=1e-5)  # type: ignore[arg-type]
+
+
+def test_a_builders_substitute_is_built_only_when_named(
+    user_data: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from jsma.blackbox import OracleRef, TransferAttack, attack_through_substitute
+    from jsma.data import DataRef
+
+    data = DataRef.parse(str(user_data)).load(cache_dir=tmp_path / "c")
+    oracle = OracleRef.parse(tiny_checkpoint).open()
+    builder = "tests.blackbox.substitutes:small_mlp(features=768)"
+    settings = replace(FAST, architecture=builder)
+    out = tmp_path / "run"
+    first = train_substitute(oracle, data, out, replace(settings, epochs=2))
+    resumed = train_substitute(oracle, data, out, settings)  # goes on from its weights
+    assert [e.points for e in resumed.epochs] == [8, 16, 32]
+    assert resumed.epochs[:2] == first.epochs
+    with pytest.raises(OracleError, match="name it again"):
+        attack_through_substitute(oracle, data, out, TransferAttack(samples=5))
+    outcome = attack_through_substitute(
+        oracle, data, out, TransferAttack(samples=5), substitute=builder
+    )
+    assert outcome.held_out == (8, 13)

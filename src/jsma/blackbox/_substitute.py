@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import safetensors
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,7 +42,8 @@ from jsma.blackbox._ledger import QUERY_LOG, QueryLedger
 from jsma.blackbox._oracles import Oracle
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, OracleError
-from jsma.models import CheckpointInfo, ModelSpec, load_checkpoint, save_checkpoint
+from jsma.models import CheckpointInfo, ModelRef, ModelSpec, load_checkpoint, save_checkpoint
+from jsma.models._registry import ARCHITECTURES
 from jsma.settings import Output
 
 __all__ = ["SubstituteEpoch", "SubstituteRecord", "SubstituteSettings", "train_substitute"]
@@ -61,9 +64,11 @@ class SubstituteSettings:
     lambda; `flip_every`: tau (None: never flip); `reservoir`: kappa, the points
     augmented a round after `full_epochs` rounds (None: every point, always);
     `training_epochs`, `learning_rate`, `momentum`, `batch_size`: each round's SGD;
-    `architecture`: the substitute's (a jsma architecture, the paper's LeNet by
-    default); `output`: which of its outputs' derivative steers the augmentation;
-    `query_budget`: the most inputs ever sent to the oracle (None: no limit).
+    `architecture`: the substitute's: a jsma architecture (`lenet`, the paper's, by
+    default; `mlp`) or a builder `package.module:callable(key=value, ...)` (your code,
+    run only when named in the call: a stored run's record never builds it); `output`:
+    which of its outputs' derivative steers the augmentation; `query_budget`: the most
+    inputs ever sent to the oracle (None: no limit).
     """
 
     initial: int = 150
@@ -137,6 +142,47 @@ class SubstituteRecord:
     @property
     def finished(self) -> bool:
         return len(self.epochs) >= self.settings.epochs
+
+
+def uses_builder(settings: SubstituteSettings) -> bool:
+    """Whether the substitute comes from a builder of the user's (not a jsma architecture)."""
+    return settings.architecture not in ARCHITECTURES
+
+
+def _fresh(settings: SubstituteSettings, data: Dataset) -> nn.Module:
+    """The untrained substitute: a jsma architecture for the data, or the builder's."""
+    torch.manual_seed(settings.seed)
+    if not uses_builder(settings):
+        return _spec(settings, data).build().eval()
+    reference = ModelRef.parse(settings.architecture)
+    if reference.form != "builder":
+        raise ConfigurationError(
+            f"the substitute's architecture is {', '.join(ARCHITECTURES)} or a builder "
+            f"package.module:callable(...), not {settings.architecture!r}"
+        )
+    return reference.load(data=data).model.train(False)
+
+
+def _spec(settings: SubstituteSettings, data: Dataset) -> ModelSpec:
+    arguments = {"input_shape": data.input_shape, "num_classes": data.num_classes}
+    return ModelSpec(settings.architecture, arguments)
+
+
+def load_substitute(out: Path, settings: SubstituteSettings, data: Dataset) -> nn.Module:
+    """The substitute kept in `out`: a jsma checkpoint, or a builder's module (built
+    from `settings`, which the caller gives: never from the record) with the weights."""
+    if not uses_builder(settings):
+        loaded = load_checkpoint(out / CHECKPOINT)
+        if loaded.info.spec != _spec(settings, data):
+            raise OracleError(f"{out / CHECKPOINT}: not this run's substitute")
+        return loaded.model.eval()
+    model = _fresh(settings, data)
+    try:
+        weights = safetensors.torch.load_file(str(out / CHECKPOINT))
+        model.load_state_dict(weights)
+    except (OSError, RuntimeError, safetensors.SafetensorError) as error:
+        raise OracleError(f"{out / CHECKPOINT}: not this builder's weights ({error})") from None
+    return model.eval()
 
 
 def _fit(
@@ -223,14 +269,10 @@ def train_substitute(
         data=data.location or data.source, settings=settings,
         held_out=(settings.initial, len(test)),
     )  # fmt: skip
-    spec = ModelSpec(
-        settings.architecture, {"input_shape": data.input_shape, "num_classes": data.num_classes}
-    )
-    torch.manual_seed(settings.seed)
-    model = spec.build().eval()
+    model = _fresh(settings, data)
     points = test.tensors(np.arange(settings.initial))[0].numpy()
     if (out / RECORD).exists():
-        record, model, points = _resumed(out, record, spec)
+        record, model, points = _resumed(out, record, data)
     held_inputs, held_labels = test.tensors(np.arange(settings.initial, len(test)))
     with QueryLedger(oracle, out / QUERY_LOG, budget=settings.query_budget) as ledger:
         for epoch in range(len(record.epochs), settings.epochs):
@@ -259,7 +301,7 @@ def train_substitute(
                 seconds=time.perf_counter() - started,
             )  # fmt: skip
             record = replace(record, epochs=(*record.epochs, result))
-            _keep(out, record, model, spec, points)
+            _keep(out, record, model, data, points)
             logger.debug(
                 "substitute epoch %d/%d: %d points, %d queries, held-out accuracy %.2f%%",
                 epoch + 1, settings.epochs, result.points, result.queries, 100 * result.accuracy,
@@ -286,20 +328,27 @@ def _within_budget(points: np.ndarray, ledger: QueryLedger) -> np.ndarray:
 
 
 def _keep(
-    out: Path, record: SubstituteRecord, model: nn.Module, spec: ModelSpec, points: np.ndarray
+    out: Path, record: SubstituteRecord, model: nn.Module, data: Dataset, points: np.ndarray
 ) -> None:
     """The round's state, each file atomic; the record last, so that it never names a
-    round whose substitute and set are not on disk."""
-    info = CheckpointInfo(spec=spec, recipe={"substitute": asdict(record.settings)},
-                          data={"location": record.data})  # fmt: skip
-    save_checkpoint(out / CHECKPOINT, model, info)
+    round whose substitute and set are not on disk. A jsma architecture is kept as a jsma
+    checkpoint; a builder's module as its weights alone (safetensors)."""
+    if uses_builder(record.settings):
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        with atomic_write(out / CHECKPOINT) as handle:
+            handle.write(safetensors.torch.save(tensors))
+    else:
+        info = CheckpointInfo(spec=_spec(record.settings, data),
+                              recipe={"substitute": asdict(record.settings)},
+                              data={"location": record.data})  # fmt: skip
+        save_checkpoint(out / CHECKPOINT, model, info)
     with atomic_write(out / POINTS) as handle:
         np.save(handle, points, allow_pickle=False)
     write_record(out / RECORD, record)
 
 
 def _resumed(
-    out: Path, fresh: SubstituteRecord, spec: ModelSpec
+    out: Path, fresh: SubstituteRecord, data: Dataset
 ) -> tuple[SubstituteRecord, nn.Module, np.ndarray]:
     stored = read_record(SubstituteRecord, out / RECORD, missing="no substitute run here")
     same = replace(stored.settings, epochs=fresh.settings.epochs) == fresh.settings
@@ -308,11 +357,9 @@ def _resumed(
             f"{out}: a substitute run of other settings, oracle or data is there; give "
             "another output directory (only --epochs may change to go on)"
         )
-    loaded = load_checkpoint(out / CHECKPOINT)
-    if loaded.info.spec != spec:
-        raise OracleError(f"{out / CHECKPOINT}: not this run's substitute")
+    model = load_substitute(out, fresh.settings, data)
     points = np.load(out / POINTS, allow_pickle=False)
-    if points.dtype != np.float32 or points.shape[1:] != tuple(spec.arguments["input_shape"]):
+    if points.dtype != np.float32 or points.shape[1:] != tuple(data.input_shape):
         raise OracleError(f"{out / POINTS}: not this run's set of points")
     logger.info("resuming the substitute run in %s after epoch %d", out, len(stored.epochs))
-    return replace(stored, settings=fresh.settings), loaded.model.eval(), points
+    return replace(stored, settings=fresh.settings), model, points

@@ -25,12 +25,11 @@ from torch import nn
 from jsma._records import read_record, write_record
 from jsma.blackbox._ledger import QUERY_LOG, QueryLedger
 from jsma.blackbox._oracles import Oracle, OracleAnswer
-from jsma.blackbox._substitute import CHECKPOINT, RECORD, SubstituteRecord
+from jsma.blackbox._substitute import RECORD, SubstituteRecord, load_substitute, uses_builder
 from jsma.campaign import AttackSettings, Campaign, CampaignSpec
 from jsma.campaign._samples import rebuilt_samples
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, OracleError
-from jsma.models import ModelRef
 from jsma.settings import TargetRule
 
 __all__ = ["TransferAttack", "TransferOutcome", "attack_through_substitute"]
@@ -141,11 +140,14 @@ def attack_through_substitute(
     attack: TransferAttack | None = None,
     *,
     query_budget: int | None = None,
+    substitute: str | None = None,
     progress: bool = False,
 ) -> TransferOutcome:
     """Craft `attack` on the substitute trained in `out` (by `train_substitute`) and
     measure its samples on `oracle` (the one it was trained on), through the run's query
-    log; the outcome is also written to `out/attacks/<name>.json`.
+    log; the outcome is also written to `out/attacks/<name>.json`. A substitute built by
+    a builder of yours is built again only from `substitute` (the same builder, named
+    in this call), never from the run's record.
 
     Example:
         >>> chosen = TransferAttack("fgsm", epsilon=0.3)
@@ -164,11 +166,17 @@ def attack_through_substitute(
             f"{out}: the substitute was trained on {trained.oracle_identity}, not on "
             f"{oracle.identity}"
         )
-    substitute, _ = ModelRef.parse(out / CHECKPOINT).load()
+    settings = trained.settings
+    if uses_builder(settings) and substitute != settings.architecture:
+        raise OracleError(
+            f"{out}: the substitute comes from the builder {settings.architecture}; "
+            "name it again (--substitute) to build it: a stored record never runs code"
+        )
+    model = load_substitute(out, settings, data)
     started = time.perf_counter()
     start = trained.held_out[0]
     adversarial, originals, labels, targets, fooled = _crafted(
-        attack, substitute, data, out, start, progress
+        attack, model, data, out, start, progress
     )
     with QueryLedger(oracle, out / QUERY_LOG, budget=query_budget) as ledger:
         spent = ledger.spent

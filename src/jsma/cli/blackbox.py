@@ -71,7 +71,8 @@ def register(commands: Commands) -> None:
     )  # fmt: skip
     algorithm.add_argument(
         "--substitute", default="lenet", metavar="ARCHITECTURE",
-        help="the substitute's architecture (lenet: the paper's; mlp)",
+        help="the substitute's architecture: lenet (the paper's), mlp, or a builder "
+        "package.module:callable(key=value, ...) (your code: give it again to go on)",
     )  # fmt: skip
     algorithm.add_argument("--seed", type=int, default=0, help="seed of the substitute")
     _query_options(substitute)
@@ -98,6 +99,11 @@ def register(commands: Commands) -> None:
     attack.add_argument(
         "--samples", type=positive_int, default=1000, help="held-out test samples to attack"
     )
+    attack.add_argument(
+        "--substitute", metavar="BUILDER",
+        help="the builder the substitute was trained with, if it was one (never read from "
+        "the run's record: it is code)",
+    )  # fmt: skip
     attack.add_argument(
         "--targets", choices=TARGET_RULES, default="random",
         help="JSMA's targets (random: one other class per sample)",
@@ -258,8 +264,9 @@ def _attack(args: argparse.Namespace) -> int:
         )  # fmt: skip
     with oracle:
         outcome = attack_through_substitute(
-            oracle, data, args.out, chosen, query_budget=args.query_budget, progress=True
-        )
+            oracle, data, args.out, chosen, query_budget=args.query_budget,
+            substitute=args.substitute, progress=True,
+        )  # fmt: skip
     start, stop = outcome.held_out
     print(f"oracle:      {oracle.describe()}")
     print(
