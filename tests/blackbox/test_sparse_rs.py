@@ -167,3 +167,28 @@ def test_a_run_stores_its_samples_and_the_command_prints_it(
     again = json.loads((tmp_path / "cli" / "sparse-rs-k6.json").read_text())
     assert again["log_spent"] == spent
     assert again["queries"] == record["queries"]
+
+
+def test_features_count_each_channel_on_its_own(tmp_path: Path) -> None:
+    """On 3-channel images, k features: at most k values change; k pixels: at most k
+    pixels, any of their channels."""
+    from tests.userdata import colour_images
+
+    images, _ = colour_images(6, 3)
+    inputs = images.astype(np.float32) / 255
+    torch.manual_seed(1)
+    model = ModelSpec("lenet", {"input_shape": (3, 16, 16), "num_classes": 4}).build()
+    rgb = ModelOracle(model, identity="model:rgb")
+    labels = rgb.answer(inputs).labels
+    for features in (False, True):
+        settings = SparseRsSettings(pixels=5, queries_per_sample=15, features=features)
+        with QueryLedger(rgb, tmp_path / f"{features}.jqlog") as ledger:
+            result = sparse_rs(ledger, inputs, labels, settings, bounds=BOUNDS)
+        values = (result.adversarial != inputs).reshape(6, -1).sum(axis=1)
+        pixels = (result.adversarial != inputs).any(axis=1).reshape(6, -1).sum(axis=1)
+        assert (pixels <= 5).all()
+        if features:
+            assert (values <= 5).all()
+            assert np.array_equal(values, result.pixels_changed)
+        else:
+            assert values.max() > 5  # whole pixels: up to 3 values each

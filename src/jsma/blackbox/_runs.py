@@ -86,8 +86,9 @@ def blackbox_figure(runs: list[BlackboxRun]) -> Figure:
                 steps = np.unique(np.concatenate([[1], took, [budget]]))
                 fooled = np.searchsorted(took, steps, side="right") / outcome.attacked * 100
                 kind = "targeted" if outcome.targeted else "untargeted"
-                search.step(steps, fooled, where="post",
-                            label=f"{run.name}: k={outcome.settings.pixels}, {kind}")  # fmt: skip
+                unit = " features" if outcome.settings.features else ""
+                label = f"{run.name}: k={outcome.settings.pixels}{unit}, {kind}"
+                search.step(steps, fooled, where="post", label=label)
     accuracy.set_xscale("log")
     accuracy.set_xlabel("queries to the oracle")
     accuracy.set_ylabel("substitute's held-out accuracy (%)")

@@ -49,15 +49,17 @@ _SCHEDULE = ((0, 1), (50, 2), (200, 4), (500, 5), (1000, 6), (2000, 8), (4000, 1
 
 @dataclass(frozen=True)
 class SparseRsSettings:
-    """`pixels`: k, the most pixels (features, for flat inputs) changed;
-    `queries_per_sample`: the search's budget for each sample (its first query
-    included); `alpha_init`: the share of k swapped at first (the authors' 0.3
-    untargeted, 0.1 targeted); `seed` of each sample's random stream."""
+    """`pixels`: k, the most pixels changed, all channels of a pixel together (with
+    `features`: the most features, each channel on its own; flat inputs: features
+    either way); `queries_per_sample`: the search's budget for each sample (its first
+    query included); `alpha_init`: the share of k swapped at first (the authors' 0.3
+    untargeted, 0.1 targeted); `seed` of each sample's random draws."""
 
     pixels: int
     queries_per_sample: int = 10_000
     alpha_init: float = 0.3
     seed: int = 0
+    features: bool = False
 
     def __post_init__(self) -> None:
         if self.pixels < 1 or self.queries_per_sample < 1:
@@ -144,8 +146,8 @@ def sparse_rs(
     """
     x = np.ascontiguousarray(inputs, dtype=np.float32)
     n = len(x)
-    channels = x.shape[1] if x.ndim == 4 else 1
-    flat = x.reshape(n, channels, -1)  # (n, C, P)
+    channels = x.shape[1] if x.ndim == 4 and not settings.features else 1
+    flat = x.reshape(n, channels, -1)  # (n, C, P): P pixels, or features with C = 1
     pixels = flat.shape[2]
     k = settings.pixels
     if k >= pixels:
@@ -217,7 +219,7 @@ def sparse_rs(
         fooled[kept] = wins[better]
         if on_step is not None:
             on_step(step, int(fooled.sum()))
-    changed = (best != flat).any(axis=1).sum(axis=1)
+    changed = (best != flat).any(axis=1).sum(axis=1)  # pixels (or features) changed
     return SparseRsResult(
         adversarial=best.reshape(x.shape), success=fooled, queries=queries,
         pixels_changed=changed, already_wrong=already_wrong,
@@ -292,7 +294,8 @@ def run_sparse_rs(
         shift = np.array([np.random.default_rng([settings.seed, int(i), 1]).integers(
             1, data.num_classes) for i in indices])  # fmt: skip
         targets = (labels + shift) % data.num_classes
-    name = f"sparse-rs-k{settings.pixels}" + ("-targeted" if targeted else "")
+    name = (f"sparse-rs-k{settings.pixels}" + ("-features" if settings.features else "")
+            + ("-targeted" if targeted else ""))  # fmt: skip
     started = time.perf_counter()
     bar = tqdm(total=len(indices), desc=name, unit="fooled", disable=not progress)
 

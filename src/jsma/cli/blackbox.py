@@ -140,6 +140,10 @@ def register(commands: Commands) -> None:
         "--targeted", action="store_true", help="one random other class per sample, seeded"
     )
     sparse.add_argument(
+        "--features", action="store_true",
+        help="K counts features (each channel of a pixel on its own), not pixels",
+    )  # fmt: skip
+    sparse.add_argument(
         "--alpha-init", type=float, metavar="ALPHA",
         help="share of K swapped at first (default: the authors' 0.3, or 0.1 targeted)",
     )  # fmt: skip
@@ -298,7 +302,7 @@ def _sparse_rs(args: argparse.Namespace) -> int:
         )  # fmt: skip
         settings = SparseRsSettings(
             pixels=args.pixels, queries_per_sample=args.queries_per_sample, alpha_init=alpha,
-            seed=args.seed,
+            seed=args.seed, features=args.features,
         )  # fmt: skip
         oracle = reference.open(
             args.device, data=data, max_batch=args.max_batch, token_env=args.token_env,
@@ -314,12 +318,13 @@ def _sparse_rs(args: argparse.Namespace) -> int:
     kind = "targeted" if outcome.targeted else "untargeted"
     print(f"oracle:   {oracle.describe()}")
     budget = settings.queries_per_sample
-    print(f"attack:   Sparse-RS, {kind}, at most {settings.pixels} pixels, "
+    unit = "features" if settings.features else "pixels"
+    print(f"attack:   Sparse-RS, {kind}, at most {settings.pixels} {unit}, "
           f"{budget:,} queries a sample, test samples {start} to {stop - 1}")  # fmt: skip
     print(f"success:  {outcome.success:.2%} of the {outcome.attacked} the oracle had right")
     print(f"queries:  median {outcome.median_queries:g}, mean {outcome.mean_queries:.1f} a "
           f"fooled sample; {outcome.queries:,} asked in all, originals included")  # fmt: skip
-    print(f"pixels:   at most {outcome.most_pixels_changed} changed")
+    print(f"{unit}:{' ' * (9 - len(unit))}at most {outcome.most_pixels_changed} changed")
     print(f"stored:   {args.out / outcome.samples}")
     return 0
 
