@@ -114,3 +114,12 @@ def test_oracle_references_parse_every_form_and_say_which_need_naming(onnx_file:
     oracle = paper.open()
     assert isinstance(oracle, ModelOracle)
     assert oracle.identity.startswith("model:")
+
+
+def test_normalisation_goes_with_an_outside_model_only(onnx_file: Path) -> None:
+    ref = OracleRef.parse("tests.blackbox.conftest:small_model", mean=(0.5,), std=(0.25,))
+    assert ref.model is not None
+    assert ref.model.mean == (0.5,)
+    for other in (str(onnx_file), "http://127.0.0.1:1/v2/models/m", "fn:a.b:c"):
+        with pytest.raises(Exception, match="--normalize and --std go with a model jsma loads"):
+            OracleRef.parse(other, mean=(0.5,), std=(0.25,))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,8 +51,21 @@ class OracleRef:
     model: ModelRef | None = None
 
     @classmethod
-    def parse(cls, text: str | os.PathLike[str] | ModelRef | OracleRef) -> OracleRef:
-        """The oracle `text` names (see the module's docstring for the forms)."""
+    def parse(
+        cls,
+        text: str | os.PathLike[str] | ModelRef | OracleRef,
+        *,
+        mean: Sequence[float] = (),
+        std: Sequence[float] = (),
+    ) -> OracleRef:
+        """The oracle `text` names (see the module's docstring for the forms); `mean`
+        and `std` normalise the inputs of a model from outside jsma (as `--model`'s)."""
+        if (mean or std) and (isinstance(text, OracleRef) or not ModelRef.is_reference(str(text))
+                              or str(text).endswith(".onnx")):  # fmt: skip
+            raise ConfigurationError(
+                "--normalize and --std go with a model jsma loads, not an ONNX file, a server "
+                "or a function (they take the data as it is)"
+            )
         if isinstance(text, OracleRef):
             return text
         if isinstance(text, ModelRef):
@@ -68,7 +82,7 @@ class OracleRef:
             if not path.is_file():
                 raise OracleError(f"{path}: ONNX model not found")
             return cls("onnx", str(path.resolve()))
-        model = ModelRef.parse(text)
+        model = ModelRef.parse(text, mean=mean, std=std)
         return cls("model", str(model), model)
 
     def __str__(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jsma.cli._common import attack_settings, attacked_model, dataset, needs_extra
 from jsma.cli._options import (
@@ -18,6 +19,9 @@ from jsma.cli._options import (
 )
 from jsma.errors import JSMAError
 from jsma.settings import TARGET_RULES
+
+if TYPE_CHECKING:
+    from jsma.blackbox import OracleRef
 
 __all__ = ["register"]
 
@@ -185,6 +189,12 @@ def _query_options(parser: argparse.ArgumentParser) -> None:
         "--device", default="cpu", metavar="cpu|cuda|auto",
         help="where a local oracle and the substitute run",
     )  # fmt: skip
+    group.add_argument(
+        "--normalize", nargs="+", type=float, metavar="MEAN",
+        help="the input normalisation of an oracle model from outside jsma (one mean per "
+        "channel, or one for all), with --std",
+    )  # fmt: skip
+    group.add_argument("--std", nargs="+", type=float, metavar="STD", help="with --normalize")
 
 
 def _oracle_reference(args: argparse.Namespace, out: Path) -> str:
@@ -211,12 +221,21 @@ def _oracle_reference(args: argparse.Namespace, out: Path) -> str:
     return stored
 
 
-def _substitute(args: argparse.Namespace) -> int:
+def _parsed_oracle(args: argparse.Namespace) -> OracleRef:
     from jsma.blackbox import OracleRef
+
+    if (args.normalize is None) != (args.std is None):
+        raise JSMAError("--normalize and --std go together")
+    return OracleRef.parse(
+        _oracle_reference(args, args.out), mean=args.normalize or (), std=args.std or ()
+    )
+
+
+def _substitute(args: argparse.Namespace) -> int:
     from jsma.blackbox._substitute import SubstituteSettings, train_substitute
 
     with needs_extra("blackbox", "jsma blackbox substitute"):
-        reference = OracleRef.parse(_oracle_reference(args, args.out))
+        reference = _parsed_oracle(args)
         data = dataset(args)
         settings = SubstituteSettings(
             initial=args.initial, epochs=args.epochs, step=args.step,
@@ -252,11 +271,10 @@ def _substitute(args: argparse.Namespace) -> int:
 
 
 def _attack(args: argparse.Namespace) -> int:
-    from jsma.blackbox import OracleRef
     from jsma.blackbox._transfer import TransferAttack, attack_through_substitute
 
     with needs_extra("blackbox", "jsma blackbox attack"):
-        reference = OracleRef.parse(_oracle_reference(args, args.out))
+        reference = _parsed_oracle(args)
         data = dataset(args)
         chosen = TransferAttack(
             attack=args.attack, samples=args.samples, epsilon=args.epsilon,
@@ -292,10 +310,10 @@ def _attack(args: argparse.Namespace) -> int:
 
 
 def _sparse_rs(args: argparse.Namespace) -> int:
-    from jsma.blackbox import OracleRef, SparseRsSettings, run_sparse_rs
+    from jsma.blackbox import SparseRsSettings, run_sparse_rs
 
     with needs_extra("blackbox", "jsma blackbox sparse-rs"):
-        reference = OracleRef.parse(_oracle_reference(args, args.out))
+        reference = _parsed_oracle(args)
         data = dataset(args)
         alpha = args.alpha_init if args.alpha_init is not None else (
             0.1 if args.targeted else 0.3
