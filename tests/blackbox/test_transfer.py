@@ -98,3 +98,25 @@ def test_the_command_prints_the_transfer_rate(
     assert (out / "attacks" / "fgsm-0.3.json").exists()
     assert replace(TransferAttack(), epsilon=0.1).name == "fgsm-0.1"
     assert np.isfinite(json.loads((out / "attacks" / "fgsm-0.3.json").read_text())["distortion"])
+
+
+def test_a_mask_confines_fgsm_and_jsma(trained: Path, tiny_dataset: Dataset) -> None:
+    from jsma.campaign import FeatureMask
+
+    allowed = np.zeros(tiny_dataset.input_shape, dtype=bool)
+    allowed[..., :8, :] = True  # the top half
+    mask = FeatureMask.of(allowed)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 4))
+    x = torch.rand(3, *tiny_dataset.input_shape)
+    crafted = fgsm(model, x, torch.tensor([0, 1, 2]), 0.2, (0.0, 1.0), mask=mask.tensor())
+    assert torch.equal(crafted[..., 8:, :], x[..., 8:, :])
+    assert not torch.equal(crafted[..., :8, :], x[..., :8, :])
+    oracle = tiny_oracle(tiny_dataset)
+    chosen = TransferAttack("jsma", samples=6, targets="random", mask=mask)
+    outcome = attack_through_substitute(oracle, tiny_dataset, trained, chosen)
+    assert chosen.name.startswith("jsma-random-pairs-mask")
+    assert outcome.held_out == (8, 14)
+    from jsma.campaign import Campaign
+
+    assert Campaign.open(trained / "attacks" / chosen.name).manifest.spec.mask == mask

@@ -12,6 +12,7 @@ and asks nothing again). The transfer rate is the share the oracle misclassifies
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from jsma._records import read_record, write_record
 from jsma.blackbox._ledger import QUERY_LOG, QueryLedger
 from jsma.blackbox._oracles import Oracle, OracleAnswer
 from jsma.blackbox._substitute import RECORD, SubstituteRecord, load_substitute, uses_builder
-from jsma.campaign import AttackSettings, Campaign, CampaignSpec
+from jsma.campaign import AttackSettings, Campaign, CampaignSpec, FeatureMask
 from jsma.campaign._samples import rebuilt_samples
 from jsma.data import Dataset
 from jsma.errors import ConfigurationError, OracleError
@@ -40,13 +41,15 @@ AttackName = Literal["fgsm", "jsma"]
 @dataclass(frozen=True)
 class TransferAttack:
     """What is crafted on the substitute: `attack` (`fgsm` with `epsilon`, or `jsma` with
-    its `settings` and target rule `targets`) on `samples` held-out test samples."""
+    its `settings` and target rule `targets`) on `samples` held-out test samples; `mask`:
+    the features either may change (None: all)."""
 
     attack: AttackName = "fgsm"
     samples: int = 1000
     epsilon: float = 0.3
     targets: TargetRule = "random"
     settings: AttackSettings = field(default_factory=AttackSettings)
+    mask: FeatureMask | None = None
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -57,10 +60,15 @@ class TransferAttack:
     @property
     def name(self) -> str:
         """A short name, also the folder of a JSMA campaign: `fgsm-0.3`, `jsma-random`."""
+        masked = "" if self.mask is None else f"-mask{_short_digest(self.mask)}"
         if self.attack == "fgsm":
-            return f"fgsm-{self.epsilon:g}"
+            return f"fgsm-{self.epsilon:g}{masked}"
         theta = "" if self.settings.theta == 1 else f"-theta{self.settings.theta:g}"
-        return f"jsma-{self.targets}{theta}-{self.settings.variant}"
+        return f"jsma-{self.targets}{theta}-{self.settings.variant}{masked}"
+
+
+def _short_digest(mask: FeatureMask) -> str:
+    return hashlib.sha256(f"{mask.shape}{mask.bits}".encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -95,16 +103,19 @@ class TransferOutcome:
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, epsilon: float,
-         bounds: tuple[float, float], *, rows: int = 512) -> torch.Tensor:  # fmt: skip
+         bounds: tuple[float, float], *, mask: torch.Tensor | None = None,
+         rows: int = 512) -> torch.Tensor:  # fmt: skip
     """`x + epsilon * sign(d cross-entropy / dx)` at `labels`, clipped to `bounds`
-    (Goodfellow et al. 2015), `rows` samples at a time."""
+    (Goodfellow et al. 2015), only where `mask` is True (None: everywhere), `rows`
+    samples at a time."""
     parts = []
     model.eval()
     for start in range(0, len(x), rows):
         chunk = x[start : start + rows].clone().requires_grad_(True)
         loss = F.cross_entropy(model(chunk), labels[start : start + rows], reduction="sum")
         (gradient,) = torch.autograd.grad(loss, chunk)
-        parts.append((chunk + epsilon * gradient.sign()).clamp(*bounds).detach())
+        step = gradient.sign() if mask is None else gradient.sign() * mask
+        parts.append((chunk + epsilon * step).clamp(*bounds).detach())
     return torch.cat(parts) if parts else x.clone()
 
 
@@ -117,7 +128,8 @@ def _crafted(
     stop = min(start + attack.samples, len(data.test))
     if attack.attack == "fgsm":
         originals, labels = data.test.tensors(np.arange(start, stop))
-        adversarial = fgsm(substitute, originals, labels, attack.epsilon, data.bounds)
+        mask = None if attack.mask is None else attack.mask.tensor().expand(data.input_shape)
+        adversarial = fgsm(substitute, originals, labels, attack.epsilon, data.bounds, mask=mask)
         with torch.no_grad():
             fooled = substitute(adversarial).argmax(1) != labels
         targets = np.full(len(labels), -1)
@@ -125,7 +137,9 @@ def _crafted(
                 fooled.numpy())  # fmt: skip
     # JSMA: a campaign on the first `stop` test samples (the engine attacks from the
     # first); those of S0 are left out of every measure below.
-    spec = CampaignSpec(samples=stop, targets=attack.targets, attack=attack.settings)
+    spec = CampaignSpec(
+        samples=stop, targets=attack.targets, attack=attack.settings, mask=attack.mask
+    )
     Campaign.run(out / "attacks" / attack.name, spec, substitute, data, progress=progress)
     arrays = Campaign.open(out / "attacks" / attack.name).arrays()
     rows = np.flatnonzero(arrays.index >= start)

@@ -7,7 +7,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jsma.cli._common import attack_settings, attacked_model, dataset, needs_extra
+from jsma.cli._common import (
+    attack_settings,
+    attacked_model,
+    dataset,
+    feature_mask,
+    needs_extra,
+)
 from jsma.cli._options import (
     Commands,
     attack_options,
@@ -279,6 +285,7 @@ def _attack(args: argparse.Namespace) -> int:
         chosen = TransferAttack(
             attack=args.attack, samples=args.samples, epsilon=args.epsilon,
             targets=args.targets, settings=attack_settings(args),
+            mask=feature_mask(args, data.input_shape),
         )  # fmt: skip
         oracle = reference.open(
             args.device, data=data, max_batch=args.max_batch, token_env=args.token_env,
