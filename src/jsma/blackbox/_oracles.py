@@ -162,7 +162,7 @@ class ModelOracle(Oracle):
 
     def __init__(
         self, model: nn.Module, *, identity: str, device: str | torch.device | None = None,
-        max_batch: int = 256,
+        max_batch: int = 256, description: str | None = None,
     ) -> None:  # fmt: skip
         parameter = next(model.parameters(), None)
         self._device = torch.device(device) if device is not None else (
@@ -170,11 +170,15 @@ class ModelOracle(Oracle):
         )  # fmt: skip
         self._model = model.to(self._device).eval()
         self._identity = identity
+        self._description = description
         self.max_batch = max_batch
 
     @property
     def identity(self) -> str:
         return self._identity
+
+    def describe(self) -> str:
+        return self._description or self._identity
 
     def _answer_batch(self, inputs: np.ndarray) -> OracleAnswer:
         with torch.no_grad():

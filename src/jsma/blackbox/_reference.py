@@ -130,4 +130,7 @@ class OracleRef:
             return FunctionOracle(function, name=self.location, max_batch=batch)
         assert self.model is not None
         model, provenance = self.model.load(device, data=data)
-        return ModelOracle(model, identity=f"model:{provenance.fingerprint}", max_batch=batch)
+        return ModelOracle(
+            model, identity=f"model:{provenance.fingerprint}", max_batch=batch,
+            description=f"{self.model.describe()} (fingerprint {provenance.fingerprint[:12]})",
+        )  # fmt: skip
