@@ -22,6 +22,7 @@ _LAZY = {
     "_ledger": ("QueryLedger", "read_query_log"),
     "_oracles": ("FunctionOracle", "ModelOracle", "OnnxOracle", "Oracle", "OracleAnswer"),
     "_reference": ("OracleRef",),
+    "_runs": ("BlackboxRun", "blackbox_figure", "read_blackbox_run"),
     "_sparse_rs": (
         "SparseRsOutcome", "SparseRsResult", "SparseRsSettings", "run_sparse_rs", "sparse_rs",
     ),
@@ -43,6 +44,7 @@ if _typing.TYPE_CHECKING:
         OracleAnswer,
     )
     from jsma.blackbox._reference import OracleRef
+    from jsma.blackbox._runs import BlackboxRun, blackbox_figure, read_blackbox_run
     from jsma.blackbox._sparse_rs import (
         SparseRsOutcome,
         SparseRsResult,
@@ -74,6 +76,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BlackboxRun",
     "FunctionOracle",
     "HttpOracle",
     "ModelOracle",
@@ -91,6 +94,8 @@ __all__ = [
     "TransferAttack",
     "TransferOutcome",
     "attack_through_substitute",
+    "blackbox_figure",
+    "read_blackbox_run",
     "read_query_log",
     "run_sparse_rs",
     "sparse_rs",

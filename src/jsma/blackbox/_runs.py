@@ -16,7 +16,7 @@ from jsma.blackbox._sparse_rs import SparseRsOutcome
 from jsma.blackbox._substitute import RECORD, SubstituteRecord
 from jsma.blackbox._transfer import TransferOutcome
 
-__all__ = ["BlackboxRun", "blackbox_figure", "is_blackbox_run", "read_blackbox_run"]
+__all__ = ["BlackboxRun", "blackbox_figure", "read_blackbox_run"]
 
 
 @dataclass(frozen=True)
