@@ -45,7 +45,7 @@ def test_a_ledger_through_the_server_sends_each_input_once(
 def test_kill_9_and_resume_never_exceed_the_budget_on_the_servers_side(
     model_server: Served, tmp_path: Path
 ) -> None:
-    last = ask_until_done(tmp_path / "q.jqlog", model_server.url, 100, kills=5, seed=3)
+    last = ask_until_done(tmp_path / "q.jqlog", model_server.url, 100, kills=3, seed=3)
     inputs = np.random.default_rng(0).random((120, 1, 16, 16), dtype=np.float32)
     received = Counter(model_server.received())
     counts = [received[d.hex()] for d in query_digests(inputs)]
